@@ -1,0 +1,20 @@
+//! Types every part of Baton agrees on: function names and specs, limits, the OpenFaaS JSON
+//! shapes of the HTTP API, and the error kinds a client can act on.
+//!
+//! This crate has no I/O so that the gateway, control plane, worker and CLI can share it
+//! without pulling in each other's dependencies.
+#![deny(missing_docs)]
+
+mod error;
+mod name;
+mod openfaas;
+mod quantity;
+mod spec;
+
+pub use error::{ApiError, ErrorKind};
+pub use name::{FunctionName, NameError};
+pub use openfaas::{DeployRequest, FunctionStatus, ResourceLimits, SystemInfo};
+pub use quantity::{format_duration, parse_duration, parse_memory};
+pub use spec::{
+    ArtifactDigest, FunctionSpec, Limits, ProcessMode, RuntimeSpec, Scaling, SpecError,
+};

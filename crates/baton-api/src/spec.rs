@@ -1,0 +1,190 @@
+use crate::FunctionName;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Everything Baton needs to run a function; what the registry stores for each name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionSpec {
+    /// The function's name, unique on the node.
+    pub name: FunctionName,
+    /// What runs: a wasm component or a process.
+    pub runtime: RuntimeSpec,
+    /// Environment given to the function.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Resource and request limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// How many sandboxes to keep and when to let them go.
+    #[serde(default)]
+    pub scaling: Scaling,
+    /// Free-form labels (OpenFaaS `labels`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Free-form annotations (OpenFaaS `annotations`).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// What the user gave as `image`, echoed back by the API.
+    #[serde(default)]
+    pub image: String,
+}
+
+/// The SHA-256 of a stored artifact, lower-case hex; artifacts are stored by this name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ArtifactDigest(pub String);
+
+/// The kind of sandbox a function runs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum RuntimeSpec {
+    /// A WebAssembly component targeting `wasi:http/proxy`, stored by digest.
+    Wasm {
+        /// The stored component.
+        component: ArtifactDigest,
+    },
+    /// A process speaking the OpenFaaS watchdog contract.
+    Process {
+        /// Program and arguments (`envProcess`, split on white space as the watchdog does).
+        command: Vec<String>,
+        /// How requests reach the process.
+        mode: ProcessMode,
+        /// Directory the process starts in; the node's data directory when absent.
+        #[serde(default)]
+        working_dir: Option<String>,
+    },
+}
+
+/// The OpenFaaS watchdog modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessMode {
+    /// A long-running HTTP server on `$PORT`, reverse-proxied.
+    Http,
+    /// A process per request: body on stdin, response on stdout.
+    Classic,
+}
+
+/// Per-function limits; defaults are what a user who sets nothing gets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Memory a sandbox may use, in bytes (wasm linear memory; process address space).
+    pub memory_bytes: u64,
+    /// How long one invocation may run, in milliseconds.
+    pub timeout_ms: u64,
+    /// Requests one sandbox serves at once.
+    pub concurrency: u32,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: u64,
+    /// Largest response accepted from the function, in bytes.
+    pub max_output_bytes: u64,
+    /// CPU seconds a classic-mode process may use (`RLIMIT_CPU`); none when 0.
+    pub cpu_seconds: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 128 << 20,
+            timeout_ms: 10_000,
+            concurrency: 100,
+            max_body_bytes: 16 << 20,
+            max_output_bytes: 16 << 20,
+            cpu_seconds: 0,
+        }
+    }
+}
+
+impl Limits {
+    /// The timeout as a [`Duration`].
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// Scaling bounds of a function on one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Scaling {
+    /// Sandboxes kept even when idle; 0 allows scale to zero.
+    pub min: u32,
+    /// Most sandboxes at once.
+    pub max: u32,
+    /// Idle time after which a sandbox above `min` is reaped, in milliseconds.
+    pub keep_alive_ms: u64,
+    /// Requests that may wait for a free sandbox before new ones get 429.
+    pub queue: u32,
+}
+
+impl Default for Scaling {
+    fn default() -> Self {
+        Scaling {
+            min: 0,
+            max: 4,
+            keep_alive_ms: 300_000,
+            queue: 1024,
+        }
+    }
+}
+
+/// Why a spec is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SpecError(pub String);
+
+impl FunctionSpec {
+    /// Checks the invariants the runtimes rely on; the message says what to change.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let fail = |m: String| Err(SpecError(m));
+        if let RuntimeSpec::Process { command, .. } = &self.runtime {
+            if command.is_empty() || command[0].is_empty() {
+                return fail("process function needs a command (envProcess)".into());
+            }
+        }
+        if let RuntimeSpec::Wasm { component } = &self.runtime {
+            let hex = &component.0;
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return fail(format!(
+                    "component digest {hex:?} is not a sha256 hex digest"
+                ));
+            }
+        }
+        let l = &self.limits;
+        if l.memory_bytes < (1 << 20) {
+            return fail(format!(
+                "memory limit {} bytes is below the 1Mi minimum",
+                l.memory_bytes
+            ));
+        }
+        if l.timeout_ms == 0 || l.timeout_ms > 15 * 60 * 1000 {
+            return fail(format!(
+                "timeout {} ms must be between 1 ms and 15 minutes",
+                l.timeout_ms
+            ));
+        }
+        if l.concurrency == 0 {
+            return fail("concurrency per sandbox must be at least 1".into());
+        }
+        if l.max_body_bytes == 0 || l.max_output_bytes == 0 {
+            return fail("body and output limits must be at least 1 byte".into());
+        }
+        let s = &self.scaling;
+        if s.max == 0 || s.min > s.max {
+            return fail(format!(
+                "scaling min {} / max {} must satisfy 0 <= min <= max, max >= 1",
+                s.min, s.max
+            ));
+        }
+        for key in self.env.keys() {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                return fail(format!("environment variable name {key:?} is invalid"));
+            }
+        }
+        if self.env.values().any(|v| v.contains('\0')) {
+            return fail("environment values must not contain NUL".into());
+        }
+        Ok(())
+    }
+}

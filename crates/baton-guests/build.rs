@@ -1,0 +1,73 @@
+//! Builds the guest workspaces (`examples/` and `tests/guests/`) for `wasm32-wasip2`, as
+//! wasmtime's `test-programs/artifacts` does, so a fresh clone needs no extra step.
+//!
+//! The nested cargo gets its own target directory (`target/guests`): sharing the outer one
+//! would deadlock on its lock.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const WORKSPACES: [&str; 2] = ["examples", "tests/guests"];
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest_dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .to_path_buf();
+    let target_dir = root.join("target").join("guests");
+    for watched in ["examples", "tests/guests", "crates/baton-sdk"] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    for workspace in WORKSPACES {
+        let manifest = root.join(workspace).join("Cargo.toml");
+        let mut command = Command::new(&cargo);
+        command
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(&target_dir);
+        // The outer build's flags and wrappers (clippy, coverage, host RUSTFLAGS) are not for
+        // the guests.
+        for var in [
+            "RUSTFLAGS",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "RUSTC_WORKSPACE_WRAPPER",
+            "RUSTC_WRAPPER",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_TARGET",
+            "CARGO_PROFILE_RELEASE_DEBUG",
+        ] {
+            command.env_remove(var);
+        }
+        let status = command
+            .status()
+            .unwrap_or_else(|e| panic!("running {cargo} for {workspace}: {e}"));
+        assert!(
+            status.success(),
+            "building the guests in {workspace} for wasm32-wasip2 failed; \
+             the target comes from rust-toolchain.toml (rustup target add wasm32-wasip2)"
+        );
+    }
+    let wasm_dir = target_dir.join("wasm32-wasip2").join("release");
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("guests.rs");
+    let mut code = String::new();
+    for name in ["hello", "echo", "json_transform", "misbehave"] {
+        let path = wasm_dir.join(format!("{name}.wasm"));
+        assert!(path.exists(), "guest {} was not built", path.display());
+        let constant = name.to_uppercase();
+        code.push_str(&format!(
+            "/// Path of the built `{name}` component.\npub const {constant}_PATH: &str = {path:?};\n\
+             /// Bytes of the built `{name}` component.\npub const {constant}: &[u8] = include_bytes!({path:?});\n",
+            path = path.display().to_string()
+        ));
+    }
+    std::fs::write(out, code).unwrap();
+}

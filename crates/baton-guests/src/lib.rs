@@ -1,0 +1,16 @@
+//! The wasm components Baton ships and tests with, built by this crate's `build.rs`.
+//!
+//! `HELLO`, `ECHO` and `JSON_TRANSFORM` are the examples in `examples/`, deployed by
+//! `baton up --examples`; `MISBEHAVE` is the test guest in `tests/guests/` whose routes trap,
+//! spin, exhaust memory and overflow the stack. Each has a `_PATH` twin naming the file.
+#![deny(missing_docs)]
+
+include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+
+/// The Python example functions, embedded so the binary can deploy them from anywhere.
+pub mod python {
+    /// `examples/python-classic/handler.py`: a classic-watchdog function.
+    pub const CLASSIC_HANDLER: &str = include_str!("../../../examples/python-classic/handler.py");
+    /// `examples/python-http/server.py`: an http-mode function.
+    pub const HTTP_SERVER: &str = include_str!("../../../examples/python-http/server.py");
+}

@@ -1,0 +1,218 @@
+use super::command::{CommandTemplate, kill_group};
+use super::output::pump_lines;
+use crate::{FunctionLogs, InvokeError, LogStream, Request, Response, Sandbox};
+use async_trait::async_trait;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Headers that describe one hop and are not forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// A pooled keep-alive HTTP/1.1 client to function processes on loopback.
+#[derive(Clone)]
+pub(crate) struct ProxyClient(Client<HttpConnector, Full<Bytes>>);
+
+impl ProxyClient {
+    pub(crate) fn new() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        ProxyClient(client)
+    }
+}
+
+/// An http-mode function: each sandbox is a long-running server process.
+pub(crate) struct HttpFunction {
+    template: Arc<CommandTemplate>,
+    client: ProxyClient,
+    ready_timeout: Duration,
+}
+
+impl HttpFunction {
+    pub(crate) fn new(
+        template: Arc<CommandTemplate>,
+        client: ProxyClient,
+        ready_timeout: Duration,
+    ) -> Self {
+        HttpFunction {
+            template,
+            client,
+            ready_timeout,
+        }
+    }
+
+    /// Starts the process on a free loopback port and waits until it accepts connections.
+    pub(crate) async fn start(&self, logs: Arc<FunctionLogs>) -> Result<HttpSandbox, InvokeError> {
+        let failed = |m: String| InvokeError::SandboxFailed(m);
+        // The port is free now; a race with another binder shows up as a readiness failure.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| failed(format!("no free port: {e}")))?
+            .port();
+        let mut command = self.template.command();
+        command
+            .env("PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .map_err(|e| failed(format!("could not start the function's process: {e}")))?;
+        let pid = child.id();
+        if let Some(stdout) = child.stdout.take() {
+            pump_lines(stdout, LogStream::Stdout, logs.clone());
+        }
+        if let Some(stderr) = child.stderr.take() {
+            pump_lines(stderr, LogStream::Stderr, logs.clone());
+        }
+        let alive = Arc::new(AtomicBool::new(true));
+        let watcher_alive = alive.clone();
+        let watcher_logs = logs.clone();
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            watcher_alive.store(false, Ordering::SeqCst);
+            let note = match status {
+                Ok(status) => format!("process {} exited: {status}", pid.unwrap_or_default()),
+                Err(e) => format!(
+                    "process {} could not be waited for: {e}",
+                    pid.unwrap_or_default()
+                ),
+            };
+            watcher_logs.push_text(LogStream::Platform, note.as_bytes());
+        });
+        let sandbox = HttpSandbox {
+            port,
+            pid,
+            alive,
+            client: self.client.clone(),
+            timeout: self.template.timeout,
+            max_output: self.template.max_output,
+        };
+        let deadline = Instant::now() + self.ready_timeout;
+        loop {
+            if !sandbox.is_alive() {
+                let last: Vec<String> = logs.tail(5).into_iter().map(|l| l.text).collect();
+                return Err(failed(format!(
+                    "the function's process exited before accepting connections; last output: {}",
+                    last.join(" | ")
+                )));
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                logs.push_text(
+                    LogStream::Platform,
+                    format!("process {} ready on port {port}", pid.unwrap_or_default()).as_bytes(),
+                );
+                return Ok(sandbox);
+            }
+            if Instant::now() >= deadline {
+                sandbox.destroy().await;
+                return Err(failed(format!(
+                    "the function's process did not accept connections on $PORT={port} within {}",
+                    baton_api::format_duration(self.ready_timeout)
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// A running http-mode process.
+pub(crate) struct HttpSandbox {
+    port: u16,
+    pid: Option<u32>,
+    alive: Arc<AtomicBool>,
+    client: ProxyClient,
+    timeout: Duration,
+    max_output: u64,
+}
+
+#[async_trait]
+impl Sandbox for HttpSandbox {
+    async fn invoke(&self, request: Request) -> Result<Response, InvokeError> {
+        let (mut parts, body) = request.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        parts.uri = format!("http://127.0.0.1:{}{path}", self.port)
+            .parse()
+            .map_err(|e| InvokeError::SandboxFailed(format!("bad path {path:?}: {e}")))?;
+        for name in HOP_BY_HOP {
+            parts.headers.remove(name);
+        }
+        let request = http::Request::from_parts(parts, Full::new(body));
+        let max_output = self.max_output;
+        let exchange = async {
+            let response = self.client.0.request(request).await.map_err(|e| {
+                let state = if self.is_alive() {
+                    "did not answer"
+                } else {
+                    "has exited"
+                };
+                InvokeError::SandboxFailed(format!("the function's process {state}: {e}"))
+            })?;
+            let (parts, body) = response.into_parts();
+            match Limited::new(body, max_output as usize).collect().await {
+                Ok(collected) => Ok(Response::from_parts(parts, collected.to_bytes())),
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                    Err(InvokeError::OutputTooLarge(max_output))
+                }
+                Err(e) => Err(InvokeError::SandboxFailed(format!(
+                    "reading the function's response: {e}"
+                ))),
+            }
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .unwrap_or(Err(InvokeError::Timeout(self.timeout)))
+    }
+
+    fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    async fn destroy(&self) {
+        if !self.is_alive() {
+            return;
+        }
+        kill_group(self.pid, libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.is_alive() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if self.is_alive() {
+            kill_group(self.pid, libc::SIGKILL);
+        }
+    }
+}
+
+impl Drop for HttpSandbox {
+    fn drop(&mut self) {
+        if self.is_alive() {
+            kill_group(self.pid, libc::SIGKILL);
+        }
+    }
+}

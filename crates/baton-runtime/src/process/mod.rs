@@ -1,0 +1,114 @@
+//! Process functions, compatible with the OpenFaaS watchdog.
+//!
+//! - `classic` mode ([`classic`]): a process per request; the body on stdin, stdout is the
+//!   response; CGI-style `Http_*` environment; the whole process group is killed on timeout.
+//! - `http` mode ([`http`]): a long-running server started with `PORT`, probed until it
+//!   accepts connections, reverse-proxied, and replaced by the worker if it dies.
+//!
+//! Processes get the function's environment plus `PATH`, `HOME` and `LANG` of the node, never
+//! the node's own secrets. Memory is bounded by `RLIMIT_DATA` and CPU by `RLIMIT_CPU`.
+
+mod classic;
+mod command;
+mod http;
+mod output;
+
+use crate::{FunctionLogs, InvokeError, Prepared, Runtime, Sandbox};
+use anyhow::bail;
+use async_trait::async_trait;
+use baton_api::{FunctionSpec, ProcessMode, RuntimeSpec};
+use command::CommandTemplate;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings of the process runtime.
+#[derive(Debug, Clone)]
+pub struct ProcessConfig {
+    /// Working directory of processes whose spec names none.
+    pub default_dir: PathBuf,
+    /// How long an http-mode process may take to accept connections. Default 10 s.
+    pub ready_timeout: Duration,
+}
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        ProcessConfig {
+            default_dir: std::env::temp_dir(),
+            ready_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Runs process functions.
+pub struct ProcessRuntime {
+    config: ProcessConfig,
+    client: http::ProxyClient,
+}
+
+impl ProcessRuntime {
+    /// A runtime with `config`.
+    pub fn new(config: ProcessConfig) -> Self {
+        ProcessRuntime {
+            config,
+            client: http::ProxyClient::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl Runtime for ProcessRuntime {
+    async fn prepare(&self, spec: &FunctionSpec) -> anyhow::Result<Arc<dyn Prepared>> {
+        let RuntimeSpec::Process {
+            command,
+            mode,
+            working_dir,
+        } = &spec.runtime
+        else {
+            bail!("the process runtime cannot run {:?}", spec.runtime);
+        };
+        let dir = working_dir
+            .as_ref()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.config.default_dir.clone());
+        if !dir.is_dir() {
+            bail!("working directory {} does not exist", dir.display());
+        }
+        let program = command::resolve_program(&command[0], &dir)?;
+        let template = Arc::new(CommandTemplate::new(
+            program,
+            command[1..].to_vec(),
+            dir,
+            spec,
+        ));
+        Ok(match mode {
+            ProcessMode::Classic => Arc::new(classic::ClassicFunction::new(template)),
+            ProcessMode::Http => Arc::new(http::HttpFunction::new(
+                template,
+                self.client.clone(),
+                self.config.ready_timeout,
+            )),
+        })
+    }
+}
+
+/// Both modes' `Prepared`: classic sandboxes are cheap handles, http ones are processes.
+#[async_trait]
+impl Prepared for classic::ClassicFunction {
+    async fn create_sandbox(
+        &self,
+        logs: Arc<FunctionLogs>,
+    ) -> Result<Arc<dyn Sandbox>, InvokeError> {
+        Ok(Arc::new(self.sandbox(logs)))
+    }
+}
+
+#[async_trait]
+impl Prepared for http::HttpFunction {
+    async fn create_sandbox(
+        &self,
+        logs: Arc<FunctionLogs>,
+    ) -> Result<Arc<dyn Sandbox>, InvokeError> {
+        Ok(Arc::new(self.start(logs).await?))
+    }
+}

@@ -1,0 +1,178 @@
+//! WebAssembly components targeting `wasi:http/proxy`, run by wasmtime.
+//!
+//! Each function is compiled once (or loaded from the on-disk cache) and pre-linked into a
+//! [`ProxyPre`]; every request gets a fresh instance from the pooling allocator, so requests
+//! share nothing and instantiation costs microseconds. Guests are stopped at their deadline by
+//! epoch interruption; memory is bounded per store.
+
+mod cache;
+mod epoch;
+mod sandbox;
+
+pub use cache::CompileCache;
+
+use crate::{ArtifactStore, FunctionLogs, InvokeError, Prepared, Runtime, Sandbox};
+use anyhow::{Context, bail};
+use async_trait::async_trait;
+use baton_api::{FunctionSpec, RuntimeSpec};
+use epoch::EpochTicker;
+use sandbox::{HostState, WasmFunction};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+/// How often the epoch advances: the granularity of timeouts and of yielding to tokio.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Engine settings a node may tune.
+#[derive(Debug, Clone)]
+pub struct WasmConfig {
+    /// Instances the pool holds at once, across all functions. Default 1000.
+    pub pool_instances: u32,
+    /// Largest linear memory any instance may have; per-function limits are at most this.
+    /// Default 1 GiB.
+    pub max_memory_bytes: u64,
+}
+
+impl Default for WasmConfig {
+    fn default() -> Self {
+        WasmConfig {
+            pool_instances: 1000,
+            max_memory_bytes: 1 << 30,
+        }
+    }
+}
+
+/// The wasm runtime: one engine and linker shared by every function on the node.
+pub struct WasmRuntime {
+    compiler: Arc<Compiler>,
+    artifacts: ArtifactStore,
+    _ticker: EpochTicker,
+}
+
+/// What compiling and linking a component needs; shared with blocking compile tasks.
+struct Compiler {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: CompileCache,
+}
+
+impl WasmRuntime {
+    /// Builds the engine with the pooling allocator; falls back to on-demand allocation where
+    /// the machine refuses the pool's address-space reservation.
+    pub fn new(
+        config: &WasmConfig,
+        artifacts: ArtifactStore,
+        cache: CompileCache,
+    ) -> anyhow::Result<Self> {
+        let engine = match Engine::new(&engine_config(config, true)) {
+            Ok(engine) => engine,
+            Err(error) => {
+                tracing::warn!(%error, "pooling allocator unavailable, using on-demand instance allocation");
+                Engine::new(&engine_config(config, false))?
+            }
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        let ticker = EpochTicker::start(engine.clone(), EPOCH_TICK);
+        Ok(WasmRuntime {
+            compiler: Arc::new(Compiler {
+                engine,
+                linker,
+                cache,
+            }),
+            artifacts,
+            _ticker: ticker,
+        })
+    }
+
+    /// Compiles (or loads from cache) and links `bytes`; the error says why they are not a
+    /// runnable `wasi:http/proxy` component. Blocking: seconds for a large uncached component.
+    pub fn prepare_bytes(
+        &self,
+        bytes: &[u8],
+        spec: &FunctionSpec,
+    ) -> anyhow::Result<Arc<WasmFunction>> {
+        self.compiler.prepare_bytes(bytes, spec)
+    }
+}
+
+impl Compiler {
+    fn prepare_bytes(
+        &self,
+        bytes: &[u8],
+        spec: &FunctionSpec,
+    ) -> anyhow::Result<Arc<WasmFunction>> {
+        if is_core_module(bytes) {
+            bail!(
+                "this is a core wasm module, not a component; build for wasm32-wasip2 or run `wasm-tools component new`"
+            );
+        }
+        let component = self.cache.load_or_compile(&self.engine, bytes)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .context("the component imports something Baton does not provide (it must target wasi:http/proxy)")?;
+        let pre = ProxyPre::new(instance_pre)
+            .map_err(anyhow::Error::from)
+            .context("the component does not export wasi:http/incoming-handler (it must target wasi:http/proxy)")?;
+        Ok(Arc::new(WasmFunction::new(pre, spec)))
+    }
+}
+
+fn is_core_module(bytes: &[u8]) -> bool {
+    // Core modules carry version 1 in the 4 bytes after the magic; components use layer 1.
+    bytes.len() >= 8 && &bytes[..4] == b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
+}
+
+fn engine_config(config: &WasmConfig, pooling: bool) -> Config {
+    let mut engine = Config::new();
+    engine.wasm_component_model(true);
+    engine.epoch_interruption(true);
+    engine.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    if pooling {
+        let mut pool = PoolingAllocationConfig::default();
+        let instances = config.pool_instances;
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(4))
+            .total_memories(instances)
+            .total_tables(instances.saturating_mul(2))
+            .total_stacks(instances)
+            .max_memory_size(config.max_memory_bytes as usize);
+        engine.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    engine
+}
+
+#[async_trait]
+impl Runtime for WasmRuntime {
+    async fn prepare(&self, spec: &FunctionSpec) -> anyhow::Result<Arc<dyn Prepared>> {
+        let RuntimeSpec::Wasm { component } = &spec.runtime else {
+            bail!("the wasm runtime cannot run {:?}", spec.runtime);
+        };
+        let bytes = self
+            .artifacts
+            .get(component)
+            .with_context(|| format!("reading component {}", component.0))?;
+        // Compilation takes a core for up to seconds: keep it off the async workers.
+        let compiler = self.compiler.clone();
+        let spec = spec.clone();
+        let function =
+            tokio::task::spawn_blocking(move || compiler.prepare_bytes(&bytes, &spec)).await??;
+        Ok(function)
+    }
+}
+
+#[async_trait]
+impl Prepared for WasmFunction {
+    async fn create_sandbox(
+        &self,
+        logs: Arc<FunctionLogs>,
+    ) -> Result<Arc<dyn Sandbox>, InvokeError> {
+        Ok(Arc::new(self.sandbox(logs)))
+    }
+}

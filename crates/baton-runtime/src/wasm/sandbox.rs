@@ -1,0 +1,253 @@
+use crate::{FunctionLogs, InvokeError, LogStream, Request, Response, Sandbox};
+use async_trait::async_trait;
+use baton_api::FunctionSpec;
+use http_body_util::{BodyExt, Full, Limited};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// Bytes of stdout and of stderr kept from one invocation for the function's logs.
+const CAPTURED_OUTPUT: usize = 64 * 1024;
+
+/// A compiled, linked function: makes an instance per request.
+pub struct WasmFunction {
+    pre: ProxyPre<HostState>,
+    env: Vec<(String, String)>,
+    memory_bytes: usize,
+    timeout: Duration,
+    max_output: u64,
+}
+
+/// The per-request store data.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: wasmtime_wasi_http::default_hooks(),
+        }
+    }
+}
+
+impl WasmFunction {
+    pub(crate) fn new(pre: ProxyPre<HostState>, spec: &FunctionSpec) -> Self {
+        WasmFunction {
+            pre,
+            env: spec
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            memory_bytes: usize::try_from(spec.limits.memory_bytes).unwrap_or(usize::MAX),
+            timeout: spec.limits.timeout(),
+            max_output: spec.limits.max_output_bytes,
+        }
+    }
+
+    pub(crate) fn sandbox(self: &WasmFunction, logs: Arc<FunctionLogs>) -> WasmSandbox {
+        WasmSandbox {
+            function: self.shallow_clone(),
+            logs,
+        }
+    }
+
+    fn shallow_clone(&self) -> Arc<WasmFunction> {
+        Arc::new(WasmFunction {
+            pre: self.pre.clone(),
+            env: self.env.clone(),
+            memory_bytes: self.memory_bytes,
+            timeout: self.timeout,
+            max_output: self.max_output,
+        })
+    }
+
+    /// Runs one request in a fresh instance: the cold path and the warm path are the same.
+    pub async fn handle(
+        self: &Arc<Self>,
+        request: Request,
+        logs: &FunctionLogs,
+    ) -> Result<Response, InvokeError> {
+        let stdout = MemoryOutputPipe::new(CAPTURED_OUTPUT);
+        let stderr = MemoryOutputPipe::new(CAPTURED_OUTPUT);
+        let result = self.run(request, stdout.clone(), stderr.clone()).await;
+        logs.push_text(LogStream::Stdout, &stdout.contents());
+        logs.push_text(LogStream::Stderr, &stderr.contents());
+        result
+    }
+
+    async fn run(
+        self: &Arc<Self>,
+        request: Request,
+        stdout: MemoryOutputPipe,
+        stderr: MemoryOutputPipe,
+    ) -> Result<Response, InvokeError> {
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+        let mut wasi = WasiCtx::builder();
+        wasi.envs(&self.env).stdout(stdout).stderr(stderr);
+        let state = HostState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|state| &mut state.limits);
+        // Yield to tokio at every epoch tick so a spinning guest shares its thread; trap once
+        // the deadline has passed.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let request = with_authority(request)
+            .map(|body| Full::new(body).map_err(|never| -> ErrorCode { match never {} }));
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let (incoming, out) = {
+            let mut http = store.data_mut().http();
+            let incoming = http
+                .new_incoming_request(Scheme::Http, request)
+                .map_err(internal)?;
+            let out = http.new_response_outparam(sender).map_err(internal)?;
+            (incoming, out)
+        };
+        let pre = self.pre.clone();
+        let guest = tokio::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, incoming, out)
+                .await
+        });
+        let abort = guest.abort_handle();
+        let max_output = self.max_output;
+        let respond = async move {
+            match receiver.await {
+                Ok(Ok(response)) => {
+                    let (parts, body) = response.into_parts();
+                    match Limited::new(body, max_output as usize).collect().await {
+                        Ok(collected) => Ok(Response::from_parts(parts, collected.to_bytes())),
+                        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+                            Err(InvokeError::OutputTooLarge(max_output))
+                        }
+                        // The body broke off: the guest's own failure says why.
+                        Err(_) => Err(guest_failure(guest.await)),
+                    }
+                }
+                Ok(Err(code)) => Err(InvokeError::SandboxFailed(format!(
+                    "function answered with an error: {code:?}"
+                ))),
+                Err(_) => Err(guest_failure(guest.await)),
+            }
+        };
+        match tokio::time::timeout_at(deadline.into(), respond).await {
+            Ok(Err(InvokeError::Trap(message)))
+                if Instant::now() >= deadline && message.contains("interrupt") =>
+            {
+                Err(InvokeError::Timeout(self.timeout))
+            }
+            Ok(result) => result,
+            Err(_) => {
+                abort.abort();
+                Err(InvokeError::Timeout(self.timeout))
+            }
+        }
+    }
+}
+
+/// wasi:http needs an authority; requests that reached us as origin-form carry it in `Host`.
+fn with_authority(mut request: Request) -> Request {
+    if request.uri().authority().is_none() && !request.headers().contains_key(http::header::HOST) {
+        request.headers_mut().insert(
+            http::header::HOST,
+            http::HeaderValue::from_static("localhost"),
+        );
+    }
+    request
+}
+
+fn guest_failure(joined: Result<wasmtime::Result<()>, tokio::task::JoinError>) -> InvokeError {
+    match joined {
+        Ok(Ok(())) => {
+            InvokeError::SandboxFailed("function returned without sending a response".into())
+        }
+        Ok(Err(error)) => InvokeError::Trap(trap_message(&anyhow::Error::from(error))),
+        Err(join) if join.is_cancelled() => {
+            InvokeError::SandboxFailed("function was cancelled".into())
+        }
+        Err(join) => InvokeError::SandboxFailed(format!("function task failed: {join}")),
+    }
+}
+
+/// The trap and the guest's message, without wasmtime's backtrace noise.
+fn trap_message(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
+        parts.push(trap.to_string());
+    }
+    for cause in error.chain() {
+        let text = cause.to_string();
+        let first = text.lines().next().unwrap_or_default().to_owned();
+        if !first.is_empty()
+            && !parts.contains(&first)
+            && !first.starts_with("error while executing at wasm backtrace")
+        {
+            parts.push(first);
+        }
+    }
+    let mut message = parts.join(": ");
+    if message.contains("out of bounds memory access") {
+        // Languages that keep their stack in linear memory (Rust, C) overflow it this way.
+        message.push_str(" (a stack overflow in the guest's own stack also shows as this)");
+    }
+    message
+}
+
+fn internal(error: wasmtime::Error) -> InvokeError {
+    InvokeError::SandboxFailed(format!(
+        "could not pass the request to the function: {error}"
+    ))
+}
+
+/// A wasm "sandbox": instances are per request, so this is the prepared function plus where
+/// its output goes.
+pub(crate) struct WasmSandbox {
+    function: Arc<WasmFunction>,
+    logs: Arc<FunctionLogs>,
+}
+
+#[async_trait]
+impl Sandbox for WasmSandbox {
+    async fn invoke(&self, request: Request) -> Result<Response, InvokeError> {
+        self.function.handle(request, &self.logs).await
+    }
+}

@@ -1,0 +1,237 @@
+//! The wasm runtime against real components: the examples and the misbehaving test guest.
+
+use baton_api::{ArtifactDigest, FunctionName, FunctionSpec, Limits, RuntimeSpec};
+use baton_runtime::wasm::{CompileCache, WasmConfig, WasmRuntime};
+use baton_runtime::{ArtifactStore, FunctionLogs, InvokeError, Runtime, Sandbox};
+use bytes::Bytes;
+use std::sync::Arc;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    runtime: WasmRuntime,
+    artifacts: ArtifactStore,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let artifacts = ArtifactStore::open(dir.path().join("artifacts")).unwrap();
+    let cache = CompileCache::open(dir.path().join("cache")).unwrap();
+    let config = WasmConfig {
+        pool_instances: 50,
+        ..WasmConfig::default()
+    };
+    let runtime = WasmRuntime::new(&config, artifacts.clone(), cache).unwrap();
+    Fixture {
+        _dir: dir,
+        runtime,
+        artifacts,
+    }
+}
+
+fn spec(name: &str, component: ArtifactDigest, limits: Limits) -> FunctionSpec {
+    FunctionSpec {
+        name: FunctionName::new(name).unwrap(),
+        runtime: RuntimeSpec::Wasm { component },
+        env: [("GREETING".to_owned(), "bonjour".to_owned())].into(),
+        limits,
+        scaling: Default::default(),
+        labels: Default::default(),
+        annotations: Default::default(),
+        image: String::new(),
+    }
+}
+
+async fn sandbox(
+    f: &Fixture,
+    bytes: &[u8],
+    limits: Limits,
+) -> (Arc<dyn Sandbox>, Arc<FunctionLogs>) {
+    let digest = f.artifacts.put(bytes).unwrap();
+    let prepared = f.runtime.prepare(&spec("f", digest, limits)).await.unwrap();
+    let logs = Arc::new(FunctionLogs::new(100));
+    (prepared.create_sandbox(logs.clone()).await.unwrap(), logs)
+}
+
+fn get(path: &str) -> http::Request<Bytes> {
+    http::Request::builder()
+        .uri(path)
+        .body(Bytes::new())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn hello_answers_with_its_query() {
+    let f = fixture();
+    let (sandbox, _) = sandbox(&f, baton_guests::HELLO, Limits::default()).await;
+    let response = sandbox.invoke(get("/?name=Baton")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.body(), "Hello, Baton!\n");
+}
+
+#[tokio::test]
+async fn echo_returns_body_method_and_path() {
+    let f = fixture();
+    let (sandbox, _) = sandbox(&f, baton_guests::ECHO, Limits::default()).await;
+    let request = http::Request::builder()
+        .method("PUT")
+        .uri("/some/path?q=1")
+        .body(Bytes::from_static(b"payload"))
+        .unwrap();
+    let response = sandbox.invoke(request).await.unwrap();
+    assert_eq!(response.body(), "payload");
+    assert_eq!(response.headers()["x-echo-method"], "PUT");
+    assert_eq!(response.headers()["x-echo-path"], "/some/path?q=1");
+}
+
+#[tokio::test]
+async fn environment_reaches_the_guest() {
+    let f = fixture();
+    let (sandbox, _) = sandbox(&f, baton_guests::MISBEHAVE, Limits::default()).await;
+    let response = sandbox.invoke(get("/env?name=GREETING")).await.unwrap();
+    assert_eq!(response.body(), "bonjour");
+}
+
+#[tokio::test]
+async fn a_trap_is_an_error_with_the_guest_message() {
+    let f = fixture();
+    let (sandbox, logs) = sandbox(&f, baton_guests::MISBEHAVE, Limits::default()).await;
+    let error = sandbox.invoke(get("/trap")).await.unwrap_err();
+    let InvokeError::Trap(message) = &error else {
+        panic!("expected a trap, got {error:?}")
+    };
+    assert!(message.contains("unreachable"), "{message}");
+    let printed: Vec<String> = logs.tail(10).into_iter().map(|l| l.text).collect();
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.contains("misbehave asked to trap")),
+        "{printed:?}"
+    );
+    // The sandbox still serves after a trap: the next request gets a fresh instance.
+    assert_eq!(sandbox.invoke(get("/ok")).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn a_spinning_guest_is_stopped_at_its_timeout() {
+    let f = fixture();
+    let limits = Limits {
+        timeout_ms: 200,
+        ..Limits::default()
+    };
+    let (sandbox, _) = sandbox(&f, baton_guests::MISBEHAVE, limits).await;
+    let error = sandbox.invoke(get("/spin")).await.unwrap_err();
+    assert!(matches!(error, InvokeError::Timeout(_)), "{error:?}");
+    assert_eq!(sandbox.invoke(get("/ok")).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn memory_and_stack_exhaustion_end_one_invocation() {
+    let f = fixture();
+    let limits = Limits {
+        memory_bytes: 16 << 20,
+        ..Limits::default()
+    };
+    let (sandbox, _) = sandbox(&f, baton_guests::MISBEHAVE, limits).await;
+    let oom = sandbox.invoke(get("/oom")).await.unwrap_err();
+    assert!(
+        matches!(&oom, InvokeError::Trap(m) if m.contains("memory")),
+        "{oom:?}"
+    );
+    let stack = sandbox.invoke(get("/stack")).await.unwrap_err();
+    // Rust keeps its stack in linear memory: overflowing it is an out-of-bounds access, which
+    // the message names; a wasm call-stack overflow says "call stack exhausted".
+    assert!(
+        matches!(&stack, InvokeError::Trap(m) if m.contains("stack")),
+        "{stack:?}"
+    );
+    assert_eq!(sandbox.invoke(get("/ok")).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn oversized_output_is_refused() {
+    let f = fixture();
+    let limits = Limits {
+        max_output_bytes: 1000,
+        ..Limits::default()
+    };
+    let (sandbox, _) = sandbox(&f, baton_guests::MISBEHAVE, limits).await;
+    assert_eq!(
+        sandbox
+            .invoke(get("/big?bytes=1000"))
+            .await
+            .unwrap()
+            .body()
+            .len(),
+        1000
+    );
+    let error = sandbox.invoke(get("/big?bytes=1001")).await.unwrap_err();
+    assert_eq!(error, InvokeError::OutputTooLarge(1000));
+}
+
+#[tokio::test]
+async fn non_components_are_refused_with_a_reason() {
+    let f = fixture();
+    let core_module = b"\0asm\x01\0\0\0";
+    let error = f.runtime.prepare_bytes(
+        core_module,
+        &spec("f", ArtifactStore::digest(b""), Limits::default()),
+    );
+    assert!(
+        error
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("core wasm module")
+    );
+    let garbage = b"definitely not wasm";
+    let error = f.runtime.prepare_bytes(
+        garbage,
+        &spec("f", ArtifactStore::digest(b""), Limits::default()),
+    );
+    assert!(format!("{:#}", error.err().unwrap()).contains("not a valid WebAssembly component"));
+}
+
+#[tokio::test]
+async fn a_second_runtime_loads_the_compiled_component_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = dir.path().join("cache");
+    let make = || {
+        let artifacts = ArtifactStore::open(dir.path().join("a")).unwrap();
+        WasmRuntime::new(
+            &WasmConfig {
+                pool_instances: 10,
+                ..Default::default()
+            },
+            artifacts,
+            CompileCache::open(&cache_dir).unwrap(),
+        )
+        .unwrap()
+    };
+    let digest = ArtifactStore::digest(baton_guests::HELLO);
+    make()
+        .prepare_bytes(
+            baton_guests::HELLO,
+            &spec("f", digest.clone(), Limits::default()),
+        )
+        .unwrap();
+    let entries: Vec<_> = std::fs::read_dir(&cache_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries.len(), 1);
+    assert!(entries[0].to_string_lossy().starts_with(&digest.0));
+    let modified = std::fs::metadata(cache_dir.join(&entries[0]))
+        .unwrap()
+        .modified()
+        .unwrap();
+    make()
+        .prepare_bytes(baton_guests::HELLO, &spec("f", digest, Limits::default()))
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(cache_dir.join(&entries[0]))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        modified
+    );
+}
