@@ -9,12 +9,17 @@ mod error;
 mod name;
 mod openfaas;
 mod quantity;
+mod service;
 mod spec;
 
 pub use error::{ApiError, ErrorKind};
 pub use name::{FunctionName, NameError};
 pub use openfaas::{DeployRequest, FunctionStatus, ResourceLimits, SystemInfo};
 pub use quantity::{format_duration, parse_duration, parse_memory};
+pub use service::{
+    DeployMode, FunctionAdmin, FunctionHost, InvokeOutcome, Invoker, LogEntry, PreparedHandle,
+    Replicas,
+};
 pub use spec::{
     ArtifactDigest, FunctionSpec, Limits, ProcessMode, RuntimeSpec, Scaling, SpecError,
 };

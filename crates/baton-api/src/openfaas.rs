@@ -67,6 +67,9 @@ pub struct DeployRequest {
     /// Accepted for compatibility.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_only_root_filesystem: Option<bool>,
+    /// Accepted for compatibility; Baton pulls no images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_auth: Option<String>,
     /// Baton's own: the process's working directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,

@@ -1,0 +1,106 @@
+//! The interfaces between Baton's roles. `baton up` wires them in-process; cluster mode puts
+//! an RPC client behind the same traits, so the gateway never changes.
+
+use crate::{ApiError, DeployRequest, FunctionSpec, FunctionStatus};
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::any::Any;
+use std::time::Duration;
+
+/// A response and how it was produced.
+#[derive(Debug)]
+pub struct InvokeOutcome {
+    /// What the function answered.
+    pub response: http::Response<Bytes>,
+    /// Time spent creating a sandbox for this request, when it had to (a cold start).
+    pub cold_start: Option<Duration>,
+}
+
+/// Runs functions: what the gateway calls for `/function/{name}`.
+#[async_trait]
+pub trait Invoker: Send + Sync + 'static {
+    /// Invokes `function` with `request`, whose URI is the function-relative path and query.
+    async fn invoke(
+        &self,
+        function: &str,
+        request: http::Request<Bytes>,
+    ) -> Result<InvokeOutcome, ApiError>;
+
+    /// The largest request body `function` accepts; `None` when there is no such function.
+    fn max_body_bytes(&self, function: &str) -> Option<u64>;
+}
+
+/// Whether a deployment must create a new function or update an existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeployMode {
+    /// `POST /system/functions`: the name must be free (409 otherwise).
+    Create,
+    /// `PUT /system/functions`: the function must exist (404 otherwise).
+    Update,
+    /// Create or update, as `faas-cli deploy` does.
+    Upsert,
+}
+
+/// One line of a function's output, as `GET /system/logs` returns it (OpenFaaS's shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// The function.
+    pub name: String,
+    /// Always `"baton"`.
+    pub namespace: String,
+    /// `stdout`, `stderr` or `baton` (the platform's notes).
+    pub instance: String,
+    /// RFC 3339 time the line was read.
+    pub timestamp: String,
+    /// The line.
+    pub text: String,
+}
+
+/// Manages registrations: what the gateway calls for `/system/*`.
+#[async_trait]
+pub trait FunctionAdmin: Send + Sync + 'static {
+    /// Deploys or updates a function; `upload` carries a component sent as the request body.
+    async fn deploy(
+        &self,
+        request: DeployRequest,
+        upload: Option<Bytes>,
+        mode: DeployMode,
+    ) -> Result<FunctionStatus, ApiError>;
+    /// Removes a function.
+    async fn delete(&self, name: &str) -> Result<(), ApiError>;
+    /// Every function.
+    async fn list(&self) -> Vec<FunctionStatus>;
+    /// One function.
+    async fn get(&self, name: &str) -> Result<FunctionStatus, ApiError>;
+    /// The last `tail` lines `name` printed.
+    async fn logs(&self, name: &str, tail: usize) -> Result<Vec<LogEntry>, ApiError>;
+}
+
+/// A function compiled and checked by a [`FunctionHost`], not yet serving.
+pub type PreparedHandle = Box<dyn Any + Send + Sync>;
+
+/// Sandbox counts of one function on a host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replicas {
+    /// Sandboxes existing or starting.
+    pub running: u64,
+    /// Sandboxes ready to serve.
+    pub ready: u64,
+}
+
+/// Where functions run, as the control plane sees it: prepare (compile, check) first, so a bad
+/// deployment is refused before anything is stored; activate after the registration is durable.
+#[async_trait]
+pub trait FunctionHost: Send + Sync + 'static {
+    /// Compiles and checks `spec`; the error is the user's to fix (400).
+    async fn prepare(&self, spec: &FunctionSpec) -> Result<PreparedHandle, ApiError>;
+    /// Starts serving `spec`, replacing any earlier version of the same name.
+    async fn activate(&self, spec: FunctionSpec, prepared: PreparedHandle);
+    /// Stops serving `name` and releases its sandboxes.
+    async fn deactivate(&self, name: &str);
+    /// Sandbox counts of `name`.
+    fn replicas(&self, name: &str) -> Replicas;
+    /// The last `tail` lines `name` printed.
+    fn logs(&self, name: &str, tail: usize) -> Vec<LogEntry>;
+}
