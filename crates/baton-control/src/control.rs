@@ -1,0 +1,228 @@
+use crate::{Registration, Store};
+use async_trait::async_trait;
+use baton_api::{
+    ApiError, ArtifactDigest, DeployMode, DeployRequest, ErrorKind, FunctionAdmin, FunctionHost, FunctionName,
+    FunctionSpec, FunctionStatus, LogEntry, ProcessMode, ResourceLimits, RuntimeSpec,
+};
+use baton_runtime::ArtifactStore;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Largest component accepted, from a file or an upload.
+pub const MAX_COMPONENT_BYTES: u64 = 256 << 20;
+
+/// The registry of functions, durable in a [`Store`], served by a [`FunctionHost`].
+pub struct ControlPlane {
+    store: Arc<dyn Store>,
+    host: Arc<dyn FunctionHost>,
+    artifacts: ArtifactStore,
+    registry: RwLock<BTreeMap<String, Registration>>,
+    /// Serializes changes: a deploy's check, write and activation happen as one step.
+    changes: tokio::sync::Mutex<()>,
+}
+
+impl ControlPlane {
+    /// Loads every stored registration and activates it on `host`. A registration that no
+    /// longer prepares (its component unreadable) stays registered and is reported in the log.
+    pub async fn open(store: Arc<dyn Store>, host: Arc<dyn FunctionHost>, artifacts: ArtifactStore) -> anyhow::Result<Self> {
+        let registrations = store.list().await?;
+        let control = ControlPlane {
+            store,
+            host,
+            artifacts,
+            registry: RwLock::new(BTreeMap::new()),
+            changes: tokio::sync::Mutex::new(()),
+        };
+        for registration in registrations {
+            let name = registration.spec.name.as_str().to_owned();
+            match control.host.prepare(&registration.spec).await {
+                Ok(prepared) => control.host.activate(registration.spec.clone(), prepared).await,
+                Err(error) => tracing::error!(function = %name, %error, "stored function could not be prepared"),
+            }
+            control.registry.write().unwrap().insert(name, registration);
+        }
+        tracing::info!(functions = control.registry.read().unwrap().len(), "registry loaded");
+        Ok(control)
+    }
+
+    /// Names of every registered function.
+    pub fn names(&self) -> Vec<String> {
+        self.registry.read().unwrap().keys().cloned().collect()
+    }
+
+    fn status(&self, registration: &Registration) -> FunctionStatus {
+        let spec = &registration.spec;
+        let replicas = self.host.replicas(spec.name.as_str());
+        let (env_process, runtime) = match &spec.runtime {
+            RuntimeSpec::Wasm { .. } => (None, "wasm"),
+            RuntimeSpec::Process { command, mode, .. } => (
+                Some(command.join(" ")),
+                match mode {
+                    ProcessMode::Http => "process-http",
+                    ProcessMode::Classic => "process-classic",
+                },
+            ),
+        };
+        FunctionStatus {
+            name: spec.name.to_string(),
+            image: spec.image.clone(),
+            namespace: "baton".into(),
+            env_process,
+            env_vars: spec.env.clone(),
+            labels: spec.labels.clone(),
+            annotations: spec.annotations.clone(),
+            limits: ResourceLimits { memory: Some(format_memory(spec.limits.memory_bytes)), cpu: None },
+            replicas: replicas.running,
+            available_replicas: replicas.ready,
+            invocation_count: 0,
+            created_at: humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(registration.created_at_ms)).to_string(),
+            runtime: runtime.into(),
+            timeout_ms: spec.limits.timeout_ms,
+            version: registration.version,
+        }
+    }
+
+    /// Reads the component a wasm deployment names and stores it by digest.
+    async fn store_component(&self, request: &DeployRequest, upload: Option<Bytes>) -> Result<ArtifactDigest, ApiError> {
+        let bytes = match upload {
+            Some(bytes) => bytes.to_vec(),
+            None => read_component(&request.image).await?,
+        };
+        if bytes.len() as u64 > MAX_COMPONENT_BYTES {
+            return Err(ApiError::new(ErrorKind::PayloadTooLarge, format!("component is larger than {MAX_COMPONENT_BYTES} bytes")));
+        }
+        if !bytes.starts_with(b"\0asm") {
+            return Err(ApiError::bad_request(format!(
+                "{} is not WebAssembly (no \\0asm header)",
+                if request.image.is_empty() { "the uploaded body" } else { request.image.as_str() }
+            )));
+        }
+        let artifacts = self.artifacts.clone();
+        tokio::task::spawn_blocking(move || artifacts.put(&bytes))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| ApiError::internal(format!("storing the component: {e}")))
+    }
+
+    fn is_referenced(&self, digest: &ArtifactDigest) -> bool {
+        self.registry
+            .read()
+            .unwrap()
+            .values()
+            .any(|r| matches!(&r.spec.runtime, RuntimeSpec::Wasm { component } if component == digest))
+    }
+
+    async fn commit(&self, spec: FunctionSpec, prepared: baton_api::PreparedHandle, mode: DeployMode) -> Result<Registration, ApiError> {
+        let _changes = self.changes.lock().await;
+        let name = spec.name.as_str().to_owned();
+        let existing = self.registry.read().unwrap().get(&name).cloned();
+        match (mode, &existing) {
+            (DeployMode::Create, Some(_)) => {
+                return Err(ApiError::new(ErrorKind::Conflict, format!("function {name:?} already exists; use PUT to update it")));
+            }
+            (DeployMode::Update, None) => return Err(ApiError::not_found(&name)),
+            _ => {}
+        }
+        let now = now_ms();
+        let registration = Registration {
+            spec: spec.clone(),
+            version: existing.as_ref().map_or(1, |r| r.version + 1),
+            created_at_ms: existing.as_ref().map_or(now, |r| r.created_at_ms),
+            updated_at_ms: now,
+        };
+        self.store.put(&registration).await.map_err(|e| ApiError::internal(format!("persisting the registration: {e:#}")))?;
+        self.registry.write().unwrap().insert(name.clone(), registration.clone());
+        self.host.activate(spec, prepared).await;
+        tracing::info!(function = %name, version = registration.version, "function deployed");
+        Ok(registration)
+    }
+}
+
+async fn read_component(image: &str) -> Result<Vec<u8>, ApiError> {
+    if image.is_empty() {
+        return Err(ApiError::bad_request("set `image` to a wasm component file, or `envProcess` for a process function"));
+    }
+    let path = image.strip_prefix("file://").unwrap_or(image);
+    if path.contains("://") {
+        return Err(ApiError::bad_request(format!(
+            "image {image:?} is not a file path or file:// URL; Baton does not pull from registries"
+        )));
+    }
+    let metadata = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("cannot read component file {path:?}: {e}")))?;
+    if metadata.len() > MAX_COMPONENT_BYTES {
+        return Err(ApiError::new(ErrorKind::PayloadTooLarge, format!("component file {path:?} is larger than {MAX_COMPONENT_BYTES} bytes")));
+    }
+    tokio::fs::read(path).await.map_err(|e| ApiError::bad_request(format!("cannot read component file {path:?}: {e}")))
+}
+
+fn format_memory(bytes: u64) -> String {
+    if bytes % (1 << 20) == 0 { format!("{}Mi", bytes >> 20) } else { bytes.to_string() }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+}
+
+#[async_trait]
+impl FunctionAdmin for ControlPlane {
+    async fn deploy(&self, request: DeployRequest, upload: Option<Bytes>, mode: DeployMode) -> Result<FunctionStatus, ApiError> {
+        FunctionName::new(&request.service).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let digest = if request.is_process() { None } else { Some(self.store_component(&request, upload).await?) };
+        let cleanup = |digest: &Option<ArtifactDigest>| {
+            if let Some(digest) = digest {
+                if !self.is_referenced(digest) {
+                    let _ = std::fs::remove_file(self.artifacts.path(digest));
+                }
+            }
+        };
+        let spec = match request.into_spec(digest.clone()) {
+            Ok(spec) => spec,
+            Err(error) => {
+                cleanup(&digest);
+                return Err(ApiError::bad_request(error.0));
+            }
+        };
+        let prepared = match self.host.prepare(&spec).await {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                cleanup(&digest);
+                return Err(error);
+            }
+        };
+        let registration = self.commit(spec, prepared, mode).await.inspect_err(|_| cleanup(&digest))?;
+        Ok(self.status(&registration))
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), ApiError> {
+        let _changes = self.changes.lock().await;
+        if !self.registry.read().unwrap().contains_key(name) {
+            return Err(ApiError::not_found(name));
+        }
+        self.store.delete(name).await.map_err(|e| ApiError::internal(format!("removing the registration: {e:#}")))?;
+        self.registry.write().unwrap().remove(name);
+        self.host.deactivate(name).await;
+        tracing::info!(function = %name, "function removed");
+        Ok(())
+    }
+
+    async fn list(&self) -> Vec<FunctionStatus> {
+        let registrations: Vec<Registration> = self.registry.read().unwrap().values().cloned().collect();
+        registrations.iter().map(|r| self.status(r)).collect()
+    }
+
+    async fn get(&self, name: &str) -> Result<FunctionStatus, ApiError> {
+        let registration = self.registry.read().unwrap().get(name).cloned().ok_or_else(|| ApiError::not_found(name))?;
+        Ok(self.status(&registration))
+    }
+
+    async fn logs(&self, name: &str, tail: usize) -> Result<Vec<LogEntry>, ApiError> {
+        if !self.registry.read().unwrap().contains_key(name) {
+            return Err(ApiError::not_found(name));
+        }
+        Ok(self.host.logs(name, tail))
+    }
+}

@@ -1,0 +1,16 @@
+//! The control plane: owns which functions exist.
+//!
+//! A deployment is checked in full (name, spec, component compiled by the host) before
+//! anything is written; then the registration is committed durably to the [`Store`] and only
+//! then activated, so an acknowledged deployment survives `kill -9` and a refused one leaves
+//! no trace. Changes are serialized, so concurrent deploys, updates and deletes of one name
+//! leave the store, the in-memory registry and the host agreeing.
+#![deny(missing_docs)]
+
+mod control;
+mod registration;
+mod store;
+
+pub use control::ControlPlane;
+pub use registration::Registration;
+pub use store::{RedbStore, Store};

@@ -1,0 +1,139 @@
+//! `/system/*`: the OpenFaaS admin API.
+
+use crate::Shared;
+use crate::error::HttpError;
+use axum::Json;
+use axum::extract::{Path, Query, Request, State};
+use axum::response::{IntoResponse, Response};
+use baton_api::{ApiError, DeployMode, DeployRequest, ErrorKind, FunctionStatus, ResourceLimits, SystemInfo};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Largest JSON body of an admin call.
+const MAX_JSON: usize = 1 << 20;
+/// Largest uploaded component.
+const MAX_UPLOAD: usize = 256 << 20;
+
+type Reply<T> = Result<T, HttpError>;
+
+fn with_counts(shared: &Shared, mut status: FunctionStatus) -> FunctionStatus {
+    status.invocation_count = shared.metrics.total(&status.name);
+    status
+}
+
+/// `GET /system/functions`.
+pub(crate) async fn list(State(shared): State<Arc<Shared>>) -> Json<Vec<FunctionStatus>> {
+    let statuses = shared.admin.list().await;
+    Json(statuses.into_iter().map(|s| with_counts(&shared, s)).collect())
+}
+
+/// `GET /system/function/{name}`.
+pub(crate) async fn describe(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Reply<Json<FunctionStatus>> {
+    let status = shared.admin.get(&name).await?;
+    Ok(Json(with_counts(&shared, status)))
+}
+
+/// `POST /system/functions`: create.
+pub(crate) async fn create(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    deploy(shared, request, DeployMode::Create).await
+}
+
+/// `PUT /system/functions`: update.
+pub(crate) async fn update(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    deploy(shared, request, DeployMode::Update).await
+}
+
+async fn deploy(shared: Arc<Shared>, request: Request, mode: DeployMode) -> Response {
+    let result = async {
+        let (deploy, upload) = parse_deploy(request).await?;
+        shared.admin.deploy(deploy, upload, mode).await
+    }
+    .await;
+    match result {
+        Ok(status) => {
+            let code = if mode == DeployMode::Create { http::StatusCode::CREATED } else { http::StatusCode::ACCEPTED };
+            (code, Json(status)).into_response()
+        }
+        Err(error) => HttpError(error).into_response(),
+    }
+}
+
+/// A deployment as JSON (`FunctionDeployment`), or a component uploaded as the body with
+/// `Content-Type: application/wasm` and settings in the query: `service` (required),
+/// `exec_timeout`, `memory`, `max_inflight`.
+async fn parse_deploy(request: Request) -> Result<(DeployRequest, Option<Bytes>), ApiError> {
+    let is_wasm = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/wasm"));
+    if is_wasm {
+        let Query(query) = Query::<HashMap<String, String>>::try_from_uri(request.uri())
+            .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
+        let service = query.get("service").cloned().ok_or_else(|| ApiError::bad_request("an uploaded component needs ?service=<name>"))?;
+        let mut deploy = DeployRequest { service, image: String::new(), ..DeployRequest::default() };
+        for key in ["exec_timeout", "max_inflight"] {
+            if let Some(value) = query.get(key) {
+                deploy.env_vars.insert(key.to_owned(), value.clone());
+            }
+        }
+        if let Some(memory) = query.get("memory") {
+            deploy.limits = Some(ResourceLimits { memory: Some(memory.clone()), cpu: None });
+        }
+        let body = read_body(request, MAX_UPLOAD).await?;
+        return Ok((deploy, Some(body)));
+    }
+    let body = read_body(request, MAX_JSON).await?;
+    let deploy: DeployRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid deployment JSON: {e}")))?;
+    Ok((deploy, None))
+}
+
+async fn read_body(request: Request, limit: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::new(ErrorKind::PayloadTooLarge, format!("request body exceeds {limit} bytes")))
+        }
+        Err(error) => Err(ApiError::bad_request(format!("reading the request body: {error}"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeleteRequest {
+    function_name: String,
+}
+
+/// `DELETE /system/functions` with `{"functionName": "…"}`.
+pub(crate) async fn delete(State(shared): State<Arc<Shared>>, request: Request) -> Reply<http::StatusCode> {
+    let body = read_body(request, MAX_JSON).await?;
+    let delete: DeleteRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("expected {{\"functionName\": \"…\"}}: {e}")))?;
+    shared.admin.delete(&delete.function_name).await?;
+    Ok(http::StatusCode::ACCEPTED)
+}
+
+/// `GET /system/info`.
+pub(crate) async fn info() -> Json<SystemInfo> {
+    Json(SystemInfo::current(env!("CARGO_PKG_VERSION")))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LogsQuery {
+    name: String,
+    tail: Option<usize>,
+}
+
+/// `GET /system/logs?name=…&tail=N`: newline-delimited JSON, one line per log line.
+pub(crate) async fn logs(State(shared): State<Arc<Shared>>, Query(query): Query<LogsQuery>) -> Reply<Response> {
+    let entries = shared.admin.logs(&query.name, query.tail.unwrap_or(100).min(10_000)).await?;
+    let mut body = String::new();
+    for entry in entries {
+        body.push_str(&serde_json::to_string(&entry).map_err(|e| ApiError::internal(e.to_string()))?);
+        body.push('\n');
+    }
+    Ok(([(http::header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}

@@ -1,0 +1,75 @@
+//! The gateway: Baton's only hot path and its HTTP face.
+//!
+//! Routes, OpenFaaS-compatible where OpenFaaS has the thing:
+//! - `ANY /function/{name}[/{rest}]`: synchronous invocation; `{rest}` and the query reach the
+//!   function as its path; responses carry `X-Call-Id`, `X-Duration-Seconds` and
+//!   `X-Baton-Cold-Start`.
+//! - `POST /async-function/{name}[/{rest}]`: 202 with `X-Call-Id`; the result goes to
+//!   `X-Callback-Url` when given.
+//! - `/system/functions`, `/system/function/{name}`, `/system/info`, `/system/logs`: the
+//!   admin API, behind a bearer token when one is configured.
+//! - `/healthz`, `/metrics` (Prometheus text).
+//!
+//! The gateway holds an [`Invoker`] and a [`FunctionAdmin`]; in `baton up` they are the
+//! in-process worker and control plane.
+#![deny(missing_docs)]
+
+mod admin;
+mod async_calls;
+mod auth;
+mod error;
+mod invoke;
+mod metrics;
+
+use axum::Router;
+use axum::routing::{any, get, post};
+use baton_api::{FunctionAdmin, Invoker};
+use std::sync::Arc;
+
+pub use async_calls::AsyncConfig;
+pub use metrics::Metrics;
+
+/// Gateway settings.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayConfig {
+    /// Bearer token required on `/system/*`; `None` leaves them open (loopback only).
+    pub token: Option<String>,
+    /// The asynchronous invocation queue.
+    pub async_calls: AsyncConfig,
+}
+
+/// What every handler shares.
+pub(crate) struct Shared {
+    pub(crate) invoker: Arc<dyn Invoker>,
+    pub(crate) admin: Arc<dyn FunctionAdmin>,
+    pub(crate) metrics: Metrics,
+    pub(crate) async_calls: async_calls::AsyncQueue,
+    pub(crate) token: Option<String>,
+}
+
+/// Builds the gateway's router; spawns the asynchronous-call dispatcher.
+pub fn router(config: GatewayConfig, invoker: Arc<dyn Invoker>, admin: Arc<dyn FunctionAdmin>) -> Router {
+    let metrics = Metrics::new();
+    let async_calls = async_calls::AsyncQueue::start(config.async_calls.clone(), invoker.clone(), metrics.clone());
+    let shared = Arc::new(Shared { invoker, admin, metrics, async_calls, token: config.token });
+    let system = Router::new()
+        .route(
+            "/system/functions",
+            get(admin::list).post(admin::create).put(admin::update).delete(admin::delete),
+        )
+        .route("/system/function/{name}", get(admin::describe))
+        .route("/system/info", get(admin::info))
+        .route("/system/logs", get(admin::logs))
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), auth::require_token));
+    Router::new()
+        .route("/function/{name}", any(invoke::sync))
+        .route("/function/{name}/", any(invoke::sync))
+        .route("/function/{name}/{*rest}", any(invoke::sync))
+        .route("/async-function/{name}", post(async_calls::enqueue))
+        .route("/async-function/{name}/", post(async_calls::enqueue))
+        .route("/async-function/{name}/{*rest}", post(async_calls::enqueue))
+        .route("/healthz", get(|| async { "OK\n" }))
+        .route("/metrics", get(metrics::render))
+        .merge(system)
+        .with_state(shared)
+}
