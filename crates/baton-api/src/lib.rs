@@ -14,7 +14,10 @@ mod spec;
 
 pub use error::{ApiError, ErrorKind};
 pub use name::{FunctionName, NameError};
-pub use openfaas::{DeployRequest, FunctionStatus, ResourceLimits, SystemInfo};
+pub use openfaas::{
+    DeployRequest, FunctionStatus, LABEL_QUEUE, LABEL_SCALE_MAX, LABEL_SCALE_MIN,
+    LABEL_SCALE_ZERO_DURATION, ResourceLimits, SystemInfo,
+};
 pub use quantity::{format_duration, parse_duration, parse_memory};
 pub use service::{
     DeployMode, FunctionAdmin, FunctionHost, InvokeOutcome, Invoker, LogEntry, PreparedHandle,

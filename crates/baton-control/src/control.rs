@@ -1,8 +1,8 @@
 use crate::{Registration, Store};
 use async_trait::async_trait;
 use baton_api::{
-    ApiError, ArtifactDigest, DeployMode, DeployRequest, ErrorKind, FunctionAdmin, FunctionHost, FunctionName,
-    FunctionSpec, FunctionStatus, LogEntry, ProcessMode, ResourceLimits, RuntimeSpec,
+    ApiError, ArtifactDigest, DeployMode, DeployRequest, ErrorKind, FunctionAdmin, FunctionHost,
+    FunctionName, FunctionSpec, FunctionStatus, LogEntry, ProcessMode, ResourceLimits, RuntimeSpec,
 };
 use baton_runtime::ArtifactStore;
 use bytes::Bytes;
@@ -26,7 +26,11 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Loads every stored registration and activates it on `host`. A registration that no
     /// longer prepares (its component unreadable) stays registered and is reported in the log.
-    pub async fn open(store: Arc<dyn Store>, host: Arc<dyn FunctionHost>, artifacts: ArtifactStore) -> anyhow::Result<Self> {
+    pub async fn open(
+        store: Arc<dyn Store>,
+        host: Arc<dyn FunctionHost>,
+        artifacts: ArtifactStore,
+    ) -> anyhow::Result<Self> {
         let registrations = store.list().await?;
         let control = ControlPlane {
             store,
@@ -38,12 +42,22 @@ impl ControlPlane {
         for registration in registrations {
             let name = registration.spec.name.as_str().to_owned();
             match control.host.prepare(&registration.spec).await {
-                Ok(prepared) => control.host.activate(registration.spec.clone(), prepared).await,
-                Err(error) => tracing::error!(function = %name, %error, "stored function could not be prepared"),
+                Ok(prepared) => {
+                    control
+                        .host
+                        .activate(registration.spec.clone(), prepared)
+                        .await
+                }
+                Err(error) => {
+                    tracing::error!(function = %name, %error, "stored function could not be prepared")
+                }
             }
             control.registry.write().unwrap().insert(name, registration);
         }
-        tracing::info!(functions = control.registry.read().unwrap().len(), "registry loaded");
+        tracing::info!(
+            functions = control.registry.read().unwrap().len(),
+            "registry loaded"
+        );
         Ok(control)
     }
 
@@ -73,11 +87,17 @@ impl ControlPlane {
             env_vars: spec.env.clone(),
             labels: spec.labels.clone(),
             annotations: spec.annotations.clone(),
-            limits: ResourceLimits { memory: Some(format_memory(spec.limits.memory_bytes)), cpu: None },
+            limits: ResourceLimits {
+                memory: Some(format_memory(spec.limits.memory_bytes)),
+                cpu: None,
+            },
             replicas: replicas.running,
             available_replicas: replicas.ready,
             invocation_count: 0,
-            created_at: humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(registration.created_at_ms)).to_string(),
+            created_at: humantime::format_rfc3339_millis(
+                UNIX_EPOCH + Duration::from_millis(registration.created_at_ms),
+            )
+            .to_string(),
             runtime: runtime.into(),
             timeout_ms: spec.limits.timeout_ms,
             version: registration.version,
@@ -85,18 +105,29 @@ impl ControlPlane {
     }
 
     /// Reads the component a wasm deployment names and stores it by digest.
-    async fn store_component(&self, request: &DeployRequest, upload: Option<Bytes>) -> Result<ArtifactDigest, ApiError> {
+    async fn store_component(
+        &self,
+        request: &DeployRequest,
+        upload: Option<Bytes>,
+    ) -> Result<ArtifactDigest, ApiError> {
         let bytes = match upload {
             Some(bytes) => bytes.to_vec(),
             None => read_component(&request.image).await?,
         };
         if bytes.len() as u64 > MAX_COMPONENT_BYTES {
-            return Err(ApiError::new(ErrorKind::PayloadTooLarge, format!("component is larger than {MAX_COMPONENT_BYTES} bytes")));
+            return Err(ApiError::new(
+                ErrorKind::PayloadTooLarge,
+                format!("component is larger than {MAX_COMPONENT_BYTES} bytes"),
+            ));
         }
         if !bytes.starts_with(b"\0asm") {
             return Err(ApiError::bad_request(format!(
                 "{} is not WebAssembly (no \\0asm header)",
-                if request.image.is_empty() { "the uploaded body" } else { request.image.as_str() }
+                if request.image.is_empty() {
+                    "the uploaded body"
+                } else {
+                    request.image.as_str()
+                }
             )));
         }
         let artifacts = self.artifacts.clone();
@@ -107,20 +138,26 @@ impl ControlPlane {
     }
 
     fn is_referenced(&self, digest: &ArtifactDigest) -> bool {
-        self.registry
-            .read()
-            .unwrap()
-            .values()
-            .any(|r| matches!(&r.spec.runtime, RuntimeSpec::Wasm { component } if component == digest))
+        self.registry.read().unwrap().values().any(
+            |r| matches!(&r.spec.runtime, RuntimeSpec::Wasm { component } if component == digest),
+        )
     }
 
-    async fn commit(&self, spec: FunctionSpec, prepared: baton_api::PreparedHandle, mode: DeployMode) -> Result<Registration, ApiError> {
+    async fn commit(
+        &self,
+        spec: FunctionSpec,
+        prepared: baton_api::PreparedHandle,
+        mode: DeployMode,
+    ) -> Result<Registration, ApiError> {
         let _changes = self.changes.lock().await;
         let name = spec.name.as_str().to_owned();
         let existing = self.registry.read().unwrap().get(&name).cloned();
         match (mode, &existing) {
             (DeployMode::Create, Some(_)) => {
-                return Err(ApiError::new(ErrorKind::Conflict, format!("function {name:?} already exists; use PUT to update it")));
+                return Err(ApiError::new(
+                    ErrorKind::Conflict,
+                    format!("function {name:?} already exists; use PUT to update it"),
+                ));
             }
             (DeployMode::Update, None) => return Err(ApiError::not_found(&name)),
             _ => {}
@@ -132,8 +169,14 @@ impl ControlPlane {
             created_at_ms: existing.as_ref().map_or(now, |r| r.created_at_ms),
             updated_at_ms: now,
         };
-        self.store.put(&registration).await.map_err(|e| ApiError::internal(format!("persisting the registration: {e:#}")))?;
-        self.registry.write().unwrap().insert(name.clone(), registration.clone());
+        self.store
+            .put(&registration)
+            .await
+            .map_err(|e| ApiError::internal(format!("persisting the registration: {e:#}")))?;
+        self.registry
+            .write()
+            .unwrap()
+            .insert(name.clone(), registration.clone());
         self.host.activate(spec, prepared).await;
         tracing::info!(function = %name, version = registration.version, "function deployed");
         Ok(registration)
@@ -142,7 +185,9 @@ impl ControlPlane {
 
 async fn read_component(image: &str) -> Result<Vec<u8>, ApiError> {
     if image.is_empty() {
-        return Err(ApiError::bad_request("set `image` to a wasm component file, or `envProcess` for a process function"));
+        return Err(ApiError::bad_request(
+            "set `image` to a wasm component file, or `envProcess` for a process function",
+        ));
     }
     let path = image.strip_prefix("file://").unwrap_or(image);
     if path.contains("://") {
@@ -154,24 +199,45 @@ async fn read_component(image: &str) -> Result<Vec<u8>, ApiError> {
         .await
         .map_err(|e| ApiError::bad_request(format!("cannot read component file {path:?}: {e}")))?;
     if metadata.len() > MAX_COMPONENT_BYTES {
-        return Err(ApiError::new(ErrorKind::PayloadTooLarge, format!("component file {path:?} is larger than {MAX_COMPONENT_BYTES} bytes")));
+        return Err(ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("component file {path:?} is larger than {MAX_COMPONENT_BYTES} bytes"),
+        ));
     }
-    tokio::fs::read(path).await.map_err(|e| ApiError::bad_request(format!("cannot read component file {path:?}: {e}")))
+    tokio::fs::read(path)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("cannot read component file {path:?}: {e}")))
 }
 
 fn format_memory(bytes: u64) -> String {
-    if bytes % (1 << 20) == 0 { format!("{}Mi", bytes >> 20) } else { bytes.to_string() }
+    if bytes % (1 << 20) == 0 {
+        format!("{}Mi", bytes >> 20)
+    } else {
+        bytes.to_string()
+    }
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
 }
 
 #[async_trait]
 impl FunctionAdmin for ControlPlane {
-    async fn deploy(&self, request: DeployRequest, upload: Option<Bytes>, mode: DeployMode) -> Result<FunctionStatus, ApiError> {
+    async fn deploy(
+        &self,
+        request: DeployRequest,
+        upload: Option<Bytes>,
+        mode: DeployMode,
+    ) -> Result<FunctionStatus, ApiError> {
         FunctionName::new(&request.service).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let digest = if request.is_process() { None } else { Some(self.store_component(&request, upload).await?) };
+        let digest = if request.is_process() {
+            None
+        } else {
+            Some(self.store_component(&request, upload).await?)
+        };
         let cleanup = |digest: &Option<ArtifactDigest>| {
             if let Some(digest) = digest {
                 if !self.is_referenced(digest) {
@@ -193,7 +259,10 @@ impl FunctionAdmin for ControlPlane {
                 return Err(error);
             }
         };
-        let registration = self.commit(spec, prepared, mode).await.inspect_err(|_| cleanup(&digest))?;
+        let registration = self
+            .commit(spec, prepared, mode)
+            .await
+            .inspect_err(|_| cleanup(&digest))?;
         Ok(self.status(&registration))
     }
 
@@ -202,7 +271,10 @@ impl FunctionAdmin for ControlPlane {
         if !self.registry.read().unwrap().contains_key(name) {
             return Err(ApiError::not_found(name));
         }
-        self.store.delete(name).await.map_err(|e| ApiError::internal(format!("removing the registration: {e:#}")))?;
+        self.store
+            .delete(name)
+            .await
+            .map_err(|e| ApiError::internal(format!("removing the registration: {e:#}")))?;
         self.registry.write().unwrap().remove(name);
         self.host.deactivate(name).await;
         tracing::info!(function = %name, "function removed");
@@ -210,12 +282,19 @@ impl FunctionAdmin for ControlPlane {
     }
 
     async fn list(&self) -> Vec<FunctionStatus> {
-        let registrations: Vec<Registration> = self.registry.read().unwrap().values().cloned().collect();
+        let registrations: Vec<Registration> =
+            self.registry.read().unwrap().values().cloned().collect();
         registrations.iter().map(|r| self.status(r)).collect()
     }
 
     async fn get(&self, name: &str) -> Result<FunctionStatus, ApiError> {
-        let registration = self.registry.read().unwrap().get(name).cloned().ok_or_else(|| ApiError::not_found(name))?;
+        let registration = self
+            .registry
+            .read()
+            .unwrap()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(name))?;
         Ok(self.status(&registration))
     }
 

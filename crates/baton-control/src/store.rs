@@ -28,7 +28,8 @@ pub struct RedbStore {
 impl RedbStore {
     /// Opens or creates the database file at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let db = Database::create(path).with_context(|| format!("opening registry database {}", path.display()))?;
+        let db = Database::create(path)
+            .with_context(|| format!("opening registry database {}", path.display()))?;
         let tx = db.begin_write()?;
         tx.open_table(FUNCTIONS)?;
         tx.commit()?;
@@ -51,7 +52,8 @@ impl Store for RedbStore {
         let bytes = registration.encode();
         self.blocking(move |db| {
             let tx = db.begin_write()?;
-            tx.open_table(FUNCTIONS)?.insert(name.as_str(), bytes.as_slice())?;
+            tx.open_table(FUNCTIONS)?
+                .insert(name.as_str(), bytes.as_slice())?;
             tx.commit()?;
             Ok(())
         })

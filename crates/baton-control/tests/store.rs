@@ -7,7 +7,11 @@ fn registration(name: &str, version: u64) -> Registration {
     Registration {
         spec: FunctionSpec {
             name: FunctionName::new(name).unwrap(),
-            runtime: RuntimeSpec::Process { command: vec!["cat".into()], mode: ProcessMode::Classic, working_dir: None },
+            runtime: RuntimeSpec::Process {
+                command: vec!["cat".into()],
+                mode: ProcessMode::Classic,
+                working_dir: None,
+            },
             env: Default::default(),
             limits: Default::default(),
             scaling: Default::default(),

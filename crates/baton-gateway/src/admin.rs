@@ -5,7 +5,9 @@ use crate::error::HttpError;
 use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
-use baton_api::{ApiError, DeployMode, DeployRequest, ErrorKind, FunctionStatus, ResourceLimits, SystemInfo};
+use baton_api::{
+    ApiError, DeployMode, DeployRequest, ErrorKind, FunctionStatus, ResourceLimits, SystemInfo,
+};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
@@ -27,11 +29,19 @@ fn with_counts(shared: &Shared, mut status: FunctionStatus) -> FunctionStatus {
 /// `GET /system/functions`.
 pub(crate) async fn list(State(shared): State<Arc<Shared>>) -> Json<Vec<FunctionStatus>> {
     let statuses = shared.admin.list().await;
-    Json(statuses.into_iter().map(|s| with_counts(&shared, s)).collect())
+    Json(
+        statuses
+            .into_iter()
+            .map(|s| with_counts(&shared, s))
+            .collect(),
+    )
 }
 
 /// `GET /system/function/{name}`.
-pub(crate) async fn describe(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Reply<Json<FunctionStatus>> {
+pub(crate) async fn describe(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Reply<Json<FunctionStatus>> {
     let status = shared.admin.get(&name).await?;
     Ok(Json(with_counts(&shared, status)))
 }
@@ -54,16 +64,24 @@ async fn deploy(shared: Arc<Shared>, request: Request, mode: DeployMode) -> Resp
     .await;
     match result {
         Ok(status) => {
-            let code = if mode == DeployMode::Create { http::StatusCode::CREATED } else { http::StatusCode::ACCEPTED };
+            let code = if mode == DeployMode::Create {
+                http::StatusCode::CREATED
+            } else {
+                http::StatusCode::ACCEPTED
+            };
             (code, Json(status)).into_response()
         }
         Err(error) => HttpError(error).into_response(),
     }
 }
 
+/// Header carrying the full deployment JSON next to an uploaded component.
+pub(crate) const DEPLOYMENT_HEADER: &str = "x-baton-deployment";
+
 /// A deployment as JSON (`FunctionDeployment`), or a component uploaded as the body with
-/// `Content-Type: application/wasm` and settings in the query: `service` (required),
-/// `exec_timeout`, `memory`, `max_inflight`.
+/// `Content-Type: application/wasm` and its settings either as deployment JSON in the
+/// `X-Baton-Deployment` header or in the query: `service` (required), `exec_timeout`,
+/// `memory`, `max_inflight`.
 async fn parse_deploy(request: Request) -> Result<(DeployRequest, Option<Bytes>), ApiError> {
     let is_wasm = request
         .headers()
@@ -71,33 +89,54 @@ async fn parse_deploy(request: Request) -> Result<(DeployRequest, Option<Bytes>)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/wasm"));
     if is_wasm {
+        if let Some(header) = request.headers().get(DEPLOYMENT_HEADER) {
+            let deploy: DeployRequest = serde_json::from_slice(header.as_bytes()).map_err(|e| {
+                ApiError::bad_request(format!("invalid X-Baton-Deployment JSON: {e}"))
+            })?;
+            let body = read_body(request, MAX_UPLOAD).await?;
+            return Ok((deploy, Some(body)));
+        }
         let Query(query) = Query::<HashMap<String, String>>::try_from_uri(request.uri())
             .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
-        let service = query.get("service").cloned().ok_or_else(|| ApiError::bad_request("an uploaded component needs ?service=<name>"))?;
-        let mut deploy = DeployRequest { service, image: String::new(), ..DeployRequest::default() };
+        let service = query
+            .get("service")
+            .cloned()
+            .ok_or_else(|| ApiError::bad_request("an uploaded component needs ?service=<name>"))?;
+        let mut deploy = DeployRequest {
+            service,
+            image: String::new(),
+            ..DeployRequest::default()
+        };
         for key in ["exec_timeout", "max_inflight"] {
             if let Some(value) = query.get(key) {
                 deploy.env_vars.insert(key.to_owned(), value.clone());
             }
         }
         if let Some(memory) = query.get("memory") {
-            deploy.limits = Some(ResourceLimits { memory: Some(memory.clone()), cpu: None });
+            deploy.limits = Some(ResourceLimits {
+                memory: Some(memory.clone()),
+                cpu: None,
+            });
         }
         let body = read_body(request, MAX_UPLOAD).await?;
         return Ok((deploy, Some(body)));
     }
     let body = read_body(request, MAX_JSON).await?;
-    let deploy: DeployRequest = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid deployment JSON: {e}")))?;
+    let deploy: DeployRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid deployment JSON: {e}")))?;
     Ok((deploy, None))
 }
 
 async fn read_body(request: Request, limit: usize) -> Result<Bytes, ApiError> {
     match Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError::new(ErrorKind::PayloadTooLarge, format!("request body exceeds {limit} bytes")))
-        }
-        Err(error) => Err(ApiError::bad_request(format!("reading the request body: {error}"))),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("request body exceeds {limit} bytes"),
+        )),
+        Err(error) => Err(ApiError::bad_request(format!(
+            "reading the request body: {error}"
+        ))),
     }
 }
 
@@ -108,7 +147,10 @@ struct DeleteRequest {
 }
 
 /// `DELETE /system/functions` with `{"functionName": "…"}`.
-pub(crate) async fn delete(State(shared): State<Arc<Shared>>, request: Request) -> Reply<http::StatusCode> {
+pub(crate) async fn delete(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+) -> Reply<http::StatusCode> {
     let body = read_body(request, MAX_JSON).await?;
     let delete: DeleteRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("expected {{\"functionName\": \"…\"}}: {e}")))?;
@@ -128,11 +170,19 @@ pub(crate) struct LogsQuery {
 }
 
 /// `GET /system/logs?name=…&tail=N`: newline-delimited JSON, one line per log line.
-pub(crate) async fn logs(State(shared): State<Arc<Shared>>, Query(query): Query<LogsQuery>) -> Reply<Response> {
-    let entries = shared.admin.logs(&query.name, query.tail.unwrap_or(100).min(10_000)).await?;
+pub(crate) async fn logs(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<LogsQuery>,
+) -> Reply<Response> {
+    let entries = shared
+        .admin
+        .logs(&query.name, query.tail.unwrap_or(100).min(10_000))
+        .await?;
     let mut body = String::new();
     for entry in entries {
-        body.push_str(&serde_json::to_string(&entry).map_err(|e| ApiError::internal(e.to_string()))?);
+        body.push_str(
+            &serde_json::to_string(&entry).map_err(|e| ApiError::internal(e.to_string()))?,
+        );
         body.push('\n');
     }
     Ok(([(http::header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())

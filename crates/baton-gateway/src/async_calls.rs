@@ -34,7 +34,12 @@ pub struct AsyncConfig {
 
 impl Default for AsyncConfig {
     fn default() -> Self {
-        AsyncConfig { queue: 1024, concurrency: 16, callback_attempts: 3, callback_timeout: Duration::from_secs(10) }
+        AsyncConfig {
+            queue: 1024,
+            concurrency: 16,
+            callback_attempts: 3,
+            callback_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -53,14 +58,22 @@ pub(crate) struct AsyncQueue {
 impl AsyncQueue {
     pub(crate) fn start(config: AsyncConfig, invoker: Arc<dyn Invoker>, metrics: Metrics) -> Self {
         let (sender, mut receiver) = mpsc::channel::<Call>(config.queue.max(1));
-        let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
         let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
         let depth = sender.clone();
         tokio::spawn(async move {
             while let Some(call) = receiver.recv().await {
                 metrics.set_async_queued(depth.max_capacity() - depth.capacity());
-                let Ok(permit) = permits.clone().acquire_owned().await else { return };
-                let (invoker, metrics, client, config) = (invoker.clone(), metrics.clone(), client.clone(), config.clone());
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    return;
+                };
+                let (invoker, metrics, client, config) = (
+                    invoker.clone(),
+                    metrics.clone(),
+                    client.clone(),
+                    config.clone(),
+                );
                 tokio::spawn(async move {
                     run(call, invoker, metrics, client, config).await;
                     drop(permit);
@@ -71,7 +84,13 @@ impl AsyncQueue {
     }
 }
 
-async fn run(call: Call, invoker: Arc<dyn Invoker>, metrics: Metrics, client: Client<HttpConnector, Full<Bytes>>, config: AsyncConfig) {
+async fn run(
+    call: Call,
+    invoker: Arc<dyn Invoker>,
+    metrics: Metrics,
+    client: Client<HttpConnector, Full<Bytes>>,
+    config: AsyncConfig,
+) {
     let started = Instant::now();
     metrics.started(&call.function);
     let (status, headers, body, cold) = match invoker.invoke(&call.function, call.request).await {
@@ -80,28 +99,45 @@ async fn run(call: Call, invoker: Arc<dyn Invoker>, metrics: Metrics, client: Cl
             (parts.status, parts.headers, body, outcome.cold_start)
         }
         Err(error) => {
-            let status = http::StatusCode::from_u16(error.kind.http_status()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-            (status, http::HeaderMap::new(), Bytes::from(error.message), None)
+            let status = http::StatusCode::from_u16(error.kind.http_status())
+                .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+            (
+                status,
+                http::HeaderMap::new(),
+                Bytes::from(error.message),
+                None,
+            )
         }
     };
     let elapsed = started.elapsed();
     metrics.finished(&call.function, status.as_u16(), elapsed, cold);
     tracing::debug!(function = %call.function, call_id = %call.call_id, status = status.as_u16(), "async call finished");
-    let Some(callback) = call.callback else { return };
+    let Some(callback) = call.callback else {
+        return;
+    };
     for attempt in 1..=config.callback_attempts {
         let mut request = http::Request::post(callback.clone())
             .header(CALL_ID, &call.call_id)
             .header("x-function-name", &call.function)
             .header("x-function-status", status.as_u16())
-            .header("x-duration-seconds", format!("{:.6}", elapsed.as_secs_f64()));
+            .header(
+                "x-duration-seconds",
+                format!("{:.6}", elapsed.as_secs_f64()),
+            );
         if let Some(content_type) = headers.get(http::header::CONTENT_TYPE) {
             request = request.header(http::header::CONTENT_TYPE, content_type);
         }
-        let Ok(request) = request.body(Full::new(body.clone())) else { return };
+        let Ok(request) = request.body(Full::new(body.clone())) else {
+            return;
+        };
         match tokio::time::timeout(config.callback_timeout, client.request(request)).await {
             Ok(Ok(response)) if !response.status().is_server_error() => return,
-            Ok(Ok(response)) => tracing::warn!(call_id = %call.call_id, status = %response.status(), attempt, "callback refused the result"),
-            Ok(Err(error)) => tracing::warn!(call_id = %call.call_id, %error, attempt, "callback failed"),
+            Ok(Ok(response)) => {
+                tracing::warn!(call_id = %call.call_id, status = %response.status(), attempt, "callback refused the result")
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(call_id = %call.call_id, %error, attempt, "callback failed")
+            }
             Err(_) => tracing::warn!(call_id = %call.call_id, attempt, "callback timed out"),
         }
         tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
@@ -127,16 +163,26 @@ async fn accept(shared: &Shared, request: Request) -> Result<String, ApiError> {
                 .and_then(|v| v.parse().ok())
                 .ok_or_else(|| ApiError::bad_request("X-Callback-Url is not a URL"))?;
             if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-                return Err(ApiError::bad_request("X-Callback-Url must be an absolute http:// URL"));
+                return Err(ApiError::bad_request(
+                    "X-Callback-Url must be an absolute http:// URL",
+                ));
             }
             Some(uri)
         }
     };
     let addressed = address(shared, "/async-function/", request).await?;
     let call_id = addressed.call_id.clone();
-    let call = Call { function: addressed.function, call_id: addressed.call_id, callback, request: addressed.request };
+    let call = Call {
+        function: addressed.function,
+        call_id: addressed.call_id,
+        callback,
+        request: addressed.request,
+    };
     shared.async_calls.sender.try_send(call).map_err(|_| {
-        ApiError::new(ErrorKind::Overloaded, "the asynchronous queue is full; retry later")
+        ApiError::new(
+            ErrorKind::Overloaded,
+            "the asynchronous queue is full; retry later",
+        )
     })?;
     Ok(call_id)
 }

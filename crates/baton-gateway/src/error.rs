@@ -19,8 +19,11 @@ impl IntoResponse for HttpError {
 }
 
 pub(crate) fn error_response(error: &ApiError) -> Response {
-    let status = http::StatusCode::from_u16(error.kind.http_status()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    let mut builder = http::Response::builder().status(status).header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8");
+    let status = http::StatusCode::from_u16(error.kind.http_status())
+        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut builder = http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8");
     if error.kind == ErrorKind::Overloaded {
         builder = builder.header(http::header::RETRY_AFTER, "1");
     }
@@ -28,5 +31,7 @@ pub(crate) fn error_response(error: &ApiError) -> Response {
     if !body.ends_with('\n') {
         body.push('\n');
     }
-    builder.body(Body::from(body)).expect("static headers are valid")
+    builder
+        .body(Body::from(body))
+        .expect("static headers are valid")
 }

@@ -48,19 +48,39 @@ pub(crate) struct Shared {
 }
 
 /// Builds the gateway's router; spawns the asynchronous-call dispatcher.
-pub fn router(config: GatewayConfig, invoker: Arc<dyn Invoker>, admin: Arc<dyn FunctionAdmin>) -> Router {
+pub fn router(
+    config: GatewayConfig,
+    invoker: Arc<dyn Invoker>,
+    admin: Arc<dyn FunctionAdmin>,
+) -> Router {
     let metrics = Metrics::new();
-    let async_calls = async_calls::AsyncQueue::start(config.async_calls.clone(), invoker.clone(), metrics.clone());
-    let shared = Arc::new(Shared { invoker, admin, metrics, async_calls, token: config.token });
+    let async_calls = async_calls::AsyncQueue::start(
+        config.async_calls.clone(),
+        invoker.clone(),
+        metrics.clone(),
+    );
+    let shared = Arc::new(Shared {
+        invoker,
+        admin,
+        metrics,
+        async_calls,
+        token: config.token,
+    });
     let system = Router::new()
         .route(
             "/system/functions",
-            get(admin::list).post(admin::create).put(admin::update).delete(admin::delete),
+            get(admin::list)
+                .post(admin::create)
+                .put(admin::update)
+                .delete(admin::delete),
         )
         .route("/system/function/{name}", get(admin::describe))
         .route("/system/info", get(admin::info))
         .route("/system/logs", get(admin::logs))
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), auth::require_token));
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .route("/function/{name}", any(invoke::sync))
         .route("/function/{name}/", any(invoke::sync))

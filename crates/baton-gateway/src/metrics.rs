@@ -51,18 +51,50 @@ impl Metrics {
         let mut registry = Registry::default();
         let invocations = Family::<FunctionCode, Counter>::default();
         let started = Family::<FunctionLabel, Counter>::default();
-        let seconds = Family::<FunctionCode, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
+        let seconds = Family::<FunctionCode, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets())
+        });
         let cold_starts = Family::<FunctionLabel, Counter>::default();
-        let cold_start_seconds = Family::<FunctionLabel, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
+        let cold_start_seconds = Family::<FunctionLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets())
+        });
         let replicas = Family::<FunctionLabel, Gauge>::default();
         let async_queued = Gauge::default();
-        registry.register("gateway_function_invocation", "Invocations completed, by function and status code", invocations.clone());
-        registry.register("gateway_function_invocation_started", "Invocations started, by function", started.clone());
-        registry.register("gateway_functions_seconds", "Invocation duration in seconds", seconds.clone());
-        registry.register("baton_cold_starts", "Requests that had to create a sandbox", cold_starts.clone());
-        registry.register("baton_cold_start_seconds", "Time to create a sandbox for a request", cold_start_seconds.clone());
-        registry.register("gateway_service_count", "Sandboxes of each function", replicas.clone());
-        registry.register("baton_async_queue_depth", "Asynchronous invocations waiting to run", async_queued.clone());
+        registry.register(
+            "gateway_function_invocation",
+            "Invocations completed, by function and status code",
+            invocations.clone(),
+        );
+        registry.register(
+            "gateway_function_invocation_started",
+            "Invocations started, by function",
+            started.clone(),
+        );
+        registry.register(
+            "gateway_functions_seconds",
+            "Invocation duration in seconds",
+            seconds.clone(),
+        );
+        registry.register(
+            "baton_cold_starts",
+            "Requests that had to create a sandbox",
+            cold_starts.clone(),
+        );
+        registry.register(
+            "baton_cold_start_seconds",
+            "Time to create a sandbox for a request",
+            cold_start_seconds.clone(),
+        );
+        registry.register(
+            "gateway_service_count",
+            "Sandboxes of each function",
+            replicas.clone(),
+        );
+        registry.register(
+            "baton_async_queue_depth",
+            "Asynchronous invocations waiting to run",
+            async_queued.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             invocations,
@@ -77,27 +109,60 @@ impl Metrics {
     }
 
     pub(crate) fn started(&self, function: &str) {
-        self.0.started.get_or_create(&FunctionLabel { function_name: function.to_owned() }).inc();
+        self.0
+            .started
+            .get_or_create(&FunctionLabel {
+                function_name: function.to_owned(),
+            })
+            .inc();
     }
 
-    pub(crate) fn finished(&self, function: &str, code: u16, elapsed: Duration, cold_start: Option<Duration>) {
-        let labels = FunctionCode { function_name: function.to_owned(), code: code.to_string() };
+    pub(crate) fn finished(
+        &self,
+        function: &str,
+        code: u16,
+        elapsed: Duration,
+        cold_start: Option<Duration>,
+    ) {
+        let labels = FunctionCode {
+            function_name: function.to_owned(),
+            code: code.to_string(),
+        };
         self.0.invocations.get_or_create(&labels).inc();
-        self.0.seconds.get_or_create(&labels).observe(elapsed.as_secs_f64());
+        self.0
+            .seconds
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
         if let Some(cold) = cold_start {
-            let label = FunctionLabel { function_name: function.to_owned() };
+            let label = FunctionLabel {
+                function_name: function.to_owned(),
+            };
             self.0.cold_starts.get_or_create(&label).inc();
-            self.0.cold_start_seconds.get_or_create(&label).observe(cold.as_secs_f64());
+            self.0
+                .cold_start_seconds
+                .get_or_create(&label)
+                .observe(cold.as_secs_f64());
         }
         if let Some(total) = self.0.totals.read().unwrap().get(function) {
             total.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        self.0.totals.write().unwrap().entry(function.to_owned()).or_default().fetch_add(1, Ordering::Relaxed);
+        self.0
+            .totals
+            .write()
+            .unwrap()
+            .entry(function.to_owned())
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn total(&self, function: &str) -> u64 {
-        self.0.totals.read().unwrap().get(function).map_or(0, |t| t.load(Ordering::Relaxed))
+        self.0
+            .totals
+            .read()
+            .unwrap()
+            .get(function)
+            .map_or(0, |t| t.load(Ordering::Relaxed))
     }
 
     pub(crate) fn set_async_queued(&self, depth: usize) {
@@ -114,11 +179,26 @@ impl Default for Metrics {
 /// `GET /metrics`.
 pub(crate) async fn render(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     for status in shared.admin.list().await {
-        shared.metrics.0.replicas.get_or_create(&FunctionLabel { function_name: status.name }).set(status.replicas as i64);
+        shared
+            .metrics
+            .0
+            .replicas
+            .get_or_create(&FunctionLabel {
+                function_name: status.name,
+            })
+            .set(status.replicas as i64);
     }
     let mut text = String::new();
-    if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &shared.metrics.0.registry) {
+    if let Err(error) =
+        prometheus_client::encoding::text::encode(&mut text, &shared.metrics.0.registry)
+    {
         tracing::error!(%error, "encoding metrics");
     }
-    ([(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
 }

@@ -1,0 +1,179 @@
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Baton: a serverless platform that runs WebAssembly components and OpenFaaS-style process
+/// functions, with cold starts in microseconds.
+///
+/// `baton up` runs a node; the other commands talk to a running node's HTTP API.
+#[derive(Debug, Parser)]
+#[command(name = "baton", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node: gateway, control plane and worker in one process.
+    Up(UpArgs),
+    /// Deploy functions from a baton.toml manifest, an OpenFaaS stack.yml, or flags.
+    Deploy(DeployArgs),
+    /// Call a function and print its response.
+    Invoke(InvokeArgs),
+    /// List the deployed functions.
+    Ls(ListArgs),
+    /// Show one function's settings and state.
+    Describe(NameArgs),
+    /// Remove functions.
+    Rm(RemoveArgs),
+    /// Print a function's recent output.
+    Logs(LogsArgs),
+}
+
+/// Settings of `baton up`; each flag overrides its environment variable, which overrides the
+/// config file.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// TOML config file (see README "Configuration").
+    #[arg(long, env = "BATON_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to serve HTTP on [default: 127.0.0.1:8080].
+    #[arg(long, env = "BATON_LISTEN")]
+    pub listen: Option<String>,
+    /// Where registrations, components and compiled code are kept [default:
+    /// $XDG_DATA_HOME/baton or ~/.local/share/baton].
+    #[arg(long, env = "BATON_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Bearer token required on /system/*; mandatory when listening beyond loopback.
+    #[arg(long, env = "BATON_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Deploy the example functions (hello, echo, json-transform, python-classic,
+    /// python-http) at start [default: true].
+    #[arg(long, env = "BATON_EXAMPLES", num_args = 0..=1, default_missing_value = "true")]
+    pub examples: Option<bool>,
+    /// Log format: `text` or `json` [default: text].
+    #[arg(long, env = "BATON_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// Where a running node is.
+#[derive(Debug, Args, Clone)]
+pub struct Target {
+    /// The node's URL.
+    #[arg(
+        long,
+        short = 'g',
+        env = "BATON_GATEWAY",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub gateway: String,
+    /// Bearer token for /system/*.
+    #[arg(long, env = "BATON_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// A baton.toml manifest (the default when nothing else is given: ./baton.toml).
+    #[arg(long, short = 'f', conflicts_with_all = ["stack", "name"])]
+    pub file: Option<PathBuf>,
+    /// An OpenFaaS stack.yml; its functions must set `fprocess` (process functions).
+    #[arg(long, conflicts_with = "name")]
+    pub stack: Option<PathBuf>,
+    /// Deploy one function by flags: its name.
+    pub name: Option<String>,
+    /// With NAME: a wasm component file to upload.
+    #[arg(long, requires = "name", conflicts_with = "process")]
+    pub wasm: Option<PathBuf>,
+    /// With NAME: the command of a process function.
+    #[arg(long, requires = "name")]
+    pub process: Option<String>,
+    /// With --process: watchdog mode, `http` or `classic`.
+    #[arg(long, default_value = "http")]
+    pub mode: String,
+    /// With --process: working directory of the process (must exist on the node).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Timeout per invocation, e.g. `2s`.
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Memory limit, e.g. `64Mi`.
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Environment variables, `KEY=VALUE`; repeatable.
+    #[arg(long = "env", short = 'e')]
+    pub env: Vec<String>,
+    /// Only deploy these functions of the manifest or stack.
+    #[arg(long = "only")]
+    pub only: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InvokeArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The function.
+    pub name: String,
+    /// Request body; without it and without --data-file, stdin is read when it is not a
+    /// terminal.
+    #[arg(long, short = 'd', conflicts_with = "data_file")]
+    pub data: Option<String>,
+    /// Read the request body from this file.
+    #[arg(long)]
+    pub data_file: Option<PathBuf>,
+    /// HTTP method [default: POST with a body, GET without].
+    #[arg(long, short = 'X')]
+    pub method: Option<String>,
+    /// Path and query passed to the function, e.g. `/items?limit=3`.
+    #[arg(long, default_value = "")]
+    pub path: String,
+    /// Request headers, `Name: value`; repeatable.
+    #[arg(long = "header", short = 'H')]
+    pub headers: Vec<String>,
+    /// Invoke asynchronously: print the call id and return at once.
+    #[arg(long = "async")]
+    pub asynchronous: bool,
+    /// With --async: URL that receives the result.
+    #[arg(long, requires = "asynchronous")]
+    pub callback: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub target: Target,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The function.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The functions to remove.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The function.
+    pub name: String,
+    /// How many of the most recent lines.
+    #[arg(long, default_value_t = 100)]
+    pub tail: usize,
+}

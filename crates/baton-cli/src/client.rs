@@ -1,0 +1,108 @@
+//! A small client of a node's HTTP API.
+
+use crate::cli::Target;
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// Deadline of one API call; deploys compile, so they get longer.
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct ApiClient {
+    base: String,
+    token: Option<String>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// A response read in full.
+pub struct Reply {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON, or the node's error message.
+    pub fn json<T: DeserializeOwned>(self) -> anyhow::Result<T> {
+        if !self.status.is_success() {
+            bail!("{} {}", self.status.as_u16(), self.text().trim_end());
+        }
+        serde_json::from_slice(&self.body)
+            .context("the node answered something that is not the expected JSON")
+    }
+
+    /// Ok when the status is a success, else the node's error message.
+    pub fn ok(self) -> anyhow::Result<Self> {
+        if !self.status.is_success() {
+            bail!("{} {}", self.status.as_u16(), self.text().trim_end());
+        }
+        Ok(self)
+    }
+}
+
+impl ApiClient {
+    pub fn new(target: &Target) -> anyhow::Result<Self> {
+        let base = target.gateway.trim_end_matches('/').to_owned();
+        if !base.starts_with("http://") {
+            bail!("gateway URL {base:?} must start with http://");
+        }
+        Ok(ApiClient {
+            base,
+            token: target.token.clone(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        })
+    }
+
+    pub fn request(&self, method: http::Method, path: &str) -> http::request::Builder {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            builder = builder.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        builder
+    }
+
+    pub async fn send(
+        &self,
+        request: http::request::Builder,
+        body: impl Into<Bytes>,
+    ) -> anyhow::Result<Reply> {
+        let request = request
+            .body(Full::new(body.into()))
+            .context("building the request")?;
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(|e| {
+                anyhow::anyhow!("cannot reach Baton at {}: {e} (is `baton up` running? set --gateway or BATON_GATEWAY)", self.base)
+            })?;
+            let (parts, body) = response.into_parts();
+            let body = body
+                .collect()
+                .await
+                .context("reading the response")?
+                .to_bytes();
+            Ok(Reply {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
+        };
+        tokio::time::timeout(CALL_TIMEOUT, exchange)
+            .await
+            .context("the node did not answer in time")?
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Reply> {
+        self.send(self.request(http::Method::GET, path), Bytes::new())
+            .await
+    }
+}

@@ -1,0 +1,118 @@
+use crate::cli::{ListArgs, LogsArgs, NameArgs, RemoveArgs};
+use crate::client::ApiClient;
+use baton_api::{FunctionStatus, LogEntry};
+use std::process::ExitCode;
+
+pub async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
+    let client = ApiClient::new(&args.target)?;
+    let functions: Vec<FunctionStatus> = client.get("/system/functions").await?.json()?;
+    if args.target.json {
+        crate::output::json(&functions)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = functions
+        .iter()
+        .map(|f| {
+            vec![
+                f.name.clone(),
+                f.runtime.clone(),
+                format!("{}/{}", f.available_replicas, f.replicas),
+                f.invocation_count.to_string(),
+                f.version.to_string(),
+                f.image.clone(),
+            ]
+        })
+        .collect();
+    crate::output::table(
+        &[
+            "NAME",
+            "RUNTIME",
+            "READY",
+            "INVOCATIONS",
+            "VERSION",
+            "IMAGE",
+        ],
+        &rows,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn describe(args: NameArgs) -> anyhow::Result<ExitCode> {
+    let client = ApiClient::new(&args.target)?;
+    let f: FunctionStatus = client
+        .get(&format!("/system/function/{}", args.name))
+        .await?
+        .json()?;
+    if args.target.json {
+        crate::output::json(&f)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("name:         {}", f.name);
+    println!("runtime:      {}", f.runtime);
+    println!("image:        {}", f.image);
+    if let Some(process) = &f.env_process {
+        println!("process:      {process}");
+    }
+    println!("version:      {}", f.version);
+    println!("created:      {}", f.created_at);
+    println!(
+        "replicas:     {} ready of {}",
+        f.available_replicas, f.replicas
+    );
+    println!("invocations:  {}", f.invocation_count);
+    println!("timeout:      {} ms", f.timeout_ms);
+    println!(
+        "memory:       {}",
+        f.limits.memory.as_deref().unwrap_or("-")
+    );
+    for (key, value) in &f.env_vars {
+        println!("env:          {key}={value}");
+    }
+    for (key, value) in &f.labels {
+        println!("label:        {key}={value}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn remove(args: RemoveArgs) -> anyhow::Result<ExitCode> {
+    let client = ApiClient::new(&args.target)?;
+    let mut failed = false;
+    for name in &args.names {
+        let body = serde_json::to_vec(&serde_json::json!({ "functionName": name }))?;
+        let request = client
+            .request(http::Method::DELETE, "/system/functions")
+            .header(http::header::CONTENT_TYPE, "application/json");
+        match client.send(request, body).await?.ok() {
+            Ok(_) => eprintln!("removed {name}"),
+            Err(error) => {
+                eprintln!("error: {name}: {error}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
+    let client = ApiClient::new(&args.target)?;
+    let reply = client
+        .get(&format!(
+            "/system/logs?name={}&tail={}",
+            args.name, args.tail
+        ))
+        .await?
+        .ok()?;
+    for line in reply.text().lines() {
+        if args.target.json {
+            println!("{line}");
+            continue;
+        }
+        let entry: LogEntry = serde_json::from_str(line)?;
+        println!("{} {:<6} {}", entry.timestamp, entry.instance, entry.text);
+    }
+    Ok(ExitCode::SUCCESS)
+}

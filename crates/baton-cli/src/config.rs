@@ -1,0 +1,223 @@
+//! Node configuration: defaults, then the TOML file, then environment variables and flags
+//! (clap reads both; a flag wins over its variable).
+
+use crate::cli::UpArgs;
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The config file's shape; every key is optional and unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    token: Option<String>,
+    examples: Option<bool>,
+    log_format: Option<String>,
+    #[serde(default)]
+    wasm: WasmSection,
+    #[serde(default)]
+    worker: WorkerSection,
+    #[serde(default, rename = "async")]
+    async_calls: AsyncSection,
+    #[serde(default)]
+    process: ProcessSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WasmSection {
+    pool_instances: Option<u32>,
+    max_memory: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkerSection {
+    reap_interval: Option<String>,
+    log_lines: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AsyncSection {
+    queue: Option<usize>,
+    concurrency: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProcessSection {
+    ready_timeout: Option<String>,
+}
+
+/// A node's resolved settings.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub token: Option<String>,
+    pub examples: bool,
+    pub log_json: bool,
+    pub wasm: baton_runtime::wasm::WasmConfig,
+    pub worker: baton_worker::WorkerConfig,
+    pub async_calls: baton_gateway::AsyncConfig,
+    pub ready_timeout: Duration,
+}
+
+fn duration(text: &str, key: &str) -> anyhow::Result<Duration> {
+    baton_api::parse_duration(text).map_err(|e| anyhow::anyhow!("{key}: {e}"))
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("baton");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/baton"),
+        None => PathBuf::from(".baton"),
+    }
+}
+
+impl NodeConfig {
+    /// Resolves `args` over the config file over the defaults.
+    pub fn resolve(args: &UpArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => load(path)?,
+            None => FileConfig::default(),
+        };
+        let listen_text = args
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_text.parse().with_context(|| {
+            format!("listen address {listen_text:?} is not host:port (e.g. 127.0.0.1:8080)")
+        })?;
+        let token = args.token.clone().or(file.token).filter(|t| !t.is_empty());
+        if !listen.ip().is_loopback() && token.is_none() {
+            bail!(
+                "refusing to listen on {listen} without a token: set BATON_TOKEN or --token, or listen on 127.0.0.1"
+            );
+        }
+        let log_format = args
+            .log_format
+            .clone()
+            .or(file.log_format)
+            .unwrap_or_else(|| "text".into());
+        let log_json = match log_format.as_str() {
+            "text" => false,
+            "json" => true,
+            other => bail!("log format {other:?} is neither `text` nor `json`"),
+        };
+        let mut wasm = baton_runtime::wasm::WasmConfig::default();
+        if let Some(instances) = file.wasm.pool_instances {
+            wasm.pool_instances = instances;
+        }
+        if let Some(memory) = &file.wasm.max_memory {
+            wasm.max_memory_bytes = baton_api::parse_memory(memory)
+                .map_err(|e| anyhow::anyhow!("wasm.max_memory: {e}"))?;
+        }
+        let mut worker = baton_worker::WorkerConfig::default();
+        if let Some(interval) = &file.worker.reap_interval {
+            worker.reap_interval = duration(interval, "worker.reap_interval")?;
+        }
+        if let Some(lines) = file.worker.log_lines {
+            worker.log_lines = lines;
+        }
+        let mut async_calls = baton_gateway::AsyncConfig::default();
+        if let Some(queue) = file.async_calls.queue {
+            async_calls.queue = queue;
+        }
+        if let Some(concurrency) = file.async_calls.concurrency {
+            async_calls.concurrency = concurrency;
+        }
+        let ready_timeout = match &file.process.ready_timeout {
+            Some(text) => duration(text, "process.ready_timeout")?,
+            None => Duration::from_secs(10),
+        };
+        Ok(NodeConfig {
+            listen,
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(default_data_dir),
+            token,
+            examples: args.examples.or(file.examples).unwrap_or(true),
+            log_json,
+            wasm,
+            worker,
+            async_calls,
+            ready_timeout,
+        })
+    }
+}
+
+fn load(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> UpArgs {
+        UpArgs {
+            config: None,
+            listen: None,
+            data_dir: None,
+            token: None,
+            examples: None,
+            log_format: None,
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("baton.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nexamples = false\n[wasm]\npool_instances = 50\n",
+        )
+        .unwrap();
+        let mut up = args();
+        up.config = Some(path.clone());
+        let config = NodeConfig::resolve(&up).unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert!(!config.examples);
+        assert_eq!(config.wasm.pool_instances, 50);
+        up.listen = Some("127.0.0.1:9001".into());
+        assert_eq!(NodeConfig::resolve(&up).unwrap().listen.port(), 9001);
+    }
+
+    #[test]
+    fn unknown_keys_and_open_listeners_without_token_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("baton.toml");
+        std::fs::write(&path, "listen_addr = \"x\"\n").unwrap();
+        let mut up = args();
+        up.config = Some(path);
+        let error = NodeConfig::resolve(&up).unwrap_err().to_string();
+        assert!(
+            error.contains("unknown field") && error.contains("listen_addr"),
+            "{error}"
+        );
+        let mut up = args();
+        up.listen = Some("0.0.0.0:8080".into());
+        assert!(
+            NodeConfig::resolve(&up)
+                .unwrap_err()
+                .to_string()
+                .contains("without a token")
+        );
+        up.token = Some("t".into());
+        assert!(NodeConfig::resolve(&up).is_ok());
+    }
+}
