@@ -138,10 +138,10 @@ impl FunctionSpec {
     /// Checks the invariants the runtimes rely on; the message says what to change.
     pub fn validate(&self) -> Result<(), SpecError> {
         let fail = |m: String| Err(SpecError(m));
-        if let RuntimeSpec::Process { command, .. } = &self.runtime {
-            if command.is_empty() || command[0].is_empty() {
-                return fail("process function needs a command (envProcess)".into());
-            }
+        if let RuntimeSpec::Process { command, .. } = &self.runtime
+            && (command.is_empty() || command[0].is_empty())
+        {
+            return fail("process function needs a command (envProcess)".into());
         }
         if let RuntimeSpec::Wasm { component } = &self.runtime {
             let hex = &component.0;

@@ -210,7 +210,7 @@ async fn read_component(image: &str) -> Result<Vec<u8>, ApiError> {
 }
 
 fn format_memory(bytes: u64) -> String {
-    if bytes % (1 << 20) == 0 {
+    if bytes.is_multiple_of(1 << 20) {
         format!("{}Mi", bytes >> 20)
     } else {
         bytes.to_string()
@@ -239,10 +239,10 @@ impl FunctionAdmin for ControlPlane {
             Some(self.store_component(&request, upload).await?)
         };
         let cleanup = |digest: &Option<ArtifactDigest>| {
-            if let Some(digest) = digest {
-                if !self.is_referenced(digest) {
-                    let _ = std::fs::remove_file(self.artifacts.path(digest));
-                }
+            if let Some(digest) = digest
+                && !self.is_referenced(digest)
+            {
+                let _ = std::fs::remove_file(self.artifacts.path(digest));
             }
         };
         let spec = match request.into_spec(digest.clone()) {

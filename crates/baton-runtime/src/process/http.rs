@@ -78,17 +78,24 @@ impl HttpFunction {
             .spawn()
             .map_err(|e| failed(format!("could not start the function's process: {e}")))?;
         let pid = child.id();
+        let mut pumps = Vec::new();
         if let Some(stdout) = child.stdout.take() {
-            pump_lines(stdout, LogStream::Stdout, logs.clone());
+            pumps.push(pump_lines(stdout, LogStream::Stdout, logs.clone()));
         }
         if let Some(stderr) = child.stderr.take() {
-            pump_lines(stderr, LogStream::Stderr, logs.clone());
+            pumps.push(pump_lines(stderr, LogStream::Stderr, logs.clone()));
         }
         let alive = Arc::new(AtomicBool::new(true));
         let watcher_alive = alive.clone();
         let watcher_logs = logs.clone();
         tokio::spawn(async move {
             let status = child.wait().await;
+            // Let the last lines reach the logs before the death is noticed, so the error
+            // that reports it can quote them; a grandchild holding the pipes open is not
+            // waited for.
+            for pump in pumps {
+                let _ = tokio::time::timeout(Duration::from_millis(200), pump).await;
+            }
             watcher_alive.store(false, Ordering::SeqCst);
             let note = match status {
                 Ok(status) => format!("process {} exited: {status}", pid.unwrap_or_default()),

@@ -20,7 +20,7 @@ pub(crate) fn pump_lines(
     reader: impl AsyncRead + Unpin + Send + 'static,
     stream: LogStream,
     logs: Arc<FunctionLogs>,
-) {
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(reader);
         let mut line = Vec::new();
@@ -36,5 +36,5 @@ pub(crate) fn pump_lines(
                 Ok(_) => logs.push_text(stream, &line),
             }
         }
-    });
+    })
 }

@@ -1,0 +1,210 @@
+//! The /system API: validation, conflicts, auth, logs.
+
+use crate::harness::{BATON, Node, Options};
+use serde_json::json;
+
+#[tokio::test]
+async fn bad_deployments_are_refused_with_a_reason_and_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"\0asm\x0d\0\x01\0garbage").unwrap();
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let text = dir.path().join("text.wasm");
+    std::fs::write(&text, b"hello").unwrap();
+    let cases = [
+        (
+            json!({"service": "../x", "image": baton_guests::HELLO_PATH}),
+            "../x",
+        ),
+        (
+            json!({"service": "Hello", "image": baton_guests::HELLO_PATH}),
+            "must match",
+        ),
+        (
+            json!({"service": "a".repeat(64), "image": baton_guests::HELLO_PATH}),
+            "longer than 63",
+        ),
+        (
+            json!({"service": "j", "image": junk}),
+            "not a valid WebAssembly component",
+        ),
+        (json!({"service": "c", "image": core}), "core wasm module"),
+        (json!({"service": "t", "image": text}), "not WebAssembly"),
+        (
+            json!({"service": "m", "image": "/no/such/file.wasm"}),
+            "cannot read component file",
+        ),
+        (
+            json!({"service": "r", "image": "docker.io/library/nginx"}),
+            "cannot read component file",
+        ),
+        (
+            json!({"service": "u", "image": "https://x/y.wasm"}),
+            "does not pull",
+        ),
+        (
+            json!({"service": "l", "image": baton_guests::HELLO_PATH, "limits": {"memory": "lots"}}),
+            "limits.memory",
+        ),
+        (
+            json!({"service": "e", "image": baton_guests::HELLO_PATH, "envVars": {"exec_timeout": "soon"}}),
+            "exec_timeout",
+        ),
+        (
+            json!({"service": "p", "envProcess": "no-such-binary-xyz"}),
+            "not on PATH",
+        ),
+        (
+            json!({"service": "q", "envProcess": "cat", "envVars": {"mode": "cgi"}}),
+            "not a watchdog mode",
+        ),
+        (
+            json!({"service": "k", "image": baton_guests::HELLO_PATH, "imagee": "typo"}),
+            "unknown field",
+        ),
+    ];
+    for (body, expected) in cases {
+        let reply = node.deploy("POST", body.clone()).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.text());
+        assert!(
+            reply.text().contains(expected),
+            "{body}: {:?} lacks {expected:?}",
+            reply.text()
+        );
+    }
+    let not_json = node.send("POST", "/system/functions", &[], "{").await;
+    assert_eq!(not_json.status, 400);
+    let upload = node
+        .send(
+            "POST",
+            "/system/functions?service=up",
+            &[("content-type", "application/wasm")],
+            "garbage",
+        )
+        .await;
+    assert_eq!(upload.status, 400);
+    assert!(node.names().await.is_empty(), "nothing is registered");
+    let artifacts = std::fs::read_dir(dir.path().join("artifacts"))
+        .unwrap()
+        .count();
+    assert_eq!(artifacts, 0, "no refused component is kept");
+}
+
+#[tokio::test]
+async fn create_update_delete_follow_openfaas_semantics() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    let spec = json!({"service": "hello", "image": format!("file://{}", baton_guests::HELLO_PATH), "envVars": {"exec_timeout": "2s"}, "limits": {"memory": "64Mi"}, "labels": {"team": "a"}});
+    let created = node.deploy("POST", spec.clone()).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert_eq!(created.json()["version"], 1);
+    assert_eq!(node.deploy("POST", spec.clone()).await.status, 409);
+    let updated = node.deploy("PUT", spec.clone()).await;
+    assert_eq!(updated.status, 202);
+    assert_eq!(updated.json()["version"], 2);
+    let mut missing = spec.clone();
+    missing["service"] = "other".into();
+    assert_eq!(node.deploy("PUT", missing).await.status, 404);
+
+    let described = node.get("/system/function/hello").await.json();
+    assert_eq!(described["timeoutMs"], 2000);
+    assert_eq!(described["limits"]["memory"], "64Mi");
+    assert_eq!(described["labels"]["team"], "a");
+    assert_eq!(described["runtime"], "wasm");
+    assert_eq!(node.get("/system/function/ghost").await.status, 404);
+    let info = node.get("/system/info").await.json();
+    assert_eq!(info["provider"]["provider"], "baton");
+
+    let delete = |name: &str| json!({ "functionName": name }).to_string();
+    assert_eq!(
+        node.send("DELETE", "/system/functions", &[], delete("hello"))
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        node.send("DELETE", "/system/functions", &[], delete("hello"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(node.get("/function/hello").await.status, 404);
+}
+
+#[tokio::test]
+async fn the_token_guards_system_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(
+        dir.path(),
+        Options {
+            token: Some("s3cret".into()),
+            ..Options::default()
+        },
+    );
+    let url = node.url.clone();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let status = |auth: Option<&'static str>| {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let mut request = http::Request::get(format!("{url}/system/functions"));
+            if let Some(auth) = auth {
+                request = request.header("authorization", auth);
+            }
+            client
+                .request(request.body(Default::default()).unwrap())
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status(None).await, 401);
+    assert_eq!(status(Some("Bearer wrong")).await, 401);
+    assert_eq!(status(Some("Bearer s3cret")).await, 200);
+    // admin:s3cret, as faas-cli login sends it.
+    assert_eq!(status(Some("Basic YWRtaW46czNjcmV0")).await, 200);
+    assert_eq!(node.get("/healthz").await.status, 200);
+}
+
+#[test]
+fn listening_beyond_loopback_needs_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(BATON)
+        .arg("up")
+        .env("BATON_LISTEN", "0.0.0.0:0")
+        .env("BATON_DATA_DIR", dir.path())
+        .env_remove("BATON_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("without a token"));
+}
+
+#[tokio::test]
+async fn logs_show_what_functions_print() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    node.upload("bad", baton_guests::MISBEHAVE, json!({})).await;
+    assert_eq!(node.get("/function/bad/trap").await.status, 500);
+    let logs = node.get("/system/logs?name=bad&tail=20").await;
+    assert_eq!(logs.status, 200);
+    assert_eq!(logs.header("content-type"), "application/x-ndjson");
+    let lines: Vec<serde_json::Value> = logs
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["text"]
+            .as_str()
+            .unwrap()
+            .contains("misbehave asked to trap")
+            && l["instance"] == "stderr"),
+        "{lines:?}"
+    );
+    assert_eq!(node.get("/system/logs?name=ghost").await.status, 404);
+}

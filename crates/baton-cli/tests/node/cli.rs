@@ -1,0 +1,133 @@
+//! The CLI against a running node.
+
+use crate::harness::{Node, Options};
+
+fn stdout(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn deploy_from_a_manifest_then_invoke_list_describe_logs_and_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(
+        &dir.path().join("data"),
+        Options {
+            token: Some("tok".into()),
+            ..Options::default()
+        },
+    );
+    let app = dir.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::copy(baton_guests::ECHO_PATH, app.join("echo.wasm")).unwrap();
+    std::fs::write(app.join("upper.sh"), "tr a-z A-Z; echo done >&2").unwrap();
+    std::fs::write(
+        app.join("baton.toml"),
+        "[functions.echo]\nwasm = \"echo.wasm\"\ntimeout = \"3s\"\nmemory = \"32Mi\"\n\n\
+         [functions.upper]\nprocess = \"sh upper.sh\"\nmode = \"classic\"\nenv = { GREETING = \"hi\" }\n",
+    )
+    .unwrap();
+    let manifest = app.join("baton.toml").display().to_string();
+    let deployed = node.cli(&["deploy", "-f", &manifest, "--json"]);
+    let statuses: serde_json::Value = serde_json::from_str(&stdout(&deployed)).unwrap();
+    assert_eq!(statuses.as_array().unwrap().len(), 2);
+    // Deploying again updates (PUT) rather than failing.
+    let again = node.cli(&["deploy", "-f", &manifest, "--json"]);
+    let statuses: serde_json::Value = serde_json::from_str(&stdout(&again)).unwrap();
+    assert!(
+        statuses
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["version"] == 2)
+    );
+
+    assert_eq!(
+        stdout(&node.cli(&["invoke", "echo", "-d", "hello", "--path", "/x"])),
+        "hello"
+    );
+    assert_eq!(
+        stdout(&node.cli(&["invoke", "upper", "-d", "shout"])),
+        "SHOUT"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&node.cli(&["invoke", "echo", "-d", "x", "--json"]))).unwrap();
+    assert_eq!(json["status"], 200);
+    assert_eq!(json["body"], "x");
+
+    let listed = stdout(&node.cli(&["ls"]));
+    assert!(
+        listed.starts_with("NAME") && listed.contains("echo") && listed.contains("process-classic"),
+        "{listed}"
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&stdout(&node.cli(&["ls", "--json"]))).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    let described: serde_json::Value =
+        serde_json::from_str(&stdout(&node.cli(&["describe", "echo", "--json"]))).unwrap();
+    assert_eq!(described["timeoutMs"], 3000);
+    assert_eq!(described["limits"]["memory"], "32Mi");
+    assert!(stdout(&node.cli(&["describe", "upper"])).contains("GREETING=hi"));
+    assert!(stdout(&node.cli(&["logs", "upper"])).contains("done"));
+
+    let missing = node.cli(&["invoke", "ghost"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+    assert!(node.cli(&["rm", "echo", "upper"]).status.success());
+    assert!(stdout(&node.cli(&["ls", "--json"])).trim() == "[]");
+    assert!(!node.cli(&["rm", "echo"]).status.success());
+}
+
+#[tokio::test]
+async fn deploy_from_an_openfaas_stack_file_and_by_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("data"), Options::default());
+    let handler = dir.path().join("wc");
+    std::fs::create_dir(&handler).unwrap();
+    std::fs::write(handler.join("index.sh"), "wc -w").unwrap();
+    std::fs::write(
+        dir.path().join("stack.yml"),
+        "version: 1.0\nprovider:\n  name: openfaas\nfunctions:\n  wc:\n    lang: dockerfile\n    handler: ./wc\n    image: wc:latest\n    environment:\n      fprocess: sh index.sh\n",
+    )
+    .unwrap();
+    let stack = dir.path().join("stack.yml").display().to_string();
+    stdout(&node.cli(&["deploy", "--stack", &stack]));
+    assert_eq!(
+        stdout(&node.cli(&["invoke", "wc", "-d", "a b c"])).trim(),
+        "3"
+    );
+
+    stdout(&node.cli(&[
+        "deploy",
+        "hello",
+        "--wasm",
+        baton_guests::HELLO_PATH,
+        "--timeout",
+        "1s",
+    ]));
+    assert_eq!(
+        stdout(&node.cli(&["invoke", "hello", "--path", "?name=cli"])),
+        "Hello, cli!\n"
+    );
+    let bad = node.cli(&["deploy", "broken", "--wasm", "/etc/hostname"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("400"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+#[test]
+fn the_cli_explains_an_unreachable_node() {
+    let output = std::process::Command::new(crate::harness::BATON)
+        .args(["ls", "--gateway", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot reach Baton"));
+}

@@ -1,0 +1,189 @@
+//! Registrations survive restarts and kill -9; concurrent changes stay consistent; idle
+//! sandboxes go away.
+
+use crate::harness::{Node, Options, eventually};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test]
+async fn deployments_survive_a_restart_without_recompiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    assert_eq!(
+        node.upload(
+            "hello",
+            baton_guests::HELLO,
+            json!({"envVars": {"exec_timeout": "3s"}})
+        )
+        .await
+        .status,
+        201
+    );
+    let process = json!({"service": "cat", "envProcess": "cat", "envVars": {"mode": "classic"}});
+    assert_eq!(node.deploy("POST", process).await.status, 201);
+    let compiled = || {
+        std::fs::read_dir(dir.path().join("compiled"))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().modified().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let before = compiled();
+    assert_eq!(before.len(), 1);
+    node.kill();
+
+    let node = Node::start(dir.path(), Options::default());
+    assert_eq!(node.names().await, ["cat", "hello"]);
+    assert_eq!(node.get("/function/hello").await.text(), "Hello, world!\n");
+    assert_eq!(node.post("/function/cat", "x").await.text(), "x");
+    assert_eq!(
+        node.get("/system/function/hello").await.json()["timeoutMs"],
+        3000
+    );
+    assert_eq!(
+        compiled(),
+        before,
+        "the compiled component was loaded from the cache"
+    );
+}
+
+#[tokio::test]
+async fn every_acknowledged_deployment_survives_kill_9_mid_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Arc::new(Node::start(dir.path(), Options::default()));
+    let pid = node.child.id() as i32;
+    let acknowledged = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let deployer = {
+        let (node, acknowledged) = (node.clone(), acknowledged.clone());
+        tokio::spawn(async move {
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http();
+            for i in 0..1000 {
+                let name = format!("f{i}");
+                let body =
+                    json!({"service": name, "envProcess": "cat", "envVars": {"mode": "classic"}})
+                        .to_string();
+                let request = http::Request::post(format!("{}/system/functions", node.url))
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                    .unwrap();
+                match client.request(request).await {
+                    Ok(response) if response.status() == 201 => {
+                        acknowledged.lock().unwrap().push(name)
+                    }
+                    _ => return,
+                }
+            }
+        })
+    };
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            acknowledged.lock().unwrap().len() >= 15
+        })
+        .await
+    );
+    // SAFETY: kill has no memory-safety preconditions; pid is our own child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    deployer.await.unwrap();
+    drop(node);
+    let acked: Vec<String> = acknowledged.lock().unwrap().clone();
+    let node = Node::start(dir.path(), Options::default());
+    let names = node.names().await;
+    for name in &acked {
+        assert!(
+            names.contains(name),
+            "{name} was acknowledged but is gone after kill -9"
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_changes_to_one_name_leave_a_consistent_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Arc::new(Node::start(dir.path(), Options::default()));
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let node = node.clone();
+            tokio::spawn(async move {
+                let spec = json!({"service": "contested", "envProcess": "cat", "envVars": {"mode": "classic", "writer": i.to_string()}});
+                match i % 3 {
+                    0 => node.deploy("POST", spec).await.status,
+                    1 => node.deploy("PUT", spec).await.status,
+                    _ => node.send("DELETE", "/system/functions", &[], json!({"functionName": "contested"}).to_string()).await.status,
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        let status = task.await.unwrap();
+        assert!(
+            [201, 202, 404, 409].contains(&status),
+            "unexpected status {status}"
+        );
+    }
+    let listed = node.names().await;
+    let described = node.get("/system/function/contested").await;
+    let invoked = node.post("/function/contested", "x").await;
+    if listed.contains(&"contested".to_owned()) {
+        assert_eq!(described.status, 200);
+        assert_eq!(invoked.text(), "x");
+    } else {
+        assert_eq!((described.status, invoked.status), (404, 404));
+    }
+    let before = described.json_or_null();
+    let dir_path = Arc::try_unwrap(node).ok().unwrap().kill();
+    let node = Node::start(&dir_path, Options::default());
+    assert_eq!(
+        node.names().await,
+        listed,
+        "the store agrees with what was served"
+    );
+    let after = node.get("/system/function/contested").await.json_or_null();
+    assert_eq!(after["envVars"], before["envVars"]);
+    assert_eq!(after["version"], before["version"]);
+}
+
+#[tokio::test]
+async fn idle_sandboxes_scale_to_zero_and_come_back_cold() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[worker]\nreap_interval = \"100ms\"\n".to_owned();
+    let node = Node::start(
+        dir.path(),
+        Options {
+            config: Some(config),
+            ..Options::default()
+        },
+    );
+    let script = dir.path().join("server.py");
+    std::fs::write(&script, baton_guests::python::HTTP_SERVER).unwrap();
+    let spec = json!({"service": "warm", "envProcess": format!("python3 {}", script.display()), "envVars": {"mode": "http"}, "labels": {"com.openfaas.scale.zero-duration": "500ms"}});
+    assert_eq!(node.deploy("POST", spec).await.status, 201);
+    let first = node.get("/function/warm").await;
+    assert_eq!(first.header("x-baton-cold-start"), "true");
+    assert_eq!(
+        node.get("/system/function/warm").await.json()["replicas"],
+        1
+    );
+    let scaled_to_zero = eventually(Duration::from_secs(20), || async {
+        node.get("/system/function/warm").await.json()["replicas"] == 0
+    })
+    .await;
+    assert!(scaled_to_zero, "the idle process was not reaped");
+    let again = node.get("/function/warm").await;
+    assert_eq!(again.header("x-baton-cold-start"), "true");
+    assert_ne!(
+        again.json()["pid"],
+        first.json()["pid"],
+        "a new process serves after scale to zero"
+    );
+}
+
+trait JsonOrNull {
+    fn json_or_null(&self) -> serde_json::Value;
+}
+
+impl JsonOrNull for crate::harness::Reply {
+    fn json_or_null(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}

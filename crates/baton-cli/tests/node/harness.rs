@@ -1,0 +1,230 @@
+//! Starting `baton up` in a temporary data directory and talking HTTP to it.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BATON: &str = env!("CARGO_BIN_EXE_baton");
+
+/// A running node; killed when dropped.
+pub struct Node {
+    pub child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+    pub token: Option<String>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+/// Options of a node under test.
+#[derive(Default, Clone)]
+pub struct Options {
+    pub examples: bool,
+    pub token: Option<String>,
+    pub config: Option<String>,
+}
+
+impl Node {
+    pub fn start(data_dir: &Path, options: Options) -> Node {
+        let mut command = Command::new(BATON);
+        command
+            .arg("up")
+            .env("BATON_LISTEN", "127.0.0.1:0")
+            .env("BATON_DATA_DIR", data_dir)
+            .env("BATON_EXAMPLES", options.examples.to_string())
+            .env_remove("BATON_TOKEN")
+            .env_remove("BATON_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(token) = &options.token {
+            command.env("BATON_TOKEN", token);
+        }
+        if let Some(config) = &options.config {
+            let path = data_dir.with_extension("toml");
+            std::fs::write(&path, config).unwrap();
+            command.env("BATON_CONFIG", path);
+        }
+        let mut child = command.spawn().expect("starting baton");
+        let stdout = child.stdout.take().unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("baton listening on ") {
+                    let _ = sender.send(
+                        rest.split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
+                }
+            }
+        });
+        let url = receiver
+            .recv_timeout(Duration::from_secs(60))
+            .expect("baton did not report its address within 60 s");
+        Node {
+            child,
+            url,
+            data_dir: data_dir.to_path_buf(),
+            token: options.token,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// Sends a request; `/system` calls carry the node's token.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url));
+        if let (Some(token), true) = (&self.token, path.starts_with("/system")) {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(body.into())).unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(60), self.client.request(request))
+            .await
+            .expect("no answer within 60 s")
+            .expect("request failed");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, &[], Bytes::new()).await
+    }
+
+    pub async fn post(&self, path: &str, body: impl Into<Bytes>) -> Reply {
+        self.send("POST", path, &[], body).await
+    }
+
+    /// Deploys with OpenFaaS JSON.
+    pub async fn deploy(&self, method: &str, json: serde_json::Value) -> Reply {
+        self.send(
+            method,
+            "/system/functions",
+            &[("content-type", "application/json")],
+            json.to_string(),
+        )
+        .await
+    }
+
+    /// Uploads a component under `name`, with extra deployment settings.
+    pub async fn upload(
+        &self,
+        name: &str,
+        component: &'static [u8],
+        mut settings: serde_json::Value,
+    ) -> Reply {
+        settings["service"] = name.into();
+        let header = settings.to_string();
+        self.send(
+            "POST",
+            "/system/functions",
+            &[
+                ("content-type", "application/wasm"),
+                ("x-baton-deployment", &header),
+            ],
+            Bytes::from_static(component),
+        )
+        .await
+    }
+
+    pub async fn names(&self) -> Vec<String> {
+        let reply = self.get("/system/functions").await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let mut names: Vec<String> = reply
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// `kill -9`.
+    pub fn kill(mut self) -> PathBuf {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.data_dir.clone()
+    }
+
+    /// Runs the CLI against this node.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut command = Command::new(BATON);
+        command
+            .args(args)
+            .env("BATON_GATEWAY", &self.url)
+            .env_remove("BATON_TOKEN");
+        if let Some(token) = &self.token {
+            command.env("BATON_TOKEN", token);
+        }
+        command.stdin(Stdio::null()).output().unwrap()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it holds or `limit` passes; the limit is a deadline against hangs, not
+/// a performance assertion.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}

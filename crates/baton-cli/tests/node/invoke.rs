@@ -1,0 +1,279 @@
+//! Invocation through the gateway: examples, paths, limits, async calls, metrics.
+
+use crate::harness::{Node, Options};
+use bytes::Bytes;
+use serde_json::json;
+
+#[tokio::test]
+async fn the_examples_are_served_after_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(
+        dir.path(),
+        Options {
+            examples: true,
+            ..Options::default()
+        },
+    );
+    assert_eq!(
+        node.names().await,
+        [
+            "echo",
+            "hello",
+            "json-transform",
+            "python-classic",
+            "python-http"
+        ]
+    );
+
+    let hello = node.get("/function/hello?name=Ada").await;
+    assert_eq!(
+        (hello.status, hello.text().as_str()),
+        (200, "Hello, Ada!\n")
+    );
+    assert_eq!(
+        hello.header("x-baton-cold-start"),
+        "true",
+        "the first request creates the sandbox"
+    );
+    assert!(!hello.header("x-call-id").is_empty());
+    assert!(hello.header("x-duration-seconds").parse::<f64>().is_ok());
+    assert_eq!(
+        node.get("/function/hello")
+            .await
+            .header("x-baton-cold-start"),
+        "false"
+    );
+
+    let transformed = node
+        .post("/function/json-transform", r#"{"a":"b","list":["c",1]}"#)
+        .await;
+    assert_eq!(
+        transformed.json(),
+        json!({"result": {"a": "B", "list": ["C", 1]}, "strings_transformed": 2})
+    );
+    let not_json = node.post("/function/json-transform", "{nope").await;
+    assert_eq!(not_json.status, 400);
+
+    let classic = node
+        .post("/function/python-classic/sub?x=1", "one two\nthree")
+        .await;
+    assert_eq!(classic.status, 200, "{}", classic.text());
+    assert_eq!(classic.json()["words"], 3);
+    assert_eq!(classic.json()["lines"], 2);
+    assert_eq!(classic.json()["path"], "/sub");
+    assert_eq!(classic.json()["query"], "x=1");
+
+    let first = node.post("/function/python-http/a?b=c", "xyz").await;
+    let second = node.get("/function/python-http").await;
+    assert_eq!(first.json()["path"], "/a?b=c");
+    assert_eq!(first.json()["body_bytes"], 3);
+    assert_eq!(
+        second.json()["pid"],
+        first.json()["pid"],
+        "http mode keeps one warm process"
+    );
+    assert_eq!(second.json()["served_by_this_process"], 2);
+}
+
+#[tokio::test]
+async fn path_query_method_and_get_bodies_reach_the_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    assert_eq!(
+        node.upload("echo", baton_guests::ECHO, json!({}))
+            .await
+            .status,
+        201
+    );
+    let reply = node
+        .send(
+            "GET",
+            "/function/echo/deep/path?q=1&r=2",
+            &[("content-type", "text/x-test")],
+            "get-body",
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.text(), "get-body");
+    assert_eq!(reply.header("x-echo-method"), "GET");
+    assert_eq!(reply.header("x-echo-path"), "/deep/path?q=1&r=2");
+    assert_eq!(reply.header("content-type"), "text/x-test");
+    let root = node
+        .send("DELETE", "/function/echo/", &[], Bytes::new())
+        .await;
+    assert_eq!(root.header("x-echo-path"), "/");
+    assert_eq!(root.header("x-echo-method"), "DELETE");
+}
+
+#[tokio::test]
+async fn unknown_functions_and_oversized_bodies_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    let missing = node.get("/function/ghost").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.text().contains("ghost"));
+    node.upload("echo", baton_guests::ECHO, json!({})).await;
+    let cat = json!({"service": "cat", "envProcess": "cat", "envVars": {"mode": "classic"}});
+    assert_eq!(node.deploy("POST", cat).await.status, 201);
+    // A declared length over the limit is refused before the body is read.
+    let refused = raw_status(&node.url, "/function/echo", 17 << 20).await;
+    assert!(refused.starts_with("HTTP/1.1 413"), "{refused}");
+    assert!(refused.contains("exceeds"), "{refused}");
+    // A chunked body, whose length is not declared, is cut off once it passes the limit.
+    let chunked = raw_chunked_status(&node.url, "/function/echo", 17 << 20).await;
+    assert!(chunked.starts_with("HTTP/1.1 413"), "{chunked}");
+    // The node still serves afterwards.
+    assert_eq!(node.post("/function/echo", "ok").await.text(), "ok");
+    assert_eq!(node.post("/function/cat", "cat me").await.text(), "cat me");
+    assert!(
+        raw_status(&node.url, "/function/cat", 17 << 20)
+            .await
+            .starts_with("HTTP/1.1 413")
+    );
+}
+
+#[tokio::test]
+async fn async_invocations_answer_202_and_deliver_to_the_callback() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    node.upload("echo", baton_guests::ECHO, json!({})).await;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let callback = format!("http://{}/done", listener.local_addr().unwrap());
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let service =
+            hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let sender = sender.clone();
+                async move {
+                    let headers = request.headers().clone();
+                    let body = http_body_util::BodyExt::collect(request.into_body())
+                        .await
+                        .unwrap()
+                        .to_bytes();
+                    sender.send((headers, body)).await.unwrap();
+                    Ok::<_, std::convert::Infallible>(http::Response::new(
+                        http_body_util::Full::new(Bytes::new()),
+                    ))
+                }
+            });
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(io, service)
+            .await;
+    });
+
+    let accepted = node
+        .send(
+            "POST",
+            "/async-function/echo/x",
+            &[("x-callback-url", &callback)],
+            "later",
+        )
+        .await;
+    assert_eq!(accepted.status, 202);
+    let call_id = accepted.header("x-call-id").to_owned();
+    assert!(!call_id.is_empty());
+    let (headers, body) = tokio::time::timeout(std::time::Duration::from_secs(30), receiver.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(body, "later");
+    assert_eq!(headers["x-call-id"], call_id.as_str());
+    assert_eq!(headers["x-function-status"], "200");
+    assert_eq!(headers["x-function-name"], "echo");
+
+    assert_eq!(node.post("/async-function/ghost", "x").await.status, 404);
+    let bad = node
+        .send(
+            "POST",
+            "/async-function/echo",
+            &[("x-callback-url", "ftp://x")],
+            "x",
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+}
+
+#[tokio::test]
+async fn metrics_use_openfaas_names_and_count_cold_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    node.upload("hello", baton_guests::HELLO, json!({})).await;
+    for _ in 0..3 {
+        assert_eq!(node.get("/function/hello").await.status, 200);
+    }
+    node.get("/function/ghost").await;
+    let metrics = node.get("/metrics").await.text();
+    assert!(
+        metrics
+            .contains(r#"gateway_function_invocation_total{function_name="hello",code="200"} 3"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gateway_functions_seconds_bucket{"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"baton_cold_starts_total{function_name="hello"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"gateway_service_count{function_name="hello"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("ghost"),
+        "unknown names must not create series"
+    );
+    let listed = node.get("/system/function/hello").await.json();
+    assert_eq!(listed["invocationCount"], 3);
+    assert_eq!(node.get("/healthz").await.status, 200);
+}
+
+/// Sends a request head declaring `length` bytes plus the first few bytes of the body, and
+/// returns what the node answers, as a client that does not wait to finish sending sees it.
+async fn raw_status(url: &str, path: &str, length: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head =
+        format!("POST {path} HTTP/1.1\r\nhost: {address}\r\ncontent-length: {length}\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&[b'x'; 1024]).await.unwrap();
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&answer[..read]).into_owned()
+}
+
+/// Streams `total` bytes with chunked transfer encoding and returns the node's answer.
+async fn raw_chunked_status(url: &str, path: &str, total: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = url.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let head =
+        format!("POST {path} HTTP/1.1\r\nhost: {address}\r\ntransfer-encoding: chunked\r\n\r\n");
+    tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..total / chunk.len() {
+            writer
+                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await?;
+            writer.write_all(&chunk).await?;
+            writer.write_all(b"\r\n").await?;
+        }
+        writer.write_all(b"0\r\n\r\n").await
+    });
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(30), reader.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&answer[..read]).into_owned()
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the real `baton` binary on ephemeral loopback ports.
+
+mod harness;
+
+mod admin;
+mod cli;
+mod durability;
+mod failures;
+mod invoke;
