@@ -5,7 +5,7 @@
 //! request body before calling the handler and writes the whole response after: functions
 //! that need streaming can use the re-exported [`wasi`] bindings directly.
 //!
-//! ```ignore
+//! ```text
 //! fn handle(request: baton_sdk::Request) -> baton_sdk::Response {
 //!     baton_sdk::Response::text(200, format!("you sent {} bytes\n", request.body.len()))
 //! }
