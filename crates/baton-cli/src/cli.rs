@@ -28,6 +28,19 @@ pub enum Command {
     Rm(RemoveArgs),
     /// Print a function's recent output.
     Logs(LogsArgs),
+    /// Measurement tools.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Serve a bare hyper hello-world (the baseline Baton's throughput is compared with).
+    Baseline {
+        /// Address to serve on.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: String,
+    },
 }
 
 /// Settings of `baton up`; each flag overrides its environment variable, which overrides the

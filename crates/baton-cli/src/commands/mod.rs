@@ -4,7 +4,7 @@ mod deploy;
 mod invoke;
 mod manage;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{BenchCommand, Cli, Command};
 use crate::config::NodeConfig;
 use std::process::ExitCode;
 
@@ -22,6 +22,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Describe(args) => manage::describe(args).await,
         Command::Rm(args) => manage::remove(args).await,
         Command::Logs(args) => manage::logs(args).await,
+        Command::Bench(BenchCommand::Baseline { listen }) => {
+            let listener = tokio::net::TcpListener::bind(&listen).await?;
+            println!("baseline listening on http://{}", listener.local_addr()?);
+            baton_bench::serve_baseline(listener).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

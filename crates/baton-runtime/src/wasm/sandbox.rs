@@ -140,45 +140,53 @@ impl WasmFunction {
             let out = http.new_response_outparam(sender).map_err(internal)?;
             (incoming, out)
         };
+        // The guest and the reading of its response run together in this task (no spawn, no
+        // cross-thread wake-ups). The guest future owns the store, so when the guest ends the
+        // store and its response sender go with it, and a guest that never responded makes
+        // `receiver` resolve rather than hang.
         let pre = self.pre.clone();
-        let guest = tokio::spawn(async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, incoming, out)
-                .await
-        });
-        let abort = guest.abort_handle();
+        let guest = async move {
+            let result = match pre.instantiate_async(&mut store).await {
+                Ok(proxy) => proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming, out).await,
+                Err(error) => Err(error),
+            };
+            drop(store);
+            result
+        };
         let max_output = self.max_output;
         let respond = async move {
-            match receiver.await {
+            let response: Result<Response, Option<InvokeError>> = match receiver.await {
                 Ok(Ok(response)) => {
                     let (parts, body) = response.into_parts();
                     match Limited::new(body, max_output as usize).collect().await {
                         Ok(collected) => Ok(Response::from_parts(parts, collected.to_bytes())),
                         Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-                            Err(InvokeError::OutputTooLarge(max_output))
+                            Err(Some(InvokeError::OutputTooLarge(max_output)))
                         }
                         // The body broke off: the guest's own failure says why.
-                        Err(_) => Err(guest_failure(guest.await)),
+                        Err(_) => Err(None),
                     }
                 }
-                Ok(Err(code)) => Err(InvokeError::SandboxFailed(format!(
-                    "function answered with an error: {code:?}"
-                ))),
-                Err(_) => Err(guest_failure(guest.await)),
-            }
+                Ok(Err(code)) => Err(Some(InvokeError::SandboxFailed(format!("function answered with an error: {code:?}")))),
+                Err(_) => Err(None),
+            };
+            response
         };
-        match tokio::time::timeout_at(deadline.into(), respond).await {
-            Ok(Err(InvokeError::Trap(message)))
-                if Instant::now() >= deadline && message.contains("interrupt") =>
-            {
-                Err(InvokeError::Timeout(self.timeout))
-            }
-            Ok(result) => result,
-            Err(_) => {
-                abort.abort();
-                Err(InvokeError::Timeout(self.timeout))
+        let both = async { tokio::join!(guest, respond) };
+        let Ok((guest_result, response)) = tokio::time::timeout_at(deadline.into(), both).await else {
+            return Err(InvokeError::Timeout(self.timeout));
+        };
+        match (response, guest_result) {
+            (Ok(response), _) => Ok(response),
+            (Err(Some(error)), _) => Err(error),
+            (Err(None), Ok(())) => Err(InvokeError::SandboxFailed("function returned without sending a response".into())),
+            (Err(None), Err(error)) => {
+                let message = trap_message(&anyhow::Error::from(error));
+                if Instant::now() >= deadline && message.contains("interrupt") {
+                    Err(InvokeError::Timeout(self.timeout))
+                } else {
+                    Err(InvokeError::Trap(message))
+                }
             }
         }
     }
@@ -193,19 +201,6 @@ fn with_authority(mut request: Request) -> Request {
         );
     }
     request
-}
-
-fn guest_failure(joined: Result<wasmtime::Result<()>, tokio::task::JoinError>) -> InvokeError {
-    match joined {
-        Ok(Ok(())) => {
-            InvokeError::SandboxFailed("function returned without sending a response".into())
-        }
-        Ok(Err(error)) => InvokeError::Trap(trap_message(&anyhow::Error::from(error))),
-        Err(join) if join.is_cancelled() => {
-            InvokeError::SandboxFailed("function was cancelled".into())
-        }
-        Err(join) => InvokeError::SandboxFailed(format!("function task failed: {join}")),
-    }
 }
 
 /// The trap and the guest's message, without wasmtime's backtrace noise.
