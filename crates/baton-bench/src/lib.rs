@@ -29,7 +29,10 @@ pub async fn serve_baseline(listener: tokio::net::TcpListener) -> std::io::Resul
                         .expect("static response"),
                 )
             });
-            if let Err(error) = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await {
+            if let Err(error) = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 tracing::debug!(%error, "baseline connection ended");
             }
         });

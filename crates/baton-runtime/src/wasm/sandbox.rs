@@ -30,6 +30,18 @@ pub(crate) struct HostState {
     http: WasiHttpCtx,
     table: ResourceTable,
     limits: StoreLimits,
+    hooks: Hooks,
+}
+
+/// wasi-http policy: the defaults (outgoing requests allowed), with a deeper buffer for the
+/// response body, so a guest writing a small response does not suspend until the host reads
+/// each chunk; the output limit still bounds what is kept.
+struct Hooks;
+
+impl wasmtime_wasi_http::WasiHttpHooks for Hooks {
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        16
+    }
 }
 
 impl WasiView for HostState {
@@ -46,7 +58,7 @@ impl WasiHttpView for HostState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: wasmtime_wasi_http::default_hooks(),
+            hooks: &mut self.hooks,
         }
     }
 }
@@ -111,6 +123,7 @@ impl WasmFunction {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
+            hooks: Hooks,
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.memory_bytes)
                 .trap_on_grow_failure(true)
@@ -147,7 +160,12 @@ impl WasmFunction {
         let pre = self.pre.clone();
         let guest = async move {
             let result = match pre.instantiate_async(&mut store).await {
-                Ok(proxy) => proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming, out).await,
+                Ok(proxy) => {
+                    proxy
+                        .wasi_http_incoming_handler()
+                        .call_handle(&mut store, incoming, out)
+                        .await
+                }
                 Err(error) => Err(error),
             };
             drop(store);
@@ -167,19 +185,24 @@ impl WasmFunction {
                         Err(_) => Err(None),
                     }
                 }
-                Ok(Err(code)) => Err(Some(InvokeError::SandboxFailed(format!("function answered with an error: {code:?}")))),
+                Ok(Err(code)) => Err(Some(InvokeError::SandboxFailed(format!(
+                    "function answered with an error: {code:?}"
+                )))),
                 Err(_) => Err(None),
             };
             response
         };
         let both = async { tokio::join!(guest, respond) };
-        let Ok((guest_result, response)) = tokio::time::timeout_at(deadline.into(), both).await else {
+        let Ok((guest_result, response)) = tokio::time::timeout_at(deadline.into(), both).await
+        else {
             return Err(InvokeError::Timeout(self.timeout));
         };
         match (response, guest_result) {
             (Ok(response), _) => Ok(response),
             (Err(Some(error)), _) => Err(error),
-            (Err(None), Ok(())) => Err(InvokeError::SandboxFailed("function returned without sending a response".into())),
+            (Err(None), Ok(())) => Err(InvokeError::SandboxFailed(
+                "function returned without sending a response".into(),
+            )),
             (Err(None), Err(error)) => {
                 let message = trap_message(&anyhow::Error::from(error));
                 if Instant::now() >= deadline && message.contains("interrupt") {
