@@ -1,9 +1,18 @@
-//! Baton's measurement harness.
+//! Baton's measurement harness: every figure in `BENCHMARKS.md` comes from here.
 //!
-//! For now: the baseline, a bare hyper hello-world server answering what the `hello` example
-//! answers, so a benchmark can report Baton's figures as a ratio to the best this machine can
-//! do with the same load generator in the same run.
+//! - [`load`]: the load generator, closed loop and open loop (constant or Poisson arrivals),
+//!   HTTP/1.1 keep-alive or HTTP/2, latency in HDR histograms.
+//! - [`scenario`]: scenario files under `benchmarks/`.
+//! - [`report`]: terminal summary, JSON, CSV time series and SVG plots.
+//! - [`serve_baseline`]: a bare hyper hello-world answering what the `hello` example answers,
+//!   so a scenario reports Baton's figures as a ratio to the best this machine can do with
+//!   the same generator in the same run.
 #![deny(missing_docs)]
+
+pub mod load;
+pub mod report;
+pub mod scenario;
+mod svg;
 
 use bytes::Bytes;
 use http_body_util::Full;

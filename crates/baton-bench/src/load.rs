@@ -110,12 +110,21 @@ enum Sender {
 }
 
 async fn connect(spec: &LoadSpec) -> anyhow::Result<Sender> {
-    let authority = spec.url.authority().context("the URL has no host")?.as_str().to_owned();
-    let stream = tokio::net::TcpStream::connect(&authority).await.with_context(|| format!("connecting to {authority}"))?;
+    let authority = spec
+        .url
+        .authority()
+        .context("the URL has no host")?
+        .as_str()
+        .to_owned();
+    let stream = tokio::net::TcpStream::connect(&authority)
+        .await
+        .with_context(|| format!("connecting to {authority}"))?;
     stream.set_nodelay(true)?;
     let io = TokioIo::new(stream);
     if spec.http2 {
-        let (sender, connection) = http2::handshake(TokioExecutor::new(), io).await.context("HTTP/2 handshake")?;
+        let (sender, connection) = http2::handshake(TokioExecutor::new(), io)
+            .await
+            .context("HTTP/2 handshake")?;
         tokio::spawn(connection);
         Ok(Sender::Http2(sender))
     } else {
@@ -126,14 +135,24 @@ async fn connect(spec: &LoadSpec) -> anyhow::Result<Sender> {
 }
 
 fn request(spec: &LoadSpec) -> http::Request<Full<Bytes>> {
-    let mut builder = http::Request::builder().method(spec.method.clone()).uri(spec.url.clone());
+    let mut builder = http::Request::builder()
+        .method(spec.method.clone())
+        .uri(spec.url.clone());
     if !spec.http2 {
-        builder = builder.header(http::header::HOST, spec.url.authority().map(|a| a.as_str()).unwrap_or("localhost"));
+        builder = builder.header(
+            http::header::HOST,
+            spec.url
+                .authority()
+                .map(|a| a.as_str())
+                .unwrap_or("localhost"),
+        );
     }
     for (name, value) in &spec.headers {
         builder = builder.header(name, value);
     }
-    builder.body(Full::new(spec.body.clone())).expect("validated parts")
+    builder
+        .body(Full::new(spec.body.clone()))
+        .expect("validated parts")
 }
 
 /// Sends one request and reads its answer; `Err` when there was no answer.
@@ -143,19 +162,31 @@ async fn exchange(sender: &Sender, spec: &LoadSpec) -> Result<u16, String> {
             Sender::Http1(sender) => {
                 let mut sender = sender.lock().await;
                 sender.ready().await.map_err(|e| e.to_string())?;
-                sender.send_request(request(spec)).await.map_err(|e| e.to_string())?
+                sender
+                    .send_request(request(spec))
+                    .await
+                    .map_err(|e| e.to_string())?
             }
             Sender::Http2(sender) => {
                 let mut sender = sender.clone();
                 sender.ready().await.map_err(|e| e.to_string())?;
-                sender.send_request(request(spec)).await.map_err(|e| e.to_string())?
+                sender
+                    .send_request(request(spec))
+                    .await
+                    .map_err(|e| e.to_string())?
             }
         };
         let status = response.status().as_u16();
-        response.into_body().collect().await.map_err(|e| e.to_string())?;
+        response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(status)
     };
-    tokio::time::timeout(spec.timeout, send).await.unwrap_or_else(|_| Err("timeout".into()))
+    tokio::time::timeout(spec.timeout, send)
+        .await
+        .unwrap_or_else(|_| Err("timeout".into()))
 }
 
 /// What each sending task records; merged at the end.
@@ -183,7 +214,10 @@ impl Recorder {
                 self.latency.saturating_record(micros);
                 *self.statuses.entry(status).or_default() += 1;
                 if self.samples.len() < MAX_SAMPLES {
-                    self.samples.push(Sample { at_ms: at.as_millis() as u32, latency_us: micros.min(u64::from(u32::MAX)) as u32 });
+                    self.samples.push(Sample {
+                        at_ms: at.as_millis() as u32,
+                        latency_us: micros.min(u64::from(u32::MAX)) as u32,
+                    });
                 }
             }
             Err(error) => *self.errors.entry(error).or_default() += 1,
@@ -227,7 +261,10 @@ impl Clock {
 }
 
 /// Runs `spec`; `progress` is called about every 250 ms with the completed fraction.
-pub async fn run(spec: &LoadSpec, progress: impl Fn(f64) + Send + Sync + 'static) -> anyhow::Result<LoadReport> {
+pub async fn run(
+    spec: &LoadSpec,
+    progress: impl Fn(f64) + Send + Sync + 'static,
+) -> anyhow::Result<LoadReport> {
     if spec.url.scheme_str() != Some("http") {
         bail!("target {} must be an http:// URL", spec.url);
     }
@@ -258,10 +295,14 @@ pub async fn run(spec: &LoadSpec, progress: impl Fn(f64) + Send + Sync + 'static
     };
     let (recorder, dropped) = match spec.shape {
         Shape::Closed { .. } => (closed_loop(&spec, &clock, first, connections).await?, 0),
-        Shape::Open { rate, poisson, .. } => open_loop(&spec, &clock, first, connections, rate, poisson).await?,
+        Shape::Open { rate, poisson, .. } => {
+            open_loop(&spec, &clock, first, connections, rate, poisson).await?
+        }
     };
     ticker.abort();
-    let elapsed = Instant::now().min(clock.end).saturating_duration_since(clock.measured_from);
+    let elapsed = Instant::now()
+        .min(clock.end)
+        .saturating_duration_since(clock.measured_from);
     let mut samples = recorder.samples;
     let samples_truncated = samples.len() >= MAX_SAMPLES;
     samples.sort_by_key(|s| s.at_ms);
@@ -276,10 +317,19 @@ pub async fn run(spec: &LoadSpec, progress: impl Fn(f64) + Send + Sync + 'static
     })
 }
 
-async fn closed_loop(spec: &Arc<LoadSpec>, clock: &Arc<Clock>, first: Sender, connections: usize) -> anyhow::Result<Recorder> {
+async fn closed_loop(
+    spec: &Arc<LoadSpec>,
+    clock: &Arc<Clock>,
+    first: Sender,
+    connections: usize,
+) -> anyhow::Result<Recorder> {
     let mut tasks = Vec::new();
     for index in 0..connections {
-        let sender = if index == 0 || spec.http2 { Some(first.clone()) } else { None };
+        let sender = if index == 0 || spec.http2 {
+            Some(first.clone())
+        } else {
+            None
+        };
         let (spec, clock) = (spec.clone(), clock.clone());
         tasks.push(tokio::spawn(async move {
             let mut recorder = Recorder::new();
@@ -336,14 +386,19 @@ async fn open_loop(
     if spec.http2 {
         idle.extend(std::iter::repeat_n(idle[0].clone(), connections - 1));
     }
-    let (return_sender, mut returned) = tokio::sync::mpsc::unbounded_channel::<(Option<Sender>, Recorder)>();
+    let (return_sender, mut returned) =
+        tokio::sync::mpsc::unbounded_channel::<(Option<Sender>, Recorder)>();
     let mut total = Recorder::new();
     let mut in_flight = 0usize;
     let mut dropped = 0u64;
     let mut intended = clock.start;
     let mut rng = fastrand::Rng::new();
     loop {
-        let gap = if poisson { -(1.0 - rng.f64()).ln() / rate } else { 1.0 / rate };
+        let gap = if poisson {
+            -(1.0 - rng.f64()).ln() / rate
+        } else {
+            1.0 / rate
+        };
         intended += Duration::from_secs_f64(gap);
         if clock.done(intended) || clock.done(Instant::now()) {
             break;

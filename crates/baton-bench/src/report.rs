@@ -50,7 +50,13 @@ impl Summary {
     /// Summarises `report`.
     pub fn of(label: &str, report: &LoadReport) -> Self {
         let h = &report.latency;
-        let q = |quantile: f64| if h.is_empty() { 0 } else { h.value_at_quantile(quantile) };
+        let q = |quantile: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(quantile)
+            }
+        };
         Summary {
             label: label.to_owned(),
             requests: h.len(),
@@ -85,11 +91,26 @@ impl Summary {
             micros(l.p999_us),
             micros(l.max_us)
         );
-        let statuses: Vec<String> = self.statuses.iter().map(|(s, n)| format!("{s}: {n}")).collect();
+        let statuses: Vec<String> = self
+            .statuses
+            .iter()
+            .map(|(s, n)| format!("{s}: {n}"))
+            .collect();
         let _ = writeln!(out, "  status {}", statuses.join(", "));
-        if !self.errors.is_empty() || self.dropped > 0 {
-            let errors: Vec<String> = self.errors.iter().map(|(e, n)| format!("{n}× {e}")).collect();
-            let _ = writeln!(out, "  errors {} dropped {}", errors.join("; "), self.dropped);
+        if !self.errors.is_empty() {
+            let errors: Vec<String> = self
+                .errors
+                .iter()
+                .map(|(e, n)| format!("{n}× {e}"))
+                .collect();
+            let _ = writeln!(out, "  no answer: {}", errors.join("; "));
+        }
+        if self.dropped > 0 {
+            let _ = writeln!(
+                out,
+                "  dropped {} arrivals (all connections busy: the target fell behind the rate)",
+                self.dropped
+            );
         }
         out
     }
@@ -124,7 +145,12 @@ pub fn time_series(report: &LoadReport) -> Vec<(u32, u64, u64, u64)> {
 }
 
 /// Writes `<stem>.json`, `<stem>.csv` and `<stem>-{latency,cdf,throughput}.svg` into `dir`.
-pub fn write_files(dir: &Path, stem: &str, summary: &Summary, report: &LoadReport) -> std::io::Result<Vec<String>> {
+pub fn write_files(
+    dir: &Path,
+    stem: &str,
+    summary: &Summary,
+    report: &LoadReport,
+) -> std::io::Result<Vec<String>> {
     std::fs::create_dir_all(dir)?;
     let mut written = Vec::new();
     let mut write = |name: String, text: String| -> std::io::Result<()> {
@@ -132,32 +158,61 @@ pub fn write_files(dir: &Path, stem: &str, summary: &Summary, report: &LoadRepor
         written.push(dir.join(name).display().to_string());
         Ok(())
     };
-    write(format!("{stem}.json"), serde_json::to_string_pretty(summary).map_err(std::io::Error::other)?)?;
+    write(
+        format!("{stem}.json"),
+        serde_json::to_string_pretty(summary).map_err(std::io::Error::other)?,
+    )?;
     let rows = time_series(report);
     let mut csv = String::from("second,requests,p50_us,p99_us\n");
     for (second, requests, p50, p99) in &rows {
         let _ = writeln!(csv, "{second},{requests},{p50},{p99}");
     }
     write(format!("{stem}.csv"), csv)?;
-    let p50: Vec<(f64, f64)> = rows.iter().map(|r| (f64::from(r.0), r.2 as f64 / 1e3)).collect();
-    let p99: Vec<(f64, f64)> = rows.iter().map(|r| (f64::from(r.0), r.3 as f64 / 1e3)).collect();
+    let p50: Vec<(f64, f64)> = rows
+        .iter()
+        .map(|r| (f64::from(r.0), r.2 as f64 / 1e3))
+        .collect();
+    let p99: Vec<(f64, f64)> = rows
+        .iter()
+        .map(|r| (f64::from(r.0), r.3 as f64 / 1e3))
+        .collect();
     write(
         format!("{stem}-latency.svg"),
-        line_chart(&format!("{} — latency over time", summary.label), "second", "ms", &[Series::new("p50", p50), Series::new("p99", p99)]),
+        line_chart(
+            &format!("{} — latency over time", summary.label),
+            "second",
+            "ms",
+            &[Series::new("p50", p50), Series::new("p99", p99)],
+        ),
     )?;
     let throughput: Vec<(f64, f64)> = rows.iter().map(|r| (f64::from(r.0), r.1 as f64)).collect();
     write(
         format!("{stem}-throughput.svg"),
-        line_chart(&format!("{} — throughput", summary.label), "second", "requests/s", &[Series::new("completed", throughput)]),
+        line_chart(
+            &format!("{} — throughput", summary.label),
+            "second",
+            "requests/s",
+            &[Series::new("completed", throughput)],
+        ),
     )?;
     let cdf: Vec<(f64, f64)> = report
         .latency
         .iter_quantiles(4)
-        .map(|v| (v.value_iterated_to() as f64 / 1e3, v.quantile_iterated_to() * 100.0))
+        .map(|v| {
+            (
+                v.value_iterated_to() as f64 / 1e3,
+                v.quantile_iterated_to() * 100.0,
+            )
+        })
         .collect();
     write(
         format!("{stem}-cdf.svg"),
-        line_chart(&format!("{} — latency CDF", summary.label), "ms", "% of requests", &[Series::new("cdf", cdf)]),
+        line_chart(
+            &format!("{} — latency CDF", summary.label),
+            "ms",
+            "% of requests",
+            &[Series::new("cdf", cdf)],
+        ),
     )?;
     Ok(written)
 }

@@ -123,15 +123,22 @@ fn default_timeout() -> String {
 impl Scenario {
     /// Reads and checks `path`; errors name the file and, for syntax, the line.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading scenario {}", path.display()))?;
-        let scenario: Scenario = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        scenario.check().with_context(|| format!("in {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading scenario {}", path.display()))?;
+        let scenario: Scenario =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        scenario
+            .check()
+            .with_context(|| format!("in {}", path.display()))?;
         Ok(scenario)
     }
 
     fn check(&self) -> anyhow::Result<()> {
         if self.target != "local" && !self.target.starts_with("http://") {
-            bail!("target {:?} must be \"local\" or an http:// URL", self.target);
+            bail!(
+                "target {:?} must be \"local\" or an http:// URL",
+                self.target
+            );
         }
         if !self.load.path.starts_with('/') {
             bail!("load.path {:?} must start with /", self.load.path);
@@ -142,12 +149,19 @@ impl Scenario {
             "constant" | "poisson" => bail!("load.shape {:?} needs load.rate > 0", self.load.shape),
             other => bail!("load.shape {other:?} is not closed, constant or poisson"),
         }
-        for (key, text) in [("warmup", &self.load.warmup), ("duration", &self.load.duration), ("timeout", &self.load.timeout)] {
+        for (key, text) in [
+            ("warmup", &self.load.warmup),
+            ("duration", &self.load.duration),
+            ("timeout", &self.load.timeout),
+        ] {
             parse_duration(text).map_err(|e| anyhow::anyhow!("load.{key}: {e}"))?;
         }
         for deploy in &self.deploy {
             if deploy.wasm.is_some() == deploy.process.is_some() {
-                bail!("deploy {:?}: set exactly one of wasm or process", deploy.name);
+                bail!(
+                    "deploy {:?}: set exactly one of wasm or process",
+                    deploy.name
+                );
             }
         }
         Ok(())
@@ -174,16 +188,33 @@ mod tests {
     fn reads_a_complete_scenario() {
         let s = parse("name = \"x\"\ntarget = \"local\"\n[[deploy]]\nname = \"hello\"\nwasm = \"examples/hello\"\n[load]\npath = \"/function/hello\"\nshape = \"poisson\"\nrate = 100.0\n").unwrap();
         assert_eq!(s.load.connections, 32);
-        assert_eq!(Scenario::duration_of(&s.load.duration), Duration::from_secs(10));
+        assert_eq!(
+            Scenario::duration_of(&s.load.duration),
+            Duration::from_secs(10)
+        );
     }
 
     #[test]
     fn errors_name_the_file_the_line_and_the_key() {
-        let error = format!("{:#}", parse("name = \"x\"\ntarget = \"local\"\n[load]\npath = \"/\"\nconections = 3\n").unwrap_err());
-        assert!(error.contains("s.toml") && error.contains("conections") && error.contains("line 5"), "{error}");
-        let error = format!("{:#}", parse("name = \"x\"\n[load]\npath = \"/\"\n").unwrap_err());
+        let error = format!(
+            "{:#}",
+            parse("name = \"x\"\ntarget = \"local\"\n[load]\npath = \"/\"\nconections = 3\n")
+                .unwrap_err()
+        );
+        assert!(
+            error.contains("s.toml") && error.contains("conections") && error.contains("line 5"),
+            "{error}"
+        );
+        let error = format!(
+            "{:#}",
+            parse("name = \"x\"\n[load]\npath = \"/\"\n").unwrap_err()
+        );
         assert!(error.contains("missing field `target`"), "{error}");
-        let error = format!("{:#}", parse("name = \"x\"\ntarget = \"local\"\n[load]\npath = \"/\"\nshape = \"constant\"\n").unwrap_err());
+        let error = format!(
+            "{:#}",
+            parse("name = \"x\"\ntarget = \"local\"\n[load]\npath = \"/\"\nshape = \"constant\"\n")
+                .unwrap_err()
+        );
         assert!(error.contains("needs load.rate"), "{error}");
     }
 }

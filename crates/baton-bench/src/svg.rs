@@ -12,7 +12,10 @@ pub struct Series {
 impl Series {
     /// A line through `points`, in x order.
     pub fn new(name: &str, points: Vec<(f64, f64)>) -> Self {
-        Series { name: name.to_owned(), points }
+        Series {
+            name: name.to_owned(),
+            points,
+        }
     }
 }
 
@@ -25,7 +28,9 @@ const BOTTOM: f64 = 50.0;
 const COLOURS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// A chart of `series` with linear axes from 0 (or the smallest x) to the largest values.
@@ -89,7 +94,11 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
     );
     for (index, line) in series.iter().enumerate() {
         let colour = COLOURS[index % COLOURS.len()];
-        let points: Vec<String> = line.points.iter().map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y))).collect();
+        let points: Vec<String> = line
+            .points
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+            .collect();
         let _ = writeln!(
             svg,
             "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.8\" points=\"{}\"/>\
@@ -105,5 +114,11 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
 }
 
 fn short(value: f64) -> String {
-    if value >= 100.0 || value == 0.0 { format!("{value:.0}") } else if value >= 1.0 { format!("{value:.1}") } else { format!("{value:.3}") }
+    if value >= 100.0 || value == 0.0 {
+        format!("{value:.0}")
+    } else if value >= 1.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.3}")
+    }
 }

@@ -35,12 +35,76 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Run a scenario file (benchmarks/*.toml): deploy what it needs, load, write results.
+    Run(BenchRunArgs),
+    /// Load any HTTP URL and report throughput and latency.
+    Load(Box<BenchLoadArgs>),
     /// Serve a bare hyper hello-world (the baseline Baton's throughput is compared with).
     Baseline {
         /// Address to serve on.
         #[arg(long, default_value = "127.0.0.1:9090")]
         listen: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct BenchRunArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// Directory for JSON, CSV and SVG results [default: benchmarks/results/<scenario name>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchLoadArgs {
+    /// Absolute http:// URL.
+    pub url: String,
+    /// Connections (closed loop), or most requests in flight (open loop).
+    #[arg(long, short = 'c', default_value_t = 32)]
+    pub connections: usize,
+    /// Open loop at this many requests per second instead of a closed loop.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// With --rate: Poisson arrivals instead of evenly spaced ones.
+    #[arg(long, requires = "rate")]
+    pub poisson: bool,
+    /// Measured duration.
+    #[arg(long, short = 'd', default_value = "10s")]
+    pub duration: String,
+    /// Unmeasured lead-in.
+    #[arg(long, default_value = "1s")]
+    pub warmup: String,
+    /// Stop after this many measured requests.
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// HTTP method.
+    #[arg(long, short = 'X', default_value = "GET")]
+    pub method: String,
+    /// Request body.
+    #[arg(long, conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Request body from a file.
+    #[arg(long)]
+    pub body_file: Option<PathBuf>,
+    /// Headers, `Name: value`; repeatable.
+    #[arg(long = "header", short = 'H')]
+    pub headers: Vec<String>,
+    /// HTTP/2 with prior knowledge (h2c).
+    #[arg(long)]
+    pub http2: bool,
+    /// Deadline of one request.
+    #[arg(long, default_value = "10s")]
+    pub timeout: String,
+    /// Write JSON, CSV and SVG results into this directory.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Settings of `baton up`; each flag overrides its environment variable, which overrides the

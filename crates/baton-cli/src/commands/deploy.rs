@@ -1,7 +1,8 @@
 use crate::cli::DeployArgs;
 use crate::client::ApiClient;
-use crate::manifest::{Deployment, ManifestFunction, read_manifest, read_stack};
+use crate::manifest::{ManifestFunction, read_manifest, read_stack};
 use anyhow::{Context, bail};
+use baton_api::DeployRequest;
 use baton_api::FunctionStatus;
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -51,7 +52,18 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
             eprint!("deploying {name} … ");
         }
         let started = Instant::now();
-        match deploy_one(&client, deployment).await {
+        let component = match &deployment.component {
+            Some(path) => match std::fs::read(path) {
+                Ok(bytes) => Some(Bytes::from(bytes)),
+                Err(error) => {
+                    failed += 1;
+                    eprintln!("failed: reading component {}: {error}", path.display());
+                    continue;
+                }
+            },
+            None => None,
+        };
+        match deploy_one(&client, &deployment.request, component).await {
             Ok(status) => {
                 if !args.target.json {
                     eprintln!(
@@ -84,17 +96,18 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
 
 /// Creates or updates one function: PUT first, POST when it does not exist yet, as
 /// `faas-cli deploy` does. Components are uploaded so the node need not see the file.
-async fn deploy_one(client: &ApiClient, deployment: Deployment) -> anyhow::Result<FunctionStatus> {
-    let json = serde_json::to_string(&deployment.request)?;
-    let body = match &deployment.component {
-        Some(path) => Bytes::from(
-            std::fs::read(path).with_context(|| format!("reading component {}", path.display()))?,
-        ),
-        None => Bytes::from(json.clone()),
-    };
+pub async fn deploy_one(
+    client: &ApiClient,
+    deployment: &DeployRequest,
+    component: Option<Bytes>,
+) -> anyhow::Result<FunctionStatus> {
+    let json = serde_json::to_string(deployment)?;
+    let body = component
+        .clone()
+        .unwrap_or_else(|| Bytes::from(json.clone()));
     let send = |method: http::Method| {
         let request = client.request(method, "/system/functions");
-        let request = match &deployment.component {
+        let request = match &component {
             Some(_) => request
                 .header(http::header::CONTENT_TYPE, "application/wasm")
                 .header("x-baton-deployment", json.as_str()),

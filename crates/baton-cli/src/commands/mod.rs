@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod bench;
 mod deploy;
 mod invoke;
 mod manage;
@@ -22,6 +23,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Describe(args) => manage::describe(args).await,
         Command::Rm(args) => manage::remove(args).await,
         Command::Logs(args) => manage::logs(args).await,
+        Command::Bench(BenchCommand::Run(args)) => bench::run(args).await,
+        Command::Bench(BenchCommand::Load(args)) => bench::load(*args).await,
         Command::Bench(BenchCommand::Baseline { listen }) => {
             let listener = tokio::net::TcpListener::bind(&listen).await?;
             println!("baseline listening on http://{}", listener.local_addr()?);

@@ -3,6 +3,7 @@
 mod harness;
 
 mod admin;
+mod bench;
 mod cli;
 mod durability;
 mod failures;

@@ -1,0 +1,209 @@
+//! `baton bench`: the load generator against the baseline server and a local node.
+
+use crate::harness::BATON;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// `baton bench baseline` on an ephemeral port.
+fn baseline() -> (Child, String) {
+    let mut child = Command::new(BATON)
+        .args(["bench", "baseline", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("baseline listening on ")
+        .unwrap()
+        .to_owned();
+    (child, url)
+}
+
+fn json_of(output: &std::process::Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn closed_and_open_loops_report_counts_and_percentiles() {
+    let (mut server, url) = baseline();
+    let out = tempfile::tempdir().unwrap();
+    let closed = Command::new(BATON)
+        .args([
+            "bench",
+            "load",
+            &url,
+            "-c",
+            "4",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+            "--json",
+            "--out",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let summary = json_of(&closed);
+    let requests = summary["requests"].as_u64().unwrap();
+    assert!(requests > 0);
+    assert_eq!(summary["statuses"]["200"].as_u64(), Some(requests));
+    let latency = &summary["latency"];
+    assert!(latency["p50_us"].as_u64().unwrap() <= latency["p99_us"].as_u64().unwrap());
+    assert!(latency["p99_us"].as_u64().unwrap() <= latency["max_us"].as_u64().unwrap());
+    for file in [
+        "load.json",
+        "load.csv",
+        "load-latency.svg",
+        "load-cdf.svg",
+        "load-throughput.svg",
+    ] {
+        assert!(out.path().join(file).exists(), "{file} missing");
+    }
+    let csv = std::fs::read_to_string(out.path().join("load.csv")).unwrap();
+    assert!(csv.starts_with("second,requests,p50_us,p99_us\n") && csv.lines().count() >= 2);
+    assert!(
+        std::fs::read_to_string(out.path().join("load-cdf.svg"))
+            .unwrap()
+            .starts_with("<svg")
+    );
+
+    let open = Command::new(BATON)
+        .args([
+            "bench",
+            "load",
+            &url,
+            "--rate",
+            "200",
+            "--poisson",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let summary = json_of(&open);
+    let requests = summary["requests"].as_u64().unwrap() as f64;
+    // Poisson arrivals at 200/s for 1 s: the count is random but near 200.
+    assert!((100.0..=300.0).contains(&requests), "{requests}");
+    server.kill().unwrap();
+}
+
+#[test]
+fn a_target_that_dies_mid_run_is_reported_as_errors_with_partial_results() {
+    let (mut server, url) = baseline();
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(BATON)
+        .args([
+            "bench",
+            "load",
+            &url,
+            "-c",
+            "2",
+            "--duration",
+            "3s",
+            "--warmup",
+            "0s",
+            "--timeout",
+            "1s",
+            "--json",
+            "--out",
+        ])
+        .arg(out.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    server.kill().unwrap();
+    let summary = json_of(&run.wait_with_output().unwrap());
+    assert!(
+        summary["requests"].as_u64().unwrap() > 0,
+        "requests before the target died count"
+    );
+    let errors: u64 = summary["errors"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert!(errors > 0, "{summary}");
+    assert!(out.path().join("load.json").exists());
+}
+
+#[test]
+fn bad_scenarios_and_unreachable_targets_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "name = \"x\"\ntarget = \"local\"\n[load]\npath = \"/\"\nconnexions = 3\n",
+    )
+    .unwrap();
+    let output = Command::new(BATON)
+        .args(["bench", "run"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("connexions") && stderr.contains("line 5"),
+        "{stderr}"
+    );
+
+    std::fs::write(&path, "name = \"x\"\n[load]\npath = \"/\"\n").unwrap();
+    let output = Command::new(BATON)
+        .args(["bench", "run"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("missing field `target`"));
+
+    let output = Command::new(BATON)
+        .args(["bench", "load", "http://127.0.0.1:9/", "--duration", "1s"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("127.0.0.1:9"), "{stderr}");
+}
+
+#[test]
+fn a_scenario_deploys_to_a_local_node_and_compares_with_the_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.toml");
+    std::fs::write(
+        &path,
+        "name = \"t\"\ntarget = \"local\"\nbaseline = true\n[[deploy]]\nname = \"hello\"\nwasm = \"examples/hello\"\n\
+         [load]\npath = \"/function/hello\"\nconnections = 2\nwarmup = \"100ms\"\nduration = \"1s\"\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let output = Command::new(BATON)
+        .args(["bench", "run", "--json", "--out"])
+        .arg(&out)
+        .arg(&path)
+        .output()
+        .unwrap();
+    let summary = json_of(&output);
+    let runs = summary["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["label"], "baseline");
+    assert!(
+        runs[1]["statuses"]["200"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    assert!(summary["throughput_ratio_to_baseline"].as_f64().unwrap() > 0.0);
+    assert!(out.join("summary.json").exists() && out.join("target.csv").exists());
+}
