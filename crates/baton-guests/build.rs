@@ -59,7 +59,7 @@ fn main() {
     let wasm_dir = target_dir.join("wasm32-wasip2").join("release");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("guests.rs");
     let mut code = String::new();
-    for name in ["hello", "echo", "json_transform", "misbehave"] {
+    for name in ["hello", "echo", "json_transform", "misbehave", "busy"] {
         let path = wasm_dir.join(format!("{name}.wasm"));
         assert!(path.exists(), "guest {} was not built", path.display());
         let constant = name.to_uppercase();

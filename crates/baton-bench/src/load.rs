@@ -87,6 +87,9 @@ pub struct LoadReport {
     pub samples_truncated: bool,
 }
 
+/// How early the open loop wakes before an arrival, to absorb the timer's granularity.
+const TIMER_SLACK: Duration = Duration::from_micros(1500);
+
 /// Most samples kept for time series.
 const MAX_SAMPLES: usize = 5_000_000;
 
@@ -403,8 +406,11 @@ async fn open_loop(
         if clock.done(intended) || clock.done(Instant::now()) {
             break;
         }
-        // Collect what finished while waiting for the next arrival.
-        let sleep = tokio::time::sleep_until(intended.into());
+        // Collect what finished while waiting for the next arrival. tokio's timer fires up to a
+        // millisecond late, which latency measured from the intended time would count: sleep
+        // to just before the arrival, then yield until it.
+        let sleep =
+            tokio::time::sleep_until((intended - TIMER_SLACK.min(intended - clock.start)).into());
         tokio::pin!(sleep);
         loop {
             tokio::select! {
@@ -415,6 +421,9 @@ async fn open_loop(
                     if let Some(sender) = sender { idle.push(sender); }
                 }
             }
+        }
+        while Instant::now() < intended {
+            tokio::task::yield_now().await;
         }
         if in_flight >= connections {
             if intended >= clock.measured_from {

@@ -39,6 +39,9 @@ pub enum BenchCommand {
     Run(BenchRunArgs),
     /// Load any HTTP URL and report throughput and latency.
     Load(Box<BenchLoadArgs>),
+    /// Azure Functions traces: generate synthetic ones, replay them.
+    #[command(subcommand)]
+    Trace(TraceCommand),
     /// Serve a bare hyper hello-world (the baseline Baton's throughput is compared with).
     Baseline {
         /// Address to serve on.
@@ -253,4 +256,76 @@ pub struct LogsArgs {
     /// How many of the most recent lines.
     #[arg(long, default_value_t = 100)]
     pub tail: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TraceCommand {
+    /// Write a synthetic trace in the Azure 2019 format (invocations.csv, durations.csv,
+    /// memory.csv): per-function rates log-uniform between --min-rate and --max-rate per
+    /// minute, log-normal execution times around --median-duration-ms.
+    Generate(TraceGenerateArgs),
+    /// Replay a trace: deploy one synthetic function per traced function, send the arrivals,
+    /// report per-function slowdown (response time / execution time), cold starts, failures.
+    Replay(TraceReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TraceGenerateArgs {
+    /// Directory to write into.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Functions in the trace.
+    #[arg(long, default_value_t = 50)]
+    pub functions: usize,
+    /// Minutes of arrivals.
+    #[arg(long, default_value_t = 10)]
+    pub minutes: usize,
+    /// Lowest mean invocations per minute of a function.
+    #[arg(long, default_value_t = 0.1)]
+    pub min_rate: f64,
+    /// Highest mean invocations per minute of a function.
+    #[arg(long, default_value_t = 1000.0)]
+    pub max_rate: f64,
+    /// Median execution time across functions, in milliseconds.
+    #[arg(long, default_value_t = 50.0)]
+    pub median_duration_ms: f64,
+    /// Random seed; the same seed writes the same trace.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceReplayArgs {
+    /// A directory with the Azure 2019 trio, or an Azure 2021 per-invocation CSV file.
+    pub trace: PathBuf,
+    /// `local` (start a node for the replay) or the URL of a running node.
+    #[arg(long, default_value = "local")]
+    pub target: String,
+    /// Real time one trace minute takes; shorter compresses the trace.
+    #[arg(long, default_value = "60s")]
+    pub minute: String,
+    /// Replay at most this many minutes.
+    #[arg(long, default_value_t = 1440)]
+    pub minutes: usize,
+    /// Replay at most this many functions (the first ones of the trace).
+    #[arg(long)]
+    pub max_functions: Option<usize>,
+    /// Cap on one invocation's execution time, so a replay fits the machine.
+    #[arg(long, default_value = "2s")]
+    pub max_duration: String,
+    /// Cap on one invocation's memory, MiB.
+    #[arg(long, default_value_t = 64)]
+    pub max_memory_mb: u64,
+    /// Most requests in flight.
+    #[arg(long, default_value_t = 512)]
+    pub max_in_flight: usize,
+    /// Random seed of arrival times and sampled durations.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Directory for the JSON and CSV results [default: benchmarks/results/trace-replay].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -2,7 +2,8 @@
 //!
 //! `HELLO`, `ECHO` and `JSON_TRANSFORM` are the examples in `examples/`, deployed by
 //! `baton up --examples`; `MISBEHAVE` is the test guest in `tests/guests/` whose routes trap,
-//! spin, exhaust memory and overflow the stack. Each has a `_PATH` twin naming the file.
+//! spin, exhaust memory and overflow the stack; `BUSY` (also in `tests/guests/`) is trace
+//! replay's synthetic function. Each has a `_PATH` twin naming the file.
 #![deny(missing_docs)]
 
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));

@@ -34,7 +34,7 @@ fn headers(raw: &[String]) -> anyhow::Result<Vec<(http::HeaderName, http::Header
 }
 
 /// A progress bar on stderr when it is a terminal; nothing otherwise.
-fn progress(label: String) -> impl Fn(f64) + Send + Sync + 'static {
+pub(super) fn progress(label: String) -> impl Fn(f64) + Send + Sync + 'static {
     let show = std::io::stderr().is_terminal();
     move |fraction: f64| {
         if show {
@@ -52,7 +52,7 @@ fn progress(label: String) -> impl Fn(f64) + Send + Sync + 'static {
     }
 }
 
-async fn run_load(label: &str, spec: &LoadSpec) -> anyhow::Result<LoadReport> {
+pub(super) async fn run_load(label: &str, spec: &LoadSpec) -> anyhow::Result<LoadReport> {
     let report = baton_bench::load::run(spec, progress(label.to_owned())).await?;
     if std::io::stderr().is_terminal() {
         eprintln!();
@@ -109,14 +109,14 @@ pub async fn load(args: BenchLoadArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// A node started for one scenario run, in a temporary data directory; stopped when dropped.
-struct LocalNode {
+pub(super) struct LocalNode {
     child: tokio::process::Child,
-    url: String,
+    pub(super) url: String,
     _dir: tempfile::TempDir,
 }
 
 impl LocalNode {
-    async fn start() -> anyhow::Result<Self> {
+    pub(super) async fn start() -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let mut child = tokio::process::Command::new(std::env::current_exe()?)
             .arg("up")

@@ -4,8 +4,9 @@ mod bench;
 mod deploy;
 mod invoke;
 mod manage;
+mod trace;
 
-use crate::cli::{BenchCommand, Cli, Command};
+use crate::cli::{BenchCommand, Cli, Command, TraceCommand};
 use crate::config::NodeConfig;
 use std::process::ExitCode;
 
@@ -25,6 +26,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => manage::logs(args).await,
         Command::Bench(BenchCommand::Run(args)) => bench::run(args).await,
         Command::Bench(BenchCommand::Load(args)) => bench::load(*args).await,
+        Command::Bench(BenchCommand::Trace(TraceCommand::Generate(args))) => trace::generate(args),
+        Command::Bench(BenchCommand::Trace(TraceCommand::Replay(args))) => {
+            trace::replay(args).await
+        }
         Command::Bench(BenchCommand::Baseline { listen }) => {
             let listener = tokio::net::TcpListener::bind(&listen).await?;
             println!("baseline listening on http://{}", listener.local_addr()?);

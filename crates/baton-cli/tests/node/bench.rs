@@ -207,3 +207,87 @@ fn a_scenario_deploys_to_a_local_node_and_compares_with_the_baseline() {
     assert!(summary["throughput_ratio_to_baseline"].as_f64().unwrap() > 0.0);
     assert!(out.join("summary.json").exists() && out.join("target.csv").exists());
 }
+
+#[test]
+fn a_synthetic_trace_replays_against_a_local_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace");
+    let generated = Command::new(BATON)
+        .args([
+            "bench",
+            "trace",
+            "generate",
+            "--functions",
+            "3",
+            "--minutes",
+            "1",
+            "--min-rate",
+            "5",
+            "--max-rate",
+            "20",
+            "--out",
+        ])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    for file in ["invocations.csv", "durations.csv", "memory.csv"] {
+        assert!(trace.join(file).exists());
+    }
+    let out = dir.path().join("out");
+    let replayed = Command::new(BATON)
+        .args([
+            "bench",
+            "trace",
+            "replay",
+            "--minute",
+            "1s",
+            "--max-duration",
+            "20ms",
+            "--max-memory-mb",
+            "4",
+            "--json",
+            "--out",
+        ])
+        .arg(&out)
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let summary = json_of(&replayed);
+    let invocations = summary["invocations"].as_u64().unwrap();
+    assert!(invocations > 0);
+    assert_eq!(summary["failures"], 0, "{summary}");
+    let cold = summary["cold_starts"].as_u64().unwrap();
+    assert!(cold >= 1 && cold <= invocations);
+    assert!(
+        summary["slowdown_median"].as_f64().unwrap() >= 1.0,
+        "a response cannot beat the execution it waits for"
+    );
+    assert!(out.join("replay-functions.csv").exists());
+}
+
+#[test]
+fn a_malformed_trace_row_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trace.csv");
+    std::fs::write(
+        &path,
+        "app,func,end_timestamp,duration\na,f,10,1\na,f,ten,1\n",
+    )
+    .unwrap();
+    let output = Command::new(BATON)
+        .args(["bench", "trace", "replay"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("trace.csv:3") && stderr.contains("end_timestamp"),
+        "{stderr}"
+    );
+}

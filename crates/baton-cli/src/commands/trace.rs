@@ -1,0 +1,176 @@
+//! `baton bench trace`: synthetic traces and trace replay.
+
+use super::bench::{LocalNode, progress};
+use super::deploy::deploy_one;
+use crate::cli::{Target, TraceGenerateArgs, TraceReplayArgs};
+use crate::client::ApiClient;
+use anyhow::Context;
+use baton_api::DeployRequest;
+use baton_bench::trace::{
+    SynthConfig, read_2019, read_2021, replay as send, schedule, summarise, write_synthetic,
+};
+use bytes::Bytes;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub fn generate(args: TraceGenerateArgs) -> anyhow::Result<ExitCode> {
+    let config = SynthConfig {
+        functions: args.functions,
+        minutes: args.minutes,
+        min_rate: args.min_rate,
+        max_rate: args.max_rate,
+        median_duration_ms: args.median_duration_ms,
+        seed: args.seed,
+        ..SynthConfig::default()
+    };
+    write_synthetic(&args.out, &config)?;
+    eprintln!(
+        "wrote a {}-function, {}-minute trace to {}",
+        args.functions,
+        args.minutes,
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A deployable name for the trace's `index`th function (hashes are not valid names).
+fn name_of(index: usize, id: &str) -> String {
+    let clean: String = id
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(12)
+        .collect();
+    format!("t{index}-{clean}")
+}
+
+pub async fn replay(args: TraceReplayArgs) -> anyhow::Result<ExitCode> {
+    let mut functions = if args.trace.is_dir() {
+        read_2019(&args.trace)?
+    } else {
+        read_2021(&args.trace)?
+    };
+    if let Some(max) = args.max_functions {
+        functions.truncate(max);
+    }
+    anyhow::ensure!(
+        !functions.is_empty(),
+        "{}: no functions to replay",
+        args.trace.display()
+    );
+    let minute =
+        baton_api::parse_duration(&args.minute).map_err(|e| anyhow::anyhow!("--minute: {e}"))?;
+    let max_duration = baton_api::parse_duration(&args.max_duration)
+        .map_err(|e| anyhow::anyhow!("--max-duration: {e}"))?;
+    let arrivals = schedule(
+        &functions,
+        minute,
+        args.minutes,
+        max_duration.as_millis() as u64,
+        args.max_memory_mb,
+        args.seed,
+    );
+    let local = if args.target == "local" {
+        Some(LocalNode::start().await?)
+    } else {
+        None
+    };
+    let target = local
+        .as_ref()
+        .map_or(args.target.clone(), |node| node.url.clone());
+    let client = ApiClient::new(&Target {
+        gateway: target.clone(),
+        token: std::env::var("BATON_TOKEN").ok(),
+        json: false,
+    })?;
+    let ids: Vec<String> = functions.iter().map(|f| f.id.clone()).collect();
+    let names: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| name_of(i, id))
+        .collect();
+    let timeout = max_duration * 3 + std::time::Duration::from_secs(10);
+    for name in &names {
+        let request = DeployRequest {
+            service: name.clone(),
+            image: "guests/busy".into(),
+            env_vars: [(
+                "exec_timeout".to_owned(),
+                baton_api::format_duration(timeout),
+            )]
+            .into(),
+            limits: Some(baton_api::ResourceLimits {
+                memory: Some(format!("{}Mi", args.max_memory_mb + 32)),
+                cpu: None,
+            }),
+            ..DeployRequest::default()
+        };
+        deploy_one(
+            &client,
+            &request,
+            Some(Bytes::from_static(baton_guests::BUSY)),
+        )
+        .await
+        .with_context(|| format!("deploying {name}"))?;
+    }
+    eprintln!(
+        "deployed {} functions; replaying {} invocations over {:.0} s",
+        names.len(),
+        arrivals.len(),
+        arrivals.last().map_or(0.0, |a| a.at.as_secs_f64())
+    );
+    let outcomes = send(
+        &arrivals,
+        &target,
+        &names,
+        timeout,
+        args.max_in_flight,
+        progress("replay".into()),
+    )
+    .await;
+    let summary = summarise(&outcomes, &ids, &names);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("benchmarks/results/trace-replay"));
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(
+        out.join("replay.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+    let mut csv = String::from(
+        "function,name,invocations,failures,cold_starts,slowdown_median,slowdown_p99\n",
+    );
+    for f in &summary.functions {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{:.3},{:.3}",
+            f.id,
+            f.name,
+            f.invocations,
+            f.failures,
+            f.cold_starts,
+            f.slowdown_median,
+            f.slowdown_p99
+        );
+    }
+    std::fs::write(out.join("replay-functions.csv"), csv)?;
+    if args.json {
+        crate::output::json(&summary)?;
+    } else {
+        println!(
+            "{} invocations of {} functions: {} failed, {} cold starts\nslowdown (response / execution): median {:.2}, p99 {:.2}; per-function medians: median {:.2}, p99 {:.2}\nresults in {}",
+            summary.invocations,
+            summary.functions.len(),
+            summary.failures,
+            summary.cold_starts,
+            summary.slowdown_median,
+            summary.slowdown_p99,
+            summary.per_function_median_slowdown,
+            summary.per_function_p99_slowdown,
+            out.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
