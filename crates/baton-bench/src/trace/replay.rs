@@ -142,6 +142,9 @@ pub struct ReplaySummary {
     pub failures: usize,
     /// Invocations that created a sandbox.
     pub cold_starts: usize,
+    /// Failures by cause: an HTTP status, or `no answer` (timeout, connection error,
+    /// generator saturated).
+    pub failure_causes: std::collections::BTreeMap<String, usize>,
     /// Median slowdown over every successful invocation.
     pub slowdown_median: f64,
     /// 99th-percentile slowdown over every successful invocation.
@@ -194,7 +197,15 @@ pub fn summarise(outcomes: &[Outcome], ids: &[String], names: &[String]) -> Repl
         .map(|f| f.slowdown_median)
         .collect();
     medians.sort_by(f64::total_cmp);
+    let mut failure_causes = std::collections::BTreeMap::new();
+    for outcome in outcomes.iter().filter(|o| o.status != Some(200)) {
+        let cause = outcome
+            .status
+            .map_or_else(|| "no answer".to_owned(), |s| s.to_string());
+        *failure_causes.entry(cause).or_insert(0) += 1;
+    }
     ReplaySummary {
+        failure_causes,
         invocations: outcomes.len(),
         failures: outcomes.iter().filter(|o| o.status != Some(200)).count(),
         cold_starts: outcomes.iter().filter(|o| o.cold).count(),

@@ -155,6 +155,27 @@ impl LocalNode {
     }
 }
 
+/// `local` (a node started for the run) or a node's URL, with a client of its API; keep the
+/// first value alive for as long as the node is needed.
+pub(super) async fn resolve_target(
+    target: &str,
+) -> anyhow::Result<(Option<LocalNode>, String, ApiClient)> {
+    let local = if target == "local" {
+        Some(LocalNode::start().await?)
+    } else {
+        None
+    };
+    let url = local
+        .as_ref()
+        .map_or(target.to_owned(), |node| node.url.clone());
+    let client = ApiClient::new(&Target {
+        gateway: url.clone(),
+        token: std::env::var("BATON_TOKEN").ok(),
+        json: false,
+    })?;
+    Ok((local, url, client))
+}
+
 impl Drop for LocalNode {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
@@ -251,19 +272,7 @@ pub async fn run(args: BenchRunArgs) -> anyhow::Result<ExitCode> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("benchmarks/results").join(&scenario.name));
-    let local = if scenario.target == "local" {
-        Some(LocalNode::start().await?)
-    } else {
-        None
-    };
-    let target = local
-        .as_ref()
-        .map_or(scenario.target.clone(), |node| node.url.clone());
-    let client = ApiClient::new(&Target {
-        gateway: target.clone(),
-        token: std::env::var("BATON_TOKEN").ok(),
-        json: false,
-    })?;
+    let (_local, target, client) = resolve_target(&scenario.target).await?;
     for spec in &scenario.deploy {
         let status = deploy_one(
             &client,

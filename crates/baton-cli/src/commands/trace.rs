@@ -1,9 +1,8 @@
 //! `baton bench trace`: synthetic traces and trace replay.
 
-use super::bench::{LocalNode, progress};
+use super::bench::{progress, resolve_target};
 use super::deploy::deploy_one;
-use crate::cli::{Target, TraceGenerateArgs, TraceReplayArgs};
-use crate::client::ApiClient;
+use crate::cli::{TraceGenerateArgs, TraceReplayArgs};
 use anyhow::Context;
 use baton_api::DeployRequest;
 use baton_bench::trace::{
@@ -71,19 +70,7 @@ pub async fn replay(args: TraceReplayArgs) -> anyhow::Result<ExitCode> {
         args.max_memory_mb,
         args.seed,
     );
-    let local = if args.target == "local" {
-        Some(LocalNode::start().await?)
-    } else {
-        None
-    };
-    let target = local
-        .as_ref()
-        .map_or(args.target.clone(), |node| node.url.clone());
-    let client = ApiClient::new(&Target {
-        gateway: target.clone(),
-        token: std::env::var("BATON_TOKEN").ok(),
-        json: false,
-    })?;
+    let (_local, target, client) = resolve_target(&args.target).await?;
     let ids: Vec<String> = functions.iter().map(|f| f.id.clone()).collect();
     let names: Vec<String> = ids
         .iter()
@@ -160,10 +147,11 @@ pub async fn replay(args: TraceReplayArgs) -> anyhow::Result<ExitCode> {
         crate::output::json(&summary)?;
     } else {
         println!(
-            "{} invocations of {} functions: {} failed, {} cold starts\nslowdown (response / execution): median {:.2}, p99 {:.2}; per-function medians: median {:.2}, p99 {:.2}\nresults in {}",
+            "{} invocations of {} functions: {} failed {:?}, {} cold starts\nslowdown (response / execution): median {:.2}, p99 {:.2}; per-function medians: median {:.2}, p99 {:.2}\nresults in {}",
             summary.invocations,
             summary.functions.len(),
             summary.failures,
+            summary.failure_causes,
             summary.cold_starts,
             summary.slowdown_median,
             summary.slowdown_p99,

@@ -23,6 +23,13 @@ fn baseline() -> (Child, String) {
     (child, url)
 }
 
+/// Runs `baton` with `args` and `path`, expects it to fail, and returns what it said.
+fn failure(args: &[&str], path: &std::path::Path) -> String {
+    let output = Command::new(BATON).args(args).arg(path).output().unwrap();
+    assert!(!output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 fn json_of(output: &std::process::Output) -> serde_json::Value {
     assert!(
         output.status.success(),
@@ -150,32 +157,19 @@ fn bad_scenarios_and_unreachable_targets_are_named() {
         "name = \"x\"\ntarget = \"local\"\n[load]\npath = \"/\"\nconnexions = 3\n",
     )
     .unwrap();
-    let output = Command::new(BATON)
-        .args(["bench", "run"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = failure(&["bench", "run"], &path);
     assert!(
         stderr.contains("bad.toml") && stderr.contains("connexions") && stderr.contains("line 5"),
         "{stderr}"
     );
 
     std::fs::write(&path, "name = \"x\"\n[load]\npath = \"/\"\n").unwrap();
-    let output = Command::new(BATON)
-        .args(["bench", "run"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&output.stderr).contains("missing field `target`"));
+    assert!(failure(&["bench", "run"], &path).contains("missing field `target`"));
 
-    let output = Command::new(BATON)
-        .args(["bench", "load", "http://127.0.0.1:9/", "--duration", "1s"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = failure(
+        &["bench", "load", "--duration", "1s"],
+        std::path::Path::new("http://127.0.0.1:9/"),
+    );
     assert!(stderr.contains("127.0.0.1:9"), "{stderr}");
 }
 
@@ -279,13 +273,7 @@ fn a_malformed_trace_row_is_named() {
         "app,func,end_timestamp,duration\na,f,10,1\na,f,ten,1\n",
     )
     .unwrap();
-    let output = Command::new(BATON)
-        .args(["bench", "trace", "replay"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let stderr = failure(&["bench", "trace", "replay"], &path);
     assert!(
         stderr.contains("trace.csv:3") && stderr.contains("end_timestamp"),
         "{stderr}"
