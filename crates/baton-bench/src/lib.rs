@@ -13,6 +13,7 @@ pub mod load;
 pub mod report;
 pub mod scenario;
 mod svg;
+pub mod template;
 pub mod trace;
 
 use bytes::Bytes;

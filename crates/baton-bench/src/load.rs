@@ -43,8 +43,10 @@ pub struct LoadSpec {
     pub method: http::Method,
     /// Headers added to every request.
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    /// Body of every request.
+    /// Body of every request, unless `template` is set.
     pub body: Bytes,
+    /// A body rendered per request (`{{seq}}`, `{{random}}`).
+    pub template: Option<crate::template::BodyTemplate>,
     /// Arrival shape.
     pub shape: Shape,
     /// Load sent but not recorded, before the measured part.
@@ -153,9 +155,11 @@ fn request(spec: &LoadSpec) -> http::Request<Full<Bytes>> {
     for (name, value) in &spec.headers {
         builder = builder.header(name, value);
     }
-    builder
-        .body(Full::new(spec.body.clone()))
-        .expect("validated parts")
+    let body = spec
+        .template
+        .as_ref()
+        .map_or_else(|| spec.body.clone(), |t| t.render());
+    builder.body(Full::new(body)).expect("validated parts")
 }
 
 /// Sends one request and reads its answer; `Err` when there was no answer.

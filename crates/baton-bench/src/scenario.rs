@@ -74,6 +74,8 @@ pub struct LoadSection {
     pub body: Option<String>,
     /// Request body from a file, relative to the scenario.
     pub body_file: Option<PathBuf>,
+    /// Request body rendered per request: `{{seq}}`, `{{random}}`.
+    pub body_template: Option<String>,
     /// Headers, `{ "content-type" = "application/json" }`.
     #[serde(default)]
     pub headers: std::collections::BTreeMap<String, String>,
@@ -155,6 +157,9 @@ impl Scenario {
             ("timeout", &self.load.timeout),
         ] {
             parse_duration(text).map_err(|e| anyhow::anyhow!("load.{key}: {e}"))?;
+        }
+        if let Some(template) = &self.load.body_template {
+            crate::template::BodyTemplate::parse(template)?;
         }
         for deploy in &self.deploy {
             if deploy.wasm.is_some() == deploy.process.is_some() {

@@ -93,6 +93,10 @@ pub struct BenchLoadArgs {
     /// Request body from a file.
     #[arg(long)]
     pub body_file: Option<PathBuf>,
+    /// Request body rendered per request: `{{seq}}` is the request's number, `{{random}}` a
+    /// random number.
+    #[arg(long, conflicts_with_all = ["body", "body_file"])]
+    pub body_template: Option<String>,
     /// Headers, `Name: value`; repeatable.
     #[arg(long = "header", short = 'H')]
     pub headers: Vec<String>,

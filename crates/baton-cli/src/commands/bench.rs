@@ -86,6 +86,11 @@ pub async fn load(args: BenchLoadArgs) -> anyhow::Result<ExitCode> {
         method: http::Method::from_bytes(args.method.as_bytes()).context("bad method")?,
         headers: headers(&args.headers)?,
         body,
+        template: args
+            .body_template
+            .as_deref()
+            .map(baton_bench::template::BodyTemplate::parse)
+            .transpose()?,
         shape,
         warmup: duration(&args.warmup, "--warmup")?,
         duration: duration(&args.duration, "--duration")?,
@@ -251,6 +256,11 @@ fn load_spec(scenario: &Scenario, base_url: &str, base: &Path) -> anyhow::Result
         method: http::Method::from_bytes(load.method.as_bytes()).context("load.method")?,
         headers: headers(&raw_headers)?,
         body,
+        template: load
+            .body_template
+            .as_deref()
+            .map(baton_bench::template::BodyTemplate::parse)
+            .transpose()?,
         shape,
         warmup: Scenario::duration_of(&load.warmup),
         duration: Scenario::duration_of(&load.duration),

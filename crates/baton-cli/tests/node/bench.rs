@@ -279,3 +279,51 @@ fn a_malformed_trace_row_is_named() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn templated_bodies_reach_the_function_one_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let node =
+        crate::harness::Node::start(&dir.path().join("data"), crate::harness::Options::default());
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::write(
+        work.join("record.sh"),
+        "cat >> bodies.txt; echo >> bodies.txt",
+    )
+    .unwrap();
+    // One request at a time, so the appends cannot interleave.
+    let spec = serde_json::json!({
+        "service": "record",
+        "envProcess": "sh record.sh",
+        "envVars": {"mode": "classic", "max_inflight": "1"},
+        "workingDir": work.display().to_string(),
+        "labels": {"com.openfaas.scale.max": "1"},
+    });
+    assert_eq!(node.deploy("POST", spec).await.status, 201);
+    let url = format!("{}/function/record", node.url);
+    let output = Command::new(BATON)
+        .args([
+            "bench",
+            "load",
+            &url,
+            "-c",
+            "1",
+            "-X",
+            "POST",
+            "--requests",
+            "5",
+            "--warmup",
+            "0s",
+            "--body-template",
+            "n={{seq}}",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let summary = json_of(&output);
+    assert_eq!(summary["statuses"]["200"], 5, "{summary}");
+    let bodies = std::fs::read_to_string(work.join("bodies.txt")).unwrap();
+    let lines: Vec<&str> = bodies.lines().collect();
+    assert_eq!(lines, ["n=0", "n=1", "n=2", "n=3", "n=4"]);
+}
