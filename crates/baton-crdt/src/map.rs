@@ -1,0 +1,109 @@
+use crate::{AwSet, Causal, DotMap, DotStore, EwFlag, Lattice, MvRegister};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A causal CRDT that can be the value of an [`OrMap`]: it is a dot store with a context.
+pub trait CausalValue: Lattice {
+    /// Its dot store.
+    type Store: DotStore;
+    /// Builds the value from a store and the map's context.
+    fn from_causal(causal: Causal<Self::Store>) -> Self;
+    /// Gives its store and context back.
+    fn into_causal(self) -> Causal<Self::Store>;
+}
+
+macro_rules! causal_value {
+    ($ty:ty, $store:ty, [$($bound:tt)*]) => {
+        impl<$($bound)*> CausalValue for $ty {
+            type Store = $store;
+            fn from_causal(causal: Causal<Self::Store>) -> Self {
+                Self(causal)
+            }
+            fn into_causal(self) -> Causal<Self::Store> {
+                self.0
+            }
+        }
+    };
+}
+
+causal_value!(EwFlag, crate::DotSet, []);
+causal_value!(MvRegister<T>, crate::DotFun<T>, [T: Clone + PartialEq]);
+causal_value!(AwSet<T>, DotMap<T, crate::DotSet>, [T: Ord + Clone]);
+
+/// An observed-remove map whose values are causal CRDTs (flags, multi-value registers, sets,
+/// maps). An update and a concurrent removal of the same key: the update's new events survive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "K: Serialize, V::Store: Serialize",
+    deserialize = "K: Deserialize<'de>, V::Store: Deserialize<'de>"
+))]
+pub struct OrMap<K: Ord, V: CausalValue>(Causal<DotMap<K, V::Store>>);
+
+impl<K: Ord, V: CausalValue> Default for OrMap<K, V> {
+    fn default() -> Self {
+        OrMap(Causal {
+            store: DotMap(BTreeMap::new()),
+            context: Default::default(),
+        })
+    }
+}
+
+impl<K: Ord + Clone, V: CausalValue> OrMap<K, V> {
+    /// Applies `mutate` to the value at `key` (a default one if absent); `mutate` returns the
+    /// value's delta, which becomes the map's.
+    pub fn update(&mut self, key: K, mutate: impl FnOnce(&mut V) -> V) -> OrMap<K, V> {
+        let store = self.0.store.0.get(&key).cloned().unwrap_or_default();
+        let mut value = V::from_causal(Causal {
+            store,
+            context: self.0.context.clone(),
+        });
+        let Causal { store, context } = mutate(&mut value).into_causal();
+        let delta = OrMap(Causal {
+            store: DotMap(BTreeMap::from([(key, store)])),
+            context,
+        });
+        self.join(&delta);
+        delta
+    }
+
+    /// Removes `key` and every event under it seen so far; returns the delta.
+    pub fn remove(&mut self, key: &K) -> OrMap<K, V> {
+        let mut seen = BTreeSet::new();
+        if let Some(store) = self.0.store.0.get(key) {
+            store.dots(&mut seen);
+        }
+        let delta = OrMap(Causal::delta(DotMap::default(), seen));
+        self.join(&delta);
+        delta
+    }
+
+    /// The value at `key`.
+    pub fn get(&self, key: &K) -> Option<V> {
+        let store = self.0.store.0.get(key)?.clone();
+        Some(V::from_causal(Causal {
+            store,
+            context: self.0.context.clone(),
+        }))
+    }
+
+    /// The keys present.
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.0.store.0.keys()
+    }
+}
+
+impl<K: Ord + Clone, V: CausalValue> Lattice for OrMap<K, V> {
+    fn join(&mut self, other: &Self) {
+        self.0.join(&other.0);
+    }
+}
+
+impl<K: Ord + Clone, V: CausalValue> CausalValue for OrMap<K, V> {
+    type Store = DotMap<K, V::Store>;
+    fn from_causal(causal: Causal<Self::Store>) -> Self {
+        OrMap(causal)
+    }
+    fn into_causal(self) -> Causal<Self::Store> {
+        self.0
+    }
+}
