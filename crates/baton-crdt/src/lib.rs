@@ -13,6 +13,7 @@
 //! - Sets: [`GSet`] (grow-only), [`AwSet`] (add-wins observed-remove, no tombstones).
 //! - [`OrMap`]: observed-remove map whose values are causal CRDTs (flags, registers, sets,
 //!   maps).
+//! - [`AddVector`]: a numeric vector whose elements add (allreduce), shipped by block.
 //!
 //! Replica identity is per node with an epoch ([`ReplicaId`]), so a node that lost its state
 //! and restarts with a new epoch never reuses an event id.
@@ -25,6 +26,7 @@ mod lattice;
 mod map;
 mod register;
 mod set;
+mod vector;
 
 pub use causal::{Causal, CausalContext, Dot, DotFun, DotMap, DotSet, DotStore};
 pub use counter::{GCounter, PNCounter};
@@ -33,3 +35,4 @@ pub use lattice::{DecodeError, Lattice, ReplicaId, decode, encode};
 pub use map::{CausalValue, OrMap};
 pub use register::{LwwRegister, MvRegister};
 pub use set::{AwSet, GSet};
+pub use vector::{AddVector, BLOCK, VectorError};

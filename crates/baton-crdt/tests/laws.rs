@@ -137,6 +137,14 @@ proptest! {
     }
 
     #[test]
+    fn add_vector(steps in steps((0usize..3000, prop::collection::vec(-5i32..5, 1..40))), seed in 1u64..u64::MAX) {
+        check(steps, seed, |s: &mut AddVector, r, (offset, values)| {
+            let values: Vec<f64> = values.iter().map(|v| f64::from(*v)).collect();
+            s.add(r, *offset, &values).unwrap()
+        })?;
+    }
+
+    #[test]
     fn or_map_of_sets(steps in steps((0u8..3, 0u8..3, 0u8..3)), seed in 1u64..u64::MAX) {
         check(steps, seed, |s: &mut OrMap<u8, AwSet<u8>>, r, (kind, key, v)| match kind {
             0 => s.update(*key, |set| set.add(r, *v)),
