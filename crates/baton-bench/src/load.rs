@@ -90,7 +90,14 @@ pub struct LoadReport {
 }
 
 /// How early the open loop wakes before an arrival, to absorb the timer's granularity.
-const TIMER_SLACK: Duration = Duration::from_micros(1500);
+pub(crate) const TIMER_SLACK: Duration = Duration::from_micros(1500);
+
+/// Yields until `instant`: the last stretch of a wait that slept until `TIMER_SLACK` before it.
+pub(crate) async fn yield_until(instant: Instant) {
+    while Instant::now() < instant {
+        tokio::task::yield_now().await;
+    }
+}
 
 /// Most samples kept for time series.
 const MAX_SAMPLES: usize = 5_000_000;
@@ -426,9 +433,7 @@ async fn open_loop(
                 }
             }
         }
-        while Instant::now() < intended {
-            tokio::task::yield_now().await;
-        }
+        yield_until(intended).await;
         if in_flight >= connections {
             if intended >= clock.measured_from {
                 dropped += 1;

@@ -1,5 +1,5 @@
 use crate::Shared;
-use crate::error::{HttpError, error_response};
+use crate::error::error_response;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -86,7 +86,7 @@ pub(crate) async fn sync(State(shared): State<Arc<Shared>>, request: Request) ->
     let started = Instant::now();
     let addressed = match address(&shared, "/function/", request).await {
         Ok(addressed) => addressed,
-        Err(error) => return HttpError(error).into_response_with_timing(started, None),
+        Err(error) => return refused(&error, started),
     };
     shared.metrics.started(&addressed.function);
     let result = shared
@@ -131,11 +131,15 @@ pub(crate) fn decorate(response: &mut Response, call_id: &str, started: Instant,
     );
 }
 
-impl HttpError {
-    fn into_response_with_timing(self, started: Instant, cold: Option<bool>) -> Response {
-        let mut response = error_response(&self.0);
-        let call_id = uuid::Uuid::new_v4().to_string();
-        decorate(&mut response, &call_id, started, cold.unwrap_or(false));
-        response
-    }
+/// An error answered before any function ran (unknown function, body too large), with the
+/// same headers as every other answer.
+fn refused(error: &ApiError, started: Instant) -> Response {
+    let mut response = error_response(error);
+    decorate(
+        &mut response,
+        &uuid::Uuid::new_v4().to_string(),
+        started,
+        false,
+    );
+    response
 }

@@ -52,11 +52,9 @@ pub async fn replay(
     let mut last_progress = Instant::now();
     for arrival in arrivals {
         let intended = start + arrival.at;
-        tokio::time::sleep_until((intended - Duration::from_micros(1500).min(arrival.at)).into())
+        tokio::time::sleep_until((intended - crate::load::TIMER_SLACK.min(arrival.at)).into())
             .await;
-        while Instant::now() < intended {
-            tokio::task::yield_now().await;
-        }
+        crate::load::yield_until(intended).await;
         if last_progress.elapsed() > Duration::from_millis(250) {
             progress(arrival.at.as_secs_f64() / total.as_secs_f64().max(1e-9));
             last_progress = Instant::now();

@@ -317,7 +317,7 @@ pub async fn run(args: BenchRunArgs) -> anyhow::Result<ExitCode> {
     let combined = serde_json::json!({
         "scenario": scenario.name,
         "file": args.scenario.display().to_string(),
-        "date": humantime_now(),
+        "date_unix_seconds": unix_seconds_now(),
         "machine": format!("{} cores, {}", std::thread::available_parallelism().map_or(0, |n| n.get()), std::env::consts::ARCH),
         "runs": summaries,
         "throughput_ratio_to_baseline": ratio,
@@ -340,7 +340,7 @@ pub async fn run(args: BenchRunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn humantime_now() -> String {
+fn unix_seconds_now() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

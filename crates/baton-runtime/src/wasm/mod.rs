@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 use async_trait::async_trait;
 use baton_api::{FunctionSpec, RuntimeSpec};
 use epoch::EpochTicker;
-use sandbox::HostState;
+use sandbox::{HostState, WasmSandbox};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::Linker;
@@ -176,16 +176,19 @@ impl Runtime for WasmRuntime {
         let spec = spec.clone();
         let function =
             tokio::task::spawn_blocking(move || compiler.prepare_bytes(&bytes, &spec)).await??;
-        Ok(function)
+        Ok(Arc::new(PreparedWasm(function)))
     }
 }
 
+/// A prepared component as the worker holds it; every sandbox shares the one `WasmFunction`.
+struct PreparedWasm(Arc<WasmFunction>);
+
 #[async_trait]
-impl Prepared for WasmFunction {
+impl Prepared for PreparedWasm {
     async fn create_sandbox(
         &self,
         logs: Arc<FunctionLogs>,
     ) -> Result<Arc<dyn Sandbox>, InvokeError> {
-        Ok(Arc::new(self.sandbox(logs)))
+        Ok(Arc::new(WasmSandbox::new(self.0.clone(), logs)))
     }
 }

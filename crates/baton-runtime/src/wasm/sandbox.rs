@@ -78,23 +78,6 @@ impl WasmFunction {
         }
     }
 
-    pub(crate) fn sandbox(self: &WasmFunction, logs: Arc<FunctionLogs>) -> WasmSandbox {
-        WasmSandbox {
-            function: self.shallow_clone(),
-            logs,
-        }
-    }
-
-    fn shallow_clone(&self) -> Arc<WasmFunction> {
-        Arc::new(WasmFunction {
-            pre: self.pre.clone(),
-            env: self.env.clone(),
-            memory_bytes: self.memory_bytes,
-            timeout: self.timeout,
-            max_output: self.max_output,
-        })
-    }
-
     /// Runs one request in a fresh instance: the cold path and the warm path are the same.
     pub async fn handle(
         self: &Arc<Self>,
@@ -267,5 +250,12 @@ pub(crate) struct WasmSandbox {
 impl Sandbox for WasmSandbox {
     async fn invoke(&self, request: Request) -> Result<Response, InvokeError> {
         self.function.handle(request, &self.logs).await
+    }
+}
+
+impl WasmSandbox {
+    /// A sandbox of `function`, sharing its prepared code, writing output to `logs`.
+    pub(crate) fn new(function: Arc<WasmFunction>, logs: Arc<FunctionLogs>) -> Self {
+        WasmSandbox { function, logs }
     }
 }
