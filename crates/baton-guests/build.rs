@@ -19,6 +19,10 @@ fn main() {
     for watched in ["examples", "tests/guests", "crates/baton-sdk"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
+    for watched in ["wit"] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+    ensure_wasm_target();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for workspace in WORKSPACES {
         let manifest = root.join(workspace).join("Cargo.toml");
@@ -59,7 +63,15 @@ fn main() {
     let wasm_dir = target_dir.join("wasm32-wasip2").join("release");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("guests.rs");
     let mut code = String::new();
-    for name in ["hello", "echo", "json_transform", "misbehave", "busy"] {
+    for name in [
+        "hello",
+        "echo",
+        "json_transform",
+        "counter",
+        "allreduce",
+        "misbehave",
+        "busy",
+    ] {
         let path = wasm_dir.join(format!("{name}.wasm"));
         assert!(path.exists(), "guest {} was not built", path.display());
         let constant = name.to_uppercase();
@@ -70,4 +82,39 @@ fn main() {
         ));
     }
     std::fs::write(out, code).unwrap();
+}
+
+/// rustup installs `rust-toolchain.toml`'s targets only with the toolchain itself: a machine
+/// that already had 1.95.0 lacks `wasm32-wasip2`. Add it then, so `cargo test` stays the one
+/// command (a no-op where the target is present or rustup is absent).
+fn ensure_wasm_target() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let installed = Command::new(&rustc)
+        .args(["--print", "target-libdir", "--target", "wasm32-wasip2"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .is_some_and(|dir| dir.join("libstd").exists() || has_std(&dir));
+    if installed {
+        return;
+    }
+    let mut command = Command::new("rustup");
+    command.args(["target", "add", "wasm32-wasip2"]);
+    if let Ok(toolchain) = std::env::var("RUSTUP_TOOLCHAIN") {
+        command.args(["--toolchain", &toolchain]);
+    }
+    match command.status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => println!("cargo:warning=rustup target add wasm32-wasip2 failed: {status}"),
+        Err(e) => println!("cargo:warning=rustup not found to add wasm32-wasip2: {e}"),
+    }
+}
+
+fn has_std(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
+    })
 }

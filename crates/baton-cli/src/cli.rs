@@ -138,6 +138,19 @@ pub struct UpArgs {
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "BATON_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Address of the node-local platform API that process functions reach as `BATON_API`
+    /// (state objects) [default: 127.0.0.1:0, an ephemeral port].
+    #[arg(long, env = "BATON_STATE_API")]
+    pub state_api: Option<String>,
+    /// Address where peer nodes connect to replicate state [default: 127.0.0.1:0].
+    #[arg(long, env = "BATON_STATE_LISTEN")]
+    pub state_listen: Option<String>,
+    /// Peer nodes' state addresses, comma-separated (host:port,host:port).
+    #[arg(long, env = "BATON_STATE_PEERS", value_delimiter = ',')]
+    pub state_peers: Option<Vec<String>>,
+    /// Secret every node of the cluster holds; mandatory when peers listen beyond loopback.
+    #[arg(long, env = "BATON_STATE_SECRET", hide_env_values = true)]
+    pub state_secret: Option<String>,
 }
 
 /// Where a running node is.

@@ -25,6 +25,8 @@ struct FileConfig {
     async_calls: AsyncSection,
     #[serde(default)]
     process: ProcessSection,
+    #[serde(default)]
+    state: crate::state::StateSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,9 +68,10 @@ pub struct NodeConfig {
     pub worker: baton_worker::WorkerConfig,
     pub async_calls: baton_gateway::AsyncConfig,
     pub ready_timeout: Duration,
+    pub state: crate::state::StateConfig,
 }
 
-fn duration(text: &str, key: &str) -> anyhow::Result<Duration> {
+pub(crate) fn duration(text: &str, key: &str) -> anyhow::Result<Duration> {
     baton_api::parse_duration(text).map_err(|e| anyhow::anyhow!("{key}: {e}"))
 }
 
@@ -139,7 +142,9 @@ impl NodeConfig {
             Some(text) => duration(text, "process.ready_timeout")?,
             None => Duration::from_secs(10),
         };
+        let state = crate::state::StateConfig::resolve(args, file.state)?;
         Ok(NodeConfig {
+            state,
             listen,
             data_dir: args
                 .data_dir
@@ -175,6 +180,10 @@ mod tests {
             token: None,
             examples: None,
             log_format: None,
+            state_api: None,
+            state_listen: None,
+            state_peers: None,
+            state_secret: None,
         }
     }
 

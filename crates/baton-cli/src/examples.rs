@@ -5,13 +5,15 @@ use baton_api::{DeployMode, DeployRequest, FunctionAdmin};
 use bytes::Bytes;
 use std::path::Path;
 
-/// Deploys (or refreshes) hello, echo, json-transform and, where python3 is installed, the two
-/// Python functions.
+/// Deploys (or refreshes) hello, echo, json-transform, counter, allreduce and, where python3
+/// is installed, the two Python functions.
 pub async fn deploy(admin: &dyn FunctionAdmin, data_dir: &Path) -> anyhow::Result<()> {
-    let wasm: [(&str, &[u8]); 3] = [
+    let wasm: [(&str, &[u8]); 5] = [
         ("hello", baton_guests::HELLO),
         ("echo", baton_guests::ECHO),
         ("json-transform", baton_guests::JSON_TRANSFORM),
+        ("counter", baton_guests::COUNTER),
+        ("allreduce", baton_guests::ALLREDUCE),
     ];
     for (name, bytes) in wasm {
         let request = DeployRequest {

@@ -8,6 +8,7 @@ mod examples;
 mod manifest;
 mod node;
 mod output;
+mod state;
 
 use clap::Parser;
 

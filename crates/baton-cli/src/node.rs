@@ -17,11 +17,21 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("creating data directory {}", data.display()))?;
     let artifacts = ArtifactStore::open(data.join("artifacts"))?;
     let cache = CompileCache::open(data.join("compiled"))?;
-    let wasm = WasmRuntime::new(&config.wasm, artifacts.clone(), cache)
-        .context("starting the wasm runtime")?;
+    let state = match config.state.enabled {
+        true => Some(crate::state::start(&config.state, data).await?),
+        false => None,
+    };
+    let wasm = WasmRuntime::new(
+        &config.wasm,
+        artifacts.clone(),
+        cache,
+        state.as_ref().map(|s| s.agent.clone()),
+    )
+    .context("starting the wasm runtime")?;
     let process = ProcessRuntime::new(ProcessConfig {
         default_dir: data.clone(),
         ready_timeout: config.ready_timeout,
+        platform_api: state.as_ref().map(|s| format!("http://{}", s.api)),
     });
     let runtimes = Runtimes {
         wasm: Arc::new(wasm),
@@ -46,6 +56,9 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
     let gateway = baton_gateway::GatewayConfig {
         token: config.token.clone(),
         async_calls: config.async_calls.clone(),
+        extra_metrics: state
+            .as_ref()
+            .map(|s| state_metrics(s.agent.clone(), s.metrics.clone())),
     };
     let router = baton_gateway::router(
         gateway,
@@ -57,6 +70,14 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {} (in use? set BATON_LISTEN)", config.listen))?;
     let address = listener.local_addr()?;
     let names = control.names();
+    if let Some(state) = &state {
+        // Read by tests and scripts, like the readiness line after it.
+        println!(
+            "baton state api on http://{} peers on {}",
+            state.api,
+            state.replication.address()
+        );
+    }
     // This line is the readiness signal scripts and tests wait for.
     println!(
         "baton listening on http://{address} with {} function(s): {}",
@@ -69,6 +90,17 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         .await?;
     tracing::info!("baton stopped");
     Ok(())
+}
+
+/// Renders the state agent's metrics, refreshing the gauges that need a walk of the objects.
+fn state_metrics(
+    agent: baton_state::Agent,
+    metrics: baton_state::StateMetrics,
+) -> baton_gateway::MetricsSource {
+    Arc::new(move |out: &mut String| {
+        agent.refresh_gauges();
+        metrics.encode(out)
+    })
 }
 
 async fn shutdown_signal() {

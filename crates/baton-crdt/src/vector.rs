@@ -95,15 +95,41 @@ impl AddVector {
     /// The summed elements `offset..offset + len` (absent elements are 0).
     pub fn get(&self, offset: usize, len: usize) -> Vec<f64> {
         let mut out = vec![0.0; len];
+        self.for_each_slice(offset, len, |at, values| {
+            for (slot, value) in out[at..at + values.len()].iter_mut().zip(values) {
+                *slot += value;
+            }
+        });
+        out
+    }
+
+    /// The sum of elements `offset..offset + len`, without materialising them.
+    pub fn sum(&self, offset: usize, len: usize) -> f64 {
+        let mut total = 0.0;
+        self.for_each_slice(offset, len, |_, values| total += values.iter().sum::<f64>());
+        total
+    }
+
+    /// Calls `each(position in the range, values)` for every stored run of elements that
+    /// falls in `offset..offset + len`, replica by replica, block by block.
+    fn for_each_slice(&self, offset: usize, len: usize, mut each: impl FnMut(usize, &[f64])) {
+        let end = offset.saturating_add(len);
+        if len == 0 {
+            return;
+        }
+        let first = (offset / BLOCK) as u32;
+        let last = u32::try_from((end - 1) / BLOCK).unwrap_or(u32::MAX);
         for blocks in self.replicas.values() {
-            for (position, slot) in out.iter_mut().enumerate() {
-                let index = offset + position;
-                if let Some(block) = blocks.get(&((index / BLOCK) as u32)) {
-                    *slot += block.values[index % BLOCK];
-                }
+            for (index, block) in blocks.range(first..=last) {
+                let block_start = *index as usize * BLOCK;
+                let from = offset.max(block_start);
+                let to = end.min(block_start + BLOCK);
+                each(
+                    from - offset,
+                    &block.values[from - block_start..to - block_start],
+                );
             }
         }
-        out
     }
 
     /// One past the highest index any replica has added to, rounded up to a block.
@@ -172,6 +198,9 @@ mod tests {
         assert_eq!(x, y);
         assert_eq!(x.get(BLOCK - 3, 6), [0.0, 1.0, 12.0, 3.0, 4.0, 0.0]);
         assert_eq!(x.len(), 2 * BLOCK);
+        assert_eq!(x.sum(BLOCK - 3, 6), 20.0);
+        assert_eq!(x.sum(0, 10 * BLOCK), 20.0);
+        assert_eq!(x.sum(BLOCK, 1), 3.0);
     }
 
     #[test]

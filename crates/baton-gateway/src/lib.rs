@@ -29,13 +29,19 @@ use std::sync::Arc;
 pub use async_calls::AsyncConfig;
 pub use metrics::Metrics;
 
+/// More metrics for `/metrics`, from the node's other services: appends Prometheus text
+/// (without `# EOF`).
+pub type MetricsSource = Arc<dyn Fn(&mut String) -> std::fmt::Result + Send + Sync>;
+
 /// Gateway settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct GatewayConfig {
     /// Bearer token required on `/system/*`; `None` leaves them open (loopback only).
     pub token: Option<String>,
     /// The asynchronous invocation queue.
     pub async_calls: AsyncConfig,
+    /// The state agent's metrics, when the node runs one.
+    pub extra_metrics: Option<MetricsSource>,
 }
 
 /// What every handler shares.
@@ -45,6 +51,7 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     pub(crate) async_calls: async_calls::AsyncQueue,
     pub(crate) token: Option<String>,
+    pub(crate) extra_metrics: Option<MetricsSource>,
 }
 
 /// Builds the gateway's router; spawns the asynchronous-call dispatcher.
@@ -65,6 +72,7 @@ pub fn router(
         metrics,
         async_calls,
         token: config.token,
+        extra_metrics: config.extra_metrics,
     });
     let system = Router::new()
         .route(

@@ -189,9 +189,14 @@ pub(crate) async fn render(State(shared): State<Arc<Shared>>) -> impl IntoRespon
             .set(status.replicas as i64);
     }
     let mut text = String::new();
-    if let Err(error) =
-        prometheus_client::encoding::text::encode(&mut text, &shared.metrics.0.registry)
-    {
+    let encoded =
+        prometheus_client::encoding::text::encode_registry(&mut text, &shared.metrics.0.registry)
+            .and_then(|()| match &shared.extra_metrics {
+                Some(extra) => extra(&mut text),
+                None => Ok(()),
+            })
+            .and_then(|()| prometheus_client::encoding::text::encode_eof(&mut text));
+    if let Err(error) = encoded {
         tracing::error!(%error, "encoding metrics");
     }
     (

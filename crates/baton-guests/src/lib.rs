@@ -1,7 +1,7 @@
 //! The wasm components Baton ships and tests with, built by this crate's `build.rs`.
 //!
-//! `HELLO`, `ECHO` and `JSON_TRANSFORM` are the examples in `examples/`, deployed by
-//! `baton up --examples`; `MISBEHAVE` is the test guest in `tests/guests/` whose routes trap,
+//! `HELLO`, `ECHO`, `JSON_TRANSFORM`, `COUNTER` and `ALLREDUCE` are the examples in
+//! `examples/`, deployed by `baton up --examples`; `MISBEHAVE` is the test guest in `tests/guests/` whose routes trap,
 //! spin, exhaust memory and overflow the stack; `BUSY` (also in `tests/guests/`) is trace
 //! replay's synthetic function. Each has a `_PATH` twin naming the file.
 #![deny(missing_docs)]

@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
         &WasmConfig::default(),
         artifacts.clone(),
         CompileCache::open(dir.path().join("compiled"))?,
+        None,
     )?;
 
     for (name, bytes) in [
@@ -53,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
             },
             artifacts.clone(),
             CompileCache::disabled(),
+            None,
         )?;
         let digest = artifacts.put(bytes)?;
         let started = Instant::now();

@@ -20,7 +20,7 @@ fn fixture() -> Fixture {
         pool_instances: 50,
         ..WasmConfig::default()
     };
-    let runtime = WasmRuntime::new(&config, artifacts.clone(), cache).unwrap();
+    let runtime = WasmRuntime::new(&config, artifacts.clone(), cache, None).unwrap();
     Fixture {
         _dir: dir,
         runtime,
@@ -204,6 +204,7 @@ async fn a_second_runtime_loads_the_compiled_component_from_disk() {
             },
             artifacts,
             CompileCache::open(&cache_dir).unwrap(),
+            None,
         )
         .unwrap()
     };

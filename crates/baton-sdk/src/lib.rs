@@ -15,6 +15,7 @@
 
 mod request;
 mod response;
+pub mod state;
 
 pub use request::Request;
 pub use response::Response;

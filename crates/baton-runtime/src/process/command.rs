@@ -27,11 +27,13 @@ impl CommandTemplate {
         args: Vec<String>,
         dir: PathBuf,
         spec: &FunctionSpec,
+        platform_env: Vec<(String, String)>,
     ) -> Self {
         let mut env: Vec<(String, String)> = INHERITED
             .iter()
             .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
             .collect();
+        env.extend(platform_env);
         env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         CommandTemplate {
             program,

@@ -29,6 +29,9 @@ pub struct ProcessConfig {
     pub default_dir: PathBuf,
     /// How long an http-mode process may take to accept connections. Default 10 s.
     pub ready_timeout: Duration,
+    /// The node-local platform API (`http://127.0.0.1:port`), given to processes as
+    /// `BATON_API`, with their state namespace as `BATON_NAMESPACE`.
+    pub platform_api: Option<String>,
 }
 
 impl Default for ProcessConfig {
@@ -36,6 +39,7 @@ impl Default for ProcessConfig {
         ProcessConfig {
             default_dir: std::env::temp_dir(),
             ready_timeout: Duration::from_secs(10),
+            platform_api: None,
         }
     }
 }
@@ -75,11 +79,19 @@ impl Runtime for ProcessRuntime {
             bail!("working directory {} does not exist", dir.display());
         }
         let program = command::resolve_program(&command[0], &dir)?;
+        let mut platform_env = vec![(
+            "BATON_NAMESPACE".to_string(),
+            crate::wasm::state_namespace(spec),
+        )];
+        if let Some(api) = &self.config.platform_api {
+            platform_env.push(("BATON_API".to_string(), api.clone()));
+        }
         let template = Arc::new(CommandTemplate::new(
             program,
             command[1..].to_vec(),
             dir,
             spec,
+            platform_env,
         ));
         Ok(match mode {
             ProcessMode::Classic => Arc::new(classic::ClassicFunction::new(template)),

@@ -10,7 +10,7 @@ mod epoch;
 mod sandbox;
 
 pub use cache::CompileCache;
-pub use sandbox::WasmFunction;
+pub use sandbox::{NAMESPACE_LABEL, WasmFunction, state_namespace};
 
 use crate::{ArtifactStore, FunctionLogs, InvokeError, Prepared, Runtime, Sandbox};
 use anyhow::{Context, bail};
@@ -62,15 +62,18 @@ struct Compiler {
     engine: Engine,
     linker: Linker<HostState>,
     cache: CompileCache,
+    state: Option<baton_state::Agent>,
 }
 
 impl WasmRuntime {
     /// Builds the engine with the pooling allocator; falls back to on-demand allocation where
-    /// the machine refuses the pool's address-space reservation.
+    /// the machine refuses the pool's address-space reservation. Functions reach `state`
+    /// through `baton:platform/state`; without an agent those calls answer `unavailable`.
     pub fn new(
         config: &WasmConfig,
         artifacts: ArtifactStore,
         cache: CompileCache,
+        state: Option<baton_state::Agent>,
     ) -> anyhow::Result<Self> {
         let engine = match Engine::new(&engine_config(config, true)) {
             Ok(engine) => engine,
@@ -82,12 +85,14 @@ impl WasmRuntime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        baton_state::guest::add_to_linker(&mut linker, HostState::state)?;
         let ticker = EpochTicker::start(engine.clone(), EPOCH_TICK);
         Ok(WasmRuntime {
             compiler: Arc::new(Compiler {
                 engine,
                 linker,
                 cache,
+                state,
             }),
             artifacts,
             _ticker: ticker,
@@ -125,7 +130,7 @@ impl Compiler {
         let pre = ProxyPre::new(instance_pre)
             .map_err(anyhow::Error::from)
             .context("the component does not export wasi:http/incoming-handler (it must target wasi:http/proxy)")?;
-        Ok(Arc::new(WasmFunction::new(pre, spec)))
+        Ok(Arc::new(WasmFunction::new(pre, spec, self.state.clone())))
     }
 }
 

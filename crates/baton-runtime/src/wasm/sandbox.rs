@@ -1,6 +1,8 @@
 use crate::{FunctionLogs, InvokeError, LogStream, Request, Response, Sandbox};
 use async_trait::async_trait;
 use baton_api::FunctionSpec;
+use baton_state::Agent;
+use baton_state::guest::GuestState;
 use http_body_util::{BodyExt, Full, Limited};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,12 +14,27 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+/// The label that puts a function's state objects in an application's namespace, shared
+/// with the other functions of the application; without it, the namespace is the function's
+/// name.
+pub const NAMESPACE_LABEL: &str = "baton.namespace";
+
+/// The state namespace of the function `spec` describes.
+pub fn state_namespace(spec: &FunctionSpec) -> String {
+    spec.labels
+        .get(NAMESPACE_LABEL)
+        .cloned()
+        .unwrap_or_else(|| spec.name.as_str().to_string())
+}
+
 /// Bytes of stdout and of stderr kept from one invocation for the function's logs.
 const CAPTURED_OUTPUT: usize = 64 * 1024;
 
 /// A compiled, linked function: makes an instance per request.
 pub struct WasmFunction {
     pre: ProxyPre<HostState>,
+    state: Option<Agent>,
+    namespace: Arc<str>,
     env: Vec<(String, String)>,
     memory_bytes: usize,
     timeout: Duration,
@@ -31,6 +48,13 @@ pub(crate) struct HostState {
     table: ResourceTable,
     limits: StoreLimits,
     hooks: Hooks,
+    state: GuestState,
+}
+
+impl HostState {
+    pub(crate) fn state(&mut self) -> &mut GuestState {
+        &mut self.state
+    }
 }
 
 /// wasi-http policy: the defaults (outgoing requests allowed), with a deeper buffer for the
@@ -64,9 +88,11 @@ impl WasiHttpView for HostState {
 }
 
 impl WasmFunction {
-    pub(crate) fn new(pre: ProxyPre<HostState>, spec: &FunctionSpec) -> Self {
+    pub(crate) fn new(pre: ProxyPre<HostState>, spec: &FunctionSpec, state: Option<Agent>) -> Self {
         WasmFunction {
             pre,
+            state,
+            namespace: state_namespace(spec).into(),
             env: spec
                 .env
                 .iter()
@@ -107,6 +133,7 @@ impl WasmFunction {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks: Hooks,
+            state: GuestState::new(self.state.clone(), self.namespace.clone()),
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.memory_bytes)
                 .trap_on_grow_failure(true)

@@ -1,0 +1,154 @@
+//! Replicated state objects (`baton:platform/state`): shared by every instance of the
+//! function (or of its application, with the `baton.namespace` label) on every node. Each
+//! operation applies at once on the local node and converges everywhere.
+//!
+//! ```text
+//! let hits = baton_sdk::state::Counter::new("hits");
+//! let version = hits.add(1)?;
+//! let total = hits.value()?;
+//! ```
+
+mod bindings {
+    #![allow(
+        missing_docs,
+        reason = "generated from wit/state.wit, which documents it"
+    )]
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "baton:platform/function",
+    });
+}
+
+pub use bindings::baton::platform::state::{
+    Error, MapEntry, Op, Query, Reading, VectorSlice, apply, delete, read,
+};
+
+fn unexpected(reading: Reading) -> Error {
+    Error::TypeMismatch(format!("unexpected reading {reading:?}"))
+}
+
+/// A counter that goes up and down.
+pub struct Counter(String);
+
+impl Counter {
+    /// The counter named `name` (created by its first `add`).
+    pub fn new(name: impl Into<String>) -> Self {
+        Counter(name.into())
+    }
+
+    /// Adds `amount` (negative subtracts); returns the object's new version.
+    pub fn add(&self, amount: i64) -> Result<u64, Error> {
+        apply(&self.0, &Op::CounterAdd(amount))
+    }
+
+    /// The current value on this node (0 if never added to).
+    pub fn value(&self) -> Result<i64, Error> {
+        match read(&self.0, &Query::Whole) {
+            Ok(Reading::Int(n)) => Ok(n),
+            Ok(other) => Err(unexpected(other)),
+            Err(Error::NotFound(_)) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// An add-wins set of strings.
+pub struct Set(String);
+
+impl Set {
+    /// The set named `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Set(name.into())
+    }
+
+    /// Adds `member`.
+    pub fn add(&self, member: &str) -> Result<u64, Error> {
+        apply(&self.0, &Op::SetAdd(member.to_string()))
+    }
+
+    /// Removes `member` (an add concurrent with the removal wins).
+    pub fn remove(&self, member: &str) -> Result<u64, Error> {
+        apply(&self.0, &Op::SetRemove(member.to_string()))
+    }
+
+    /// Whether `member` is in the set.
+    pub fn contains(&self, member: &str) -> Result<bool, Error> {
+        match read(&self.0, &Query::Contains(member.to_string())) {
+            Ok(Reading::Boolean(b)) => Ok(b),
+            Ok(other) => Err(unexpected(other)),
+            Err(Error::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every member, sorted.
+    pub fn members(&self) -> Result<Vec<String>, Error> {
+        match read(&self.0, &Query::Whole) {
+            Ok(Reading::Strings(s)) => Ok(s),
+            Ok(other) => Err(unexpected(other)),
+            Err(Error::NotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A multi-value register: after concurrent writes it holds each of them until the next
+/// write.
+pub struct Register(String);
+
+impl Register {
+    /// The register named `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Register(name.into())
+    }
+
+    /// Replaces every value seen with `value`.
+    pub fn set(&self, value: &str) -> Result<u64, Error> {
+        apply(&self.0, &Op::RegisterSet(value.to_string()))
+    }
+
+    /// The current values: none, one, or several written concurrently.
+    pub fn get(&self) -> Result<Vec<String>, Error> {
+        match read(&self.0, &Query::Whole) {
+            Ok(Reading::Strings(s)) => Ok(s),
+            Ok(other) => Err(unexpected(other)),
+            Err(Error::NotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A vector of numbers that every replica adds into (for aggregations such as allreduce).
+pub struct Vector(String);
+
+impl Vector {
+    /// The vector named `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Vector(name.into())
+    }
+
+    /// Adds `values` element-wise from `offset`.
+    pub fn add(&self, offset: u64, values: Vec<f64>) -> Result<u64, Error> {
+        apply(&self.0, &Op::VectorAdd(VectorSlice { offset, values }))
+    }
+
+    /// Elements `offset..offset + len`.
+    pub fn get(&self, offset: u64, len: u64) -> Result<Vec<f64>, Error> {
+        match read(&self.0, &Query::VectorRange((offset, len))) {
+            Ok(Reading::Numbers(n)) => Ok(n),
+            Ok(other) => Err(unexpected(other)),
+            Err(Error::NotFound(_)) => Ok(vec![0.0; len as usize]),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The sum of every element.
+    pub fn sum(&self) -> Result<f64, Error> {
+        match read(&self.0, &Query::VectorSum((0, None))) {
+            Ok(Reading::Number(n)) => Ok(n),
+            Ok(other) => Err(unexpected(other)),
+            Err(Error::NotFound(_)) => Ok(0.0),
+            Err(e) => Err(e),
+        }
+    }
+}

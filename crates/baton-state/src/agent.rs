@@ -1,0 +1,578 @@
+//! The state agent's core: the objects of this node, the rule that applies a local operation
+//! (at once, with read-your-writes), the coalescing of deltas for peers, and the merging of
+//! what peers send. Networking lives in `peers`, the guest and HTTP APIs on top.
+
+use crate::entry::{Coverage, Entry, Update};
+use crate::log::{Log, Writer};
+use crate::metrics::StateMetrics;
+use crate::{Kind, Object, ObjectKey, Op, Query, StateError, Value};
+use baton_crdt::ReplicaId;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{Notify, oneshot};
+
+/// What one node accepts.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest register value, set member or map key. Default 64 KiB.
+    pub max_value_bytes: usize,
+    /// Largest vector length. Default 16 Mi elements.
+    pub max_vector_len: u64,
+    /// Most objects on a node, deleted ones included. Default 1,000,000.
+    pub max_objects: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_value_bytes: 64 << 10,
+            max_vector_len: 16 << 20,
+            max_objects: 1_000_000,
+        }
+    }
+}
+
+/// When an operation is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// After the update is committed to this node's log (fsynced).
+    Durable,
+    /// At once: a crash within milliseconds may lose it on this node.
+    Async,
+}
+
+/// What `read` returns.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reading {
+    /// The object's type.
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    /// Its node-local version: every change on this node bumps it.
+    pub version: u64,
+    /// The answer to the query.
+    pub value: Value,
+}
+
+/// An object as listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Listed {
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    /// Its node-local version.
+    pub version: u64,
+}
+
+/// One entry of an anti-entropy digest: what a node has seen of an object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct DigestEntry {
+    pub key: ObjectKey,
+    pub generation: u64,
+    pub seen: Vec<(ReplicaId, u64)>,
+}
+
+/// The state agent of one node. Cheap to clone.
+#[derive(Clone)]
+pub struct Agent {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub replica: ReplicaId,
+    pub limits: Limits,
+    pub default_durability: Durability,
+    objects: Mutex<Objects>,
+    watchers: Mutex<HashMap<ObjectKey, Arc<Notify>>>,
+    log: Log,
+    clock: AtomicU64,
+    pub metrics: StateMetrics,
+    /// Test-only fault injection: drop every message to and from peers.
+    pub partitioned: AtomicBool,
+}
+
+#[derive(Default)]
+struct Objects {
+    map: HashMap<ObjectKey, Entry>,
+    /// Objects with local updates not yet shipped.
+    unshipped: Vec<ObjectKey>,
+    /// Objects changed since the last snapshot of the log.
+    unsnapshotted: HashSet<ObjectKey>,
+}
+
+pub(crate) fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+impl Agent {
+    /// Opens the agent's log in `path` (created if absent), rebuilds its objects, and starts
+    /// the log writer. Each start is a new replica epoch.
+    pub fn open(
+        path: &Path,
+        limits: Limits,
+        default_durability: Durability,
+        metrics: StateMetrics,
+    ) -> anyhow::Result<Agent> {
+        let (log, recovered, writer) = crate::log::Log::open(path, 65_536)?;
+        let mut objects = Objects::default();
+        for update in &recovered.updates {
+            objects
+                .map
+                .entry(update.key.clone())
+                .or_default()
+                .merge(update);
+        }
+        let count = objects.map.len();
+        let agent = Agent {
+            inner: Arc::new(Inner {
+                replica: recovered.replica,
+                limits,
+                default_durability,
+                objects: Mutex::new(objects),
+                watchers: Mutex::default(),
+                log,
+                clock: AtomicU64::new(0),
+                metrics,
+                partitioned: AtomicBool::new(false),
+            }),
+        };
+        agent.inner.metrics.objects.set(count as i64);
+        start_writer(writer, Arc::downgrade(&agent.inner));
+        tracing::info!(
+            replica = ?recovered.replica,
+            objects = count,
+            replayed = recovered.updates.len(),
+            "state agent open"
+        );
+        Ok(agent)
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// This start's replica id.
+    pub fn replica(&self) -> ReplicaId {
+        self.inner.replica
+    }
+
+    /// The durability used when a caller does not choose.
+    pub fn default_durability(&self) -> Durability {
+        self.inner.default_durability
+    }
+
+    /// Applies `op` to `key` (creating the object with the op's type if absent): visible to
+    /// readers on this node at once; acknowledged per `durability`. Returns the new version.
+    pub async fn apply(
+        &self,
+        key: &ObjectKey,
+        op: Op,
+        durability: Durability,
+    ) -> Result<u64, StateError> {
+        let (version, update) = self.apply_in_memory(key, op)?;
+        self.persist(update, durability).await?;
+        Ok(version)
+    }
+
+    /// Applies several operations, each as [`Agent::apply`] would, sharing one group commit.
+    pub async fn apply_all(
+        &self,
+        ops: Vec<(ObjectKey, Op)>,
+        durability: Durability,
+    ) -> Vec<Result<u64, StateError>> {
+        let mut acks = Vec::with_capacity(ops.len());
+        for (key, op) in ops {
+            let applied = self.apply_in_memory(&key, op);
+            acks.push(match applied {
+                Ok((version, update)) => {
+                    let ack = self.queue(update, durability).await;
+                    ack.map(|ack| (version, ack))
+                }
+                Err(e) => Err(e),
+            });
+        }
+        let mut results = Vec::with_capacity(acks.len());
+        for ack in acks {
+            results.push(match ack {
+                Ok((version, Some(ack))) => wait(ack).await.map(|()| version),
+                Ok((version, None)) => Ok(version),
+                Err(e) => Err(e),
+            });
+        }
+        results
+    }
+
+    /// Deletes `key`: every update made before the delete (here or, once it arrives, anywhere)
+    /// is gone; a write concurrent with it is lost too. True when the object existed.
+    pub async fn delete(
+        &self,
+        key: &ObjectKey,
+        durability: Durability,
+    ) -> Result<bool, StateError> {
+        let (existed, update) = {
+            let mut objects = self.inner.objects.lock().unwrap();
+            let Some(entry) = objects.map.get_mut(key) else {
+                return Ok(false);
+            };
+            if entry.object.is_none() {
+                return Ok(false);
+            }
+            let deletion = Update {
+                key: key.clone(),
+                generation: entry.generation + 1,
+                object: None,
+                coverage: Coverage::Full(Vec::new()),
+                created_micros: now_micros(),
+            };
+            entry.merge(&deletion);
+            entry.pending = Some(deletion.clone());
+            objects.unshipped.push(key.clone());
+            objects.unsnapshotted.insert(key.clone());
+            (true, deletion)
+        };
+        self.notify(key);
+        self.persist(update, durability).await?;
+        Ok(existed)
+    }
+
+    fn apply_in_memory(&self, key: &ObjectKey, op: Op) -> Result<(u64, Update), StateError> {
+        op.check(&self.inner.limits)?;
+        let now = now_micros();
+        let stamp = self.tick(now);
+        let replica = self.inner.replica;
+        let result = {
+            let mut guard = self.inner.objects.lock().unwrap();
+            let objects = &mut *guard;
+            if !objects.map.contains_key(key) && objects.map.len() >= self.inner.limits.max_objects
+            {
+                return Err(StateError::TooLarge(format!(
+                    "this node holds {} objects, its limit",
+                    objects.map.len()
+                )));
+            }
+            let entry = objects.map.entry(key.clone()).or_default();
+            let object = match &mut entry.object {
+                Some(object) => {
+                    if !object.accepts(&op) {
+                        return Err(StateError::TypeMismatch {
+                            object: key.name.clone(),
+                            actual: object.kind(),
+                            expected: op.kind().unwrap_or(Kind::RegisterMap),
+                        });
+                    }
+                    object
+                }
+                None => match op.kind() {
+                    Some(kind) => entry.object.insert(Object::new(kind)),
+                    None => return Err(StateError::NotFound(key.name.clone())),
+                },
+            };
+            let delta = object.apply(replica, stamp, op);
+            let from = entry.seen.get(&replica).copied().unwrap_or(0);
+            entry.seen.insert(replica, from + 1);
+            entry.version += 1;
+            let version = entry.version;
+            let update = Update {
+                key: key.clone(),
+                generation: entry.generation,
+                object: Some(delta),
+                coverage: Coverage::Range {
+                    origin: replica,
+                    from,
+                    to: from + 1,
+                },
+                created_micros: now,
+            };
+            let newly_pending = coalesce(&mut entry.pending, &update);
+            if newly_pending {
+                objects.unshipped.push(key.clone());
+            }
+            self.inner.metrics.objects.set(objects.map.len() as i64);
+            objects.unsnapshotted.insert(key.clone());
+            (version, update)
+        };
+        self.inner.metrics.local_ops.inc();
+        self.notify(key);
+        Ok(result)
+    }
+
+    /// A stamp for last-writer-wins registers: wall-clock µs, strictly increasing per node.
+    fn tick(&self, now: u64) -> u64 {
+        let previous = self
+            .inner
+            .clock
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+                Some(now.max(last + 1))
+            })
+            .unwrap_or(now);
+        now.max(previous + 1)
+    }
+
+    async fn queue(
+        &self,
+        update: Update,
+        durability: Durability,
+    ) -> Result<Option<oneshot::Receiver<Result<(), String>>>, StateError> {
+        match durability {
+            Durability::Durable => {
+                let (tx, rx) = oneshot::channel();
+                self.inner
+                    .log
+                    .append(&update, Some(tx))
+                    .await
+                    .map_err(StateError::Unavailable)?;
+                Ok(Some(rx))
+            }
+            Durability::Async => {
+                self.inner
+                    .log
+                    .append(&update, None)
+                    .await
+                    .map_err(StateError::Unavailable)?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn persist(&self, update: Update, durability: Durability) -> Result<(), StateError> {
+        match self.queue(update, durability).await? {
+            Some(ack) => wait(ack).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Answers `query` on `key`.
+    pub fn read(&self, key: &ObjectKey, query: &Query) -> Result<Reading, StateError> {
+        let objects = self.inner.objects.lock().unwrap();
+        let entry = objects
+            .map
+            .get(key)
+            .ok_or_else(|| StateError::NotFound(key.name.clone()))?;
+        let object = entry
+            .object
+            .as_ref()
+            .ok_or_else(|| StateError::NotFound(key.name.clone()))?;
+        Ok(Reading {
+            kind: object.kind(),
+            version: entry.version,
+            value: object.read(&key.name, query)?,
+        })
+    }
+
+    /// The object's node-local version (0 when it never existed here).
+    pub fn version(&self, key: &ObjectKey) -> u64 {
+        let objects = self.inner.objects.lock().unwrap();
+        objects.map.get(key).map_or(0, |e| e.version)
+    }
+
+    /// Waits until `key`'s version is past `after`, or `timeout`; returns the version then.
+    pub async fn watch(&self, key: &ObjectKey, after: u64, timeout: Duration) -> u64 {
+        let notify = self
+            .inner
+            .watchers
+            .lock()
+            .unwrap()
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let version = loop {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let version = self.version(key);
+            if version > after {
+                break version;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                break self.version(key);
+            }
+        };
+        drop(notify);
+        let mut watchers = self.inner.watchers.lock().unwrap();
+        if watchers.get(key).is_some_and(|n| Arc::strong_count(n) == 1) {
+            watchers.remove(key);
+        }
+        version
+    }
+
+    fn notify(&self, key: &ObjectKey) {
+        let watchers = self.inner.watchers.lock().unwrap();
+        if let Some(notify) = watchers.get(key) {
+            notify.notify_waiters();
+        }
+    }
+
+    /// The live objects of `namespace`, by name.
+    pub fn list(&self, namespace: &str) -> Vec<Listed> {
+        let objects = self.inner.objects.lock().unwrap();
+        let mut listed: Vec<Listed> = objects
+            .map
+            .iter()
+            .filter(|(k, _)| k.namespace == namespace)
+            .filter_map(|(k, e)| {
+                e.object.as_ref().map(|o| Listed {
+                    name: k.name.clone(),
+                    kind: o.kind(),
+                    version: e.version,
+                })
+            })
+            .collect();
+        listed.sort_by(|a, b| a.name.cmp(&b.name));
+        listed
+    }
+
+    /// Live objects on this node and their encoded size in bytes (walks every object).
+    pub fn footprint(&self) -> (usize, usize) {
+        let objects = self.inner.objects.lock().unwrap();
+        let live = objects.map.values().filter_map(|e| e.object.as_ref());
+        live.fold((0, 0), |(n, bytes), o| {
+            (
+                n + 1,
+                bytes + postcard::experimental::serialized_size(o).unwrap_or(0),
+            )
+        })
+    }
+
+    /// Sets the gauges that need a walk of every object (called at scrape time).
+    pub fn refresh_gauges(&self) {
+        let (_, bytes) = self.footprint();
+        self.inner.metrics.state_bytes.set(bytes as i64);
+    }
+
+    /// Takes the coalesced local updates for shipping.
+    pub(crate) fn take_unshipped(&self) -> Vec<Update> {
+        let mut objects = self.inner.objects.lock().unwrap();
+        let keys = std::mem::take(&mut objects.unshipped);
+        keys.iter()
+            .filter_map(|k| objects.map.get_mut(k).and_then(|e| e.pending.take()))
+            .collect()
+    }
+
+    /// Merges updates from a peer; logs what changed (not awaited: peers repair a loss).
+    pub(crate) fn merge_remote(&self, updates: &[Update]) {
+        let now = now_micros();
+        let mut changed = Vec::new();
+        {
+            let mut guard = self.inner.objects.lock().unwrap();
+            let objects = &mut *guard;
+            for update in updates {
+                if !objects.map.contains_key(&update.key)
+                    && objects.map.len() >= self.inner.limits.max_objects
+                {
+                    self.inner.metrics.rejected("object-limit");
+                    continue;
+                }
+                let entry = objects.map.entry(update.key.clone()).or_default();
+                if entry.merge(update) {
+                    objects.unsnapshotted.insert(update.key.clone());
+                    changed.push(update);
+                }
+            }
+            self.inner.metrics.objects.set(objects.map.len() as i64);
+        }
+        for update in &changed {
+            self.inner
+                .metrics
+                .lag
+                .observe(now.saturating_sub(update.created_micros) as f64 / 1e6);
+            self.inner.metrics.deltas_applied.inc();
+            if !self.inner.log.try_append(update) {
+                tracing::warn!(key = %update.key, "state log queue full; a peer's update is kept in memory only");
+            }
+            self.notify(&update.key);
+        }
+    }
+
+    /// What this node has seen of every object, for anti-entropy.
+    pub(crate) fn digest(&self) -> Vec<DigestEntry> {
+        let objects = self.inner.objects.lock().unwrap();
+        objects
+            .map
+            .iter()
+            .map(|(key, e)| DigestEntry {
+                key: key.clone(),
+                generation: e.generation,
+                seen: e.seen.iter().map(|(r, n)| (*r, *n)).collect(),
+            })
+            .collect()
+    }
+
+    /// Whole states of the objects this node has and the digest's sender lacks.
+    pub(crate) fn repairs_for(&self, digest: &[DigestEntry]) -> Vec<Update> {
+        let theirs: HashMap<&ObjectKey, &DigestEntry> =
+            digest.iter().map(|d| (&d.key, d)).collect();
+        let now = now_micros();
+        let objects = self.inner.objects.lock().unwrap();
+        objects
+            .map
+            .iter()
+            .filter(|(key, entry)| match theirs.get(key) {
+                Some(d) => entry.ahead_of(d.generation, &d.seen),
+                None => entry.object.is_some() || entry.generation > 0,
+            })
+            .map(|(key, entry)| entry.as_update(key, now))
+            .collect()
+    }
+
+    /// Whole states of the objects changed since the previous call (for the log's snapshot).
+    fn snapshot_changed(&self) -> Vec<Update> {
+        let now = now_micros();
+        let mut objects = self.inner.objects.lock().unwrap();
+        let keys = std::mem::take(&mut objects.unsnapshotted);
+        keys.iter()
+            .filter_map(|k| objects.map.get(k).map(|e| e.as_update(k, now)))
+            .collect()
+    }
+}
+
+fn start_writer(writer: Writer, agent: Weak<Inner>) {
+    writer.spawn(Box::new(move || match agent.upgrade() {
+        Some(inner) => Agent { inner }.snapshot_changed(),
+        None => Vec::new(),
+    }));
+}
+
+/// Joins `update` into the pending delta; true when there was none.
+fn coalesce(pending: &mut Option<Update>, update: &Update) -> bool {
+    match pending {
+        Some(p) if p.generation == update.generation => {
+            if let (Some(mine), Some(new)) = (&mut p.object, &update.object) {
+                mine.join(new);
+            } else if p.object.is_none() {
+                // A deletion pending: the writes after it ship in the same message.
+                p.object = update.object.clone();
+            }
+            match (&mut p.coverage, &update.coverage) {
+                (Coverage::Range { to, .. }, Coverage::Range { to: new_to, .. }) => *to = *new_to,
+                (Coverage::Full(seen), Coverage::Range { origin, to, .. }) => {
+                    seen.retain(|(r, _)| r != origin);
+                    seen.push((*origin, *to));
+                }
+                _ => {}
+            }
+            false
+        }
+        _ => {
+            let was_none = pending.is_none();
+            *pending = Some(update.clone());
+            was_none
+        }
+    }
+}
+
+async fn wait(ack: oneshot::Receiver<Result<(), String>>) -> Result<(), StateError> {
+    match ack.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(StateError::Unavailable(format!("durable log: {error}"))),
+        Err(_) => Err(StateError::Unavailable("the durable log stopped".into())),
+    }
+}

@@ -1,0 +1,157 @@
+//! The host side of the WIT interface `baton:platform/state` (in `wit/state.wit`): wasm
+//! functions reach this node's agent through it, in their namespace.
+
+use crate::{Agent, ObjectKey, StateError};
+use std::sync::Arc;
+use wasmtime::component::{HasData, Linker};
+
+mod bindings {
+    #![allow(
+        missing_docs,
+        reason = "generated from wit/state.wit, which documents it"
+    )]
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "baton:platform/function",
+        imports: { default: async },
+    });
+}
+
+use bindings::baton::platform::state as wit;
+
+/// What one instance's calls need: the agent (absent when the node runs none) and the
+/// namespace its objects live in.
+pub struct GuestState {
+    agent: Option<Agent>,
+    namespace: Arc<str>,
+}
+
+impl GuestState {
+    /// State access for an instance of a function in `namespace`.
+    pub fn new(agent: Option<Agent>, namespace: Arc<str>) -> Self {
+        GuestState { agent, namespace }
+    }
+
+    fn agent(&self, object: &str) -> Result<(&Agent, ObjectKey), StateError> {
+        let agent = self
+            .agent
+            .as_ref()
+            .ok_or_else(|| StateError::Unavailable("this node runs no state agent".into()))?;
+        Ok((agent, ObjectKey::new(&self.namespace, object)?))
+    }
+}
+
+struct StateData;
+
+impl HasData for StateData {
+    type Data<'a> = &'a mut GuestState;
+}
+
+/// Adds `baton:platform/state` to `linker`; `get` finds an instance's [`GuestState`].
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut GuestState,
+) -> anyhow::Result<()> {
+    wit::add_to_linker::<T, StateData>(linker, get)?;
+    Ok(())
+}
+
+impl From<StateError> for wit::Error {
+    fn from(error: StateError) -> Self {
+        let message = error.to_string();
+        match error {
+            StateError::Invalid(_) => wit::Error::Invalid(message),
+            StateError::NotFound(_) => wit::Error::NotFound(message),
+            StateError::TypeMismatch { .. } => wit::Error::TypeMismatch(message),
+            StateError::TooLarge(_) => wit::Error::TooLarge(message),
+            StateError::Unavailable(_) => wit::Error::Unavailable(message),
+        }
+    }
+}
+
+fn op(op: wit::Op) -> crate::Op {
+    use crate::Op as O;
+    match op {
+        wit::Op::CounterAdd(amount) => O::CounterAdd { amount },
+        wit::Op::RegisterSet(value) => O::RegisterSet { value },
+        wit::Op::LwwSet(value) => O::LwwSet { value },
+        wit::Op::FlagEnable => O::FlagEnable,
+        wit::Op::FlagDisable => O::FlagDisable,
+        wit::Op::SetAdd(member) => O::SetAdd { member },
+        wit::Op::SetRemove(member) => O::SetRemove { member },
+        wit::Op::MapSet((key, value)) => O::MapSet { key, value },
+        wit::Op::MapAdd((key, member)) => O::MapAdd { key, member },
+        wit::Op::MapRemoveMember((key, member)) => O::MapRemoveMember { key, member },
+        wit::Op::MapEnable(key) => O::MapEnable { key },
+        wit::Op::MapDisable(key) => O::MapDisable { key },
+        wit::Op::MapRemove(key) => O::MapRemove { key },
+        wit::Op::VectorAdd(slice) => O::VectorAdd {
+            offset: slice.offset,
+            values: slice.values,
+        },
+    }
+}
+
+fn query(query: wit::Query) -> crate::Query {
+    use crate::Query as Q;
+    match query {
+        wit::Query::Whole => Q::Value,
+        wit::Query::Contains(member) => Q::Contains { member },
+        wit::Query::MapGet(key) => Q::MapGet { key },
+        wit::Query::MapKeys => Q::MapKeys,
+        wit::Query::VectorRange((offset, len)) => Q::VectorRange { offset, len },
+        wit::Query::VectorSum((offset, len)) => Q::VectorSum { offset, len },
+    }
+}
+
+fn strings(value: crate::Value) -> Vec<String> {
+    use crate::Value as V;
+    match value {
+        V::Int(n) => vec![n.to_string()],
+        V::Bool(b) => vec![b.to_string()],
+        V::Strings(s) => s,
+        V::Numbers(n) => n.iter().map(f64::to_string).collect(),
+        V::Number(n) => vec![n.to_string()],
+        V::Map(m) => m.into_keys().collect(),
+        V::Absent => Vec::new(),
+    }
+}
+
+fn reading(value: crate::Value) -> wit::Reading {
+    use crate::Value as V;
+    match value {
+        V::Int(n) => wit::Reading::Int(n),
+        V::Bool(b) => wit::Reading::Boolean(b),
+        V::Strings(s) => wit::Reading::Strings(s),
+        V::Numbers(n) => wit::Reading::Numbers(n),
+        V::Number(n) => wit::Reading::Number(n),
+        V::Map(m) => wit::Reading::Entries(
+            m.into_iter()
+                .map(|(key, value)| wit::MapEntry {
+                    key,
+                    values: strings(value),
+                })
+                .collect(),
+        ),
+        V::Absent => wit::Reading::Absent,
+    }
+}
+
+impl wit::Host for GuestState {
+    async fn apply(&mut self, object: String, change: wit::Op) -> Result<u64, wit::Error> {
+        let (agent, key) = self.agent(&object)?;
+        let durability = agent.default_durability();
+        Ok(agent.apply(&key, op(change), durability).await?)
+    }
+
+    async fn read(&mut self, object: String, q: wit::Query) -> Result<wit::Reading, wit::Error> {
+        let (agent, key) = self.agent(&object)?;
+        Ok(reading(agent.read(&key, &query(q))?.value))
+    }
+
+    async fn delete(&mut self, object: String) -> Result<bool, wit::Error> {
+        let (agent, key) = self.agent(&object)?;
+        let durability = agent.default_durability();
+        Ok(agent.delete(&key, durability).await?)
+    }
+}
