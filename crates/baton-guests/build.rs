@@ -16,10 +16,7 @@ fn main() {
         .unwrap()
         .to_path_buf();
     let target_dir = root.join("target").join("guests");
-    for watched in ["examples", "tests/guests", "crates/baton-sdk"] {
-        println!("cargo:rerun-if-changed={}", root.join(watched).display());
-    }
-    for watched in ["wit"] {
+    for watched in ["examples", "tests/guests", "crates/baton-sdk", "wit"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     ensure_wasm_target();

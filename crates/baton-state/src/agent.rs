@@ -535,9 +535,10 @@ impl Agent {
 }
 
 fn start_writer(writer: Writer, agent: Weak<Inner>) {
-    writer.spawn(Box::new(move || match agent.upgrade() {
-        Some(inner) => Agent { inner }.snapshot_changed(),
-        None => Vec::new(),
+    writer.spawn(Box::new(move || {
+        agent
+            .upgrade()
+            .map(|inner| Agent { inner }.snapshot_changed())
     }));
 }
 
@@ -574,5 +575,133 @@ async fn wait(ack: oneshot::Receiver<Result<(), String>>) -> Result<(), StateErr
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(StateError::Unavailable(format!("durable log: {error}"))),
         Err(_) => Err(StateError::Unavailable("the durable log stopped".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Opens the agent in `dir`, waiting while a dropped agent's writer still holds the file.
+    async fn open(dir: &Path) -> Agent {
+        for _ in 0..500 {
+            let opened = Agent::open(
+                &dir.join("state.redb"),
+                Limits::default(),
+                Durability::Durable,
+                StateMetrics::default(),
+            );
+            if let Ok(agent) = opened {
+                return agent;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the state log stayed locked");
+    }
+
+    #[tokio::test]
+    async fn state_survives_a_restart_as_a_new_epoch_and_deletes_stay_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = ObjectKey::new("app", "s").unwrap();
+        let gone = ObjectKey::new("app", "gone").unwrap();
+        let first_replica = {
+            let agent = open(dir.path()).await;
+            for member in ["a", "b", "c"] {
+                let op = Op::SetAdd {
+                    member: member.into(),
+                };
+                agent.apply(&key, op, Durability::Durable).await.unwrap();
+            }
+            let op = Op::SetRemove { member: "b".into() };
+            agent.apply(&key, op, Durability::Durable).await.unwrap();
+            let op = Op::CounterAdd { amount: 1 };
+            agent.apply(&gone, op, Durability::Durable).await.unwrap();
+            assert!(agent.delete(&gone, Durability::Durable).await.unwrap());
+            assert!(!agent.delete(&gone, Durability::Durable).await.unwrap());
+            agent.replica()
+        };
+        let agent = open(dir.path()).await;
+        assert_eq!(agent.replica().node, first_replica.node);
+        assert_eq!(agent.replica().epoch, first_replica.epoch + 1);
+        let members = agent.read(&key, &Query::Value).unwrap().value;
+        assert_eq!(members, Value::Strings(vec!["a".into(), "c".into()]));
+        assert!(matches!(
+            agent.read(&gone, &Query::Value),
+            Err(StateError::NotFound(_))
+        ));
+        // Re-created after the delete: a fresh object of any type.
+        let op = Op::FlagEnable;
+        agent.apply(&gone, op, Durability::Durable).await.unwrap();
+        assert_eq!(
+            agent.read(&gone, &Query::Value).unwrap().value,
+            Value::Bool(true)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_restart_after_log_compaction_keeps_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = ObjectKey::new("app", "c").unwrap();
+        let other = ObjectKey::new("app", "v").unwrap();
+        {
+            let agent = open(dir.path()).await;
+            // Past the snapshot threshold: the log is cut at least once.
+            let ops = (0..25_000)
+                .map(|i| (key.clone(), Op::CounterAdd { amount: i % 3 }))
+                .collect();
+            for result in agent.apply_all(ops, Durability::Durable).await {
+                result.unwrap();
+            }
+            let op = Op::VectorAdd {
+                offset: 10,
+                values: vec![1.0, 2.0],
+            };
+            agent.apply(&other, op, Durability::Durable).await.unwrap();
+        }
+        let agent = open(dir.path()).await;
+        let expected: i64 = (0..25_000).map(|i| i % 3).sum();
+        assert_eq!(
+            agent.read(&key, &Query::Value).unwrap().value,
+            Value::Int(expected)
+        );
+        let sum = Query::VectorSum {
+            offset: 0,
+            len: None,
+        };
+        assert_eq!(agent.read(&other, &sum).unwrap().value, Value::Number(3.0));
+    }
+
+    #[tokio::test]
+    async fn repairs_carry_only_what_the_digest_sender_lacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = open(dir.path()).await;
+        let (x, y) = (
+            ObjectKey::new("app", "x").unwrap(),
+            ObjectKey::new("app", "y").unwrap(),
+        );
+        for key in [&x, &y] {
+            let op = Op::CounterAdd { amount: 2 };
+            agent.apply(key, op, Durability::Async).await.unwrap();
+        }
+        let mut digest = agent.digest();
+        assert!(agent.repairs_for(&digest).is_empty());
+        digest.retain(|d| d.key == x);
+        let repairs = agent.repairs_for(&digest);
+        assert_eq!(repairs.len(), 1);
+        assert_eq!(repairs[0].key, y);
+        let unshipped = agent.take_unshipped();
+        assert_eq!(unshipped.len(), 2, "one coalesced delta per object");
+        assert!(agent.take_unshipped().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_watch_returns_at_its_deadline_when_nothing_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = open(dir.path()).await;
+        let key = ObjectKey::new("app", "w").unwrap();
+        assert_eq!(agent.watch(&key, 0, Duration::from_millis(20)).await, 0);
+        let op = Op::CounterAdd { amount: 1 };
+        agent.apply(&key, op, Durability::Async).await.unwrap();
+        assert_eq!(agent.watch(&key, 0, Duration::from_secs(5)).await, 1);
     }
 }

@@ -197,11 +197,15 @@ struct Fault {
     partitioned: bool,
 }
 
-async fn fault(State(agent): State<Agent>, Json(fault): Json<Fault>) -> StatusCode {
+async fn fault(
+    State(agent): State<Agent>,
+    bytes: axum::body::Bytes,
+) -> Result<StatusCode, StateError> {
+    let fault: Fault = body(&bytes)?;
     agent
         .inner()
         .partitioned
         .store(fault.partitioned, Ordering::Relaxed);
     tracing::warn!(partitioned = fault.partitioned, "state fault injection");
-    StatusCode::NO_CONTENT
+    Ok(StatusCode::NO_CONTENT)
 }

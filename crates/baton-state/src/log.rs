@@ -19,6 +19,9 @@ const GROUP: usize = 8192;
 /// Log records after which the changed objects are snapshotted and the log cut.
 const SNAPSHOT_EVERY: u64 = 20_000;
 
+/// Whole states of the objects changed since the previous call; `None` once the agent is gone.
+pub(crate) type Snapshot = Box<dyn FnMut() -> Option<Vec<Update>> + Send>;
+
 /// What the writer acknowledges: the commit's error, if it failed.
 pub(crate) type Ack = oneshot::Sender<Result<(), String>>;
 
@@ -118,18 +121,16 @@ impl Log {
 
 impl Writer {
     /// Runs the writer on its own thread until every [`Log`] is dropped. `snapshot` returns
-    /// the objects changed since its previous call, whole.
-    pub fn spawn(
-        self,
-        snapshot: Box<dyn FnMut() -> Vec<Update> + Send>,
-    ) -> std::thread::JoinHandle<()> {
+    /// the objects changed since its previous call, whole; `None` once the agent is gone (the
+    /// log must then stay as it is).
+    pub fn spawn(self, snapshot: Snapshot) -> std::thread::JoinHandle<()> {
         std::thread::Builder::new()
             .name("baton-state-log".into())
             .spawn(move || self.run(snapshot))
             .expect("spawning the log writer")
     }
 
-    fn run(mut self, mut snapshot: Box<dyn FnMut() -> Vec<Update> + Send>) {
+    fn run(mut self, mut snapshot: Snapshot) {
         let mut since_snapshot = 0u64;
         let mut batch = Vec::with_capacity(GROUP);
         while let Some(first) = self.rx.blocking_recv() {
@@ -152,14 +153,11 @@ impl Writer {
             }
             if since_snapshot >= SNAPSHOT_EVERY {
                 since_snapshot = 0;
-                if let Err(error) = self.compact(snapshot()) {
+                let Some(objects) = snapshot() else { break };
+                if let Err(error) = self.compact(objects) {
                     tracing::error!(%error, "state snapshot failed; the log keeps growing");
                 }
             }
-        }
-        // Shutdown: leave a snapshot so the next start replays little.
-        if let Err(error) = self.compact(snapshot()) {
-            tracing::warn!(%error, "final state snapshot failed");
         }
     }
 

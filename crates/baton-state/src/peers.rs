@@ -394,3 +394,141 @@ fn frame_name(frame: &Frame) -> &'static str {
         Frame::Repairs(_) => "repairs",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::Coverage;
+    use crate::{Durability, Limits, ObjectKey, Op, Query, StateMetrics, Value};
+    use baton_crdt::{PNCounter, ReplicaId};
+
+    async fn agent(dir: &std::path::Path, name: &str) -> (Agent, Replication) {
+        let agent = Agent::open(
+            &dir.join(name),
+            Limits::default(),
+            Durability::Durable,
+            StateMetrics::default(),
+        )
+        .unwrap();
+        let replication = Replication::start(agent.clone(), ReplicationConfig::default())
+            .await
+            .unwrap();
+        (agent, replication)
+    }
+
+    fn counter_update(name: &str, origin: ReplicaId, amount: i64) -> Bytes {
+        let mut counter = PNCounter::default();
+        let delta = counter.add(origin, amount);
+        Bytes::from(baton_crdt::encode(&Update {
+            key: ObjectKey {
+                namespace: "app".into(),
+                name: name.into(),
+            },
+            generation: 0,
+            object: Some(crate::Object::Counter(delta)),
+            coverage: Coverage::Range {
+                origin,
+                from: 0,
+                to: 1,
+            },
+            created_micros: 0,
+        }))
+    }
+
+    #[tokio::test]
+    async fn malformed_updates_from_a_peer_are_dropped_and_the_rest_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, replication) = agent(dir.path(), "a").await;
+        let peer = Identity {
+            cluster: "baton".into(),
+            node: 42,
+            secret: None,
+        };
+        let stream = tokio::net::TcpStream::connect(replication.address())
+            .await
+            .unwrap();
+        let mut conn = wire::framed(stream, 1 << 20);
+        peer.dial(&mut conn).await.unwrap();
+        let origin = ReplicaId::new(42, 1);
+        let entries = vec![
+            Bytes::from_static(b"\xff\xff\xffgarbage"),
+            counter_update("good", origin, 5),
+            counter_update("Bad Name", origin, 1),
+        ];
+        wire::send(&mut conn, &Frame::Updates(entries))
+            .await
+            .unwrap();
+        let key = ObjectKey::new("app", "good").unwrap();
+        for _ in 0..200 {
+            if agent.version(&key) > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            agent.read(&key, &Query::Value).unwrap().value,
+            Value::Int(5)
+        );
+        assert_eq!(
+            agent.list("app").len(),
+            1,
+            "only the well-formed update applied"
+        );
+        // A frame that is not a frame at all ends that connection, not the agent.
+        use futures_util::SinkExt;
+        conn.send(Bytes::from_static(b"\x09\x09\x09"))
+            .await
+            .unwrap();
+        assert!(wire::receive(&mut conn).await.map_or(true, |f| f.is_none()));
+        let mine = ObjectKey::new("app", "mine").unwrap();
+        agent
+            .apply(&mine, Op::CounterAdd { amount: 1 }, Durability::Durable)
+            .await
+            .unwrap();
+        assert_eq!(
+            agent.read(&key, &Query::Value).unwrap().value,
+            Value::Int(5)
+        );
+    }
+
+    #[tokio::test]
+    async fn two_agents_converge_and_a_late_peer_is_repaired_by_anti_entropy() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, ra) = agent(dir.path(), "a").await;
+        let (b, rb) = agent(dir.path(), "b").await;
+        let key = ObjectKey::new("app", "c").unwrap();
+        // Written before the nodes know each other: only anti-entropy can carry it.
+        a.apply(&key, Op::CounterAdd { amount: 3 }, Durability::Durable)
+            .await
+            .unwrap();
+        ra.set_peers(vec![rb.address().to_string()]);
+        rb.set_peers(vec![ra.address().to_string()]);
+        b.apply(&key, Op::CounterAdd { amount: 4 }, Durability::Async)
+            .await
+            .unwrap();
+        let converged = |agent: &Agent| {
+            agent
+                .read(&key, &Query::Value)
+                .is_ok_and(|r| r.value == Value::Int(7))
+        };
+        for _ in 0..500 {
+            if converged(&a) && converged(&b) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(converged(&a) && converged(&b));
+        // A watcher on b wakes when a's next write arrives.
+        let version = b.version(&key);
+        let watcher = {
+            let b = b.clone();
+            let key = key.clone();
+            tokio::spawn(async move { b.watch(&key, version, Duration::from_secs(10)).await })
+        };
+        a.apply(&key, Op::CounterAdd { amount: 1 }, Durability::Durable)
+            .await
+            .unwrap();
+        assert!(watcher.await.unwrap() > version);
+        assert_eq!(b.read(&key, &Query::Value).unwrap().value, Value::Int(8));
+    }
+}

@@ -18,6 +18,8 @@ pub struct Node {
     pub url: String,
     pub data_dir: PathBuf,
     pub token: Option<String>,
+    /// The node-local platform API (`BATON_API`), when the node runs a state agent.
+    pub state_api: Option<String>,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -49,6 +51,8 @@ pub struct Options {
     pub examples: bool,
     pub token: Option<String>,
     pub config: Option<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 impl Node {
@@ -71,22 +75,25 @@ impl Node {
             std::fs::write(&path, config).unwrap();
             command.env("BATON_CONFIG", path);
         }
+        for (key, value) in &options.env {
+            command.env(key, value);
+        }
         let mut child = command.spawn().expect("starting baton");
         let stdout = child.stdout.take().unwrap();
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            let mut state_api = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("baton state api on ") {
+                    state_api = rest.split_whitespace().next().map(str::to_owned);
+                }
                 if let Some(rest) = line.strip_prefix("baton listening on ") {
-                    let _ = sender.send(
-                        rest.split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned(),
-                    );
+                    let url = rest.split_whitespace().next().unwrap_or_default();
+                    let _ = sender.send((url.to_owned(), state_api.take()));
                 }
             }
         });
-        let url = receiver
+        let (url, state_api) = receiver
             .recv_timeout(Duration::from_secs(60))
             .expect("baton did not report its address within 60 s");
         Node {
@@ -94,11 +101,13 @@ impl Node {
             url,
             data_dir: data_dir.to_path_buf(),
             token: options.token,
+            state_api,
             client: Client::builder(TokioExecutor::new()).build_http(),
         }
     }
 
-    /// Sends a request; `/system` calls carry the node's token.
+    /// Sends a request; `/system` calls carry the node's token; a path starting `state:` goes
+    /// to the node-local platform API.
     pub async fn send(
         &self,
         method: &str,
@@ -106,9 +115,11 @@ impl Node {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Reply {
-        let mut request = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.url));
+        let uri = match path.strip_prefix("state:") {
+            Some(rest) => format!("{}{rest}", self.state_api.as_ref().expect("no state API")),
+            None => format!("{}{path}", self.url),
+        };
+        let mut request = http::Request::builder().method(method).uri(uri);
         if let (Some(token), true) = (&self.token, path.starts_with("/system")) {
             request = request.header("authorization", format!("Bearer {token}"));
         }
@@ -210,6 +221,18 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `n` loopback ports free at the time of the call (for nodes that must know each other's
+/// addresses before they start).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }
 
 /// Polls `check` until it holds or `limit` passes; the limit is a deadline against hangs, not

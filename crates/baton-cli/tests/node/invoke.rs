@@ -17,6 +17,8 @@ async fn the_examples_are_served_after_up() {
     assert_eq!(
         node.names().await,
         [
+            "allreduce",
+            "counter",
             "echo",
             "hello",
             "json-transform",

@@ -8,3 +8,4 @@ mod cli;
 mod durability;
 mod failures;
 mod invoke;
+mod state;
