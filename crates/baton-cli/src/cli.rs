@@ -42,12 +42,40 @@ pub enum BenchCommand {
     /// Azure Functions traces: generate synthetic ones, replay them.
     #[command(subcommand)]
     Trace(TraceCommand),
+    /// Replicated state: MISO's allreduce on N local nodes against Redis, counter increments
+    /// per second, convergence time, bytes per operation and memory.
+    State(BenchStateArgs),
     /// Serve a bare hyper hello-world (the baseline Baton's throughput is compared with).
     Baseline {
         /// Address to serve on.
         #[arg(long, default_value = "127.0.0.1:9090")]
         listen: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct BenchStateArgs {
+    /// Nodes to start (each a `baton up` on loopback, all peers of each other).
+    #[arg(long, default_value_t = 5)]
+    pub nodes: usize,
+    /// Allreduce runs per system.
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    /// Redis for the side-by-side allreduce; `none` skips it.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    pub redis: String,
+    /// Durability of the nodes' state writes: `async` (as Redis without AOF) or `durable`.
+    #[arg(long, default_value = "async")]
+    pub durability: String,
+    /// Seconds of each counter-throughput measurement.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Writes timed for convergence.
+    #[arg(long, default_value_t = 300)]
+    pub writes: usize,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -506,20 +506,32 @@ impl Agent {
             .collect()
     }
 
-    /// Whole states of the objects this node has and the digest's sender lacks.
-    pub(crate) fn repairs_for(&self, digest: &[DigestEntry]) -> Vec<Update> {
+    /// The objects this node has something of that the digest's sender lacks; `true` marks
+    /// those it lacks entirely.
+    pub(crate) fn lagging(&self, digest: &[DigestEntry]) -> Vec<(ObjectKey, bool)> {
         let theirs: HashMap<&ObjectKey, &DigestEntry> =
             digest.iter().map(|d| (&d.key, d)).collect();
-        let now = now_micros();
         let objects = self.inner.objects.lock().unwrap();
         objects
             .map
             .iter()
-            .filter(|(key, entry)| match theirs.get(key) {
-                Some(d) => entry.ahead_of(d.generation, &d.seen),
-                None => entry.object.is_some() || entry.generation > 0,
+            .filter_map(|(key, entry)| match theirs.get(key) {
+                Some(d) => entry
+                    .ahead_of(d.generation, &d.seen)
+                    .then(|| (key.clone(), false)),
+                None => {
+                    (entry.object.is_some() || entry.generation > 0).then(|| (key.clone(), true))
+                }
             })
-            .map(|(key, entry)| entry.as_update(key, now))
+            .collect()
+    }
+
+    /// The whole states of `keys`, for repairs.
+    pub(crate) fn states(&self, keys: &[ObjectKey]) -> Vec<Update> {
+        let now = now_micros();
+        let objects = self.inner.objects.lock().unwrap();
+        keys.iter()
+            .filter_map(|k| objects.map.get(k).map(|e| e.as_update(k, now)))
             .collect()
     }
 
@@ -684,9 +696,15 @@ mod tests {
             agent.apply(key, op, Durability::Async).await.unwrap();
         }
         let mut digest = agent.digest();
-        assert!(agent.repairs_for(&digest).is_empty());
+        assert!(agent.lagging(&digest).is_empty());
         digest.retain(|d| d.key == x);
-        let repairs = agent.repairs_for(&digest);
+        assert_eq!(agent.lagging(&digest), [(y.clone(), true)]);
+        // A peer that saw fewer of x's updates lags on x.
+        digest[0].seen[0].1 = 0;
+        let mut lagging = agent.lagging(&digest);
+        lagging.sort();
+        assert_eq!(lagging, [(x.clone(), false), (y.clone(), true)]);
+        let repairs = agent.states(&[y.clone()]);
         assert_eq!(repairs.len(), 1);
         assert_eq!(repairs[0].key, y);
         let unshipped = agent.take_unshipped();

@@ -8,7 +8,7 @@ use crate::metrics::PeerLabel;
 use crate::wire::{self, Connection, Frame, HANDSHAKE_TIMEOUT, Identity};
 use anyhow::Context;
 use bytes::Bytes;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -329,6 +329,7 @@ async fn accept_loop(
 /// Serves one dialing peer: merges its deltas, answers its digests.
 async fn serve_peer(conn: &mut Connection, agent: &Agent) -> anyhow::Result<()> {
     let metrics = &agent.inner().metrics;
+    let mut suspected = HashSet::new();
     while let Some((frame, size)) = wire::receive(conn).await? {
         metrics.received_bytes.inc_by(size as u64);
         if agent.inner().partitioned.load(Ordering::Relaxed) {
@@ -337,7 +338,20 @@ async fn serve_peer(conn: &mut Connection, agent: &Agent) -> anyhow::Result<()> 
         match frame {
             Frame::Updates(entries) => merge_entries(agent, &entries),
             Frame::Digest(digest) => {
-                let repairs = agent.repairs_for(&digest);
+                // An object the peer lacks entirely is sent at once (bootstrap). One it is
+                // merely behind on is sent only if it was behind on the previous digest too:
+                // a gap that lasts an anti-entropy interval is a loss, not deltas in flight.
+                let mut repair = Vec::new();
+                let mut behind = HashSet::new();
+                for (key, absent) in agent.lagging(&digest) {
+                    if absent || suspected.contains(&key) {
+                        repair.push(key);
+                    } else {
+                        behind.insert(key);
+                    }
+                }
+                suspected = behind;
+                let repairs = agent.states(&repair);
                 let mut batch = Vec::new();
                 let mut bytes = 0;
                 for update in &repairs {

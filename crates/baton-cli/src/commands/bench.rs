@@ -117,20 +117,31 @@ pub async fn load(args: BenchLoadArgs) -> anyhow::Result<ExitCode> {
 pub(super) struct LocalNode {
     child: tokio::process::Child,
     pub(super) url: String,
+    /// The node-local platform API.
+    pub(super) state_api: Option<String>,
     _dir: tempfile::TempDir,
 }
 
 impl LocalNode {
     pub(super) async fn start() -> anyhow::Result<Self> {
+        Self::start_with(false, &[]).await
+    }
+
+    /// A node with (or without) the examples and extra environment variables.
+    pub(super) async fn start_with(
+        examples: bool,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let mut child = tokio::process::Command::new(std::env::current_exe()?)
             .arg("up")
             .env("BATON_LISTEN", "127.0.0.1:0")
             .env("BATON_DATA_DIR", dir.path())
-            .env("BATON_EXAMPLES", "false")
+            .env("BATON_EXAMPLES", examples.to_string())
             .env("BATON_LOG", "warn")
             .env_remove("BATON_TOKEN")
             .env_remove("BATON_CONFIG")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -138,25 +149,35 @@ impl LocalNode {
         let stdout = child.stdout.take().context("no stdout")?;
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         let wait = async {
+            let mut state_api = None;
             while let Some(line) = lines.next_line().await? {
+                if let Some(rest) = line.strip_prefix("baton state api on ") {
+                    state_api = rest.split_whitespace().next().map(str::to_owned);
+                }
                 if let Some(rest) = line.strip_prefix("baton listening on ") {
-                    return Ok(rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned());
+                    let url = rest.split_whitespace().next().unwrap_or_default();
+                    return Ok((url.to_owned(), state_api));
                 }
             }
             bail!("the local node exited before it was ready")
         };
-        let url = tokio::time::timeout(Duration::from_secs(60), wait)
+        let (url, state_api) = tokio::time::timeout(Duration::from_secs(60), wait)
             .await
             .context("the local node did not start within 60 s")??;
         Ok(LocalNode {
             child,
             url,
+            state_api,
             _dir: dir,
         })
+    }
+
+    /// The node's resident memory in bytes (Linux).
+    pub(super) fn rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
     }
 }
 

@@ -4,6 +4,7 @@ mod bench;
 mod deploy;
 mod invoke;
 mod manage;
+mod state_bench;
 mod trace;
 
 use crate::cli::{BenchCommand, Cli, Command, TraceCommand};
@@ -26,6 +27,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => manage::logs(args).await,
         Command::Bench(BenchCommand::Run(args)) => bench::run(args).await,
         Command::Bench(BenchCommand::Load(args)) => bench::load(*args).await,
+        Command::Bench(BenchCommand::State(args)) => state_bench::run(args).await,
         Command::Bench(BenchCommand::Trace(TraceCommand::Generate(args))) => trace::generate(args),
         Command::Bench(BenchCommand::Trace(TraceCommand::Replay(args))) => {
             trace::replay(args).await

@@ -1,0 +1,489 @@
+//! `baton bench state`: the replicated-state benchmarks, on nodes it starts itself.
+//!
+//! - allreduce (MISO's): 1000 calls of the `allreduce` function, each adding a chunk of 1000
+//!   elements into a 1,000,000-element vector, 5 at a time, spread over the nodes; timed until
+//!   every node reads the complete sum. Side by side, the same data through Redis: 1000
+//!   awaited `SET`s of a chunk over a pool of 5 connections, then every "node" (5 readers)
+//!   `MGET`s all chunks and sums them. The Redis side skips the function hop, so it is a lower
+//!   bound of any function-based Redis allreduce.
+//! - counter increments per second on one node through the local API, in batches and one per
+//!   request.
+//! - convergence: after a write on one node, the time until every other node has it.
+//! - replication bytes per operation against the size of the full state MISO would ship, and
+//!   each node's resident memory.
+
+use super::bench::LocalNode;
+use crate::cli::BenchStateArgs;
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use futures_util::future::join_all;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const ELEMENTS: u64 = 1_000_000;
+const CHUNK: u64 = 1000;
+const CONCURRENCY: usize = 5;
+/// Elements have values `(i % 10) + 1`: the complete vector sums to this.
+const EXPECTED_SUM: f64 = (ELEMENTS / 10 * 55) as f64;
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+#[derive(Clone)]
+struct Http(HttpClient);
+
+impl Http {
+    async fn call(
+        &self,
+        method: &str,
+        url: &str,
+        body: impl Into<Bytes>,
+    ) -> anyhow::Result<(u16, Bytes)> {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(url)
+            .body(Full::new(body.into()))?;
+        let response = tokio::time::timeout(Duration::from_secs(60), self.0.request(request))
+            .await
+            .context("no answer within 60 s")??;
+        let status = response.status().as_u16();
+        Ok((status, response.into_body().collect().await?.to_bytes()))
+    }
+
+    async fn json(&self, method: &str, url: &str, body: impl Into<Bytes>) -> anyhow::Result<Value> {
+        let (status, body) = self.call(method, url, body).await?;
+        if status != 200 {
+            bail!("{url}: {status} {}", String::from_utf8_lossy(&body));
+        }
+        Ok(serde_json::from_slice(&body)?)
+    }
+}
+
+fn stats(mut samples: Vec<f64>) -> Value {
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+    json!({"n": samples.len(), "mean": mean, "p50": at(0.5), "p99": at(0.99), "min": samples[0], "max": at(1.0)})
+}
+
+async fn start_nodes(n: usize, durability: &str) -> anyhow::Result<Vec<LocalNode>> {
+    let ports: Vec<u16> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").map(|l| l.local_addr().unwrap().port()))
+        .collect::<Result<_, _>>()?;
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("state.toml");
+    std::fs::write(&config, format!("[state]\ndurability = \"{durability}\"\n"))?;
+    let mut nodes = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let peers: Vec<String> = ports
+            .iter()
+            .filter(|p| *p != port)
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let env = [
+            (
+                "BATON_STATE_LISTEN".to_string(),
+                format!("127.0.0.1:{port}"),
+            ),
+            ("BATON_STATE_PEERS".to_string(), peers.join(",")),
+            ("BATON_CONFIG".to_string(), config.display().to_string()),
+        ];
+        eprintln!("starting node {}/{n}", i + 1);
+        nodes.push(LocalNode::start_with(true, &env).await?);
+    }
+    // Let every link connect before measuring.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(nodes)
+}
+
+fn api(node: &LocalNode) -> &str {
+    node.state_api.as_deref().unwrap_or_default()
+}
+
+/// Waits until `node` reads the complete sum of `vector`, by watching its version.
+async fn await_sum(http: &Http, node: &LocalNode, vector: &str) -> anyhow::Result<()> {
+    let url = format!("{}/v1/state/allreduce/{vector}?query=vector-sum", api(node));
+    let mut version = 0;
+    loop {
+        let (status, body) = http
+            .call(
+                "GET",
+                &format!("{url}&after={version}&wait=5s"),
+                Bytes::new(),
+            )
+            .await?;
+        if status == 200 {
+            let reading: Value = serde_json::from_slice(&body)?;
+            eprintln!("DEBUG {} {}", node.url, reading);
+            if reading["value"].as_f64() == Some(EXPECTED_SUM) {
+                return Ok(());
+            }
+            version = reading["version"].as_u64().unwrap_or(version);
+        } else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+async fn allreduce_baton(http: &Http, nodes: &[LocalNode], run: usize) -> anyhow::Result<f64> {
+    let vector = format!("run{run}");
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let workers = (0..CONCURRENCY).map(|_| {
+        let (next, vector) = (next.clone(), vector.clone());
+        async move {
+            loop {
+                let chunk = next.fetch_add(1, Ordering::Relaxed);
+                if chunk >= ELEMENTS / CHUNK {
+                    return anyhow::Ok(());
+                }
+                let node = &nodes[chunk as usize % nodes.len()];
+                let url = format!(
+                    "{}/function/allreduce/{vector}?chunk={chunk}&size={CHUNK}",
+                    node.url
+                );
+                let (status, body) = http.call("POST", &url, Bytes::new()).await?;
+                if status != 200 {
+                    bail!(
+                        "allreduce call: {status} {}",
+                        String::from_utf8_lossy(&body)
+                    );
+                }
+            }
+        }
+    });
+    for result in join_all(workers).await {
+        result?;
+    }
+    eprintln!("DEBUG writes done {:?}", started.elapsed());
+    for result in join_all(nodes.iter().map(|n| await_sum(http, n, &vector))).await {
+        result?;
+    }
+    let elapsed = started.elapsed().as_secs_f64() * 1e3;
+    // Free the space for the next run (not timed).
+    for node in nodes {
+        let _ = http
+            .call(
+                "DELETE",
+                &format!("{}/v1/state/allreduce/{vector}", api(node)),
+                Bytes::new(),
+            )
+            .await;
+    }
+    Ok(elapsed)
+}
+
+async fn allreduce_redis(
+    pool: &[redis::aio::MultiplexedConnection],
+    run: usize,
+) -> anyhow::Result<f64> {
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let writers = pool.iter().cloned().map(|mut conn| {
+        let next = next.clone();
+        async move {
+            loop {
+                let chunk = next.fetch_add(1, Ordering::Relaxed);
+                if chunk >= ELEMENTS / CHUNK {
+                    return anyhow::Ok(());
+                }
+                let offset = chunk * CHUNK;
+                let bytes: Vec<u8> = (offset..offset + CHUNK)
+                    .flat_map(|i| ((i % 10 + 1) as f64).to_le_bytes())
+                    .collect();
+                let () = redis::cmd("SET")
+                    .arg(format!("allreduce:{run}:{chunk}"))
+                    .arg(bytes)
+                    .query_async(&mut conn)
+                    .await?;
+            }
+        }
+    });
+    for result in join_all(writers).await {
+        result?;
+    }
+    let keys: Vec<String> = (0..ELEMENTS / CHUNK)
+        .map(|c| format!("allreduce:{run}:{c}"))
+        .collect();
+    let readers = pool.iter().cloned().map(|mut conn| {
+        let keys = keys.clone();
+        async move {
+            let chunks: Vec<Vec<u8>> = redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+            let mut vector = vec![0.0f64; ELEMENTS as usize];
+            for (c, chunk) in chunks.iter().enumerate() {
+                for (j, bytes) in chunk.chunks_exact(8).enumerate() {
+                    vector[c * CHUNK as usize + j] += f64::from_le_bytes(bytes.try_into().unwrap());
+                }
+            }
+            let sum: f64 = vector.iter().sum();
+            if sum != EXPECTED_SUM {
+                bail!("redis allreduce summed to {sum}");
+            }
+            anyhow::Ok(())
+        }
+    });
+    for result in join_all(readers).await {
+        result?;
+    }
+    let elapsed = started.elapsed().as_secs_f64() * 1e3;
+    let mut conn = pool[0].clone();
+    let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
+    Ok(elapsed)
+}
+
+/// Counter increments per second on one node: `clients` connections each sending `per_request`
+/// increments per request for `seconds`.
+async fn counter_rate(
+    http: &Http,
+    node: &LocalNode,
+    clients: usize,
+    per_request: usize,
+    seconds: u64,
+) -> anyhow::Result<f64> {
+    let done = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let body: Bytes = if per_request == 1 {
+        json!({"op": "counter-add", "amount": 1}).to_string().into()
+    } else {
+        let batch: Vec<_> = (0..per_request)
+            .map(|_| json!({"object": "rate", "op": "counter-add", "amount": 1}))
+            .collect();
+        json!(batch).to_string().into()
+    };
+    let url = if per_request == 1 {
+        format!("{}/v1/state/bench/rate", api(node))
+    } else {
+        format!("{}/v1/state/bench", api(node))
+    };
+    let started = Instant::now();
+    let workers = (0..clients).map(|_| {
+        let (done, body, url) = (done.clone(), body.clone(), url.clone());
+        async move {
+            while Instant::now() < deadline {
+                let (status, reply) = http.call("POST", &url, body.clone()).await?;
+                if status != 200 {
+                    bail!("counter add: {status} {}", String::from_utf8_lossy(&reply));
+                }
+                done.fetch_add(per_request, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        }
+    });
+    for result in join_all(workers).await {
+        result?;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Milliseconds from a write's acknowledgement on one node until every other node has it.
+async fn convergence(http: &Http, nodes: &[LocalNode], writes: usize) -> anyhow::Result<Vec<f64>> {
+    let mut samples = Vec::with_capacity(writes);
+    for w in 0..writes {
+        let writer = w % nodes.len();
+        let url = |n: &LocalNode| format!("{}/v1/state/bench/converge", api(n));
+        let versions = join_all(nodes.iter().map(|n| {
+            let u = url(n);
+            async move { http.json("GET", &u, Bytes::new()).await }
+        }))
+        .await;
+        let watchers = nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != writer)
+            .map(|(i, n)| {
+                let after = versions[i]
+                    .as_ref()
+                    .ok()
+                    .and_then(|v| v["version"].as_u64())
+                    .unwrap_or(0);
+                let target = (w + 1) as i64;
+                async move {
+                    let mut after = after;
+                    loop {
+                        let reading = http
+                            .json(
+                                "GET",
+                                &format!("{}?after={after}&wait=5s", url(n)),
+                                Bytes::new(),
+                            )
+                            .await;
+                        match reading {
+                            Ok(r) if r["value"].as_i64() >= Some(target) => return Instant::now(),
+                            Ok(r) => after = r["version"].as_u64().unwrap_or(after),
+                            Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+                        }
+                    }
+                }
+            });
+        let watching = join_all(watchers);
+        let write = async {
+            // Give the watchers a moment to be waiting before the write.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let body = json!({"op": "counter-add", "amount": 1}).to_string();
+            http.json("POST", &url(&nodes[writer]), body).await?;
+            anyhow::Ok(Instant::now())
+        };
+        let (seen, acked) = tokio::join!(watching, write);
+        let acked = acked?;
+        let last = seen.into_iter().max().unwrap_or(acked);
+        samples.push(last.saturating_duration_since(acked).as_secs_f64() * 1e3);
+    }
+    Ok(samples)
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn sent_bytes(http: &Http, nodes: &[LocalNode]) -> anyhow::Result<f64> {
+    let mut total = 0.0;
+    for node in nodes {
+        let (_, body) = http
+            .call("GET", &format!("{}/metrics", node.url), Bytes::new())
+            .await?;
+        total += metric(
+            &String::from_utf8_lossy(&body),
+            "baton_state_sent_bytes_total",
+        );
+    }
+    Ok(total)
+}
+
+/// Replication bytes per operation for `ops` adds of distinct members to one set on node 0,
+/// against the full state's size at the end (what full-state shipping sends per message then).
+async fn set_bytes(http: &Http, nodes: &[LocalNode], ops: usize) -> anyhow::Result<(f64, f64)> {
+    let before = sent_bytes(http, nodes).await?;
+    let url = format!("{}/v1/state/bench/members", api(&nodes[0]));
+    for i in 0..ops {
+        let body = json!({"op": "set-add", "member": format!("user-{i:06}")}).to_string();
+        http.json("POST", &url, body).await?;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let delta = (sent_bytes(http, nodes).await? - before) / ops as f64 / (nodes.len() - 1) as f64;
+    let (_, body) = http
+        .call("GET", &format!("{}/metrics", nodes[0].url), Bytes::new())
+        .await?;
+    let state = metric(&String::from_utf8_lossy(&body), "baton_state_state_bytes");
+    Ok((delta, state))
+}
+
+pub async fn run(args: BenchStateArgs) -> anyhow::Result<ExitCode> {
+    if args.nodes < 2 {
+        bail!("--nodes must be at least 2");
+    }
+    if !matches!(args.durability.as_str(), "async" | "durable") {
+        bail!("--durability must be `async` or `durable`");
+    }
+    let http = Http(Client::builder(TokioExecutor::new()).build_http());
+    let nodes = start_nodes(args.nodes, &args.durability).await?;
+    let idle_rss: Vec<u64> = nodes.iter().filter_map(LocalNode::rss_bytes).collect();
+    let redis = if args.redis == "none" {
+        None
+    } else {
+        let client = redis::Client::open(args.redis.as_str())?;
+        let mut pool = Vec::new();
+        for _ in 0..CONCURRENCY {
+            pool.push(
+                client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .with_context(|| {
+                        format!("connecting to {} (or pass --redis none)", args.redis)
+                    })?,
+            );
+        }
+        Some(pool)
+    };
+    let (mut baton_ms, mut redis_ms) = (Vec::new(), Vec::new());
+    for run in 0..args.runs {
+        baton_ms.push(allreduce_baton(&http, &nodes, run).await?);
+        if let Some(pool) = &redis {
+            redis_ms.push(allreduce_redis(pool, run).await?);
+        }
+        eprintln!(
+            "allreduce run {}/{}: baton {:.1} ms{}",
+            run + 1,
+            args.runs,
+            baton_ms[run],
+            redis_ms
+                .get(run)
+                .map_or(String::new(), |r| format!(", redis {r:.1} ms"))
+        );
+    }
+    let peak_rss: Vec<u64> = nodes.iter().filter_map(LocalNode::rss_bytes).collect();
+    eprintln!("counter throughput on node 1...");
+    let batched = counter_rate(&http, &nodes[0], 4, 1000, args.seconds).await?;
+    let single = counter_rate(&http, &nodes[0], 64, 1, args.seconds).await?;
+    eprintln!("convergence over {} writes...", args.writes);
+    let converge = convergence(&http, &nodes, args.writes).await?;
+    let (set_delta, set_state) = set_bytes(&http, &nodes, 2000).await?;
+    let mib = |v: &[u64]| {
+        v.iter()
+            .map(|b| *b as f64 / (1 << 20) as f64)
+            .collect::<Vec<_>>()
+    };
+    let baton_stats = stats(baton_ms);
+    let redis_stats = (!redis_ms.is_empty()).then(|| stats(redis_ms));
+    let report = json!({
+        "nodes": args.nodes,
+        "durability": args.durability,
+        "allreduce_ms": {
+            "baton": baton_stats,
+            "redis": redis_stats,
+            "redis_over_baton_mean": redis_stats.as_ref().map(|r| r["mean"].as_f64().unwrap() / baton_stats["mean"].as_f64().unwrap()),
+        },
+        "counter_increments_per_second": {"batched_1000": batched, "one_per_request_64_clients": single},
+        "convergence_ms": stats(converge),
+        "set_add_replication_bytes_per_op_per_peer": set_delta,
+        "set_full_state_bytes_at_end": set_state,
+        "rss_mib": {"idle": mib(&idle_rss), "after_allreduce": mib(&peak_rss)},
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let r = &report;
+        println!(
+            "allreduce (1M elements, 1000 chunks, 5 concurrent, {} nodes, {}):",
+            args.nodes, args.durability
+        );
+        println!(
+            "  baton  mean {:.1} ms  p50 {:.1}  p99 {:.1}",
+            r["allreduce_ms"]["baton"]["mean"].as_f64().unwrap_or(0.0),
+            r["allreduce_ms"]["baton"]["p50"].as_f64().unwrap_or(0.0),
+            r["allreduce_ms"]["baton"]["p99"].as_f64().unwrap_or(0.0)
+        );
+        if let Some(redis) = r["allreduce_ms"]["redis"].as_object() {
+            println!(
+                "  redis  mean {:.1} ms  p50 {:.1}  p99 {:.1}",
+                redis["mean"].as_f64().unwrap_or(0.0),
+                redis["p50"].as_f64().unwrap_or(0.0),
+                redis["p99"].as_f64().unwrap_or(0.0)
+            );
+        }
+        println!(
+            "counter increments/s on one node: {batched:.0} (batches of 1000), {single:.0} (one per request)"
+        );
+        println!(
+            "convergence after a write: p50 {:.2} ms  p99 {:.2} ms",
+            r["convergence_ms"]["p50"].as_f64().unwrap_or(0.0),
+            r["convergence_ms"]["p99"].as_f64().unwrap_or(0.0)
+        );
+        println!(
+            "set add: {set_delta:.0} replication bytes/op/peer; full state at the end {set_state:.0} bytes"
+        );
+        println!(
+            "node RSS MiB idle {:?}, after allreduce {:?}",
+            r["rss_mib"]["idle"], r["rss_mib"]["after_allreduce"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
