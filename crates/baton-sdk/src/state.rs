@@ -23,8 +23,27 @@ pub use bindings::baton::platform::state::{
     Error, MapEntry, Op, Query, Reading, VectorSlice, apply, delete, read,
 };
 
-fn unexpected(reading: Reading) -> Error {
-    Error::TypeMismatch(format!("unexpected reading {reading:?}"))
+/// Reads `object`, picking the expected kind of reading; an absent object reads as `absent`.
+fn read_as<T>(
+    object: &str,
+    query: &Query,
+    absent: T,
+    pick: fn(Reading) -> Result<T, Reading>,
+) -> Result<T, Error> {
+    match read(object, query) {
+        Ok(reading) => {
+            pick(reading).map_err(|r| Error::TypeMismatch(format!("unexpected reading {r:?}")))
+        }
+        Err(Error::NotFound(_)) => Ok(absent),
+        Err(e) => Err(e),
+    }
+}
+
+fn strings(reading: Reading) -> Result<Vec<String>, Reading> {
+    match reading {
+        Reading::Strings(s) => Ok(s),
+        other => Err(other),
+    }
 }
 
 /// A counter that goes up and down.
@@ -43,12 +62,10 @@ impl Counter {
 
     /// The current value on this node (0 if never added to).
     pub fn value(&self) -> Result<i64, Error> {
-        match read(&self.0, &Query::Whole) {
-            Ok(Reading::Int(n)) => Ok(n),
-            Ok(other) => Err(unexpected(other)),
-            Err(Error::NotFound(_)) => Ok(0),
-            Err(e) => Err(e),
-        }
+        read_as(&self.0, &Query::Whole, 0, |r| match r {
+            Reading::Int(n) => Ok(n),
+            other => Err(other),
+        })
     }
 }
 
@@ -73,22 +90,16 @@ impl Set {
 
     /// Whether `member` is in the set.
     pub fn contains(&self, member: &str) -> Result<bool, Error> {
-        match read(&self.0, &Query::Contains(member.to_string())) {
-            Ok(Reading::Boolean(b)) => Ok(b),
-            Ok(other) => Err(unexpected(other)),
-            Err(Error::NotFound(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        let query = Query::Contains(member.to_string());
+        read_as(&self.0, &query, false, |r| match r {
+            Reading::Boolean(b) => Ok(b),
+            other => Err(other),
+        })
     }
 
     /// Every member, sorted.
     pub fn members(&self) -> Result<Vec<String>, Error> {
-        match read(&self.0, &Query::Whole) {
-            Ok(Reading::Strings(s)) => Ok(s),
-            Ok(other) => Err(unexpected(other)),
-            Err(Error::NotFound(_)) => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
+        read_as(&self.0, &Query::Whole, Vec::new(), strings)
     }
 }
 
@@ -109,12 +120,7 @@ impl Register {
 
     /// The current values: none, one, or several written concurrently.
     pub fn get(&self) -> Result<Vec<String>, Error> {
-        match read(&self.0, &Query::Whole) {
-            Ok(Reading::Strings(s)) => Ok(s),
-            Ok(other) => Err(unexpected(other)),
-            Err(Error::NotFound(_)) => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
+        read_as(&self.0, &Query::Whole, Vec::new(), strings)
     }
 }
 
@@ -134,21 +140,18 @@ impl Vector {
 
     /// Elements `offset..offset + len`.
     pub fn get(&self, offset: u64, len: u64) -> Result<Vec<f64>, Error> {
-        match read(&self.0, &Query::VectorRange((offset, len))) {
-            Ok(Reading::Numbers(n)) => Ok(n),
-            Ok(other) => Err(unexpected(other)),
-            Err(Error::NotFound(_)) => Ok(vec![0.0; len as usize]),
-            Err(e) => Err(e),
-        }
+        let query = Query::VectorRange((offset, len));
+        read_as(&self.0, &query, vec![0.0; len as usize], |r| match r {
+            Reading::Numbers(n) => Ok(n),
+            other => Err(other),
+        })
     }
 
     /// The sum of every element.
     pub fn sum(&self) -> Result<f64, Error> {
-        match read(&self.0, &Query::VectorSum((0, None))) {
-            Ok(Reading::Number(n)) => Ok(n),
-            Ok(other) => Err(unexpected(other)),
-            Err(Error::NotFound(_)) => Ok(0.0),
-            Err(e) => Err(e),
-        }
+        read_as(&self.0, &Query::VectorSum((0, None)), 0.0, |r| match r {
+            Reading::Number(n) => Ok(n),
+            other => Err(other),
+        })
     }
 }

@@ -704,7 +704,7 @@ mod tests {
         let mut lagging = agent.lagging(&digest);
         lagging.sort();
         assert_eq!(lagging, [(x.clone(), false), (y.clone(), true)]);
-        let repairs = agent.states(&[y.clone()]);
+        let repairs = agent.states(std::slice::from_ref(&y));
         assert_eq!(repairs.len(), 1);
         assert_eq!(repairs[0].key, y);
         let unshipped = agent.take_unshipped();

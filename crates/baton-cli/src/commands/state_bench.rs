@@ -120,7 +120,6 @@ async fn await_sum(http: &Http, node: &LocalNode, vector: &str) -> anyhow::Resul
             .await?;
         if status == 200 {
             let reading: Value = serde_json::from_slice(&body)?;
-            eprintln!("DEBUG {} {}", node.url, reading);
             if reading["value"].as_f64() == Some(EXPECTED_SUM) {
                 return Ok(());
             }
@@ -161,7 +160,6 @@ async fn allreduce_baton(http: &Http, nodes: &[LocalNode], run: usize) -> anyhow
     for result in join_all(workers).await {
         result?;
     }
-    eprintln!("DEBUG writes done {:?}", started.elapsed());
     for result in join_all(nodes.iter().map(|n| await_sum(http, n, &vector))).await {
         result?;
     }
