@@ -16,7 +16,7 @@ pub use error::{ApiError, ErrorKind};
 pub use name::{FunctionName, NameError};
 pub use openfaas::{
     DeployRequest, FunctionStatus, LABEL_QUEUE, LABEL_SCALE_MAX, LABEL_SCALE_MIN,
-    LABEL_SCALE_ZERO_DURATION, ResourceLimits, SystemInfo,
+    LABEL_SCALE_TARGET, LABEL_SCALE_ZERO_DURATION, ResourceLimits, SystemInfo,
 };
 pub use quantity::{format_duration, parse_duration, parse_memory};
 pub use service::{

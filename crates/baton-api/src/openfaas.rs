@@ -16,6 +16,9 @@ pub const LABEL_SCALE_MAX: &str = "com.openfaas.scale.max";
 pub const LABEL_SCALE_ZERO_DURATION: &str = "com.openfaas.scale.zero-duration";
 /// Baton's label for the per-function wait-queue length.
 pub const LABEL_QUEUE: &str = "baton.queue";
+/// Label: concurrency one sandbox should carry before the cluster autoscaler adds another
+/// (OpenFaaS's `com.openfaas.scale.target`; Knative's `autoscaling.knative.dev/target`).
+pub const LABEL_SCALE_TARGET: &str = "com.openfaas.scale.target";
 
 /// Memory and CPU limits as OpenFaaS writes them (`"64Mi"`, `"0.5"`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +156,9 @@ impl DeployRequest {
             scaling.keep_alive_ms = parse_duration(idle)
                 .map_err(|e| err(format!("{LABEL_SCALE_ZERO_DURATION}: {e}")))?
                 .as_millis() as u64;
+        }
+        if let Some(target) = self.labels.get(LABEL_SCALE_TARGET) {
+            scaling.target = parse_label(target, LABEL_SCALE_TARGET)?;
         }
         if let Some(queue) = self.labels.get(LABEL_QUEUE) {
             scaling.queue = parse_label(queue, LABEL_QUEUE)?;

@@ -116,6 +116,9 @@ pub struct Scaling {
     pub keep_alive_ms: u64,
     /// Requests that may wait for a free sandbox before new ones get 429.
     pub queue: u32,
+    /// Concurrency one sandbox should carry before the cluster autoscaler adds another;
+    /// 0 means 70 % of `limits.concurrency` (Knative's target percentage).
+    pub target: u32,
 }
 
 impl Default for Scaling {
@@ -125,6 +128,7 @@ impl Default for Scaling {
             max: 4,
             keep_alive_ms: 300_000,
             queue: 1024,
+            target: 0,
         }
     }
 }
@@ -135,6 +139,15 @@ impl Default for Scaling {
 pub struct SpecError(pub String);
 
 impl FunctionSpec {
+    /// The concurrency per sandbox the autoscaler aims for.
+    pub fn target_concurrency(&self) -> f64 {
+        if self.scaling.target > 0 {
+            f64::from(self.scaling.target.min(self.limits.concurrency))
+        } else {
+            (f64::from(self.limits.concurrency) * 0.7).max(1.0)
+        }
+    }
+
     /// Checks the invariants the runtimes rely on; the message says what to change.
     pub fn validate(&self) -> Result<(), SpecError> {
         let fail = |m: String| Err(SpecError(m));

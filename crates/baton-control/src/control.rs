@@ -1,4 +1,4 @@
-use crate::{Registration, Store};
+use crate::{Registration, Store, Table};
 use async_trait::async_trait;
 use baton_api::{
     ApiError, ArtifactDigest, DeployMode, DeployRequest, ErrorKind, FunctionAdmin, FunctionHost,
@@ -31,7 +31,15 @@ impl ControlPlane {
         host: Arc<dyn FunctionHost>,
         artifacts: ArtifactStore,
     ) -> anyhow::Result<Self> {
-        let registrations = store.list().await?;
+        let mut registrations = Vec::new();
+        for (name, bytes) in store.list(Table::Functions).await? {
+            match Registration::decode(&bytes) {
+                Ok(registration) => registrations.push(registration),
+                Err(error) => {
+                    tracing::error!(function = %name, %error, "skipping unreadable registration")
+                }
+            }
+        }
         let control = ControlPlane {
             store,
             host,
@@ -170,7 +178,7 @@ impl ControlPlane {
             updated_at_ms: now,
         };
         self.store
-            .put(&registration)
+            .put(Table::Functions, &name, &registration.encode())
             .await
             .map_err(|e| ApiError::internal(format!("persisting the registration: {e:#}")))?;
         self.registry
@@ -272,7 +280,7 @@ impl FunctionAdmin for ControlPlane {
             return Err(ApiError::not_found(name));
         }
         self.store
-            .delete(name)
+            .delete(Table::Functions, name)
             .await
             .map_err(|e| ApiError::internal(format!("removing the registration: {e:#}")))?;
         self.registry.write().unwrap().remove(name);

@@ -1,23 +1,71 @@
-use crate::Registration;
+//! The control plane's persistence: functions, workers and gateways. Sandboxes and scale are
+//! never written: they are rebuilt from the workers after a restart, so the cold-start path
+//! has no persistent write.
+
 use anyhow::Context;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 use std::sync::Arc;
 
-/// The control plane's persistence: registrations only. Sandboxes and scale are rebuilt from
-/// workers, never written, so the cold-start path has no persistent write.
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Writes `registration` durably; returns once it would survive a crash.
-    async fn put(&self, registration: &Registration) -> anyhow::Result<()>;
-    /// Removes the registration of `name` durably.
-    async fn delete(&self, name: &str) -> anyhow::Result<()>;
-    /// Every stored registration.
-    async fn list(&self) -> anyhow::Result<Vec<Registration>>;
+/// The kinds of record the control plane keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// Function registrations, by name.
+    Functions,
+    /// Registered workers, by id.
+    Workers,
+    /// Registered gateways, by id.
+    Gateways,
 }
 
-const FUNCTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("functions");
+impl Table {
+    /// Every table, in the order a recovery reads them.
+    pub const ALL: [Table; 3] = [Table::Gateways, Table::Workers, Table::Functions];
+
+    /// The table's name in the backend.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Functions => "functions",
+            Table::Workers => "workers",
+            Table::Gateways => "gateways",
+        }
+    }
+}
+
+/// Durable key-value records in a few tables. Every write returns once it would survive a
+/// crash of the control plane (for Redis: as far as the server's persistence settings go).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Writes `value` under `key`, replacing what was there.
+    async fn put(&self, table: Table, key: &str, value: &[u8]) -> anyhow::Result<()>;
+    /// Removes `key`; removing a missing key is not an error.
+    async fn delete(&self, table: Table, key: &str) -> anyhow::Result<()>;
+    /// Every record of `table`, ordered by key.
+    async fn list(&self, table: Table) -> anyhow::Result<Vec<(String, Vec<u8>)>>;
+}
+
+/// Opens the store a `--store` value names: `redb` (the file in the data directory, the
+/// default), a path to a redb file, or a `redis://` URL.
+pub async fn open_store(
+    spec: &str,
+    default_path: &Path,
+    prefix: &str,
+) -> anyhow::Result<Arc<dyn Store>> {
+    if spec.starts_with("redis://") || spec.starts_with("rediss://") {
+        Ok(Arc::new(RedisStore::connect(spec, prefix).await?))
+    } else if spec.is_empty() || spec == "redb" {
+        Ok(Arc::new(RedbStore::open(default_path)?))
+    } else {
+        Ok(Arc::new(RedbStore::open(Path::new(
+            spec.strip_prefix("redb:").unwrap_or(spec),
+        ))?))
+    }
+}
+
+fn definition(table: Table) -> TableDefinition<'static, &'static str, &'static [u8]> {
+    TableDefinition::new(table.name())
+}
 
 /// A [`Store`] in one embedded redb file; commits are fsynced before they return.
 #[derive(Clone)]
@@ -31,7 +79,9 @@ impl RedbStore {
         let db = Database::create(path)
             .with_context(|| format!("opening registry database {}", path.display()))?;
         let tx = db.begin_write()?;
-        tx.open_table(FUNCTIONS)?;
+        for table in Table::ALL {
+            tx.open_table(definition(table))?;
+        }
         tx.commit()?;
         Ok(RedbStore { db: Arc::new(db) })
     }
@@ -47,44 +97,144 @@ impl RedbStore {
 
 #[async_trait]
 impl Store for RedbStore {
-    async fn put(&self, registration: &Registration) -> anyhow::Result<()> {
-        let name = registration.spec.name.as_str().to_owned();
-        let bytes = registration.encode();
+    async fn put(&self, table: Table, key: &str, value: &[u8]) -> anyhow::Result<()> {
+        let (key, value) = (key.to_owned(), value.to_vec());
         self.blocking(move |db| {
             let tx = db.begin_write()?;
-            tx.open_table(FUNCTIONS)?
-                .insert(name.as_str(), bytes.as_slice())?;
+            tx.open_table(definition(table))?
+                .insert(key.as_str(), value.as_slice())?;
             tx.commit()?;
             Ok(())
         })
         .await
     }
 
-    async fn delete(&self, name: &str) -> anyhow::Result<()> {
-        let name = name.to_owned();
+    async fn delete(&self, table: Table, key: &str) -> anyhow::Result<()> {
+        let key = key.to_owned();
         self.blocking(move |db| {
             let tx = db.begin_write()?;
-            tx.open_table(FUNCTIONS)?.remove(name.as_str())?;
+            tx.open_table(definition(table))?.remove(key.as_str())?;
             tx.commit()?;
             Ok(())
         })
         .await
     }
 
-    async fn list(&self) -> anyhow::Result<Vec<Registration>> {
-        self.blocking(|db| {
+    async fn list(&self, table: Table) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+        self.blocking(move |db| {
             let tx = db.begin_read()?;
-            let table = tx.open_table(FUNCTIONS)?;
+            let table = tx.open_table(definition(table))?;
             let mut out = Vec::new();
             for entry in table.iter()? {
-                let (name, bytes) = entry?;
-                match Registration::decode(bytes.value()) {
-                    Ok(registration) => out.push(registration),
-                    Err(error) => tracing::error!(name = name.value(), %error, "skipping unreadable registration"),
-                }
+                let (key, value) = entry?;
+                out.push((key.value().to_owned(), value.value().to_vec()));
             }
             Ok(out)
         })
         .await
+    }
+}
+
+/// A [`Store`] in Redis: one hash per table, `{prefix}:{table}`, so several control planes
+/// (or test runs) share a server without meeting. A write is acknowledged when Redis has
+/// applied it and, when the server has replicas, when `WAIT` saw them all take it (2 s
+/// deadline); its survival of a Redis crash is the server's `appendonly`/`appendfsync`
+/// setting, which [`RedisStore::connect`] reports in the log when it is off.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: redis::aio::ConnectionManager,
+    prefix: String,
+    replicas: usize,
+}
+
+impl RedisStore {
+    /// Connects to `url` (deadline 5 s) and checks the server answers.
+    pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url).with_context(|| format!("bad Redis URL {url:?}"))?;
+        let mut connection = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            redis::aio::ConnectionManager::new(client),
+        )
+        .await
+        .with_context(|| format!("Redis at {url} did not answer within 5 s"))?
+        .with_context(|| format!("connecting to Redis at {url}"))?;
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut connection)
+            .await?;
+        let replicas = info
+            .lines()
+            .find_map(|l| l.strip_prefix("connected_slaves:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        let aof: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("appendonly")
+            .query_async(&mut connection)
+            .await
+            .unwrap_or_default();
+        if aof.get(1).map(String::as_str) != Some("yes") {
+            tracing::warn!(
+                %url,
+                "Redis has appendonly off: registrations survive a control-plane crash but not a Redis restart"
+            );
+        }
+        Ok(RedisStore {
+            connection,
+            prefix: prefix.to_owned(),
+            replicas,
+        })
+    }
+
+    fn key(&self, table: Table) -> String {
+        format!("{}:{}", self.prefix, table.name())
+    }
+
+    async fn replicate(&self) -> anyhow::Result<()> {
+        if self.replicas == 0 {
+            return Ok(());
+        }
+        let acked: usize = redis::cmd("WAIT")
+            .arg(self.replicas)
+            .arg(2000)
+            .query_async(&mut self.connection.clone())
+            .await?;
+        anyhow::ensure!(
+            acked >= self.replicas,
+            "only {acked} of {} Redis replicas took the write within 2 s",
+            self.replicas
+        );
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn put(&self, table: Table, key: &str, value: &[u8]) -> anyhow::Result<()> {
+        let () = redis::cmd("HSET")
+            .arg(self.key(table))
+            .arg(key)
+            .arg(value)
+            .query_async(&mut self.connection.clone())
+            .await?;
+        self.replicate().await
+    }
+
+    async fn delete(&self, table: Table, key: &str) -> anyhow::Result<()> {
+        let () = redis::cmd("HDEL")
+            .arg(self.key(table))
+            .arg(key)
+            .query_async(&mut self.connection.clone())
+            .await?;
+        self.replicate().await
+    }
+
+    async fn list(&self, table: Table) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+        let mut all: Vec<(String, Vec<u8>)> = redis::cmd("HGETALL")
+            .arg(self.key(table))
+            .query_async(&mut self.connection.clone())
+            .await?;
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(all)
     }
 }

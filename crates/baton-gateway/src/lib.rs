@@ -17,6 +17,7 @@
 mod admin;
 mod async_calls;
 mod auth;
+pub mod balance;
 mod error;
 mod invoke;
 mod metrics;
