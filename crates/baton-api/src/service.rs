@@ -95,8 +95,16 @@ pub struct Replicas {
 pub trait FunctionHost: Send + Sync + 'static {
     /// Compiles and checks `spec`; the error is the user's to fix (400).
     async fn prepare(&self, spec: &FunctionSpec) -> Result<PreparedHandle, ApiError>;
-    /// Starts serving `spec`, replacing any earlier version of the same name.
-    async fn activate(&self, spec: FunctionSpec, prepared: PreparedHandle);
+    /// Starts serving `spec` at registration `version`, replacing any earlier version of
+    /// the same name.
+    async fn activate(&self, spec: FunctionSpec, version: u64, prepared: PreparedHandle);
+    /// Serves a registration read back from the store after a restart; it was checked when
+    /// it was deployed. The default prepares it again.
+    async fn restore(&self, spec: FunctionSpec, version: u64) -> Result<(), ApiError> {
+        let prepared = self.prepare(&spec).await?;
+        self.activate(spec, version, prepared).await;
+        Ok(())
+    }
     /// Stops serving `name` and releases its sandboxes.
     async fn deactivate(&self, name: &str);
     /// Sandbox counts of `name`.

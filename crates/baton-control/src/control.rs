@@ -49,16 +49,12 @@ impl ControlPlane {
         };
         for registration in registrations {
             let name = registration.spec.name.as_str().to_owned();
-            match control.host.prepare(&registration.spec).await {
-                Ok(prepared) => {
-                    control
-                        .host
-                        .activate(registration.spec.clone(), prepared)
-                        .await
-                }
-                Err(error) => {
-                    tracing::error!(function = %name, %error, "stored function could not be prepared")
-                }
+            if let Err(error) = control
+                .host
+                .restore(registration.spec.clone(), registration.version)
+                .await
+            {
+                tracing::error!(function = %name, %error, "stored function could not be prepared")
             }
             control.registry.write().unwrap().insert(name, registration);
         }
@@ -185,7 +181,9 @@ impl ControlPlane {
             .write()
             .unwrap()
             .insert(name.clone(), registration.clone());
-        self.host.activate(spec, prepared).await;
+        self.host
+            .activate(spec, registration.version, prepared)
+            .await;
         tracing::info!(function = %name, version = registration.version, "function deployed");
         Ok(registration)
     }

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod autoscaler;
+pub mod cluster;
 mod control;
 pub mod placement;
 mod registration;

@@ -9,6 +9,7 @@
 
 mod artifacts;
 mod error;
+pub mod fake;
 mod logs;
 mod multi;
 pub mod process;

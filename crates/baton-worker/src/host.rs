@@ -18,7 +18,7 @@ impl FunctionHost for Worker {
         Ok(Box::new(prepared))
     }
 
-    async fn activate(&self, spec: FunctionSpec, prepared: PreparedHandle) {
+    async fn activate(&self, spec: FunctionSpec, _version: u64, prepared: PreparedHandle) {
         let prepared = *prepared
             .downcast::<Arc<dyn Prepared>>()
             .expect("a handle from Worker::prepare");

@@ -1,0 +1,324 @@
+//! Scaling: the autoscaler's decisions, scale from zero, and bringing each function's
+//! sandboxes to its desired count.
+
+use super::{Cluster, Sandbox};
+use crate::autoscaler::decide;
+use baton_api::cluster::{self as proto, CreateSandboxes, Endpoint};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A gateway's report counts this long; after that it is taken as zero.
+const REPORT_LIFETIME: Duration = Duration::from_secs(3);
+
+impl Cluster {
+    /// One autoscaler pass over every function.
+    pub(crate) fn autoscale(self: &Arc<Self>) {
+        if self.is_recovering() {
+            return;
+        }
+        let now_ms = self.now_ms();
+        let mut changed = Vec::new();
+        {
+            let mut state = self.state.lock().unwrap();
+            for (name, f) in state.functions.iter_mut() {
+                f.loads.retain(|_, (at, _)| at.elapsed() < REPORT_LIFETIME);
+                let concurrency: f64 = f.loads.values().map(|(_, c)| c).sum();
+                f.window.record(now_ms, concurrency);
+                f.window.trim(now_ms, self.config.kpa.stable_window);
+                let pinned = f.pinned_until.is_some_and(|until| Instant::now() < until);
+                if !pinned {
+                    f.pinned_until = None;
+                    let config = f.kpa_config(&self.config.kpa);
+                    let ready = f.sandboxes.len() as u32;
+                    let (decision, next) = decide(&config, &f.kpa, &f.window, ready, now_ms);
+                    f.kpa = next;
+                    if decision.desired != f.desired {
+                        tracing::info!(
+                            function = %name,
+                            from = f.desired,
+                            to = decision.desired,
+                            ready,
+                            panic = decision.panic,
+                            stable = f.window.average(now_ms, config.stable_window),
+                            burst = f.window.average(now_ms, config.panic_window),
+                            "scaling decision"
+                        );
+                        f.desired = decision.desired;
+                    }
+                }
+                // Also repairs drift: failed creations, lost sandboxes.
+                if f.desired != f.sandboxes.len() as u32 + f.creating {
+                    changed.push(name.clone());
+                }
+            }
+        }
+        for name in changed {
+            self.reconcile(&name);
+        }
+    }
+
+    /// A gateway has requests for a function with no sandbox: create one now, without
+    /// waiting for the next autoscaler pass.
+    pub(crate) fn scale_from_zero(self: &Arc<Self>, function: &str) -> bool {
+        let now_ms = self.now_ms();
+        {
+            let mut state = self.state.lock().unwrap();
+            let Some(f) = state.functions.get_mut(function) else {
+                return false;
+            };
+            f.kpa.last_active_ms = Some(now_ms);
+            if f.desired > 0 || !f.sandboxes.is_empty() || f.creating > 0 {
+                return true;
+            }
+            f.desired = 1.max(f.spec.scaling.min).min(f.spec.scaling.max);
+            tracing::info!(function, "scale from zero");
+        }
+        self.reconcile(function);
+        true
+    }
+
+    /// Records gateways' load reports; queued requests of a function at zero scale it up.
+    pub(crate) fn report_load(self: &Arc<Self>, gateway: &str, loads: &[proto::FunctionLoad]) {
+        let mut from_zero = Vec::new();
+        {
+            let mut state = self.state.lock().unwrap();
+            for load in loads {
+                if let Some(f) = state.functions.get_mut(&load.function) {
+                    f.loads.insert(
+                        gateway.to_owned(),
+                        (Instant::now(), load.concurrency.max(0.0)),
+                    );
+                    if load.queued > 0 && f.sandboxes.is_empty() && f.creating == 0 {
+                        from_zero.push(load.function.clone());
+                    }
+                }
+            }
+        }
+        for function in from_zero {
+            self.scale_from_zero(&function);
+        }
+    }
+
+    /// Sets a function's scale by hand and waits (until `deadline`) for it to be reached;
+    /// returns the sandboxes ready then.
+    pub(crate) async fn scale_to(
+        self: &Arc<Self>,
+        function: &str,
+        replicas: u32,
+        deadline: Instant,
+    ) -> Option<u32> {
+        {
+            let mut state = self.state.lock().unwrap();
+            let f = state.functions.get_mut(function)?;
+            f.desired = replicas;
+            f.kpa.last_active_ms = Some(self.now_ms());
+            f.pinned_until = Some(Instant::now() + self.config.kpa.scale_to_zero_grace);
+        }
+        self.reconcile(function);
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let ready = {
+                let state = self.state.lock().unwrap();
+                let f = state.functions.get(function)?;
+                if f.sandboxes.len() as u32 == replicas || Instant::now() >= deadline {
+                    return Some(f.sandboxes.len() as u32);
+                }
+                f.sandboxes.len() as u32
+            };
+            if tokio::time::timeout_at(deadline.into(), notified)
+                .await
+                .is_err()
+            {
+                return Some(ready);
+            }
+        }
+    }
+
+    /// Brings `function` toward its desired count: places and creates what is missing,
+    /// drains and deletes what is extra. Does nothing while a restarted control plane is
+    /// still adopting running sandboxes.
+    pub(crate) fn reconcile(self: &Arc<Self>, function: &str) {
+        if self.is_recovering() {
+            return;
+        }
+        let mut creations: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut deletions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let message;
+        {
+            let mut guard = self.state.lock().unwrap();
+            let state = &mut *guard;
+            let Some(f) = state.functions.get_mut(function) else {
+                return;
+            };
+            message = f.message();
+            let have = f.sandboxes.len() as u32 + f.creating;
+            let demand = f.demand(self.config.sandbox_cpu);
+            if f.desired > have {
+                let (ids, mut loads) = Cluster::loads(state);
+                let f = state.functions.get_mut(function).expect("checked above");
+                for _ in have..f.desired {
+                    let Some(i) = self.placement.place(&loads, demand) else {
+                        tracing::warn!(function, "no worker has room for another sandbox");
+                        break;
+                    };
+                    loads[i].cpu_used += demand.cpu;
+                    loads[i].memory_used += demand.memory;
+                    creations
+                        .entry(ids[i].clone())
+                        .or_default()
+                        .push(Cluster::sandbox_id(function));
+                    f.creating += 1;
+                }
+                for (worker, new) in &creations {
+                    let w = state
+                        .workers
+                        .get_mut(worker)
+                        .expect("placed on a known worker");
+                    w.requested_cpu += demand.cpu * new.len() as f64;
+                    w.requested_memory += demand.memory * new.len() as u64;
+                }
+            } else if f.desired < have && f.creating == 0 {
+                // Newest first: the oldest sandboxes are the warmest.
+                let extra = (have - f.desired) as usize;
+                let victims: Vec<String> = f.sandboxes.keys().rev().take(extra).cloned().collect();
+                let version = f.version;
+                for id in &victims {
+                    let sandbox = f.sandboxes.remove(id).expect("listed above");
+                    deletions
+                        .entry(sandbox.worker)
+                        .or_default()
+                        .push(id.clone());
+                }
+                for (worker, gone) in &deletions {
+                    if let Some(w) = state.workers.get_mut(worker) {
+                        for id in gone {
+                            w.sandboxes.remove(id);
+                        }
+                        w.requested_cpu =
+                            (w.requested_cpu - demand.cpu * gone.len() as f64).max(0.0);
+                        w.requested_memory = w
+                            .requested_memory
+                            .saturating_sub(demand.memory * gone.len() as u64);
+                    }
+                }
+                Cluster::broadcast(
+                    state,
+                    Cluster::endpoints_update(function, version, Vec::new(), victims),
+                );
+            }
+        }
+        for (worker, ids) in deletions {
+            self.delete_on(&worker, ids);
+        }
+        for (worker, ids) in creations {
+            let cluster = self.clone();
+            let message = message.clone();
+            tokio::spawn(async move { cluster.create_on(worker, message, ids).await });
+        }
+    }
+
+    /// Creates sandboxes on one worker and, as they come up, pushes them to every gateway.
+    async fn create_on(
+        self: Arc<Self>,
+        worker: String,
+        function: proto::Function,
+        ids: Vec<String>,
+    ) {
+        let client = {
+            let state = self.state.lock().unwrap();
+            state.workers.get(&worker).map(|w| w.client.clone())
+        };
+        let asked = ids.len();
+        let result = match client {
+            Some(mut client) => {
+                let mut request = tonic::Request::new(CreateSandboxes {
+                    function: Some(function.clone()),
+                    sandbox_ids: ids.clone(),
+                });
+                request.set_timeout(self.config.worker_rpc_timeout);
+                client
+                    .create_sandboxes(request)
+                    .await
+                    .map(|r| r.into_inner())
+            }
+            None => Err(tonic::Status::not_found("worker went away")),
+        };
+        let (created, failure) = match result {
+            Ok(reply) => {
+                let failure = reply.failed.first().map(|f| {
+                    format!(
+                        "{} of {asked} failed, first: {}",
+                        reply.failed.len(),
+                        f.message
+                    )
+                });
+                (reply.created, failure)
+            }
+            Err(status) => (Vec::new(), Some(status.message().to_owned())),
+        };
+        if let Some(failure) = &failure {
+            tracing::warn!(%worker, function = %function.name, error = %failure, "sandbox creation failed");
+        }
+        let mut orphans = Vec::new();
+        {
+            let mut guard = self.state.lock().unwrap();
+            let state = &mut *guard;
+            let address = state
+                .workers
+                .get(&worker)
+                .filter(|w| w.alive)
+                .map(|w| w.record.data_address.clone());
+            let Some(f) = state.functions.get_mut(&function.name) else {
+                orphans = created;
+                drop(guard);
+                self.delete_on(&worker, orphans);
+                return;
+            };
+            f.creating = f.creating.saturating_sub(asked as u32);
+            let demand = f.demand(self.config.sandbox_cpu);
+            let current = f.version == function.version;
+            let mut added = Vec::new();
+            match (&address, current) {
+                (Some(address), true) => {
+                    for id in &created {
+                        f.sandboxes.insert(
+                            id.clone(),
+                            Sandbox {
+                                worker: worker.clone(),
+                            },
+                        );
+                        added.push(Endpoint {
+                            sandbox_id: id.clone(),
+                            worker_id: worker.clone(),
+                            address: address.clone(),
+                        });
+                    }
+                }
+                _ => orphans = created.clone(),
+            }
+            let version = f.version;
+            let not_placed = asked - added.len();
+            if let Some(w) = state.workers.get_mut(&worker) {
+                for e in &added {
+                    w.sandboxes.insert(e.sandbox_id.clone());
+                }
+                w.requested_cpu = (w.requested_cpu - demand.cpu * not_placed as f64).max(0.0);
+                w.requested_memory = w
+                    .requested_memory
+                    .saturating_sub(demand.memory * not_placed as u64);
+            }
+            if !added.is_empty() {
+                Cluster::broadcast(
+                    state,
+                    Cluster::endpoints_update(&function.name, version, added, Vec::new()),
+                );
+            }
+        }
+        self.changed.notify_waiters();
+        self.delete_on(&worker, orphans);
+        // A failed creation is retried by the next autoscaler pass, not in a loop here.
+    }
+}

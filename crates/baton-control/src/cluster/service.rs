@@ -1,0 +1,212 @@
+//! The control plane's gRPC service: the registry's admin API for gateways, registration
+//! and heartbeats for workers, update streams and load reports for gateways.
+
+use super::Cluster;
+use crate::ControlPlane;
+use baton_api::cluster::control_server::Control;
+use baton_api::cluster::{self as proto, GatewayUpdate};
+use baton_api::{ApiError, DeployMode, DeployRequest, FunctionAdmin};
+use baton_runtime::ArtifactStore;
+use bytes::Bytes;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+/// Longest a manual `Scale` waits.
+const SCALE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Serves [`Control`] over a registry and a cluster.
+pub struct ControlService {
+    registry: Arc<ControlPlane>,
+    cluster: Arc<Cluster>,
+    artifacts: ArtifactStore,
+}
+
+impl ControlService {
+    /// The service for `registry`, whose host is `cluster`.
+    pub fn new(
+        registry: Arc<ControlPlane>,
+        cluster: Arc<Cluster>,
+        artifacts: ArtifactStore,
+    ) -> Self {
+        ControlService {
+            registry,
+            cluster,
+            artifacts,
+        }
+    }
+}
+
+fn status_json(status: &baton_api::FunctionStatus) -> Vec<u8> {
+    serde_json::to_vec(status).expect("statuses serialize")
+}
+
+fn internal(error: impl std::fmt::Display) -> Status {
+    Status::internal(error.to_string())
+}
+
+#[tonic::async_trait]
+impl Control for ControlService {
+    async fn deploy(
+        &self,
+        request: Request<proto::DeployRequest>,
+    ) -> Result<Response<proto::FunctionStatusJson>, Status> {
+        let request = request.into_inner();
+        let deployment: DeployRequest = serde_json::from_slice(&request.request_json)
+            .map_err(|e| ApiError::bad_request(format!("invalid deployment JSON: {e}")))?;
+        let mode = match proto::DeployMode::try_from(request.mode) {
+            Ok(proto::DeployMode::Create) => DeployMode::Create,
+            Ok(proto::DeployMode::Update) => DeployMode::Update,
+            _ => DeployMode::Upsert,
+        };
+        let status = self
+            .registry
+            .deploy(deployment, request.upload.map(Bytes::from), mode)
+            .await?;
+        Ok(Response::new(proto::FunctionStatusJson {
+            json: status_json(&status),
+        }))
+    }
+
+    async fn delete(
+        &self,
+        request: Request<proto::FunctionName>,
+    ) -> Result<Response<proto::Empty>, Status> {
+        self.registry.delete(&request.into_inner().name).await?;
+        Ok(Response::new(proto::Empty {}))
+    }
+
+    async fn list_functions(
+        &self,
+        _: Request<proto::Empty>,
+    ) -> Result<Response<proto::FunctionStatusList>, Status> {
+        let json = self.registry.list().await.iter().map(status_json).collect();
+        Ok(Response::new(proto::FunctionStatusList { json }))
+    }
+
+    async fn get_function(
+        &self,
+        request: Request<proto::FunctionName>,
+    ) -> Result<Response<proto::FunctionStatusJson>, Status> {
+        let status = self.registry.get(&request.into_inner().name).await?;
+        Ok(Response::new(proto::FunctionStatusJson {
+            json: status_json(&status),
+        }))
+    }
+
+    async fn get_artifact(
+        &self,
+        request: Request<proto::ArtifactRef>,
+    ) -> Result<Response<proto::Artifact>, Status> {
+        let digest = request.into_inner().digest;
+        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Status::invalid_argument(format!(
+                "{digest:?} is not a sha256 digest"
+            )));
+        }
+        let path = self
+            .artifacts
+            .path(&baton_api::ArtifactDigest(digest.clone()));
+        let component = tokio::fs::read(&path)
+            .await
+            .map_err(|e| Status::not_found(format!("artifact {digest}: {e}")))?;
+        Ok(Response::new(proto::Artifact { component }))
+    }
+
+    async fn register_worker(
+        &self,
+        request: Request<proto::WorkerInfo>,
+    ) -> Result<Response<proto::RegisterWorkerReply>, Status> {
+        self.cluster
+            .register_worker(request.into_inner())
+            .await
+            .map_err(|e| Status::invalid_argument(format!("{e:#}")))?;
+        Ok(Response::new(proto::RegisterWorkerReply {
+            heartbeat_interval_ms: self.cluster.config.heartbeat_interval.as_millis() as u64,
+        }))
+    }
+
+    async fn worker_heartbeat(
+        &self,
+        request: Request<proto::Heartbeat>,
+    ) -> Result<Response<proto::HeartbeatReply>, Status> {
+        let known = self.cluster.heartbeat(&request.into_inner());
+        Ok(Response::new(proto::HeartbeatReply { known }))
+    }
+
+    type RegisterGatewayStream = Pin<Box<dyn Stream<Item = Result<GatewayUpdate, Status>> + Send>>;
+
+    async fn register_gateway(
+        &self,
+        request: Request<proto::GatewayInfo>,
+    ) -> Result<Response<Self::RegisterGatewayStream>, Status> {
+        let info = request.into_inner();
+        if info.id.is_empty() {
+            return Err(Status::invalid_argument("a gateway needs an id"));
+        }
+        let rx = self
+            .cluster
+            .connect_gateway(info.id, info.address)
+            .await
+            .map_err(internal)?;
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn report_metrics(
+        &self,
+        request: Request<proto::GatewayMetrics>,
+    ) -> Result<Response<proto::Empty>, Status> {
+        let metrics = request.into_inner();
+        self.cluster.report_load(&metrics.gateway_id, &metrics.load);
+        Ok(Response::new(proto::Empty {}))
+    }
+
+    async fn request_scale_from_zero(
+        &self,
+        request: Request<proto::ScaleFromZero>,
+    ) -> Result<Response<proto::Empty>, Status> {
+        let function = request.into_inner().function;
+        if !self.cluster.scale_from_zero(&function) {
+            return Err(ApiError::not_found(&function).into());
+        }
+        Ok(Response::new(proto::Empty {}))
+    }
+
+    async fn report_failure(
+        &self,
+        request: Request<proto::Failure>,
+    ) -> Result<Response<proto::Empty>, Status> {
+        let failure = request.into_inner();
+        if failure.sandbox_id.is_empty() {
+            self.cluster.suspect(failure.worker_id, failure.reason);
+        } else {
+            self.cluster
+                .sandbox_failed(&failure.worker_id, &failure.sandbox_id);
+        }
+        Ok(Response::new(proto::Empty {}))
+    }
+
+    async fn list_nodes(&self, _: Request<proto::Empty>) -> Result<Response<proto::Nodes>, Status> {
+        Ok(Response::new(self.cluster.nodes()))
+    }
+
+    async fn scale(
+        &self,
+        request: Request<proto::ScaleRequest>,
+    ) -> Result<Response<proto::ScaleReply>, Status> {
+        let request = request.into_inner();
+        let ready = self
+            .cluster
+            .scale_to(
+                &request.function,
+                request.replicas,
+                Instant::now() + SCALE_DEADLINE,
+            )
+            .await
+            .ok_or_else(|| ApiError::not_found(&request.function))?;
+        Ok(Response::new(proto::ScaleReply { ready }))
+    }
+}
