@@ -75,6 +75,11 @@ pub trait FunctionAdmin: Send + Sync + 'static {
     async fn get(&self, name: &str) -> Result<FunctionStatus, ApiError>;
     /// The last `tail` lines `name` printed.
     async fn logs(&self, name: &str, tail: usize) -> Result<Vec<LogEntry>, ApiError>;
+    /// The cluster's workers and gateways (`GET /system/nodes`, Baton's own), as JSON;
+    /// `None` on a single node, which has no others.
+    async fn nodes(&self) -> Result<Option<serde_json::Value>, ApiError> {
+        Ok(None)
+    }
 }
 
 /// A function compiled and checked by a [`FunctionHost`], not yet serving.

@@ -28,9 +28,125 @@ pub enum Command {
     Rm(RemoveArgs),
     /// Print a function's recent output.
     Logs(LogsArgs),
+    /// Run a cluster's control plane: registry, autoscaler, placement, failure detection
+    /// (gRPC; gateways and workers connect to it).
+    Control(ControlArgs),
+    /// Run a cluster gateway: the HTTP API and data plane, fed by a control plane.
+    Gateway(GatewayArgs),
+    /// Run a cluster worker (or, with --count, several): sandboxes the control plane asks for.
+    Worker(WorkerArgs),
     /// Measurement tools.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// Durations are like `500ms`, `2s`, `1m`.
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// gRPC address gateways and workers connect to (loopback only: the cluster protocol
+    /// is not authenticated yet).
+    #[arg(long, env = "BATON_CONTROL_LISTEN", default_value = "127.0.0.1:9090")]
+    pub listen: String,
+    /// Where the registry (redb), components and compiled code are kept [default:
+    /// $XDG_DATA_HOME/baton-control or ~/.local/share/baton-control].
+    #[arg(long, env = "BATON_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Registry store: `redb` (a file in the data directory), a redb file path, or a
+    /// `redis://host:port/db` URL.
+    #[arg(long, env = "BATON_STORE", default_value = "redb")]
+    pub store: String,
+    /// Key prefix in Redis, so several clusters share one server.
+    #[arg(long, env = "BATON_STORE_PREFIX", default_value = "baton")]
+    pub store_prefix: String,
+    /// Placement policy: random, round-robin or resource-fit.
+    #[arg(long, env = "BATON_PLACEMENT", default_value = "round-robin")]
+    pub placement: String,
+    /// How often workers heartbeat.
+    #[arg(long, default_value = "1s")]
+    pub heartbeat_interval: String,
+    /// Missed heartbeats before a worker is declared dead and its sandboxes replaced.
+    #[arg(long, default_value_t = 3)]
+    pub missed_heartbeats: u32,
+    /// How often the autoscaler decides.
+    #[arg(long, default_value = "1s")]
+    pub scaling_interval: String,
+    /// Autoscaler stable window (Knative KPA).
+    #[arg(long, default_value = "60s")]
+    pub stable_window: String,
+    /// Autoscaler panic window.
+    #[arg(long, default_value = "6s")]
+    pub panic_window: String,
+    /// Idle time before a function scales to zero.
+    #[arg(long, default_value = "30s")]
+    pub scale_to_zero_grace: String,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "BATON_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Address to serve HTTP on.
+    #[arg(long, env = "BATON_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// The control plane's gRPC URL.
+    #[arg(long, env = "BATON_CONTROL", default_value = "http://127.0.0.1:9090")]
+    pub control: String,
+    /// This gateway's id among the control plane's gateways [default: gateway-<listen address>].
+    #[arg(long, env = "BATON_GATEWAY_ID")]
+    pub id: Option<String>,
+    /// Load balancing: random, round-robin, least-in-flight or power-of-two.
+    #[arg(long, env = "BATON_LOAD_BALANCING", default_value = "least-in-flight")]
+    pub load_balancing: String,
+    /// How often in-flight counts go to the autoscaler.
+    #[arg(long, default_value = "1s")]
+    pub metrics_interval: String,
+    /// Bearer token required on /system/*; mandatory when listening beyond loopback.
+    #[arg(long, env = "BATON_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "BATON_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The control plane's gRPC URL.
+    #[arg(long, env = "BATON_CONTROL", default_value = "http://127.0.0.1:9090")]
+    pub control: String,
+    /// gRPC address the control plane calls (port 0: any free port; loopback only).
+    #[arg(long, env = "BATON_WORKER_LISTEN", default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// Address gateways send invocations to.
+    #[arg(long, env = "BATON_WORKER_DATA_LISTEN", default_value = "127.0.0.1:0")]
+    pub data_listen: String,
+    /// Worker id, unique in the cluster [default: worker-<random>]; with --count, a
+    /// `-N` suffix is added.
+    #[arg(long, env = "BATON_WORKER_ID")]
+    pub id: Option<String>,
+    /// Where components and compiled code are cached [default: a `baton-worker-<id>`
+    /// directory under $XDG_DATA_HOME or ~/.local/share].
+    #[arg(long, env = "BATON_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `real` (wasm components and processes) or `fake` (sandboxes that only echo, for
+    /// simulating large clusters).
+    #[arg(long, default_value = "real")]
+    pub runtime: String,
+    /// With --runtime fake: how long creating a sandbox takes.
+    #[arg(long, default_value = "40ms")]
+    pub fake_delay: String,
+    /// Workers to run in this process, each with its own id and ports (cluster simulation).
+    #[arg(long, default_value_t = 1)]
+    pub count: usize,
+    /// CPU cores offered to placement [default: the machine's].
+    #[arg(long)]
+    pub cpu: Option<f64>,
+    /// Memory offered to placement, e.g. `16Gi` [default: the machine's].
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "BATON_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,6 +389,9 @@ pub struct InvokeArgs {
 pub struct ListArgs {
     #[command(flatten)]
     pub target: Target,
+    /// List the cluster's workers (with their sandboxes and load) and gateways instead.
+    #[arg(long)]
+    pub nodes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -75,7 +75,7 @@ pub(crate) fn duration(text: &str, key: &str) -> anyhow::Result<Duration> {
     baton_api::parse_duration(text).map_err(|e| anyhow::anyhow!("{key}: {e}"))
 }
 
-fn default_data_dir() -> PathBuf {
+pub fn default_data_dir() -> PathBuf {
     if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(xdg).join("baton");
     }

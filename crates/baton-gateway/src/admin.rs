@@ -187,3 +187,11 @@ pub(crate) async fn logs(
     }
     Ok(([(http::header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }
+
+/// `GET /system/nodes`: workers, their sandboxes and load, and gateways (cluster mode).
+pub(crate) async fn nodes(State(shared): State<Arc<Shared>>) -> Reply<Json<serde_json::Value>> {
+    let nodes = shared.admin.nodes().await?;
+    Ok(Json(nodes.unwrap_or_else(
+        || serde_json::json!({"mode": "single-node", "workers": [], "gateways": []}),
+    )))
+}

@@ -18,6 +18,7 @@ mod admin;
 mod async_calls;
 mod auth;
 pub mod balance;
+pub mod cluster;
 mod error;
 mod invoke;
 mod metrics;
@@ -86,6 +87,7 @@ pub fn router(
         .route("/system/function/{name}", get(admin::describe))
         .route("/system/info", get(admin::info))
         .route("/system/logs", get(admin::logs))
+        .route("/system/nodes", get(admin::nodes))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             auth::require_token,

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 mod host;
+pub mod managed;
 mod pool;
 mod worker;
 

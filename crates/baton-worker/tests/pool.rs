@@ -157,6 +157,7 @@ async fn idle_sandboxes_are_reaped_to_min_and_dead_ones_at_once() {
             max: 3,
             keep_alive_ms: 1000,
             queue: 10,
+            ..Scaling::default()
         },
     );
     let leases: Vec<_> = futures_like_join(&pool, 3).await;

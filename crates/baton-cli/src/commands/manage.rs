@@ -37,6 +37,85 @@ pub async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub async fn nodes(args: ListArgs) -> anyhow::Result<ExitCode> {
+    let client = ApiClient::new(&args.target)?;
+    let nodes: serde_json::Value = client.get("/system/nodes").await?.json()?;
+    if args.target.json {
+        crate::output::json(&nodes)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if nodes["mode"] == "single-node" {
+        println!("single node: gateway, control plane and worker run in one process");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let empty = Vec::new();
+    let rows: Vec<Vec<String>> = nodes["workers"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|w| {
+            let sandboxes = w["sandboxes"].as_array().unwrap_or(&empty);
+            let mut per_function = std::collections::BTreeMap::<String, usize>::new();
+            for s in sandboxes {
+                *per_function
+                    .entry(s["function"].as_str().unwrap_or("?").to_owned())
+                    .or_default() += 1;
+            }
+            vec![
+                w["id"].as_str().unwrap_or("").to_owned(),
+                if w["alive"].as_bool() == Some(true) {
+                    "alive"
+                } else {
+                    "dead"
+                }
+                .to_owned(),
+                w["address"].as_str().unwrap_or("").to_owned(),
+                format!(
+                    "{:.2}/{:.0}",
+                    w["cpuUsed"].as_f64().unwrap_or(0.0),
+                    w["cpuCores"].as_f64().unwrap_or(0.0)
+                ),
+                format!(
+                    "{}/{}Mi",
+                    w["memoryUsed"].as_u64().unwrap_or(0) >> 20,
+                    w["memoryBytes"].as_u64().unwrap_or(0) >> 20
+                ),
+                sandboxes.len().to_string(),
+                per_function
+                    .iter()
+                    .map(|(f, n)| format!("{f}×{n}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]
+        })
+        .collect();
+    crate::output::table(
+        &[
+            "WORKER",
+            "STATE",
+            "ADDRESS",
+            "CPU",
+            "MEMORY",
+            "SANDBOXES",
+            "FUNCTIONS",
+        ],
+        &rows,
+    );
+    for g in nodes["gateways"].as_array().unwrap_or(&empty) {
+        println!(
+            "gateway {} at {} ({})",
+            g["id"].as_str().unwrap_or(""),
+            g["address"].as_str().unwrap_or(""),
+            if g["connected"].as_bool() == Some(true) {
+                "connected"
+            } else {
+                "disconnected"
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn describe(args: NameArgs) -> anyhow::Result<ExitCode> {
     let client = ApiClient::new(&args.target)?;
     let f: FunctionStatus = client

@@ -19,8 +19,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::node::up(config).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Control(args) => {
+            init_logging(args.log_format == "json");
+            crate::cluster::control(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gateway(args) => {
+            init_logging(args.log_format == "json");
+            crate::cluster::gateway(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker(args) => {
+            init_logging(args.log_format == "json");
+            crate::cluster::worker(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Deploy(args) => deploy::run(args).await,
         Command::Invoke(args) => invoke::run(args).await,
+        Command::Ls(args) if args.nodes => manage::nodes(args).await,
         Command::Ls(args) => manage::list(args).await,
         Command::Describe(args) => manage::describe(args).await,
         Command::Rm(args) => manage::remove(args).await,

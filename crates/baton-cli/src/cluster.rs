@@ -1,0 +1,251 @@
+//! `baton control`, `baton gateway`, `baton worker`: the roles of `baton up` as separate
+//! processes speaking the cluster protocol (gRPC).
+
+use crate::cli::{ControlArgs, GatewayArgs, WorkerArgs};
+use anyhow::{Context, bail};
+use baton_api::cluster::control_server::ControlServer;
+use baton_api::{FunctionAdmin, Invoker, parse_duration, parse_memory};
+use baton_control::autoscaler::KpaConfig;
+use baton_control::cluster::{
+    Cluster, ClusterConfig, ClusterHost, ControlService, MAX_MESSAGE_BYTES,
+};
+use baton_control::{ControlPlane, open_store};
+use baton_gateway::cluster::{ClusterAdmin, ClusterGatewayConfig, ClusterInvoker};
+use baton_runtime::fake::FakeRuntime;
+use baton_runtime::process::{ProcessConfig, ProcessRuntime};
+use baton_runtime::wasm::{CompileCache, WasmConfig, WasmRuntime};
+use baton_runtime::{ArtifactStore, Runtime, Runtimes};
+use baton_worker::managed::{self, ManagedConfig};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn duration(text: &str, flag: &str) -> anyhow::Result<std::time::Duration> {
+    parse_duration(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+}
+
+/// The cluster protocol has no authentication yet, so its listeners stay on loopback.
+fn loopback(text: &str, flag: &str) -> anyhow::Result<SocketAddr> {
+    let address: SocketAddr = text
+        .parse()
+        .with_context(|| format!("--{flag} {text:?} is not host:port"))?;
+    if !address.ip().is_loopback() {
+        bail!(
+            "--{flag} {address}: the cluster protocol is not authenticated yet, so it only listens on loopback"
+        );
+    }
+    Ok(address)
+}
+
+fn data_dir(given: Option<PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
+    let dir = given.unwrap_or_else(|| {
+        crate::config::default_data_dir()
+            .parent()
+            .map(|p| p.join(name))
+            .unwrap_or_else(|| PathBuf::from(format!(".{name}")))
+    });
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn wasm_runtime(dir: &Path, artifacts: &ArtifactStore) -> anyhow::Result<WasmRuntime> {
+    WasmRuntime::new(
+        &WasmConfig::default(),
+        artifacts.clone(),
+        CompileCache::open(dir.join("compiled"))?,
+        None,
+    )
+    .context("starting the wasm runtime")
+}
+
+/// Runs the control plane until SIGINT or SIGTERM.
+pub async fn control(args: ControlArgs) -> anyhow::Result<()> {
+    let listen = loopback(&args.listen, "listen")?;
+    let dir = data_dir(args.data_dir, "baton-control")?;
+    let artifacts = ArtifactStore::open(dir.join("artifacts"))?;
+    let config = ClusterConfig {
+        placement: args.placement,
+        heartbeat_interval: duration(&args.heartbeat_interval, "heartbeat-interval")?,
+        missed_heartbeats: args.missed_heartbeats.max(1),
+        scaling_interval: duration(&args.scaling_interval, "scaling-interval")?,
+        kpa: KpaConfig {
+            stable_window: duration(&args.stable_window, "stable-window")?,
+            panic_window: duration(&args.panic_window, "panic-window")?,
+            scale_to_zero_grace: duration(&args.scale_to_zero_grace, "scale-to-zero-grace")?,
+            ..KpaConfig::default()
+        },
+        ..ClusterConfig::default()
+    };
+    let store = open_store(&args.store, &dir.join("registry.redb"), &args.store_prefix)
+        .await
+        .with_context(|| format!("opening the store {:?}", args.store))?;
+    let validator: Arc<dyn Runtime> = Arc::new(wasm_runtime(&dir, &artifacts)?);
+    let cluster = Cluster::new(config, store.clone(), validator)?;
+    let registry = Arc::new(
+        ControlPlane::open(
+            store,
+            Arc::new(ClusterHost(cluster.clone())),
+            artifacts.clone(),
+        )
+        .await?,
+    );
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen} (in use? set --listen)"))?;
+    let address = listener.local_addr()?;
+    let service = ControlServer::new(ControlService::new(
+        registry.clone(),
+        cluster.clone(),
+        artifacts,
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                crate::node::shutdown_signal(),
+            ),
+    );
+    // Serve while adopting: workers and gateways reconnect meanwhile.
+    let adopted = cluster.recover().await?;
+    cluster.spawn_loops();
+    println!(
+        "baton control listening on grpc://{address} with {} function(s), {adopted} sandbox(es) adopted",
+        registry.names().len()
+    );
+    server.await??;
+    Ok(())
+}
+
+/// Runs a gateway until SIGINT or SIGTERM.
+pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    let listen: SocketAddr = args
+        .listen
+        .parse()
+        .with_context(|| format!("--listen {:?} is not host:port", args.listen))?;
+    if !listen.ip().is_loopback() && args.token.is_none() {
+        bail!("listening on {listen} beyond loopback needs a token (--token or BATON_TOKEN)");
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen} (in use? set BATON_LISTEN)"))?;
+    let address = listener.local_addr()?;
+    let invoker = ClusterInvoker::start(ClusterGatewayConfig {
+        id: args.id.unwrap_or_else(|| format!("gateway-{address}")),
+        address: address.to_string(),
+        control: args.control.clone(),
+        load_balancing: args.load_balancing,
+        metrics_interval: duration(&args.metrics_interval, "metrics-interval")?,
+    })?;
+    let admin = Arc::new(ClusterAdmin::new(&args.control)?);
+    let metrics_source = invoker.clone();
+    let router = baton_gateway::router(
+        baton_gateway::GatewayConfig {
+            token: args.token,
+            extra_metrics: Some(Arc::new(move |out: &mut String| {
+                metrics_source.render_metrics(out)
+            })),
+            ..Default::default()
+        },
+        invoker.clone() as Arc<dyn Invoker>,
+        admin as Arc<dyn FunctionAdmin>,
+    );
+    println!(
+        "baton gateway listening on http://{address} following {}",
+        args.control
+    );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(crate::node::shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+/// Runs one worker (or `--count` of them) until SIGINT or SIGTERM.
+pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let listen = loopback(&args.listen, "listen")?;
+    let data_listen: SocketAddr = args
+        .data_listen
+        .parse()
+        .with_context(|| format!("--data-listen {:?} is not host:port", args.data_listen))?;
+    if args.count == 0 {
+        bail!("--count must be at least 1");
+    }
+    if args.count > 1 && (listen.port() != 0 || data_listen.port() != 0) {
+        bail!(
+            "--count {} needs port 0 in --listen and --data-listen (each worker binds its own)",
+            args.count
+        );
+    }
+    let base_id = args
+        .id
+        .unwrap_or_else(|| format!("worker-{:08x}", fastrand::u32(..)));
+    let dir = data_dir(args.data_dir, &format!("baton-{base_id}"))?;
+    let artifacts = ArtifactStore::open(dir.join("artifacts"))?;
+    let runtime: Arc<dyn Runtime> = match args.runtime.as_str() {
+        "fake" => Arc::new(FakeRuntime {
+            creation_delay: duration(&args.fake_delay, "fake-delay")?,
+        }),
+        "real" => Arc::new(Runtimes {
+            wasm: Arc::new(wasm_runtime(&dir, &artifacts)?),
+            process: Arc::new(ProcessRuntime::new(ProcessConfig {
+                default_dir: dir.clone(),
+                ready_timeout: std::time::Duration::from_secs(10),
+                platform_api: None,
+            })),
+        }),
+        other => bail!("--runtime {other:?}: expected `real` or `fake`"),
+    };
+    let cpu_cores = args
+        .cpu
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64));
+    let memory_bytes = match &args.memory {
+        Some(text) => parse_memory(text).map_err(|e| anyhow::anyhow!("--memory: {e}"))?,
+        None => machine_memory(),
+    };
+    for n in 0..args.count {
+        let id = if args.count == 1 {
+            base_id.clone()
+        } else {
+            format!("{base_id}-{n}")
+        };
+        let host = managed::start(
+            ManagedConfig {
+                id: id.clone(),
+                grpc_address: String::new(),
+                data_address: String::new(),
+                cpu_cores,
+                memory_bytes,
+                log_lines: 1000,
+            },
+            listen,
+            data_listen,
+            runtime.clone(),
+            artifacts.clone(),
+            &args.control,
+        )
+        .await
+        .with_context(|| format!("starting worker {id}"))?;
+        println!(
+            "baton worker {id} grpc {} data {} following {}",
+            host.grpc_address(),
+            host.data_address(),
+            args.control
+        );
+    }
+    crate::node::shutdown_signal().await;
+    Ok(())
+}
+
+/// Total memory from `/proc/meminfo`, in bytes.
+fn machine_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(8 << 30, |kib| kib << 10)
+}

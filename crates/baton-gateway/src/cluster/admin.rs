@@ -1,0 +1,135 @@
+//! The admin API in cluster mode: `/system/*` calls go to the control plane over gRPC.
+
+use super::control_client;
+use async_trait::async_trait;
+use baton_api::cluster::control_client::ControlClient;
+use baton_api::cluster::{self as proto};
+use baton_api::{ApiError, DeployMode, DeployRequest, FunctionAdmin, FunctionStatus, LogEntry};
+use bytes::Bytes;
+use serde_json::json;
+use std::time::Duration;
+use tonic::transport::Channel;
+
+/// Deadline of an admin call (a deploy compiles the component on the control plane).
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Forwards the admin API to the control plane.
+pub struct ClusterAdmin {
+    control: ControlClient<Channel>,
+}
+
+impl ClusterAdmin {
+    /// Talks to the control plane at `url`.
+    pub fn new(url: &str) -> anyhow::Result<Self> {
+        Ok(ClusterAdmin {
+            control: control_client(url)?,
+        })
+    }
+
+    fn client(&self) -> ControlClient<Channel> {
+        self.control.clone()
+    }
+}
+
+fn request<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(ADMIN_TIMEOUT);
+    request
+}
+
+fn status(json: &[u8]) -> Result<FunctionStatus, ApiError> {
+    serde_json::from_slice(json)
+        .map_err(|e| ApiError::internal(format!("unreadable status from the control plane: {e}")))
+}
+
+#[async_trait]
+impl FunctionAdmin for ClusterAdmin {
+    async fn deploy(
+        &self,
+        deployment: DeployRequest,
+        upload: Option<Bytes>,
+        mode: DeployMode,
+    ) -> Result<FunctionStatus, ApiError> {
+        let mode = match mode {
+            DeployMode::Create => proto::DeployMode::Create,
+            DeployMode::Update => proto::DeployMode::Update,
+            DeployMode::Upsert => proto::DeployMode::Upsert,
+        };
+        let reply = self
+            .client()
+            .deploy(request(proto::DeployRequest {
+                request_json: serde_json::to_vec(&deployment).expect("deployments serialize"),
+                upload: upload.map(|b| b.to_vec()),
+                mode: mode as i32,
+            }))
+            .await?;
+        status(&reply.get_ref().json)
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), ApiError> {
+        self.client()
+            .delete(request(proto::FunctionName { name: name.into() }))
+            .await?;
+        Ok(())
+    }
+
+    async fn list(&self) -> Vec<FunctionStatus> {
+        match self.client().list_functions(request(proto::Empty {})).await {
+            Ok(reply) => reply
+                .get_ref()
+                .json
+                .iter()
+                .filter_map(|j| status(j).ok())
+                .collect(),
+            Err(error) => {
+                tracing::warn!(error = %error.message(), "listing functions: control plane unavailable");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn get(&self, name: &str) -> Result<FunctionStatus, ApiError> {
+        let reply = self
+            .client()
+            .get_function(request(proto::FunctionName { name: name.into() }))
+            .await?;
+        status(&reply.get_ref().json)
+    }
+
+    async fn logs(&self, name: &str, _tail: usize) -> Result<Vec<LogEntry>, ApiError> {
+        // Output stays on the workers in cluster mode; the function must still exist.
+        self.get(name).await?;
+        Ok(Vec::new())
+    }
+
+    async fn nodes(&self) -> Result<Option<serde_json::Value>, ApiError> {
+        let nodes = self
+            .client()
+            .list_nodes(request(proto::Empty {}))
+            .await?
+            .into_inner();
+        let workers: Vec<_> = nodes
+            .workers
+            .iter()
+            .map(|w| {
+                json!({
+                    "id": w.id, "address": w.data_address, "alive": w.alive,
+                    "cpuCores": w.cpu_cores, "memoryBytes": w.memory_bytes,
+                    "cpuUsed": w.cpu_used, "memoryUsed": w.memory_used,
+                    "millisSinceHeartbeat": w.millis_since_heartbeat,
+                    "sandboxes": w.sandboxes.iter()
+                        .map(|s| json!({"id": s.id, "function": s.function}))
+                        .collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let gateways: Vec<_> = nodes
+            .gateways
+            .iter()
+            .map(|g| json!({"id": g.id, "address": g.address, "connected": g.connected}))
+            .collect();
+        Ok(Some(
+            json!({"mode": "cluster", "workers": workers, "gateways": gateways}),
+        ))
+    }
+}

@@ -1,0 +1,515 @@
+//! The gateway of a cluster (`baton gateway`): a data plane fed by the control plane.
+//!
+//! The control plane pushes functions and their endpoints (sandboxes on workers) over one
+//! stream, a snapshot first and deltas after; the gateway keeps serving from what it has
+//! when the control plane is away, and resynchronises when it is back. A request takes a
+//! slot in a sandbox with room (chosen by the [`LoadBalancer`]); when there is none it
+//! waits in a bounded per-function queue until its deadline, and when the function has no
+//! sandbox at all it asks the control plane to scale from zero at once. In-flight counts go
+//! to the control plane's autoscaler every second.
+
+mod admin;
+mod route;
+
+pub use admin::ClusterAdmin;
+
+use crate::balance::{LoadBalancer, load_balancer};
+use async_trait::async_trait;
+use baton_api::cluster::control_client::ControlClient;
+use baton_api::cluster::{self as proto, GatewayUpdate};
+use baton_api::{ApiError, ErrorKind, FunctionSpec, InvokeOutcome, Invoker};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use route::{Endpoint, Route};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+/// Header of a worker answer meaning the sandbox is not there (nothing ran).
+const SANDBOX_MISSING: &str = "x-baton-sandbox-missing";
+/// Largest message on the cluster protocol.
+pub(crate) const MAX_MESSAGE_BYTES: usize = 300 << 20;
+
+/// Settings of a cluster gateway.
+#[derive(Debug, Clone)]
+pub struct ClusterGatewayConfig {
+    /// Unique among the control plane's gateways.
+    pub id: String,
+    /// Where this gateway serves clients (shown by `baton ls --nodes`).
+    pub address: String,
+    /// The control plane's gRPC URL, e.g. `http://127.0.0.1:9090`.
+    pub control: String,
+    /// `random`, `round-robin`, `least-in-flight` or `power-of-two`.
+    pub load_balancing: String,
+    /// How often load goes to the autoscaler. Default 1 s.
+    pub metrics_interval: Duration,
+}
+
+/// The gateway's [`Invoker`] in cluster mode.
+pub struct ClusterInvoker {
+    config: ClusterGatewayConfig,
+    control: ControlClient<Channel>,
+    routes: RwLock<HashMap<String, Arc<Route>>>,
+    balancer: Box<dyn LoadBalancer>,
+    http: Client<HttpConnector, Full<Bytes>>,
+    connected: AtomicBool,
+}
+
+/// Connects to the control plane's gRPC service at `url` (lazily: it may be down).
+pub fn control_client(url: &str) -> anyhow::Result<ControlClient<Channel>> {
+    let channel = Channel::from_shared(url.to_owned())?
+        .connect_timeout(Duration::from_secs(2))
+        .connect_lazy();
+    Ok(ControlClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+impl ClusterInvoker {
+    /// A gateway following the control plane at `config.control`; spawns the update stream
+    /// and the load reports.
+    pub fn start(config: ClusterGatewayConfig) -> anyhow::Result<Arc<Self>> {
+        let balancer = load_balancer(&config.load_balancing).map_err(anyhow::Error::msg)?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(1)));
+        let http = Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        let invoker = Arc::new(ClusterInvoker {
+            control: control_client(&config.control)?,
+            config,
+            routes: RwLock::default(),
+            balancer,
+            http,
+            connected: AtomicBool::new(false),
+        });
+        tokio::spawn(invoker.clone().follow());
+        tokio::spawn(invoker.clone().report_load());
+        Ok(invoker)
+    }
+
+    /// Whether the update stream is up.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    fn route(&self, function: &str) -> Option<Arc<Route>> {
+        self.routes.read().unwrap().get(function).cloned()
+    }
+
+    /// Follows the control plane's update stream forever, reconnecting with backoff.
+    async fn follow(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let info = proto::GatewayInfo {
+                id: self.config.id.clone(),
+                address: self.config.address.clone(),
+            };
+            match self.control.clone().register_gateway(info).await {
+                Ok(response) => {
+                    let mut stream = response.into_inner();
+                    loop {
+                        match stream.message().await {
+                            Ok(Some(update)) => {
+                                if update.snapshot {
+                                    self.connected.store(true, Ordering::Release);
+                                    backoff = Duration::from_millis(50);
+                                    tracing::info!(
+                                        functions = update.functions.len(),
+                                        "synchronised with the control plane"
+                                    );
+                                }
+                                self.apply(update);
+                            }
+                            Ok(None) => break,
+                            Err(status) => {
+                                tracing::warn!(error = %status.message(), "control-plane stream broke");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(status) => {
+                    tracing::debug!(error = %status.message(), "control plane unreachable")
+                }
+            }
+            if self.connected.swap(false, Ordering::AcqRel) {
+                tracing::warn!("lost the control plane; serving from the last known endpoints");
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Applies one update from the control plane.
+    fn apply(&self, update: GatewayUpdate) {
+        let mut routes = self.routes.write().unwrap();
+        if update.snapshot {
+            let mut fresh = HashMap::new();
+            for function in &update.functions {
+                let Some(spec) = parse_spec(function) else {
+                    continue;
+                };
+                let route = match routes.get(&function.name) {
+                    Some(r) if r.version == function.version => r.clone(),
+                    _ => Arc::new(Route::new(spec, function.version)),
+                };
+                fresh.insert(function.name.clone(), route);
+            }
+            for (name, old) in routes.iter() {
+                if !fresh.get(name).is_some_and(|r| Arc::ptr_eq(r, old)) {
+                    old.retire();
+                }
+            }
+            for delta in &update.endpoints {
+                if let Some(route) = fresh.get(&delta.function)
+                    && route.version == delta.version
+                {
+                    route.set_endpoints(&delta.added);
+                }
+            }
+            *routes = fresh;
+            return;
+        }
+        for function in &update.functions {
+            let Some(spec) = parse_spec(function) else {
+                continue;
+            };
+            if routes
+                .get(&function.name)
+                .is_some_and(|r| r.version == function.version)
+            {
+                continue;
+            }
+            if let Some(old) = routes.insert(
+                function.name.clone(),
+                Arc::new(Route::new(spec, function.version)),
+            ) {
+                old.retire();
+            }
+        }
+        for name in &update.removed_functions {
+            if let Some(old) = routes.remove(name) {
+                old.retire();
+            }
+        }
+        for delta in &update.endpoints {
+            if let Some(route) = routes.get(&delta.function)
+                && route.version == delta.version
+            {
+                route.update_endpoints(&delta.added, &delta.removed);
+            }
+        }
+    }
+
+    /// Samples each function's concurrency ten times a second and reports the mean.
+    async fn report_load(self: Arc<Self>) {
+        let samples_per_report = 10u32;
+        let sample = self.config.metrics_interval / samples_per_report;
+        let mut tick = tokio::time::interval(sample.max(Duration::from_millis(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut n = 0u32;
+        let mut reported_last_time: Vec<String> = Vec::new();
+        loop {
+            tick.tick().await;
+            let routes: Vec<(String, Arc<Route>)> = self
+                .routes
+                .read()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (_, route) in &routes {
+                route.sample();
+            }
+            n += 1;
+            if n < samples_per_report {
+                continue;
+            }
+            n = 0;
+            let mut load = Vec::new();
+            for (name, route) in &routes {
+                let (concurrency, queued) = route.take_load(samples_per_report);
+                if concurrency > 0.0 || queued > 0 || reported_last_time.contains(name) {
+                    load.push(proto::FunctionLoad {
+                        function: name.clone(),
+                        concurrency,
+                        queued,
+                    });
+                }
+            }
+            reported_last_time = load
+                .iter()
+                .filter(|l| l.concurrency > 0.0)
+                .map(|l| l.function.clone())
+                .collect();
+            if load.is_empty() {
+                continue;
+            }
+            let mut request = tonic::Request::new(proto::GatewayMetrics {
+                gateway_id: self.config.id.clone(),
+                load,
+            });
+            request.set_timeout(Duration::from_secs(1));
+            if let Err(status) = self.control.clone().report_metrics(request).await {
+                tracing::debug!(error = %status.message(), "load report not delivered");
+            }
+        }
+    }
+
+    fn request_scale_from_zero(&self, route: &Route, function: &str) {
+        if route.from_zero_requested.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut control = self.control.clone();
+        let function = function.to_owned();
+        tokio::spawn(async move {
+            let mut request = tonic::Request::new(proto::ScaleFromZero {
+                function: function.clone(),
+            });
+            request.set_timeout(Duration::from_secs(2));
+            if let Err(status) = control.request_scale_from_zero(request).await {
+                tracing::warn!(%function, error = %status.message(), "could not ask for a scale from zero");
+            }
+        });
+    }
+
+    /// A worker did not answer: drop its endpoints here and tell the control plane.
+    fn worker_unreachable(&self, worker: &str, reason: String) {
+        for route in self.routes.read().unwrap().values() {
+            route.drop_worker(worker);
+        }
+        let mut control = self.control.clone();
+        let failure = proto::Failure {
+            worker_id: worker.to_owned(),
+            sandbox_id: String::new(),
+            reason,
+        };
+        tokio::spawn(async move {
+            let mut request = tonic::Request::new(failure);
+            request.set_timeout(Duration::from_secs(2));
+            let _ = control.report_failure(request).await;
+        });
+    }
+
+    async fn forward(
+        &self,
+        endpoint: &Endpoint,
+        spec: &FunctionSpec,
+        parts: &http::request::Parts,
+        body: &Bytes,
+    ) -> Result<http::Response<Bytes>, Forward> {
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut builder = http::Request::builder()
+            .method(parts.method.clone())
+            .uri(format!("{}{}", endpoint.base, path));
+        for (name, value) in &parts.headers {
+            if name != http::header::HOST && name != http::header::CONNECTION {
+                builder = builder.header(name, value);
+            }
+        }
+        let request = builder
+            .body(Full::new(body.clone()))
+            .map_err(|e| Forward::Failed(format!("building the request: {e}")))?;
+        let deadline = spec.limits.timeout() + Duration::from_secs(2);
+        let response = match tokio::time::timeout(deadline, self.http.request(request)).await {
+            Err(_) => {
+                return Err(Forward::Failed(format!(
+                    "worker {} did not answer within the function's timeout",
+                    endpoint.worker
+                )));
+            }
+            Ok(Err(error)) if error.is_connect() => {
+                return Err(Forward::Unreachable(format!("{error}")));
+            }
+            Ok(Err(error)) => {
+                return Err(Forward::Failed(format!(
+                    "worker {} failed during the request: {error}",
+                    endpoint.worker
+                )));
+            }
+            Ok(Ok(response)) => response,
+        };
+        if response.headers().contains_key(SANDBOX_MISSING) {
+            return Err(Forward::Missing);
+        }
+        let (parts, body) = response.into_parts();
+        let limit = spec.limits.max_output_bytes as usize + 64 * 1024;
+        let body = Limited::new(body, limit)
+            .collect()
+            .await
+            .map_err(|e| {
+                Forward::Failed(format!(
+                    "reading the answer from worker {}: {e}",
+                    endpoint.worker
+                ))
+            })?
+            .to_bytes();
+        Ok(http::Response::from_parts(parts, body))
+    }
+
+    /// Prometheus text for `/metrics`: sandboxes, queued and in-flight requests per function.
+    pub fn render_metrics(&self, out: &mut String) -> std::fmt::Result {
+        let routes = self.routes.read().unwrap();
+        let mut names: Vec<&String> = routes.keys().collect();
+        names.sort();
+        writeln!(
+            out,
+            "# HELP baton_function_sandboxes Sandboxes this gateway routes to."
+        )?;
+        writeln!(out, "# TYPE baton_function_sandboxes gauge")?;
+        for name in &names {
+            writeln!(
+                out,
+                "baton_function_sandboxes{{function_name=\"{name}\"}} {}",
+                routes[*name].endpoint_count()
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP baton_function_queued Requests waiting for a sandbox."
+        )?;
+        writeln!(out, "# TYPE baton_function_queued gauge")?;
+        for name in &names {
+            writeln!(
+                out,
+                "baton_function_queued{{function_name=\"{name}\"}} {}",
+                routes[*name].queued()
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP baton_control_plane_connected Whether the control-plane stream is up."
+        )?;
+        writeln!(out, "# TYPE baton_control_plane_connected gauge")?;
+        writeln!(
+            out,
+            "baton_control_plane_connected {}",
+            u8::from(self.is_connected())
+        )
+    }
+}
+
+enum Forward {
+    /// Nothing reached the worker: safe to try another sandbox.
+    Unreachable(String),
+    /// The sandbox is not on the worker (deleted meanwhile): nothing ran.
+    Missing,
+    /// The request may have run; it is not retried.
+    Failed(String),
+}
+
+fn parse_spec(function: &proto::Function) -> Option<FunctionSpec> {
+    match serde_json::from_slice(&function.spec_json) {
+        Ok(spec) => Some(spec),
+        Err(error) => {
+            tracing::error!(function = %function.name, %error, "unreadable function spec from the control plane");
+            None
+        }
+    }
+}
+
+#[async_trait]
+impl Invoker for ClusterInvoker {
+    async fn invoke(
+        &self,
+        function: &str,
+        request: http::Request<Bytes>,
+    ) -> Result<InvokeOutcome, ApiError> {
+        let started = Instant::now();
+        let mut latest = self
+            .route(function)
+            .ok_or_else(|| ApiError::not_found(function))?;
+        let deadline = started + latest.spec.limits.timeout();
+        let (parts, body) = request.into_parts();
+        let mut cold = false;
+        let mut attempts = 0u32;
+        loop {
+            let current = latest.clone();
+            let route = &current;
+            let changed = route.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(endpoint) = route.acquire(self.balancer.as_ref()) {
+                let result = self.forward(&endpoint, &route.spec, &parts, &body).await;
+                route.release(&endpoint);
+                attempts += 1;
+                match result {
+                    Ok(response) => {
+                        return Ok(InvokeOutcome {
+                            response,
+                            cold_start: cold.then(|| started.elapsed()),
+                        });
+                    }
+                    Err(Forward::Missing) => route.remove_endpoint(&endpoint.sandbox),
+                    Err(Forward::Unreachable(reason)) => {
+                        tracing::warn!(worker = %endpoint.worker, %reason, "worker unreachable; trying another sandbox");
+                        self.worker_unreachable(&endpoint.worker, reason);
+                    }
+                    Err(Forward::Failed(message)) => {
+                        return Err(ApiError::new(ErrorKind::BadGateway, message));
+                    }
+                }
+                if attempts >= 8 {
+                    return Err(ApiError::new(
+                        ErrorKind::BadGateway,
+                        format!("no sandbox of {function} could be reached after {attempts} tries"),
+                    ));
+                }
+                continue;
+            }
+            if route.endpoint_count() == 0 {
+                cold = true;
+                self.request_scale_from_zero(route, function);
+            }
+            let Some(_waiting) = route.wait_slot() else {
+                return Err(ApiError::new(
+                    ErrorKind::Overloaded,
+                    format!(
+                        "{function} is busy and {} requests are already waiting",
+                        route.spec.scaling.queue
+                    ),
+                ));
+            };
+            if tokio::time::timeout_at(deadline.into(), changed)
+                .await
+                .is_err()
+            {
+                let timeout = baton_api::format_duration(route.spec.limits.timeout());
+                return Err(if route.endpoint_count() == 0 {
+                    ApiError::new(
+                        ErrorKind::Unavailable,
+                        format!(
+                            "no sandbox of {function} became ready within its timeout of {timeout}{}",
+                            if self.is_connected() {
+                                ""
+                            } else {
+                                " (the control plane is unreachable)"
+                            }
+                        ),
+                    )
+                } else {
+                    ApiError::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "every sandbox of {function} stayed busy for its timeout of {timeout}"
+                        ),
+                    )
+                });
+            }
+            latest = self
+                .route(function)
+                .ok_or_else(|| ApiError::not_found(function))?;
+        }
+    }
+
+    fn max_body_bytes(&self, function: &str) -> Option<u64> {
+        self.route(function).map(|r| r.spec.limits.max_body_bytes)
+    }
+}

@@ -1,0 +1,195 @@
+//! One function's routing state at a gateway: its sandboxes with their in-flight counts,
+//! the wait queue, and the load samples for the autoscaler.
+
+use crate::balance::{LoadBalancer, Slot};
+use baton_api::FunctionSpec;
+use baton_api::cluster as proto;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::Notify;
+
+/// A sandbox as the gateway reaches it.
+pub(crate) struct Endpoint {
+    pub(crate) sandbox: String,
+    pub(crate) worker: String,
+    /// `http://{worker data address}/sandbox/{id}`.
+    pub(crate) base: String,
+    in_flight: AtomicU32,
+}
+
+impl Endpoint {
+    fn new(e: &proto::Endpoint) -> Arc<Self> {
+        Arc::new(Endpoint {
+            sandbox: e.sandbox_id.clone(),
+            worker: e.worker_id.clone(),
+            base: format!("http://{}/sandbox/{}", e.address, e.sandbox_id),
+            in_flight: AtomicU32::new(0),
+        })
+    }
+
+    /// Takes a slot if the sandbox has one free.
+    fn try_acquire(&self, capacity: u32) -> bool {
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < capacity).then_some(n + 1)
+            })
+            .is_ok()
+    }
+}
+
+pub(crate) struct Route {
+    pub(crate) spec: FunctionSpec,
+    pub(crate) version: u64,
+    endpoints: RwLock<Vec<Arc<Endpoint>>>,
+    /// Woken when a slot frees or sandboxes arrive.
+    pub(crate) changed: Notify,
+    waiting: AtomicU32,
+    in_flight: AtomicU32,
+    /// (sum of samples, count) since the last report.
+    samples: Mutex<(f64, u32)>,
+    /// A scale-from-zero request is out; cleared when sandboxes arrive.
+    pub(crate) from_zero_requested: AtomicBool,
+}
+
+/// A place in the wait queue, given back on drop.
+pub(crate) struct Waiting<'a>(&'a AtomicU32);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Route {
+    pub(crate) fn new(spec: FunctionSpec, version: u64) -> Self {
+        Route {
+            spec,
+            version,
+            endpoints: RwLock::default(),
+            changed: Notify::new(),
+            waiting: AtomicU32::new(0),
+            in_flight: AtomicU32::new(0),
+            samples: Mutex::new((0.0, 0)),
+            from_zero_requested: AtomicBool::new(false),
+        }
+    }
+
+    /// Picks a sandbox with room and takes a slot in it.
+    pub(crate) fn acquire(&self, balancer: &dyn LoadBalancer) -> Option<Arc<Endpoint>> {
+        let capacity = self.spec.limits.concurrency;
+        let endpoints = self.endpoints.read().unwrap();
+        for _ in 0..4 {
+            let slots: Vec<Slot> = endpoints
+                .iter()
+                .map(|e| Slot {
+                    in_flight: e.in_flight.load(Ordering::Acquire),
+                    capacity,
+                })
+                .collect();
+            let i = balancer.pick(&slots)?;
+            if endpoints[i].try_acquire(capacity) {
+                self.in_flight.fetch_add(1, Ordering::AcqRel);
+                return Some(endpoints[i].clone());
+            }
+        }
+        None
+    }
+
+    /// Gives the slot back and wakes one waiter.
+    pub(crate) fn release(&self, endpoint: &Endpoint) {
+        endpoint.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if self.waiting.load(Ordering::Acquire) > 0 {
+            self.changed.notify_one();
+        }
+    }
+
+    /// A place in the queue, or `None` when it is full.
+    pub(crate) fn wait_slot(&self) -> Option<Waiting<'_>> {
+        let limit = self.spec.scaling.queue;
+        self.waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Waiting(&self.waiting))
+    }
+
+    pub(crate) fn endpoint_count(&self) -> usize {
+        self.endpoints.read().unwrap().len()
+    }
+
+    pub(crate) fn queued(&self) -> u32 {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_endpoints(&self, endpoints: &[proto::Endpoint]) {
+        let mut current = self.endpoints.write().unwrap();
+        let kept: Vec<Arc<Endpoint>> = endpoints
+            .iter()
+            .map(|e| {
+                current
+                    .iter()
+                    .find(|c| c.sandbox == e.sandbox_id)
+                    .cloned()
+                    .unwrap_or_else(|| Endpoint::new(e))
+            })
+            .collect();
+        *current = kept;
+        drop(current);
+        self.woke_by_new_endpoints(!endpoints.is_empty());
+    }
+
+    pub(crate) fn update_endpoints(&self, added: &[proto::Endpoint], removed: &[String]) {
+        let mut current = self.endpoints.write().unwrap();
+        current.retain(|e| !removed.contains(&e.sandbox));
+        for e in added {
+            if !current.iter().any(|c| c.sandbox == e.sandbox_id) {
+                current.push(Endpoint::new(e));
+            }
+        }
+        drop(current);
+        self.woke_by_new_endpoints(!added.is_empty());
+    }
+
+    fn woke_by_new_endpoints(&self, any: bool) {
+        if any {
+            self.from_zero_requested.store(false, Ordering::Release);
+            self.changed.notify_waiters();
+        }
+    }
+
+    pub(crate) fn remove_endpoint(&self, sandbox: &str) {
+        self.endpoints
+            .write()
+            .unwrap()
+            .retain(|e| e.sandbox != sandbox);
+    }
+
+    pub(crate) fn drop_worker(&self, worker: &str) {
+        self.endpoints
+            .write()
+            .unwrap()
+            .retain(|e| e.worker != worker);
+    }
+
+    /// The function was removed or replaced: wake every waiter so it looks again.
+    pub(crate) fn retire(&self) {
+        self.changed.notify_waiters();
+    }
+
+    pub(crate) fn sample(&self) {
+        let now = self.in_flight.load(Ordering::Acquire) + self.waiting.load(Ordering::Acquire);
+        let mut samples = self.samples.lock().unwrap();
+        samples.0 += f64::from(now);
+        samples.1 += 1;
+    }
+
+    /// Mean concurrency since the last call, and requests queued now.
+    pub(crate) fn take_load(&self, expected_samples: u32) -> (f64, u32) {
+        let mut samples = self.samples.lock().unwrap();
+        let mean = samples.0 / f64::from(samples.1.max(expected_samples).max(1));
+        *samples = (0.0, 0);
+        (mean, self.queued())
+    }
+}

@@ -1,0 +1,569 @@
+//! The worker of a cluster (`baton worker`): sandboxes created and deleted by the control
+//! plane, invoked by gateways over HTTP.
+//!
+//! Unlike the single-node [`Worker`](crate::Worker), which scales its own pools, a managed
+//! worker does what the control plane says: it prepares functions (fetching components
+//! from the control plane when it lacks them), creates sandboxes with the ids it is given,
+//! lists them for a restarted control plane to adopt, and drains them before it destroys
+//! them. It heartbeats with its resource use and registers again when the control plane
+//! does not know it.
+
+use async_trait::async_trait;
+use baton_api::cluster::control_client::ControlClient;
+use baton_api::cluster::worker_server::{Worker as WorkerRpc, WorkerServer};
+use baton_api::cluster::{self as proto};
+use baton_api::{ApiError, FunctionSpec, RuntimeSpec};
+use baton_runtime::{ArtifactStore, FunctionLogs, Prepared, Runtime, Sandbox};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::{Notify, OnceCell};
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+/// Largest message on the cluster protocol (component fetches).
+const MAX_MESSAGE_BYTES: usize = 300 << 20;
+/// Header of a worker answer meaning "no such sandbox here": nothing ran, the gateway may
+/// try another sandbox.
+pub const SANDBOX_MISSING: &str = "x-baton-sandbox-missing";
+
+/// Who the worker is and what it offers.
+#[derive(Debug, Clone)]
+pub struct ManagedConfig {
+    /// Unique in the cluster.
+    pub id: String,
+    /// `host:port` the control plane reaches the gRPC service at.
+    pub grpc_address: String,
+    /// `host:port` gateways send invocations to.
+    pub data_address: String,
+    /// Capacity offered to placement.
+    pub cpu_cores: f64,
+    /// Capacity offered to placement, in bytes.
+    pub memory_bytes: u64,
+    /// Output lines kept per function.
+    pub log_lines: usize,
+}
+
+struct ManagedSandbox {
+    function: String,
+    version: u64,
+    spec: Arc<FunctionSpec>,
+    sandbox: Arc<dyn Sandbox>,
+    in_flight: AtomicU32,
+    idle: Notify,
+}
+
+type PreparedCell = Arc<OnceCell<Result<Arc<dyn Prepared>, String>>>;
+
+/// The sandboxes of one machine in a cluster.
+pub struct SandboxHost {
+    config: ManagedConfig,
+    runtime: Arc<dyn Runtime>,
+    artifacts: ArtifactStore,
+    control: ControlClient<Channel>,
+    /// `name@version` → the prepared function, made once even under concurrent requests.
+    prepared: Mutex<HashMap<String, PreparedCell>>,
+    sandboxes: RwLock<HashMap<String, Arc<ManagedSandbox>>>,
+    logs: Mutex<HashMap<String, Arc<FunctionLogs>>>,
+}
+
+impl SandboxHost {
+    /// A worker that runs sandboxes through `runtime` and answers to the control plane at
+    /// `control` (an `http://host:port` URL).
+    pub fn new(
+        config: ManagedConfig,
+        runtime: Arc<dyn Runtime>,
+        artifacts: ArtifactStore,
+        control: &str,
+    ) -> anyhow::Result<Arc<Self>> {
+        let channel = Channel::from_shared(control.to_owned())?
+            .connect_timeout(Duration::from_secs(2))
+            .connect_lazy();
+        let control = ControlClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        Ok(Arc::new(SandboxHost {
+            config,
+            runtime,
+            artifacts,
+            control,
+            prepared: Mutex::default(),
+            sandboxes: RwLock::default(),
+            logs: Mutex::default(),
+        }))
+    }
+
+    /// The worker's id.
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    /// Where the control plane reaches this worker.
+    pub fn grpc_address(&self) -> &str {
+        &self.config.grpc_address
+    }
+
+    /// Where gateways send invocations.
+    pub fn data_address(&self) -> &str {
+        &self.config.data_address
+    }
+
+    /// How many sandboxes exist.
+    pub fn sandbox_count(&self) -> usize {
+        self.sandboxes.read().unwrap().len()
+    }
+
+    fn logs_of(&self, name: &str) -> Arc<FunctionLogs> {
+        self.logs
+            .lock()
+            .unwrap()
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(FunctionLogs::new(self.config.log_lines)))
+            .clone()
+    }
+
+    /// Prepares `function` once per version: fetches its component when missing, compiles.
+    async fn prepare(
+        &self,
+        function: &proto::Function,
+    ) -> Result<(Arc<FunctionSpec>, Arc<dyn Prepared>), String> {
+        let spec: FunctionSpec = serde_json::from_slice(&function.spec_json)
+            .map_err(|e| format!("unreadable function spec: {e}"))?;
+        let key = format!("{}@{}", function.name, function.version);
+        let cell = {
+            let mut prepared = self.prepared.lock().unwrap();
+            // Older versions of this function are no longer needed.
+            let prefix = format!("{}@", function.name);
+            prepared.retain(|k, _| !k.starts_with(&prefix) || *k == key);
+            prepared.entry(key).or_default().clone()
+        };
+        let result = cell
+            .get_or_init(|| async {
+                self.fetch_component(&spec).await?;
+                self.runtime
+                    .prepare(&spec)
+                    .await
+                    .map_err(|e| format!("preparing {}: {e:#}", spec.name))
+            })
+            .await
+            .clone();
+        if result.is_err() {
+            // Let a later request try again (the control plane may have been away).
+            self.prepared
+                .lock()
+                .unwrap()
+                .remove(&format!("{}@{}", function.name, function.version));
+        }
+        Ok((Arc::new(spec), result?))
+    }
+
+    async fn fetch_component(&self, spec: &FunctionSpec) -> Result<(), String> {
+        let RuntimeSpec::Wasm { component } = &spec.runtime else {
+            return Ok(());
+        };
+        if self.artifacts.path(component).exists() {
+            return Ok(());
+        }
+        let mut request = Request::new(proto::ArtifactRef {
+            digest: component.0.clone(),
+        });
+        request.set_timeout(Duration::from_secs(60));
+        let bytes = self
+            .control
+            .clone()
+            .get_artifact(request)
+            .await
+            .map_err(|s| format!("fetching component {}: {}", component.0, s.message()))?
+            .into_inner()
+            .component;
+        let artifacts = self.artifacts.clone();
+        let stored = tokio::task::spawn_blocking(move || artifacts.put(&bytes))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("storing component: {e}"))?;
+        if &stored != component {
+            return Err(format!(
+                "component {} arrived with digest {}",
+                component.0, stored.0
+            ));
+        }
+        Ok(())
+    }
+
+    /// Serves one invocation of sandbox `id`.
+    async fn invoke(&self, id: &str, request: http::Request<Bytes>) -> http::Response<Full<Bytes>> {
+        let Some(sandbox) = self.sandboxes.read().unwrap().get(id).cloned() else {
+            return http::Response::builder()
+                .status(404)
+                .header(SANDBOX_MISSING, "1")
+                .body(Full::new(Bytes::from(format!(
+                    "no sandbox {id} on this worker\n"
+                ))))
+                .expect("static response");
+        };
+        sandbox.in_flight.fetch_add(1, Ordering::AcqRel);
+        let result = sandbox.sandbox.invoke(request).await;
+        if sandbox.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            sandbox.idle.notify_waiters();
+        }
+        match result {
+            Ok(response) => response.map(Full::new),
+            Err(error) => {
+                let error = ApiError::from(error);
+                http::Response::builder()
+                    .status(error.kind.http_status())
+                    .header("content-type", "text/plain; charset=utf-8")
+                    .body(Full::new(Bytes::from(format!("{}\n", error.message))))
+                    .expect("status from a known kind")
+            }
+        }
+    }
+
+    /// Removes sandboxes from routing, then destroys each once its requests are done (or
+    /// its function's timeout has passed).
+    fn delete(&self, ids: &[String]) {
+        let removed: Vec<Arc<ManagedSandbox>> = {
+            let mut sandboxes = self.sandboxes.write().unwrap();
+            ids.iter().filter_map(|id| sandboxes.remove(id)).collect()
+        };
+        for sandbox in removed {
+            tokio::spawn(async move {
+                let deadline = tokio::time::Instant::now() + sandbox.spec.limits.timeout();
+                while sandbox.in_flight.load(Ordering::Acquire) > 0 {
+                    let idle = sandbox.idle.notified();
+                    if sandbox.in_flight.load(Ordering::Acquire) == 0 {
+                        break;
+                    }
+                    if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                        break;
+                    }
+                }
+                sandbox.sandbox.destroy().await;
+            });
+        }
+    }
+
+    /// Registers with the control plane, then heartbeats until the process ends; registers
+    /// again whenever the control plane does not know this worker. Dead sandboxes are
+    /// reported and removed on the way.
+    pub async fn run(self: Arc<Self>) {
+        let mut interval = Duration::from_secs(1);
+        let mut registered = false;
+        loop {
+            if !registered {
+                match self.register().await {
+                    Ok(every) => {
+                        interval = every;
+                        registered = true;
+                        tracing::info!(worker = %self.config.id, "registered with the control plane");
+                    }
+                    Err(status) => {
+                        tracing::warn!(worker = %self.config.id, error = %status.message(), "control plane unreachable; retrying");
+                    }
+                }
+            } else {
+                let beat = proto::Heartbeat {
+                    id: self.config.id.clone(),
+                    cpu_used: cpu_used(),
+                    memory_used: resident_bytes(),
+                    sandboxes: self.sandbox_count() as u32,
+                };
+                let mut request = Request::new(beat);
+                request.set_timeout(interval.max(Duration::from_millis(500)));
+                match self.control.clone().worker_heartbeat(request).await {
+                    Ok(reply) if !reply.get_ref().known => registered = false,
+                    Ok(_) => {}
+                    Err(status) => {
+                        tracing::debug!(error = %status.message(), "heartbeat not delivered")
+                    }
+                }
+                self.report_dead_sandboxes().await;
+            }
+            tokio::time::sleep(if registered {
+                interval
+            } else {
+                Duration::from_millis(200)
+            })
+            .await;
+        }
+    }
+
+    async fn register(&self) -> Result<Duration, Status> {
+        let mut request = Request::new(proto::WorkerInfo {
+            id: self.config.id.clone(),
+            grpc_address: self.config.grpc_address.clone(),
+            data_address: self.config.data_address.clone(),
+            cpu_cores: self.config.cpu_cores,
+            memory_bytes: self.config.memory_bytes,
+        });
+        request.set_timeout(Duration::from_secs(5));
+        let reply = self.control.clone().register_worker(request).await?;
+        Ok(Duration::from_millis(
+            reply.get_ref().heartbeat_interval_ms.max(10),
+        ))
+    }
+
+    async fn report_dead_sandboxes(&self) {
+        let dead: Vec<String> = self
+            .sandboxes
+            .read()
+            .unwrap()
+            .iter()
+            .filter(|(_, s)| !s.sandbox.is_alive())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in dead {
+            tracing::warn!(sandbox = %id, "sandbox died");
+            self.delete(std::slice::from_ref(&id));
+            let mut request = Request::new(proto::Failure {
+                worker_id: self.config.id.clone(),
+                sandbox_id: id,
+                reason: "sandbox died".into(),
+            });
+            request.set_timeout(Duration::from_secs(2));
+            let _ = self.control.clone().report_failure(request).await;
+        }
+    }
+
+    /// The gRPC service the control plane calls.
+    pub fn grpc_service(self: &Arc<Self>) -> WorkerServer<WorkerService> {
+        WorkerServer::new(WorkerService(self.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// Serves invocations from gateways on `listener`: `ANY /sandbox/{id}/{path}`.
+    pub async fn serve_data(self: Arc<Self>, listener: tokio::net::TcpListener) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let host = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let host = host.clone();
+                    async move { Ok::<_, std::convert::Infallible>(host.route(request).await) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+            });
+        }
+    }
+
+    async fn route(
+        &self,
+        request: http::Request<hyper::body::Incoming>,
+    ) -> http::Response<Full<Bytes>> {
+        let (mut parts, body) = request.into_parts();
+        let Some(rest) = parts.uri.path().strip_prefix("/sandbox/") else {
+            return text(404, "worker data plane: use /sandbox/{id}/{path}\n");
+        };
+        let (id, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let id = id.to_owned();
+        let limit = self
+            .sandboxes
+            .read()
+            .unwrap()
+            .get(&id)
+            .map_or(16 << 20, |s| s.spec.limits.max_body_bytes as usize);
+        let mut function_path = path.to_owned();
+        if let Some(query) = parts.uri.query() {
+            function_path.push('?');
+            function_path.push_str(query);
+        }
+        match function_path.parse() {
+            Ok(uri) => parts.uri = uri,
+            Err(_) => return text(400, "bad path\n"),
+        }
+        let body = match Limited::new(body, limit).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(_) => return text(413, "request body too large\n"),
+        };
+        self.invoke(&id, http::Request::from_parts(parts, body))
+            .await
+    }
+}
+
+fn text(status: u16, body: &'static str) -> http::Response<Full<Bytes>> {
+    http::Response::builder()
+        .status(status)
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .expect("static response")
+}
+
+/// Cores this process used since the previous call (from `/proc/self/stat`).
+fn cpu_used() -> f64 {
+    static LAST: Mutex<Option<(std::time::Instant, f64)>> = Mutex::new(None);
+    let Some(total) = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            let after = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            let ticks: f64 =
+                fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+            Some(ticks / 100.0)
+        })
+    else {
+        return 0.0;
+    };
+    let now = std::time::Instant::now();
+    let mut last = LAST.lock().unwrap();
+    let used = match *last {
+        Some((then, before)) => (total - before) / now.duration_since(then).as_secs_f64().max(1e-3),
+        None => 0.0,
+    };
+    *last = Some((now, total));
+    used.max(0.0)
+}
+
+/// Resident memory of this process, in bytes.
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// [`WorkerRpc`] over a [`SandboxHost`].
+pub struct WorkerService(Arc<SandboxHost>);
+
+#[async_trait]
+impl WorkerRpc for WorkerService {
+    async fn prepare(
+        &self,
+        request: Request<proto::Function>,
+    ) -> Result<Response<proto::Empty>, Status> {
+        self.0
+            .prepare(request.get_ref())
+            .await
+            .map_err(Status::failed_precondition)?;
+        Ok(Response::new(proto::Empty {}))
+    }
+
+    async fn create_sandboxes(
+        &self,
+        request: Request<proto::CreateSandboxes>,
+    ) -> Result<Response<proto::CreateSandboxesReply>, Status> {
+        let request = request.into_inner();
+        let function = request
+            .function
+            .ok_or_else(|| Status::invalid_argument("no function"))?;
+        let (spec, prepared) = match self.0.prepare(&function).await {
+            Ok(ok) => ok,
+            Err(message) => {
+                let failed = request
+                    .sandbox_ids
+                    .into_iter()
+                    .map(|sandbox_id| proto::SandboxError {
+                        sandbox_id,
+                        message: message.clone(),
+                    })
+                    .collect();
+                return Ok(Response::new(proto::CreateSandboxesReply {
+                    created: Vec::new(),
+                    failed,
+                }));
+            }
+        };
+        let logs = self.0.logs_of(&function.name);
+        let results = futures_util::future::join_all(request.sandbox_ids.into_iter().map(|id| {
+            let (prepared, logs) = (prepared.clone(), logs.clone());
+            async move { (id, prepared.create_sandbox(logs).await) }
+        }))
+        .await;
+        let mut reply = proto::CreateSandboxesReply::default();
+        let mut sandboxes = self.0.sandboxes.write().unwrap();
+        for (id, result) in results {
+            match result {
+                Ok(sandbox) => {
+                    sandboxes.insert(
+                        id.clone(),
+                        Arc::new(ManagedSandbox {
+                            function: function.name.clone(),
+                            version: function.version,
+                            spec: spec.clone(),
+                            sandbox,
+                            in_flight: AtomicU32::new(0),
+                            idle: Notify::new(),
+                        }),
+                    );
+                    reply.created.push(id);
+                }
+                Err(error) => reply.failed.push(proto::SandboxError {
+                    sandbox_id: id,
+                    message: error.to_string(),
+                }),
+            }
+        }
+        Ok(Response::new(reply))
+    }
+
+    async fn delete_sandboxes(
+        &self,
+        request: Request<proto::SandboxIds>,
+    ) -> Result<Response<proto::Empty>, Status> {
+        self.0.delete(&request.get_ref().ids);
+        Ok(Response::new(proto::Empty {}))
+    }
+
+    async fn list_sandboxes(
+        &self,
+        _: Request<proto::Empty>,
+    ) -> Result<Response<proto::SandboxList>, Status> {
+        let sandboxes = self
+            .0
+            .sandboxes
+            .read()
+            .unwrap()
+            .iter()
+            .map(|(id, s)| proto::WorkerSandbox {
+                id: id.clone(),
+                function: s.function.clone(),
+                version: s.version,
+            })
+            .collect();
+        Ok(Response::new(proto::SandboxList { sandboxes }))
+    }
+}
+
+/// Binds a worker's two listeners, serves them, and registers; returns the host. The
+/// addresses in `config` are replaced by the bound ones (so port 0 works).
+pub async fn start(
+    mut config: ManagedConfig,
+    grpc_listen: SocketAddr,
+    data_listen: SocketAddr,
+    runtime: Arc<dyn Runtime>,
+    artifacts: ArtifactStore,
+    control: &str,
+) -> anyhow::Result<Arc<SandboxHost>> {
+    let grpc = tokio::net::TcpListener::bind(grpc_listen).await?;
+    let data = tokio::net::TcpListener::bind(data_listen).await?;
+    config.grpc_address = grpc.local_addr()?.to_string();
+    config.data_address = data.local_addr()?.to_string();
+    let host = SandboxHost::new(config, runtime, artifacts, control)?;
+    let service = host.grpc_service();
+    tokio::spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
+        if let Err(error) = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(incoming)
+            .await
+        {
+            tracing::error!(%error, "worker gRPC server stopped");
+        }
+    });
+    tokio::spawn(host.clone().serve_data(data));
+    tokio::spawn(host.clone().run());
+    Ok(host)
+}
