@@ -106,6 +106,18 @@ impl Node {
         }
     }
 
+    /// A node for a process started elsewhere (a cluster gateway) serving at `url`.
+    pub fn from_child(child: Child, url: String, data_dir: &Path) -> Node {
+        Node {
+            child,
+            url,
+            data_dir: data_dir.to_path_buf(),
+            token: None,
+            state_api: None,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
     /// Sends a request; `/system` calls carry the node's token; a path starting `state:` goes
     /// to the node-local platform API.
     pub async fn send(

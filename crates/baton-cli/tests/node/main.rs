@@ -5,6 +5,7 @@ mod harness;
 mod admin;
 mod bench;
 mod cli;
+mod cluster;
 mod durability;
 mod failures;
 mod invoke;

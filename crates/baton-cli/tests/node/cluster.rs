@@ -1,0 +1,544 @@
+//! Cluster mode: `baton control`, `baton gateway` and `baton worker` as separate processes
+//! on loopback: one control plane, two gateways, three workers.
+
+use crate::harness::{BATON, Node, eventually, free_ports};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A role process; killed when dropped.
+struct Role {
+    child: Child,
+}
+
+/// Starts `baton <args>` and waits for the stdout line starting with `ready`; returns the
+/// process and that line.
+fn spawn(args: &[&str], ready: &str) -> (Child, String) {
+    let mut child = Command::new(BATON)
+        .args(args)
+        .env_remove("BATON_TOKEN")
+        .env_remove("BATON_DATA_DIR")
+        .env_remove("BATON_LISTEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting baton");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ready = ready.to_owned();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with(&ready) {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("baton {args:?} did not get ready within 60 s"));
+    (child, line)
+}
+
+impl Role {
+    fn start(args: &[&str], ready: &str) -> (Role, String) {
+        let (child, line) = spawn(args, ready);
+        (Role { child }, line)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Cluster {
+    dir: PathBuf,
+    control_port: u16,
+    store: String,
+    control: Option<Role>,
+    workers: Vec<(String, Role)>,
+    gateways: Vec<Node>,
+}
+
+impl Cluster {
+    fn control_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.control_port)
+    }
+
+    fn start_control(&mut self) {
+        let listen = format!("127.0.0.1:{}", self.control_port);
+        let data = self.dir.join("control");
+        let (role, _) = Role::start(
+            &[
+                "control",
+                "--listen",
+                &listen,
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--store",
+                &self.store,
+                "--store-prefix",
+                &format!("baton-test-{}", self.control_port),
+                "--heartbeat-interval",
+                "200ms",
+                "--missed-heartbeats",
+                "3",
+                "--scaling-interval",
+                "200ms",
+                "--stable-window",
+                "2s",
+                "--panic-window",
+                "1s",
+                "--scale-to-zero-grace",
+                "2s",
+            ],
+            "baton control listening",
+        );
+        self.control = Some(role);
+    }
+
+    fn start(dir: &Path, store: &str) -> Cluster {
+        let mut cluster = Cluster {
+            dir: dir.to_path_buf(),
+            control_port: free_ports(1)[0],
+            store: store.to_owned(),
+            control: None,
+            workers: Vec::new(),
+            gateways: Vec::new(),
+        };
+        cluster.start_control();
+        let control = cluster.control_url();
+        for n in 0..3 {
+            let id = format!("w{n}");
+            let data = dir.join(&id);
+            let (role, _) = Role::start(
+                &[
+                    "worker",
+                    "--control",
+                    &control,
+                    "--id",
+                    &id,
+                    "--data-dir",
+                    data.to_str().unwrap(),
+                ],
+                "baton worker",
+            );
+            cluster.workers.push((id, role));
+        }
+        for _ in 0..2 {
+            let (child, line) = spawn(
+                &["gateway", "--control", &control, "--listen", "127.0.0.1:0"],
+                "baton gateway listening on ",
+            );
+            let url = line
+                .strip_prefix("baton gateway listening on ")
+                .and_then(|r| r.split_whitespace().next())
+                .unwrap()
+                .to_owned();
+            cluster.gateways.push(Node::from_child(child, url, dir));
+        }
+        cluster
+    }
+
+    async fn nodes(&self) -> Value {
+        let reply = self.gateways[0].get("/system/nodes").await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()
+    }
+
+    /// Sandboxes of `function` per worker id, alive workers only.
+    async fn placement(&self, function: &str) -> Vec<(String, Vec<String>)> {
+        let nodes = self.nodes().await;
+        nodes["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["alive"] == true)
+            .map(|w| {
+                let ids = w["sandboxes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|s| s["function"] == function)
+                    .map(|s| s["id"].as_str().unwrap().to_owned())
+                    .collect();
+                (w["id"].as_str().unwrap().to_owned(), ids)
+            })
+            .collect()
+    }
+
+    async fn sandbox_count(&self, function: &str) -> usize {
+        self.placement(function)
+            .await
+            .iter()
+            .map(|(_, ids)| ids.len())
+            .sum()
+    }
+}
+
+async fn deploy(node: &Node, name: &str, component: &'static [u8], settings: Value) {
+    let reply = node.upload(name, component, settings).await;
+    assert_eq!(reply.status, 201, "{}", reply.text());
+}
+
+/// Redis for the store tests: the machine's on 6379, or one started for the test.
+fn redis_url(dir: &Path) -> (String, Option<Role>) {
+    if std::net::TcpStream::connect("127.0.0.1:6379").is_ok() {
+        return ("redis://127.0.0.1:6379/".into(), None);
+    }
+    let port = free_ports(1)[0];
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--save", "", "--dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("no Redis on 6379 and no redis-server on PATH (.ci/run installs it)");
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    (format!("redis://127.0.0.1:{port}/"), Some(Role { child }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn functions_scale_from_zero_on_any_gateway_and_back_to_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), "redb");
+    let (a, b) = (&cluster.gateways[0], &cluster.gateways[1]);
+    deploy(a, "hello", baton_guests::HELLO, json!({})).await;
+
+    // Deployed through one gateway, served by both; the first call is a cold start.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            b.get("/system/functions").await.text().contains("hello")
+        })
+        .await
+    );
+    let first = b.get("/function/hello?name=Ada").await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.text(), "Hello, Ada!\n");
+    assert_eq!(first.header("x-baton-cold-start"), "true");
+    let warm = a.get("/function/hello?name=Bo").await;
+    assert_eq!(warm.text(), "Hello, Bo!\n");
+    assert_eq!(warm.header("x-baton-cold-start"), "false");
+    assert_eq!(cluster.sandbox_count("hello").await, 1);
+
+    // Idle past the grace period: back to zero, and the next call is cold again.
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            cluster.sandbox_count("hello").await == 0
+        })
+        .await,
+        "never scaled to zero: {}",
+        cluster.nodes().await
+    );
+    let again = a.get("/function/hello?name=Cy").await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.header("x-baton-cold-start"), "true");
+
+    // Bad input gets clear errors through the cluster too.
+    assert_eq!(a.get("/function/nope").await.status, 404);
+    let bad = a
+        .send(
+            "POST",
+            "/system/functions",
+            &[
+                ("content-type", "application/wasm"),
+                ("x-baton-deployment", r#"{"service":"bad"}"#),
+            ],
+            bytes::Bytes::from_static(b"\0asm\x01\0\0\0garbage"),
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert!(!a.get("/system/functions").await.text().contains("\"bad\""));
+    let nodes = a.cli(&["ls", "--nodes"]);
+    let text = String::from_utf8_lossy(&nodes.stdout);
+    assert!(nodes.status.success(), "{text}");
+    for id in ["w0", "w1", "w2"] {
+        assert!(text.contains(id), "{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn load_scales_out_across_workers_within_the_per_sandbox_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), "redb");
+    let gateway = &cluster.gateways[0];
+    // One request per sandbox at a time, each busy 300 ms.
+    deploy(
+        gateway,
+        "busy",
+        baton_guests::BUSY,
+        json!({"envVars": {"max_inflight": "1"}, "labels": {"com.openfaas.scale.max": "6"}}),
+    )
+    .await;
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let url = format!("{}/function/busy?ms=300", gateway.url);
+            tokio::spawn(async move {
+                let client = reqwest_like::client();
+                let mut statuses = Vec::new();
+                for _ in 0..6 {
+                    statuses.push(reqwest_like::get(&client, &url).await);
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut most = 0;
+    for _ in 0..20 {
+        most = most.max(cluster.sandbox_count("busy").await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for call in calls {
+        for status in call.await.unwrap() {
+            assert_eq!(status, 200);
+        }
+    }
+    assert!(
+        most >= 3,
+        "six concurrent callers of a one-at-a-time function got {most} sandboxes"
+    );
+    let spread = cluster.placement("busy").await;
+    assert!(
+        spread.iter().filter(|(_, ids)| !ids.is_empty()).count() >= 2,
+        "sandboxes not spread over workers: {spread:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_a_worker_fails_only_its_in_flight_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), "redb");
+    let gateway = cluster.gateways[0].url.clone();
+    deploy(
+        &cluster.gateways[0],
+        "busy",
+        baton_guests::BUSY,
+        json!({"envVars": {"max_inflight": "1"}, "labels": {"com.openfaas.scale.min": "3", "com.openfaas.scale.max": "3"}}),
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            cluster
+                .placement("busy")
+                .await
+                .iter()
+                .all(|(_, ids)| ids.len() == 1)
+        })
+        .await,
+        "min scale 3 not placed one per worker: {:?}",
+        cluster.placement("busy").await
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let callers: Vec<_> = (0..3)
+        .map(|_| {
+            let (url, stop) = (format!("{gateway}/function/busy?ms=50"), stop.clone());
+            tokio::spawn(async move {
+                let client = reqwest_like::client();
+                let mut statuses = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    statuses.push(reqwest_like::get(&client, &url).await);
+                }
+                statuses
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (victim, mut role) = cluster.workers.remove(1);
+    role.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut failed = 0;
+    let mut after_kill_ok = 0;
+    for caller in callers {
+        let statuses = caller.await.unwrap();
+        failed += statuses.iter().filter(|s| **s != 200).count();
+        after_kill_ok += statuses.iter().rev().take_while(|s| **s == 200).count();
+        for status in &statuses {
+            assert!(
+                *status == 200 || *status == 502,
+                "unexpected status {status}"
+            );
+        }
+    }
+    // Only requests in flight on the killed worker can fail: one per caller at most.
+    assert!(failed <= 3, "{failed} requests failed");
+    assert!(
+        after_kill_ok > 10,
+        "requests after the kill did not succeed"
+    );
+    // The dead worker is taken out and its sandbox replaced elsewhere.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            let placement = cluster.placement("busy").await;
+            placement.iter().all(|(id, _)| *id != victim)
+                && placement.iter().map(|(_, ids)| ids.len()).sum::<usize>() == 3
+        })
+        .await,
+        "not replaced: {}",
+        cluster.nodes().await
+    );
+}
+
+async fn control_plane_restart(store: &str, dir: &Path) {
+    let mut cluster = Cluster::start(dir, store);
+    let gateway = &cluster.gateways[0];
+    deploy(
+        gateway,
+        "hello",
+        baton_guests::HELLO,
+        json!({"labels": {"com.openfaas.scale.min": "2"}}),
+    )
+    .await;
+    deploy(gateway, "echo", baton_guests::ECHO, json!({})).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            cluster.sandbox_count("hello").await == 2
+        })
+        .await
+    );
+    assert_eq!(gateway.get("/function/hello?name=a").await.status, 200);
+    let before = cluster.placement("hello").await;
+
+    cluster.control.as_mut().unwrap().kill();
+    // Warm functions keep being served while the control plane is down.
+    for gateway in &cluster.gateways {
+        for _ in 0..20 {
+            let reply = gateway.get("/function/hello?name=a").await;
+            assert_eq!(reply.status, 200, "{}", reply.text());
+        }
+    }
+    let refused = gateway
+        .deploy(
+            "POST",
+            json!({"service": "late", "image": "/nonexistent.wasm"}),
+        )
+        .await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(
+        refused.text().contains("control plane"),
+        "{}",
+        refused.text()
+    );
+
+    cluster.start_control();
+    // No registration lost; the running sandboxes are adopted, not recreated.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            cluster.gateways[0].names().await == vec!["echo".to_owned(), "hello".to_owned()]
+        })
+        .await
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            let mut now = cluster.placement("hello").await;
+            let mut was = before.clone();
+            now.sort();
+            was.sort();
+            now == was
+        })
+        .await,
+        "sandboxes not adopted: before {before:?}, after {:?}",
+        cluster.placement("hello").await
+    );
+    // Both gateways are back in sync: a new function reaches them and is served.
+    deploy(&cluster.gateways[0], "late", baton_guests::ECHO, json!({})).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            cluster.gateways[1].post("/function/late", "").await.status != 404
+        })
+        .await,
+        "the second gateway never learned of the new function"
+    );
+    let reply = cluster.gateways[1].post("/function/late", "ping").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.text(), "ping");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn control_plane_kill_9_and_restart_with_redb() {
+    let dir = tempfile::tempdir().unwrap();
+    control_plane_restart("redb", dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn control_plane_kill_9_and_restart_with_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _redis) = redis_url(dir.path());
+    control_plane_restart(&url, dir.path()).await;
+}
+
+#[test]
+fn bad_cluster_flags_are_refused_with_a_reason() {
+    let run = |args: &[&str]| {
+        let out = Command::new(BATON).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} was accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(run(&["worker", "--listen", "0.0.0.0:0"]).contains("loopback"));
+    assert!(
+        run(&[
+            "control",
+            "--placement",
+            "best",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            tempfile::tempdir().unwrap().path().to_str().unwrap()
+        ])
+        .contains("round-robin")
+    );
+    assert!(
+        run(&[
+            "gateway",
+            "--load-balancing",
+            "fastest",
+            "--listen",
+            "127.0.0.1:0"
+        ])
+        .contains("least-in-flight")
+    );
+    assert!(run(&["worker", "--runtime", "vm"]).contains("fake"));
+}
+
+/// A tiny HTTP client for callers that loop, without the harness's node type.
+mod reqwest_like {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use std::time::Duration;
+
+    pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+    pub fn client() -> HttpClient {
+        Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+    }
+
+    /// The status of a GET, or 0 when the gateway did not answer at all.
+    pub async fn get(client: &HttpClient, url: &str) -> u16 {
+        let request = http::Request::get(url)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        match tokio::time::timeout(Duration::from_secs(30), client.request(request)).await {
+            Ok(Ok(response)) => {
+                let status = response.status().as_u16();
+                let _ = response.into_body().collect().await;
+                status
+            }
+            _ => 0,
+        }
+    }
+}
