@@ -161,6 +161,9 @@ pub enum BenchCommand {
     /// Replicated state: MISO's allreduce on N local nodes against Redis, counter increments
     /// per second, convergence time, bytes per operation and memory.
     State(BenchStateArgs),
+    /// Cluster mode: sandbox creations per second with fake workers, scale-from-zero latency
+    /// with wasm, control-plane recovery.
+    Cluster(BenchClusterArgs),
     /// Serve a bare hyper hello-world (the baseline Baton's throughput is compared with).
     Baseline {
         /// Address to serve on.
@@ -189,6 +192,33 @@ pub struct BenchStateArgs {
     /// Writes timed for convergence.
     #[arg(long, default_value_t = 300)]
     pub writes: usize,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchClusterArgs {
+    /// `creations`, `cold-starts` or `recovery`.
+    pub scenario: String,
+    /// Workers to start (in one `baton worker --count` process).
+    #[arg(long, default_value_t = 100)]
+    pub workers: usize,
+    /// Functions to register (creations, recovery).
+    #[arg(long, default_value_t = 100)]
+    pub functions: usize,
+    /// Sandboxes in total (creations, recovery).
+    #[arg(long, default_value_t = 10_000)]
+    pub sandboxes: usize,
+    /// Repetitions (creations, recovery).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Cold starts per second, comma-separated (cold-starts).
+    #[arg(long, default_value = "10,50,100")]
+    pub rates: String,
+    /// Seconds at each rate (cold-starts).
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,

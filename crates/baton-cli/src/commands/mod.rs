@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod bench;
+mod cluster_bench;
 mod deploy;
 mod invoke;
 mod manage;
@@ -44,6 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Run(args)) => bench::run(args).await,
         Command::Bench(BenchCommand::Load(args)) => bench::load(*args).await,
         Command::Bench(BenchCommand::State(args)) => state_bench::run(args).await,
+        Command::Bench(BenchCommand::Cluster(args)) => cluster_bench::run(args).await,
         Command::Bench(BenchCommand::Trace(TraceCommand::Generate(args))) => trace::generate(args),
         Command::Bench(BenchCommand::Trace(TraceCommand::Replay(args))) => {
             trace::replay(args).await

@@ -1,0 +1,411 @@
+//! `baton bench cluster`: the cluster manager's benchmarks, on processes it starts itself
+//! (`baton control`, `baton gateway`, `baton worker`) on loopback.
+//!
+//! - `creations`: sandbox creations per second by one control plane, with fake workers
+//!   (`--workers`, in one process, each with its own gRPC and data ports) and one gateway
+//!   receiving every endpoint delta. Functions are registered, then all scaled at once to
+//!   `--sandboxes` in total through the control plane's `Scale` call; timed until every
+//!   sandbox is created and ready.
+//! - `cold-starts`: end-to-end scale-from-zero latency with the wasm runtime: open-loop
+//!   requests at `--rates` per second, each to a different function with no sandbox, timed
+//!   from each request's intended send time to its full response, through the gateway.
+//! - `recovery`: `--functions` functions and `--sandboxes` sandboxes on fake workers, then
+//!   `kill -9` of the control plane and a restart; timed from the restart to the control
+//!   plane serving with every sandbox adopted (its readiness line), then checked.
+
+use crate::cli::BenchClusterArgs;
+use anyhow::{Context, bail};
+use baton_api::cluster::control_client::ControlClient;
+use baton_api::cluster::{self as proto};
+use serde_json::{Value, json};
+use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tonic::transport::Channel;
+
+/// A role process, killed on drop.
+struct Proc {
+    child: tokio::process::Child,
+    line: String,
+}
+
+async fn spawn(args: &[String], ready: &str) -> anyhow::Result<Proc> {
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .args(args)
+        .env("BATON_LOG", "warn")
+        .env_remove("BATON_TOKEN")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let line = tokio::time::timeout(Duration::from_secs(300), async {
+        while let Some(line) = lines.next_line().await? {
+            if line.starts_with(ready) {
+                return anyhow::Ok(line);
+            }
+        }
+        bail!("baton {args:?} exited before it was ready")
+    })
+    .await
+    .context("a role did not get ready within 300 s")??;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(Proc { child, line })
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    port: u16,
+    control: Option<Proc>,
+    _workers: Proc,
+    gateway: Proc,
+    client: ControlClient<Channel>,
+}
+
+fn control_args(dir: &std::path::Path, port: u16) -> Vec<String> {
+    vec![
+        "control".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--data-dir".into(),
+        dir.join("control").display().to_string(),
+        "--scale-to-zero-grace".into(),
+        "10m".into(),
+    ]
+}
+
+impl Setup {
+    async fn start(workers: usize, fake: bool) -> anyhow::Result<Setup> {
+        let dir = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let url = format!("http://127.0.0.1:{port}");
+        let control = spawn(&control_args(dir.path(), port), "baton control listening").await?;
+        let mut worker_args: Vec<String> = [
+            "worker",
+            "--control",
+            &url,
+            "--count",
+            &workers.to_string(),
+            "--id",
+            "bench",
+            "--data-dir",
+            dir.path().join("workers").to_str().unwrap_or("workers"),
+        ]
+        .map(String::from)
+        .to_vec();
+        if fake {
+            worker_args.extend(
+                [
+                    "--runtime",
+                    "fake",
+                    "--fake-delay",
+                    "40ms",
+                    "--cpu",
+                    "64",
+                    "--memory",
+                    "256Gi",
+                ]
+                .map(String::from),
+            );
+        }
+        let ready = format!(
+            "baton worker bench{}",
+            if workers > 1 {
+                format!("-{}", workers - 1)
+            } else {
+                String::new()
+            }
+        );
+        let workers_proc = spawn(&worker_args, &ready).await?;
+        let gateway = spawn(
+            &["gateway", "--control", &url, "--listen", "127.0.0.1:0"].map(String::from),
+            "baton gateway listening on ",
+        )
+        .await?;
+        let client = baton_gateway::cluster::control_client(&url)?;
+        let setup = Setup {
+            dir,
+            port,
+            control: Some(control),
+            _workers: workers_proc,
+            gateway,
+            client,
+        };
+        // Wait until every worker has registered.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let nodes = setup
+                .client
+                .clone()
+                .list_nodes(proto::Empty {})
+                .await?
+                .into_inner();
+            if nodes.workers.iter().filter(|w| w.alive).count() >= workers {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "only {} of {workers} workers registered",
+                    nodes.workers.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(setup)
+    }
+
+    fn gateway_url(&self) -> String {
+        self.gateway
+            .line
+            .strip_prefix("baton gateway listening on ")
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn deploy(&self, request: Value, upload: Option<Vec<u8>>) -> anyhow::Result<()> {
+        self.client
+            .clone()
+            .deploy(proto::DeployRequest {
+                request_json: request.to_string().into_bytes(),
+                upload,
+                mode: proto::DeployMode::Upsert as i32,
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("deploy: {}", s.message()))?;
+        Ok(())
+    }
+
+    async fn sandboxes(&self) -> anyhow::Result<usize> {
+        let nodes = self
+            .client
+            .clone()
+            .list_nodes(proto::Empty {})
+            .await?
+            .into_inner();
+        Ok(nodes.workers.iter().map(|w| w.sandboxes.len()).sum())
+    }
+}
+
+/// Registers `functions` fake-runtime functions (process specs the fake workers ignore),
+/// eight deploys at a time.
+async fn register_fake(setup: &Setup, functions: usize, per: usize) -> anyhow::Result<()> {
+    let names: Vec<String> = (0..functions).map(|i| format!("f{i}")).collect();
+    for chunk in names.chunks(8) {
+        futures_util::future::try_join_all(chunk.iter().map(|name| {
+            setup.deploy(
+                json!({"service": name, "envProcess": "true",
+                       "labels": {"com.openfaas.scale.max": per.to_string()}}),
+                None,
+            )
+        }))
+        .await?;
+    }
+    Ok(())
+}
+
+async fn scale_all(setup: &Setup, functions: usize, per: u32) -> anyhow::Result<u64> {
+    let ready = futures_util::future::try_join_all((0..functions).map(|i| {
+        let mut client = setup.client.clone();
+        async move {
+            client
+                .scale(proto::ScaleRequest {
+                    function: format!("f{i}"),
+                    replicas: per,
+                })
+                .await
+                .map(|r| u64::from(r.into_inner().ready))
+        }
+    }))
+    .await?;
+    Ok(ready.iter().sum())
+}
+
+async fn creations(args: &BenchClusterArgs) -> anyhow::Result<Value> {
+    let setup = Setup::start(args.workers, true).await?;
+    let per = args.sandboxes.div_ceil(args.functions);
+    register_fake(&setup, args.functions, per).await?;
+    let mut runs = Vec::new();
+    for run in 0..args.runs {
+        let started = Instant::now();
+        let ready = scale_all(&setup, args.functions, per as u32).await?;
+        let elapsed = started.elapsed().as_secs_f64();
+        let counted = setup.sandboxes().await?;
+        if ready as usize != args.functions * per || counted != args.functions * per {
+            bail!(
+                "run {run}: {ready} ready, {counted} listed, {} wanted",
+                args.functions * per
+            );
+        }
+        eprintln!(
+            "run {run}: {counted} sandboxes on {} workers in {:.1} ms: {:.0}/s",
+            args.workers,
+            elapsed * 1e3,
+            counted as f64 / elapsed
+        );
+        runs.push(counted as f64 / elapsed);
+        // Back to zero for the next run.
+        scale_all(&setup, args.functions, 0).await?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while setup.sandboxes().await? > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    runs.sort_by(f64::total_cmp);
+    Ok(json!({
+        "scenario": "creations", "workers": args.workers, "functions": args.functions,
+        "sandboxes": args.functions * per, "fake_delay_ms": 40,
+        "creations_per_second": {"runs": runs, "median": runs[runs.len() / 2]},
+    }))
+}
+
+async fn recovery(args: &BenchClusterArgs) -> anyhow::Result<Value> {
+    let mut setup = Setup::start(args.workers, true).await?;
+    let per = args.sandboxes.div_ceil(args.functions);
+    register_fake(&setup, args.functions, per).await?;
+    scale_all(&setup, args.functions, per as u32).await?;
+    let before = setup.sandboxes().await?;
+    let mut runs = Vec::new();
+    for run in 0..args.runs {
+        if let Some(mut control) = setup.control.take() {
+            control.child.kill().await?;
+        }
+        let started = Instant::now();
+        let control = spawn(
+            &control_args(setup.dir.path(), setup.port),
+            "baton control listening",
+        )
+        .await?;
+        let ready = started.elapsed().as_secs_f64();
+        setup.control = Some(control);
+        let after = setup.sandboxes().await?;
+        if after != before {
+            bail!("run {run}: {before} sandboxes before the restart, {after} adopted");
+        }
+        eprintln!(
+            "run {run}: restarted and reconciled {after} sandboxes in {:.1} ms",
+            ready * 1e3
+        );
+        runs.push(ready * 1e3);
+    }
+    runs.sort_by(f64::total_cmp);
+    Ok(json!({
+        "scenario": "recovery", "workers": args.workers, "functions": args.functions,
+        "sandboxes": before,
+        "restart_to_reconciled_ms": {"runs": runs, "median": runs[runs.len() / 2], "max": runs[runs.len() - 1]},
+    }))
+}
+
+async fn cold_starts(args: &BenchClusterArgs) -> anyhow::Result<Value> {
+    let setup = Setup::start(args.workers, false).await?;
+    let component = baton_guests::HELLO.to_vec();
+    let rates: Vec<f64> = args
+        .rates
+        .split(',')
+        .map(|r| r.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .context("--rates: comma-separated numbers")?;
+    let per_rate: Vec<usize> = rates
+        .iter()
+        .map(|r| (r * args.seconds as f64).ceil() as usize)
+        .collect();
+    let total: usize = per_rate.iter().sum();
+    eprintln!("deploying {total} functions ...");
+    for chunk in (0..total).collect::<Vec<_>>().chunks(8) {
+        futures_util::future::try_join_all(chunk.iter().map(|i| {
+            setup.deploy(
+                json!({"service": format!("cold{i}")}),
+                Some(component.clone()),
+            )
+        }))
+        .await?;
+    }
+    // Let every worker finish preparing (the pre-pull each deploy triggers).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_max_idle_per_host(256)
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let gateway = setup.gateway_url();
+    // Warm the gateway's connections to itself and the path through one function.
+    let warm = format!("{gateway}/function/cold0");
+    let _ = client.get(warm.parse()?).await;
+    let mut results = Vec::new();
+    let mut next = 1usize;
+    for (rate, count) in rates.iter().zip(per_rate) {
+        let count = count.min(total - next);
+        let latencies = Arc::new(std::sync::Mutex::new(Vec::with_capacity(count)));
+        let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let start = tokio::time::Instant::now() + Duration::from_millis(100);
+        let mut tasks = Vec::new();
+        for k in 0..count {
+            let intended = start + Duration::from_secs_f64(k as f64 / rate);
+            let url: http::Uri = format!("{gateway}/function/cold{}", next + k).parse()?;
+            let (client, latencies, failures) =
+                (client.clone(), latencies.clone(), failures.clone());
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep_until(intended).await;
+                match client.get(url).await {
+                    Ok(response) if response.status() == 200 => {
+                        let cold = response
+                            .headers()
+                            .get("x-baton-cold-start")
+                            .is_some_and(|v| v == "true");
+                        let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+                        let us = intended.elapsed().as_secs_f64() * 1e6;
+                        if cold {
+                            latencies.lock().unwrap().push(us);
+                        } else {
+                            failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                    _ => {
+                        failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            task.await?;
+        }
+        next += count;
+        let mut l = latencies.lock().unwrap().clone();
+        l.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            l.get(((l.len().max(1) - 1) as f64 * q).round() as usize)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        let failed = failures.load(std::sync::atomic::Ordering::Relaxed);
+        eprintln!(
+            "{rate}/s: {} cold starts, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {failed} not cold or failed",
+            l.len(),
+            at(0.5) / 1e3,
+            at(0.99) / 1e3,
+            at(1.0) / 1e3
+        );
+        results.push(
+            json!({"rate": rate, "cold_starts": l.len(), "not_cold_or_failed": failed,
+            "p50_ms": at(0.5) / 1e3, "p99_ms": at(0.99) / 1e3, "max_ms": at(1.0) / 1e3}),
+        );
+    }
+    Ok(
+        json!({"scenario": "cold-starts", "workers": args.workers, "runtime": "wasm (hello)", "rates": results}),
+    )
+}
+
+pub async fn run(args: BenchClusterArgs) -> anyhow::Result<ExitCode> {
+    let result = match args.scenario.as_str() {
+        "creations" => creations(&args).await?,
+        "cold-starts" => cold_starts(&args).await?,
+        "recovery" => recovery(&args).await?,
+        other => bail!("unknown scenario {other:?}; expected creations, cold-starts or recovery"),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        println!("{result:#}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
