@@ -194,6 +194,59 @@ impl SandboxHost {
         Ok(())
     }
 
+    /// Creates the sandboxes of one placement; each either exists afterwards or is reported
+    /// failed with the reason.
+    async fn create_placement(&self, placement: proto::Placement) -> proto::CreateSandboxesReply {
+        let mut reply = proto::CreateSandboxesReply::default();
+        let Some(function) = placement.function else {
+            return reply;
+        };
+        let (spec, prepared) = match self.prepare(&function).await {
+            Ok(ok) => ok,
+            Err(message) => {
+                reply.failed = placement
+                    .sandbox_ids
+                    .into_iter()
+                    .map(|sandbox_id| proto::SandboxError {
+                        sandbox_id,
+                        message: message.clone(),
+                    })
+                    .collect();
+                return reply;
+            }
+        };
+        let logs = self.logs_of(&function.name);
+        let results = futures_util::future::join_all(placement.sandbox_ids.into_iter().map(|id| {
+            let (prepared, logs) = (prepared.clone(), logs.clone());
+            async move { (id, prepared.create_sandbox(logs).await) }
+        }))
+        .await;
+        let mut sandboxes = self.sandboxes.write().unwrap();
+        for (id, result) in results {
+            match result {
+                Ok(sandbox) => {
+                    sandboxes.insert(
+                        id.clone(),
+                        Arc::new(ManagedSandbox {
+                            function: function.name.clone(),
+                            version: function.version,
+                            spec: spec.clone(),
+                            sandbox,
+                            in_flight: AtomicU32::new(0),
+                            idle: Notify::new(),
+                        }),
+                    );
+                    reply.created.push(id);
+                }
+                Err(error) => reply.failed.push(proto::SandboxError {
+                    sandbox_id: id,
+                    message: error.to_string(),
+                }),
+            }
+        }
+        reply
+    }
+
     /// Serves one invocation of sandbox `id`.
     async fn invoke(&self, id: &str, request: http::Request<Bytes>) -> http::Response<Full<Bytes>> {
         let Some(sandbox) = self.sandboxes.read().unwrap().get(id).cloned() else {
@@ -455,56 +508,18 @@ impl WorkerRpc for WorkerService {
         &self,
         request: Request<proto::CreateSandboxes>,
     ) -> Result<Response<proto::CreateSandboxesReply>, Status> {
-        let request = request.into_inner();
-        let function = request
-            .function
-            .ok_or_else(|| Status::invalid_argument("no function"))?;
-        let (spec, prepared) = match self.0.prepare(&function).await {
-            Ok(ok) => ok,
-            Err(message) => {
-                let failed = request
-                    .sandbox_ids
-                    .into_iter()
-                    .map(|sandbox_id| proto::SandboxError {
-                        sandbox_id,
-                        message: message.clone(),
-                    })
-                    .collect();
-                return Ok(Response::new(proto::CreateSandboxesReply {
-                    created: Vec::new(),
-                    failed,
-                }));
-            }
-        };
-        let logs = self.0.logs_of(&function.name);
-        let results = futures_util::future::join_all(request.sandbox_ids.into_iter().map(|id| {
-            let (prepared, logs) = (prepared.clone(), logs.clone());
-            async move { (id, prepared.create_sandbox(logs).await) }
-        }))
+        let replies = futures_util::future::join_all(
+            request
+                .into_inner()
+                .placements
+                .into_iter()
+                .map(|placement| self.0.create_placement(placement)),
+        )
         .await;
         let mut reply = proto::CreateSandboxesReply::default();
-        let mut sandboxes = self.0.sandboxes.write().unwrap();
-        for (id, result) in results {
-            match result {
-                Ok(sandbox) => {
-                    sandboxes.insert(
-                        id.clone(),
-                        Arc::new(ManagedSandbox {
-                            function: function.name.clone(),
-                            version: function.version,
-                            spec: spec.clone(),
-                            sandbox,
-                            in_flight: AtomicU32::new(0),
-                            idle: Notify::new(),
-                        }),
-                    );
-                    reply.created.push(id);
-                }
-                Err(error) => reply.failed.push(proto::SandboxError {
-                    sandbox_id: id,
-                    message: error.to_string(),
-                }),
-            }
+        for one in replies {
+            reply.created.extend(one.created);
+            reply.failed.extend(one.failed);
         }
         Ok(Response::new(reply))
     }

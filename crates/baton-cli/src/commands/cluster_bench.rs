@@ -252,6 +252,8 @@ async fn creations(args: &BenchClusterArgs) -> anyhow::Result<Value> {
         while setup.sandboxes().await? > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // Let the workers finish draining and destroying before the next run.
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
     runs.sort_by(f64::total_cmp);
     Ok(json!({

@@ -43,6 +43,7 @@ impl FunctionHost for ClusterHost {
             let Some(f) = state.functions.remove(name) else {
                 return;
             };
+            f.changed.notify_waiters();
             Cluster::broadcast(
                 &mut state,
                 GatewayUpdate {
@@ -65,7 +66,6 @@ impl FunctionHost for ClusterHost {
         for (worker, ids) in removed {
             cluster.delete_on(&worker, ids);
         }
-        cluster.changed.notify_waiters();
     }
 
     fn replicas(&self, name: &str) -> Replicas {
@@ -102,11 +102,13 @@ impl Cluster {
                 kpa: KpaState::default(),
                 loads: HashMap::new(),
                 pinned_until: None,
+                changed: Arc::default(),
             };
             if let Some(previous) = previous {
                 function.window = previous.window.clone();
                 function.kpa = previous.kpa.clone();
                 function.loads = previous.loads.clone();
+                function.changed = previous.changed.clone();
                 if previous.version == version {
                     function.sandboxes = previous.sandboxes;
                     function.creating = previous.creating;

@@ -111,7 +111,12 @@ pub(crate) struct WorkerState {
     pub(crate) requested_cpu: f64,
     pub(crate) requested_memory: u64,
     pub(crate) sandboxes: HashSet<String>,
+    /// Placements waiting to be sent, in batches, by the worker's creation task.
+    pub(crate) creations: mpsc::Sender<proto::Placement>,
 }
+
+/// Placements queued per worker before new ones fail (and are retried by the autoscaler).
+const CREATION_QUEUE: usize = 65_536;
 
 pub(crate) struct Sandbox {
     pub(crate) worker: String,
@@ -130,6 +135,9 @@ pub(crate) struct FunctionState {
     pub(crate) loads: HashMap<String, (Instant, f64)>,
     /// A manual scale holds until then.
     pub(crate) pinned_until: Option<Instant>,
+    /// Woken whenever this function's sandboxes come or go (per function, so thousands of
+    /// creations do not wake every waiter of every function).
+    pub(crate) changed: Arc<Notify>,
 }
 
 impl FunctionState {
@@ -184,8 +192,6 @@ pub struct Cluster {
     pub(crate) validator: Arc<dyn Runtime>,
     /// Set while a restarted control plane adopts what workers run: no creation until then.
     pub(crate) recovering: AtomicBool,
-    /// Woken whenever sandboxes come or go.
-    pub(crate) changed: Notify,
     pub(crate) started: Instant,
 }
 
@@ -204,7 +210,6 @@ impl Cluster {
             store,
             validator,
             recovering: AtomicBool::new(true),
-            changed: Notify::new(),
             started: Instant::now(),
         }))
     }
@@ -359,7 +364,7 @@ impl Cluster {
     /// Puts a worker in the picture, alive, replacing an earlier entry of the same id (whose
     /// sandboxes are forgotten: adoption finds the ones still running).
     pub(crate) fn add_worker(
-        &self,
+        self: &Arc<Self>,
         record: WorkerRecord,
         heartbeat: Instant,
     ) -> anyhow::Result<()> {
@@ -369,6 +374,11 @@ impl Cluster {
         let client = WorkerClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let (creations, queue) = mpsc::channel(CREATION_QUEUE);
+        tokio::spawn(
+            self.clone()
+                .batch_creations(record.id.clone(), client.clone(), queue),
+        );
         let mut state = self.state.lock().unwrap();
         if state.workers.contains_key(&record.id) {
             Self::forget_worker_sandboxes(&mut state, &record.id);
@@ -385,6 +395,7 @@ impl Cluster {
                 requested_cpu: 0.0,
                 requested_memory: 0,
                 sandboxes: HashSet::new(),
+                creations,
             },
         );
         Ok(())
@@ -464,7 +475,6 @@ impl Cluster {
             Self::forget_worker_sandboxes(&mut state, worker)
         };
         tracing::warn!(%worker, reason, functions = affected.len(), "worker declared dead; replacing its sandboxes");
-        self.changed.notify_waiters();
         for function in affected {
             self.reconcile(&function);
         }

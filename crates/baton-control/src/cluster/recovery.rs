@@ -156,7 +156,6 @@ impl Cluster {
         let adopted = added.values().map(|(_, e)| e.len()).sum();
         if adopted > 0 {
             tracing::info!(%worker, sandboxes = adopted, "adopted running sandboxes");
-            self.changed.notify_waiters();
         }
         if !self.is_recovering() {
             for function in added.keys() {

@@ -3,10 +3,13 @@
 
 use super::{Cluster, Sandbox};
 use crate::autoscaler::decide;
+use baton_api::cluster::worker_client::WorkerClient;
 use baton_api::cluster::{self as proto, CreateSandboxes, Endpoint};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, mpsc};
+use tonic::transport::Channel;
 
 /// A gateway's report counts this long; after that it is taken as zero.
 const REPORT_LIFETIME: Duration = Duration::from_secs(3);
@@ -116,8 +119,16 @@ impl Cluster {
             f.pinned_until = Some(Instant::now() + self.config.kpa.scale_to_zero_grace);
         }
         self.reconcile(function);
+        let changed = self
+            .state
+            .lock()
+            .unwrap()
+            .functions
+            .get(function)?
+            .changed
+            .clone();
         loop {
-            let notified = self.changed.notified();
+            let notified = changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let ready = {
@@ -213,52 +224,130 @@ impl Cluster {
         for (worker, ids) in deletions {
             self.delete_on(&worker, ids);
         }
-        for (worker, ids) in creations {
-            let cluster = self.clone();
-            let message = message.clone();
-            tokio::spawn(async move { cluster.create_on(worker, message, ids).await });
+        let queues: Vec<_> = {
+            let state = self.state.lock().unwrap();
+            creations
+                .into_iter()
+                .map(|(worker, ids)| {
+                    let queue = state.workers.get(&worker).map(|w| w.creations.clone());
+                    (worker, ids, queue)
+                })
+                .collect()
+        };
+        for (worker, ids, queue) in queues {
+            let placement = proto::Placement {
+                function: Some(message.clone()),
+                sandbox_ids: ids,
+            };
+            let refused = match queue {
+                Some(queue) => queue.try_send(placement).err().map(|e| e.into_inner()),
+                None => Some(placement),
+            };
+            if let Some(placement) = refused {
+                let asked = placement.sandbox_ids.len();
+                self.record_created(
+                    &worker,
+                    &message,
+                    asked,
+                    Vec::new(),
+                    Some("the worker's creation queue is full or gone".into()),
+                );
+            }
         }
     }
 
-    /// Creates sandboxes on one worker and, as they come up, pushes them to every gateway.
-    async fn create_on(
+    /// Sends what is queued for one worker in batches, at most four calls in flight, so a
+    /// burst of placements becomes a few calls rather than one per sandbox.
+    pub(crate) async fn batch_creations(
         self: Arc<Self>,
         worker: String,
-        function: proto::Function,
-        ids: Vec<String>,
+        client: WorkerClient<Channel>,
+        mut queue: mpsc::Receiver<proto::Placement>,
     ) {
-        let client = {
-            let state = self.state.lock().unwrap();
-            state.workers.get(&worker).map(|w| w.client.clone())
-        };
-        let asked = ids.len();
-        let result = match client {
-            Some(mut client) => {
-                let mut request = tonic::Request::new(CreateSandboxes {
-                    function: Some(function.clone()),
-                    sandbox_ids: ids.clone(),
-                });
-                request.set_timeout(self.config.worker_rpc_timeout);
-                client
-                    .create_sandboxes(request)
-                    .await
-                    .map(|r| r.into_inner())
+        let in_flight = Arc::new(Semaphore::new(4));
+        while let Some(first) = queue.recv().await {
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < 512 {
+                match queue.try_recv() {
+                    Ok(placement) => batch.push(placement),
+                    Err(_) => break,
+                }
             }
-            None => Err(tonic::Status::not_found("worker went away")),
-        };
-        let (created, failure) = match result {
+            let (cluster, worker, client) = (self.clone(), worker.clone(), client.clone());
+            tokio::spawn(async move {
+                cluster.create_batch(&worker, client, batch).await;
+                drop(permit);
+            });
+        }
+    }
+
+    async fn create_batch(
+        &self,
+        worker: &str,
+        mut client: WorkerClient<Channel>,
+        batch: Vec<proto::Placement>,
+    ) {
+        let mut request = tonic::Request::new(CreateSandboxes {
+            placements: batch.clone(),
+        });
+        request.set_timeout(self.config.worker_rpc_timeout);
+        match client.create_sandboxes(request).await {
             Ok(reply) => {
-                let failure = reply.failed.first().map(|f| {
-                    format!(
-                        "{} of {asked} failed, first: {}",
-                        reply.failed.len(),
-                        f.message
-                    )
-                });
-                (reply.created, failure)
+                let reply = reply.into_inner();
+                let created: HashSet<String> = reply.created.into_iter().collect();
+                let failed: HashMap<String, String> = reply
+                    .failed
+                    .into_iter()
+                    .map(|f| (f.sandbox_id, f.message))
+                    .collect();
+                for placement in batch {
+                    let Some(function) = &placement.function else {
+                        continue;
+                    };
+                    let asked = placement.sandbox_ids.len();
+                    let failure = placement
+                        .sandbox_ids
+                        .iter()
+                        .find_map(|id| failed.get(id))
+                        .map(|m| format!("some of {asked} failed, first: {m}"));
+                    let ok = placement
+                        .sandbox_ids
+                        .into_iter()
+                        .filter(|id| created.contains(id))
+                        .collect();
+                    self.record_created(worker, function, asked, ok, failure);
+                }
             }
-            Err(status) => (Vec::new(), Some(status.message().to_owned())),
-        };
+            Err(status) => {
+                for placement in batch {
+                    if let Some(function) = &placement.function {
+                        self.record_created(
+                            worker,
+                            function,
+                            placement.sandbox_ids.len(),
+                            Vec::new(),
+                            Some(status.message().to_owned()),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records the outcome of creating `asked` sandboxes of `function` on `worker` and
+    /// pushes the new ones to every gateway.
+    pub(crate) fn record_created(
+        &self,
+        worker: &str,
+        function: &proto::Function,
+        asked: usize,
+        created: Vec<String>,
+        failure: Option<String>,
+    ) {
+        let worker = worker.to_owned();
         if let Some(failure) = &failure {
             tracing::warn!(%worker, function = %function.name, error = %failure, "sandbox creation failed");
         }
@@ -272,9 +361,8 @@ impl Cluster {
                 .filter(|w| w.alive)
                 .map(|w| w.record.data_address.clone());
             let Some(f) = state.functions.get_mut(&function.name) else {
-                orphans = created;
                 drop(guard);
-                self.delete_on(&worker, orphans);
+                self.delete_on(&worker, created);
                 return;
             };
             f.creating = f.creating.saturating_sub(asked as u32);
@@ -310,6 +398,7 @@ impl Cluster {
                     .requested_memory
                     .saturating_sub(demand.memory * not_placed as u64);
             }
+            f.changed.notify_waiters();
             if !added.is_empty() {
                 Cluster::broadcast(
                     state,
@@ -317,7 +406,6 @@ impl Cluster {
                 );
             }
         }
-        self.changed.notify_waiters();
         self.delete_on(&worker, orphans);
         // A failed creation is retried by the next autoscaler pass, not in a loop here.
     }
