@@ -90,10 +90,10 @@ pub struct LoadReport {
 }
 
 /// How early the open loop wakes before an arrival, to absorb the timer's granularity.
-pub(crate) const TIMER_SLACK: Duration = Duration::from_micros(1500);
+pub const TIMER_SLACK: Duration = Duration::from_micros(1500);
 
 /// Yields until `instant`: the last stretch of a wait that slept until `TIMER_SLACK` before it.
-pub(crate) async fn yield_until(instant: Instant) {
+pub async fn yield_until(instant: Instant) {
     while Instant::now() < instant {
         tokio::task::yield_now().await;
     }

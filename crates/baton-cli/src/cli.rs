@@ -219,6 +219,10 @@ pub struct BenchClusterArgs {
     /// Seconds at each rate (cold-starts).
     #[arg(long, default_value_t = 5)]
     pub seconds: u64,
+    /// Seconds to wait after deploying, while workers pre-compile every function
+    /// (cold-starts).
+    #[arg(long, default_value_t = 20)]
+    pub settle: u64,
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,

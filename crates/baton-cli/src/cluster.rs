@@ -105,7 +105,7 @@ pub async fn control(args: ControlArgs) -> anyhow::Result<()> {
         tonic::transport::Server::builder()
             .add_service(service)
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                managed::nodelay(listener),
                 crate::node::shutdown_signal(),
             ),
     );

@@ -82,6 +82,7 @@ impl SandboxHost {
     ) -> anyhow::Result<Arc<Self>> {
         let channel = Channel::from_shared(control.to_owned())?
             .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
             .connect_lazy();
         let control = ControlClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -569,7 +570,7 @@ pub async fn start(
     let host = SandboxHost::new(config, runtime, artifacts, control)?;
     let service = host.grpc_service();
     tokio::spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
+        let incoming = nodelay(grpc);
         if let Err(error) = tonic::transport::Server::builder()
             .add_service(service)
             .serve_with_incoming(incoming)
@@ -581,4 +582,18 @@ pub async fn start(
     tokio::spawn(host.clone().serve_data(data));
     tokio::spawn(host.clone().run());
     Ok(host)
+}
+
+/// Accepted connections with Nagle's algorithm off: the cluster protocol's small messages
+/// (a sandbox created, an endpoint added) must not wait for delayed ACKs.
+pub fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
+        if let Ok(stream) = &stream {
+            let _ = stream.set_nodelay(true);
+        }
+        stream
+    })
 }

@@ -325,7 +325,7 @@ async fn cold_starts(args: &BenchClusterArgs) -> anyhow::Result<Value> {
         .await?;
     }
     // Let every worker finish preparing (the pre-pull each deploy triggers).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(args.settle)).await;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .pool_max_idle_per_host(256)
         .build_http::<http_body_util::Full<bytes::Bytes>>();
@@ -339,7 +339,7 @@ async fn cold_starts(args: &BenchClusterArgs) -> anyhow::Result<Value> {
         let count = count.min(total - next);
         let latencies = Arc::new(std::sync::Mutex::new(Vec::with_capacity(count)));
         let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let start = tokio::time::Instant::now() + Duration::from_millis(100);
+        let start = tokio::time::Instant::now() + Duration::from_millis(100) + baton_bench::load::TIMER_SLACK;
         let mut tasks = Vec::new();
         for k in 0..count {
             let intended = start + Duration::from_secs_f64(k as f64 / rate);
@@ -347,7 +347,10 @@ async fn cold_starts(args: &BenchClusterArgs) -> anyhow::Result<Value> {
             let (client, latencies, failures) =
                 (client.clone(), latencies.clone(), failures.clone());
             tasks.push(tokio::spawn(async move {
-                tokio::time::sleep_until(intended).await;
+                // Wake early and yield to the arrival: the timer alone is up to 1 ms late,
+                // which latency measured from the intended time would count.
+                tokio::time::sleep_until(intended - baton_bench::load::TIMER_SLACK).await;
+                baton_bench::load::yield_until(intended.into_std()).await;
                 match client.get(url).await {
                     Ok(response) if response.status() == 200 => {
                         let cold = response

@@ -370,6 +370,7 @@ impl Cluster {
     ) -> anyhow::Result<()> {
         let channel = Channel::from_shared(format!("http://{}", record.grpc_address))?
             .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
             .connect_lazy();
         let client = WorkerClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)

@@ -64,6 +64,7 @@ pub struct ClusterInvoker {
 pub fn control_client(url: &str) -> anyhow::Result<ControlClient<Channel>> {
     let channel = Channel::from_shared(url.to_owned())?
         .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
         .connect_lazy();
     Ok(ControlClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
