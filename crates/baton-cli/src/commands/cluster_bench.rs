@@ -339,7 +339,9 @@ async fn cold_starts(args: &BenchClusterArgs) -> anyhow::Result<Value> {
         let count = count.min(total - next);
         let latencies = Arc::new(std::sync::Mutex::new(Vec::with_capacity(count)));
         let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let start = tokio::time::Instant::now() + Duration::from_millis(100) + baton_bench::load::TIMER_SLACK;
+        let start = tokio::time::Instant::now()
+            + Duration::from_millis(100)
+            + baton_bench::load::TIMER_SLACK;
         let mut tasks = Vec::new();
         for k in 0..count {
             let intended = start + Duration::from_secs_f64(k as f64 / rate);

@@ -55,9 +55,7 @@ impl FunctionHost for ClusterHost {
             let mut by_worker: HashMap<String, Vec<String>> = HashMap::new();
             for (id, sandbox) in f.sandboxes {
                 if let Some(w) = state.workers.get_mut(&sandbox.worker) {
-                    w.sandboxes.remove(&id);
-                    w.requested_cpu = (w.requested_cpu - demand.cpu).max(0.0);
-                    w.requested_memory = w.requested_memory.saturating_sub(demand.memory);
+                    w.release(&id, demand);
                 }
                 by_worker.entry(sandbox.worker).or_default().push(id);
             }
@@ -116,9 +114,7 @@ impl Cluster {
                     let demand = previous.demand(self.config.sandbox_cpu);
                     for (id, sandbox) in previous.sandboxes {
                         if let Some(w) = state.workers.get_mut(&sandbox.worker) {
-                            w.sandboxes.remove(&id);
-                            w.requested_cpu = (w.requested_cpu - demand.cpu).max(0.0);
-                            w.requested_memory = w.requested_memory.saturating_sub(demand.memory);
+                            w.release(&id, demand);
                         }
                         retired.entry(sandbox.worker).or_default().push(id);
                     }

@@ -118,6 +118,23 @@ pub(crate) struct WorkerState {
 /// Placements queued per worker before new ones fail (and are retried by the autoscaler).
 const CREATION_QUEUE: usize = 65_536;
 
+impl WorkerState {
+    /// Gives back what `count` sandboxes of `demand` asked for.
+    pub(crate) fn unreserve(&mut self, demand: Demand, count: usize) {
+        self.requested_cpu = (self.requested_cpu - demand.cpu * count as f64).max(0.0);
+        self.requested_memory = self
+            .requested_memory
+            .saturating_sub(demand.memory * count as u64);
+    }
+
+    /// Forgets sandbox `id` and gives back what it asked for.
+    pub(crate) fn release(&mut self, id: &str, demand: Demand) {
+        if self.sandboxes.remove(id) {
+            self.unreserve(demand, 1);
+        }
+    }
+}
+
 pub(crate) struct Sandbox {
     pub(crate) worker: String,
 }
@@ -523,9 +540,7 @@ impl Cluster {
             f.sandboxes.remove(sandbox);
             let (demand, version) = (f.demand(self.config.sandbox_cpu), f.version);
             if let Some(w) = state.workers.get_mut(worker) {
-                w.sandboxes.remove(sandbox);
-                w.requested_cpu = (w.requested_cpu - demand.cpu).max(0.0);
-                w.requested_memory = w.requested_memory.saturating_sub(demand.memory);
+                w.release(sandbox, demand);
             }
             Self::broadcast(
                 &mut state,

@@ -206,13 +206,8 @@ impl Cluster {
                 for (worker, gone) in &deletions {
                     if let Some(w) = state.workers.get_mut(worker) {
                         for id in gone {
-                            w.sandboxes.remove(id);
+                            w.release(id, demand);
                         }
-                        w.requested_cpu =
-                            (w.requested_cpu - demand.cpu * gone.len() as f64).max(0.0);
-                        w.requested_memory = w
-                            .requested_memory
-                            .saturating_sub(demand.memory * gone.len() as u64);
                     }
                 }
                 Cluster::broadcast(
@@ -393,10 +388,7 @@ impl Cluster {
                 for e in &added {
                     w.sandboxes.insert(e.sandbox_id.clone());
                 }
-                w.requested_cpu = (w.requested_cpu - demand.cpu * not_placed as f64).max(0.0);
-                w.requested_memory = w
-                    .requested_memory
-                    .saturating_sub(demand.memory * not_placed as u64);
+                w.unreserve(demand, not_placed);
             }
             f.changed.notify_waiters();
             if !added.is_empty() {
