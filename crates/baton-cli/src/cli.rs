@@ -219,9 +219,9 @@ pub struct BenchClusterArgs {
     /// Seconds at each rate (cold-starts).
     #[arg(long, default_value_t = 5)]
     pub seconds: u64,
-    /// Seconds to wait after deploying, while workers pre-compile every function
-    /// (cold-starts).
-    #[arg(long, default_value_t = 20)]
+    /// Longest wait after deploying for the workers to finish pre-compiling every function
+    /// (until they report an idle CPU) (cold-starts).
+    #[arg(long, default_value_t = 120)]
     pub settle: u64,
     /// Print the results as JSON.
     #[arg(long)]

@@ -137,10 +137,15 @@ impl SandboxHost {
         let key = format!("{}@{}", function.name, function.version);
         let cell = {
             let mut prepared = self.prepared.lock().unwrap();
-            // Older versions of this function are no longer needed.
-            let prefix = format!("{}@", function.name);
-            prepared.retain(|k, _| !k.starts_with(&prefix) || *k == key);
-            prepared.entry(key).or_default().clone()
+            match prepared.get(&key) {
+                Some(cell) => cell.clone(),
+                None => {
+                    // A new version: the older ones of this function are no longer needed.
+                    let prefix = format!("{}@", function.name);
+                    prepared.retain(|k, _| !k.starts_with(&prefix));
+                    prepared.entry(key).or_default().clone()
+                }
+            }
         };
         let result = cell
             .get_or_init(|| async {

@@ -324,8 +324,22 @@ async fn cold_starts(args: &BenchClusterArgs) -> anyhow::Result<Value> {
         }))
         .await?;
     }
-    // Let every worker finish preparing (the pre-pull each deploy triggers).
-    tokio::time::sleep(Duration::from_secs(args.settle)).await;
+    // Let every worker finish preparing (the pre-pull each deploy triggers): wait until the
+    // workers report an idle CPU, at most `--settle` seconds.
+    let deadline = Instant::now() + Duration::from_secs(args.settle);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    while Instant::now() < deadline {
+        let nodes = setup
+            .client
+            .clone()
+            .list_nodes(proto::Empty {})
+            .await?
+            .into_inner();
+        if nodes.workers.iter().all(|w| w.cpu_used < 0.05) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .pool_max_idle_per_host(256)
         .build_http::<http_body_util::Full<bytes::Bytes>>();
