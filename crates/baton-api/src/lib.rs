@@ -5,6 +5,7 @@
 //! without pulling in each other's dependencies.
 #![deny(missing_docs)]
 
+pub mod cluster_auth;
 mod error;
 mod grpc_error;
 mod name;

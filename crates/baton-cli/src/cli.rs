@@ -43,8 +43,8 @@ pub enum Command {
 /// Durations are like `500ms`, `2s`, `1m`.
 #[derive(Debug, Args)]
 pub struct ControlArgs {
-    /// gRPC address gateways and workers connect to (loopback only: the cluster protocol
-    /// is not authenticated yet).
+    /// gRPC address gateways and workers connect to (beyond loopback only with
+    /// --cluster-token).
     #[arg(long, env = "BATON_CONTROL_LISTEN", default_value = "127.0.0.1:9090")]
     pub listen: String,
     /// Where the registry (redb), components and compiled code are kept [default:
@@ -79,6 +79,10 @@ pub struct ControlArgs {
     /// Idle time before a function scales to zero.
     #[arg(long, default_value = "30s")]
     pub scale_to_zero_grace: String,
+    /// Shared secret of the cluster: every gRPC call carries it and every role requires it.
+    /// Mandatory to listen beyond loopback.
+    #[arg(long, env = "BATON_CLUSTER_TOKEN", hide_env_values = true)]
+    pub cluster_token: Option<String>,
     /// Log format: `text` or `json`.
     #[arg(long, env = "BATON_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -101,6 +105,10 @@ pub struct GatewayArgs {
     /// How often in-flight counts go to the autoscaler.
     #[arg(long, default_value = "1s")]
     pub metrics_interval: String,
+    /// Shared secret of the cluster: every gRPC call carries it and every role requires it.
+    /// Mandatory to listen beyond loopback.
+    #[arg(long, env = "BATON_CLUSTER_TOKEN", hide_env_values = true)]
+    pub cluster_token: Option<String>,
     /// Bearer token required on /system/*; mandatory when listening beyond loopback.
     #[arg(long, env = "BATON_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -114,7 +122,8 @@ pub struct WorkerArgs {
     /// The control plane's gRPC URL.
     #[arg(long, env = "BATON_CONTROL", default_value = "http://127.0.0.1:9090")]
     pub control: String,
-    /// gRPC address the control plane calls (port 0: any free port; loopback only).
+    /// gRPC address the control plane calls (port 0: any free port; beyond loopback only
+    /// with --cluster-token).
     #[arg(long, env = "BATON_WORKER_LISTEN", default_value = "127.0.0.1:0")]
     pub listen: String,
     /// Address gateways send invocations to.
@@ -144,6 +153,10 @@ pub struct WorkerArgs {
     /// Memory offered to placement, e.g. `16Gi` [default: the machine's].
     #[arg(long)]
     pub memory: Option<String>,
+    /// Shared secret of the cluster: every gRPC call carries it and every role requires it.
+    /// Mandatory to listen beyond loopback.
+    #[arg(long, env = "BATON_CLUSTER_TOKEN", hide_env_values = true)]
+    pub cluster_token: Option<String>,
     /// Log format: `text` or `json`.
     #[arg(long, env = "BATON_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

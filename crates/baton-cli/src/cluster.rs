@@ -4,11 +4,10 @@
 use crate::cli::{ControlArgs, GatewayArgs, WorkerArgs};
 use anyhow::{Context, bail};
 use baton_api::cluster::control_server::ControlServer;
+use baton_api::cluster_auth::{ClientAuth, MAX_MESSAGE_BYTES, ServerAuth};
 use baton_api::{FunctionAdmin, Invoker, parse_duration, parse_memory};
 use baton_control::autoscaler::KpaConfig;
-use baton_control::cluster::{
-    Cluster, ClusterConfig, ClusterHost, ControlService, MAX_MESSAGE_BYTES,
-};
+use baton_control::cluster::{Cluster, ClusterConfig, ClusterHost, ControlService};
 use baton_control::{ControlPlane, open_store};
 use baton_gateway::cluster::{ClusterAdmin, ClusterGatewayConfig, ClusterInvoker};
 use baton_runtime::fake::FakeRuntime;
@@ -19,20 +18,24 @@ use baton_worker::managed::{self, ManagedConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tonic::service::interceptor::InterceptedService;
 
 fn duration(text: &str, flag: &str) -> anyhow::Result<std::time::Duration> {
     parse_duration(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
 }
 
-/// The cluster protocol has no authentication yet, so its listeners stay on loopback.
-fn loopback(text: &str, flag: &str) -> anyhow::Result<SocketAddr> {
+/// Only members talk: a cluster listener beyond loopback needs the cluster token.
+fn listen_address(text: &str, flag: &str, token: &Option<String>) -> anyhow::Result<SocketAddr> {
     let address: SocketAddr = text
         .parse()
         .with_context(|| format!("--{flag} {text:?} is not host:port"))?;
-    if !address.ip().is_loopback() {
+    if !address.ip().is_loopback() && token.is_none() {
         bail!(
-            "--{flag} {address}: the cluster protocol is not authenticated yet, so it only listens on loopback"
+            "--{flag} {address}: listening beyond loopback needs a cluster token (--cluster-token or BATON_CLUSTER_TOKEN)"
         );
+    }
+    if token.as_deref().is_some_and(|t| t.len() < 16) {
+        bail!("the cluster token must be at least 16 characters");
     }
     Ok(address)
 }
@@ -61,7 +64,7 @@ fn wasm_runtime(dir: &Path, artifacts: &ArtifactStore) -> anyhow::Result<WasmRun
 
 /// Runs the control plane until SIGINT or SIGTERM.
 pub async fn control(args: ControlArgs) -> anyhow::Result<()> {
-    let listen = loopback(&args.listen, "listen")?;
+    let listen = listen_address(&args.listen, "listen", &args.cluster_token)?;
     let dir = data_dir(args.data_dir, "baton-control")?;
     let artifacts = ArtifactStore::open(dir.join("artifacts"))?;
     let config = ClusterConfig {
@@ -75,6 +78,7 @@ pub async fn control(args: ControlArgs) -> anyhow::Result<()> {
             scale_to_zero_grace: duration(&args.scale_to_zero_grace, "scale-to-zero-grace")?,
             ..KpaConfig::default()
         },
+        auth: ClientAuth::new(args.cluster_token.as_deref())?,
         ..ClusterConfig::default()
     };
     let store = open_store(&args.store, &dir.join("registry.redb"), &args.store_prefix)
@@ -94,13 +98,16 @@ pub async fn control(args: ControlArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {listen} (in use? set --listen)"))?;
     let address = listener.local_addr()?;
-    let service = ControlServer::new(ControlService::new(
-        registry.clone(),
-        cluster.clone(),
-        artifacts,
-    ))
-    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let service = InterceptedService::new(
+        ControlServer::new(ControlService::new(
+            registry.clone(),
+            cluster.clone(),
+            artifacts,
+        ))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        ServerAuth::new(args.cluster_token.as_deref()),
+    );
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service)
@@ -133,14 +140,16 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {listen} (in use? set BATON_LISTEN)"))?;
     let address = listener.local_addr()?;
+    let auth = ClientAuth::new(args.cluster_token.as_deref())?;
     let invoker = ClusterInvoker::start(ClusterGatewayConfig {
         id: args.id.unwrap_or_else(|| format!("gateway-{address}")),
         address: address.to_string(),
         control: args.control.clone(),
         load_balancing: args.load_balancing,
         metrics_interval: duration(&args.metrics_interval, "metrics-interval")?,
+        auth: auth.clone(),
     })?;
-    let admin = Arc::new(ClusterAdmin::new(&args.control)?);
+    let admin = Arc::new(ClusterAdmin::new(&args.control, &auth)?);
     let metrics_source = invoker.clone();
     let router = baton_gateway::router(
         baton_gateway::GatewayConfig {
@@ -165,7 +174,7 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
 
 /// Runs one worker (or `--count` of them) until SIGINT or SIGTERM.
 pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
-    let listen = loopback(&args.listen, "listen")?;
+    let listen = listen_address(&args.listen, "listen", &args.cluster_token)?;
     let data_listen: SocketAddr = args
         .data_listen
         .parse()
@@ -219,6 +228,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
                 cpu_cores,
                 memory_bytes,
                 log_lines: 1000,
+                token: args.cluster_token.clone(),
             },
             listen,
             data_listen,

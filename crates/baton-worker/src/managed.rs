@@ -9,9 +9,9 @@
 //! does not know it.
 
 use async_trait::async_trait;
-use baton_api::cluster::control_client::ControlClient;
 use baton_api::cluster::worker_server::{Worker as WorkerRpc, WorkerServer};
 use baton_api::cluster::{self as proto};
+use baton_api::cluster_auth::{ClientAuth, ControlConn, ServerAuth, control_conn};
 use baton_api::{ApiError, FunctionSpec, RuntimeSpec};
 use baton_runtime::{ArtifactStore, FunctionLogs, Prepared, Runtime, Sandbox};
 use bytes::Bytes;
@@ -22,11 +22,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{Notify, OnceCell};
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-/// Largest message on the cluster protocol (component fetches).
-const MAX_MESSAGE_BYTES: usize = 300 << 20;
+use baton_api::cluster_auth::MAX_MESSAGE_BYTES;
 /// Header of a worker answer meaning "no such sandbox here": nothing ran, the gateway may
 /// try another sandbox.
 pub const SANDBOX_MISSING: &str = "x-baton-sandbox-missing";
@@ -46,6 +44,8 @@ pub struct ManagedConfig {
     pub memory_bytes: u64,
     /// Output lines kept per function.
     pub log_lines: usize,
+    /// The cluster token: sent to the control plane, required from it.
+    pub token: Option<String>,
 }
 
 struct ManagedSandbox {
@@ -64,7 +64,7 @@ pub struct SandboxHost {
     config: ManagedConfig,
     runtime: Arc<dyn Runtime>,
     artifacts: ArtifactStore,
-    control: ControlClient<Channel>,
+    control: ControlConn,
     /// `name@version` → the prepared function, made once even under concurrent requests.
     prepared: Mutex<HashMap<String, PreparedCell>>,
     sandboxes: RwLock<HashMap<String, Arc<ManagedSandbox>>>,
@@ -80,13 +80,7 @@ impl SandboxHost {
         artifacts: ArtifactStore,
         control: &str,
     ) -> anyhow::Result<Arc<Self>> {
-        let channel = Channel::from_shared(control.to_owned())?
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true)
-            .connect_lazy();
-        let control = ControlClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let control = control_conn(control, &ClientAuth::new(config.token.as_deref())?)?;
         Ok(Arc::new(SandboxHost {
             config,
             runtime,
@@ -389,10 +383,16 @@ impl SandboxHost {
     }
 
     /// The gRPC service the control plane calls.
-    pub fn grpc_service(self: &Arc<Self>) -> WorkerServer<WorkerService> {
-        WorkerServer::new(WorkerService(self.clone()))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    pub fn grpc_service(
+        self: &Arc<Self>,
+    ) -> tonic::service::interceptor::InterceptedService<WorkerServer<WorkerService>, ServerAuth>
+    {
+        tonic::service::interceptor::InterceptedService::new(
+            WorkerServer::new(WorkerService(self.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            ServerAuth::new(self.config.token.as_deref()),
+        )
     }
 
     /// Serves invocations from gateways on `listener`: `ANY /sandbox/{id}/{path}`.

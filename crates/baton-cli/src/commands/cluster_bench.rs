@@ -15,14 +15,13 @@
 
 use crate::cli::BenchClusterArgs;
 use anyhow::{Context, bail};
-use baton_api::cluster::control_client::ControlClient;
 use baton_api::cluster::{self as proto};
+use baton_api::cluster_auth::{ClientAuth, ControlConn, control_conn};
 use serde_json::{Value, json};
 use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tonic::transport::Channel;
 
 /// A role process, killed on drop.
 struct Proc {
@@ -59,7 +58,7 @@ struct Setup {
     control: Option<Proc>,
     _workers: Proc,
     gateway: Proc,
-    client: ControlClient<Channel>,
+    client: ControlConn,
 }
 
 fn control_args(dir: &std::path::Path, port: u16) -> Vec<String> {
@@ -124,7 +123,7 @@ impl Setup {
             "baton gateway listening on ",
         )
         .await?;
-        let client = baton_gateway::cluster::control_client(&url)?;
+        let client = control_conn(&url, &ClientAuth::default())?;
         let setup = Setup {
             dir,
             port,

@@ -487,7 +487,8 @@ fn bad_cluster_flags_are_refused_with_a_reason() {
         assert!(!out.status.success(), "{args:?} was accepted");
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    assert!(run(&["worker", "--listen", "0.0.0.0:0"]).contains("loopback"));
+    assert!(run(&["worker", "--listen", "0.0.0.0:0"]).contains("cluster token"));
+    assert!(run(&["worker", "--cluster-token", "short"]).contains("16 characters"));
     assert!(
         run(&[
             "control",
@@ -541,4 +542,96 @@ mod reqwest_like {
             _ => 0,
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_a_cluster_token_only_members_take_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "a-long-enough-cluster-secret";
+    let port = free_ports(1)[0];
+    let listen = format!("127.0.0.1:{port}");
+    let control = format!("http://{listen}");
+    let data = dir.path().join("control");
+    let _control = Role::start(
+        &[
+            "control",
+            "--listen",
+            &listen,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--cluster-token",
+            token,
+        ],
+        "baton control listening",
+    );
+    let member_dir = dir.path().join("member");
+    let _member = Role::start(
+        &[
+            "worker",
+            "--control",
+            &control,
+            "--id",
+            "member",
+            "--cluster-token",
+            token,
+            "--data-dir",
+            member_dir.to_str().unwrap(),
+        ],
+        "baton worker",
+    );
+    let stranger_dir = dir.path().join("stranger");
+    let _stranger = Role::start(
+        &[
+            "worker",
+            "--control",
+            &control,
+            "--id",
+            "stranger",
+            "--data-dir",
+            stranger_dir.to_str().unwrap(),
+        ],
+        "baton worker",
+    );
+    let gateway = |token: Option<&str>| {
+        let mut args = vec!["gateway", "--control", &control, "--listen", "127.0.0.1:0"];
+        if let Some(token) = token {
+            args.extend(["--cluster-token", token]);
+        }
+        let (child, line) = spawn(&args, "baton gateway listening on ");
+        let url = line
+            .strip_prefix("baton gateway listening on ")
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap()
+            .to_owned();
+        Node::from_child(child, url, dir.path())
+    };
+    let (member_gateway, stranger_gateway) = (gateway(Some(token)), gateway(None));
+
+    deploy(&member_gateway, "hello", baton_guests::HELLO, json!({})).await;
+    let reply = member_gateway.get("/function/hello?name=Ada").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let nodes = member_gateway.get("/system/nodes").await.json();
+    let ids: Vec<&str> = nodes["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["member"],
+        "a worker without the token registered: {nodes}"
+    );
+
+    // A gateway without the token is refused by the control plane, with a reason.
+    let refused = stranger_gateway
+        .deploy("POST", json!({"service": "x", "envProcess": "cat"}))
+        .await;
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    assert!(
+        refused.text().contains("cluster token"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(stranger_gateway.get("/function/hello").await.status, 404);
 }

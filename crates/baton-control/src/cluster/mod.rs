@@ -21,10 +21,10 @@ pub use service::ControlService;
 use crate::autoscaler::{ConcurrencyWindow, KpaConfig, KpaState};
 use crate::placement::{Demand, Placement, WorkerLoad, placement_policy};
 use crate::{Store, Table};
-use baton_api::cluster::worker_client::WorkerClient;
 use baton_api::cluster::{
     self as proto, Endpoint, EndpointDelta, GatewayUpdate, SandboxIds, WorkerInfo,
 };
+use baton_api::cluster_auth::{ClientAuth, WorkerConn, worker_conn};
 use baton_api::{FunctionSpec, Replicas};
 use baton_runtime::Runtime;
 use serde::{Deserialize, Serialize};
@@ -33,10 +33,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc};
-use tonic::transport::Channel;
 
-/// Largest message on the cluster protocol: a component upload or artifact fetch.
-pub const MAX_MESSAGE_BYTES: usize = 300 << 20;
+pub use baton_api::cluster_auth::MAX_MESSAGE_BYTES;
 
 /// Cluster-manager settings.
 #[derive(Debug, Clone)]
@@ -55,6 +53,8 @@ pub struct ClusterConfig {
     pub sandbox_cpu: f64,
     /// Deadline of one RPC to a worker. Default 30 s (sandbox creation included).
     pub worker_rpc_timeout: Duration,
+    /// The cluster token sent to workers.
+    pub auth: ClientAuth,
 }
 
 impl Default for ClusterConfig {
@@ -67,6 +67,7 @@ impl Default for ClusterConfig {
             kpa: KpaConfig::default(),
             sandbox_cpu: 0.1,
             worker_rpc_timeout: Duration::from_secs(30),
+            auth: ClientAuth::default(),
         }
     }
 }
@@ -102,7 +103,7 @@ pub(crate) struct GatewayRecord {
 
 pub(crate) struct WorkerState {
     pub(crate) record: WorkerRecord,
-    pub(crate) client: WorkerClient<Channel>,
+    pub(crate) client: WorkerConn,
     pub(crate) alive: bool,
     pub(crate) last_heartbeat: Instant,
     pub(crate) cpu_used: f64,
@@ -385,13 +386,7 @@ impl Cluster {
         record: WorkerRecord,
         heartbeat: Instant,
     ) -> anyhow::Result<()> {
-        let channel = Channel::from_shared(format!("http://{}", record.grpc_address))?
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true)
-            .connect_lazy();
-        let client = WorkerClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let client = worker_conn(&record.grpc_address, &self.config.auth)?;
         let (creations, queue) = mpsc::channel(CREATION_QUEUE);
         tokio::spawn(
             self.clone()

@@ -3,13 +3,12 @@
 
 use super::{Cluster, Sandbox};
 use crate::autoscaler::decide;
-use baton_api::cluster::worker_client::WorkerClient;
 use baton_api::cluster::{self as proto, CreateSandboxes, Endpoint};
+use baton_api::cluster_auth::WorkerConn;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
-use tonic::transport::Channel;
 
 /// A gateway's report counts this long; after that it is taken as zero.
 const REPORT_LIFETIME: Duration = Duration::from_secs(3);
@@ -256,7 +255,7 @@ impl Cluster {
     pub(crate) async fn batch_creations(
         self: Arc<Self>,
         worker: String,
-        client: WorkerClient<Channel>,
+        client: WorkerConn,
         mut queue: mpsc::Receiver<proto::Placement>,
     ) {
         let in_flight = Arc::new(Semaphore::new(4));
@@ -282,7 +281,7 @@ impl Cluster {
     async fn create_batch(
         &self,
         worker: &str,
-        mut client: WorkerClient<Channel>,
+        mut client: WorkerConn,
         batch: Vec<proto::Placement>,
     ) {
         let mut request = tonic::Request::new(CreateSandboxes {

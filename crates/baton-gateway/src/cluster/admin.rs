@@ -1,32 +1,30 @@
 //! The admin API in cluster mode: `/system/*` calls go to the control plane over gRPC.
 
-use super::control_client;
 use async_trait::async_trait;
-use baton_api::cluster::control_client::ControlClient;
 use baton_api::cluster::{self as proto};
+use baton_api::cluster_auth::{ClientAuth, ControlConn, control_conn};
 use baton_api::{ApiError, DeployMode, DeployRequest, FunctionAdmin, FunctionStatus, LogEntry};
 use bytes::Bytes;
 use serde_json::json;
 use std::time::Duration;
-use tonic::transport::Channel;
 
 /// Deadline of an admin call (a deploy compiles the component on the control plane).
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Forwards the admin API to the control plane.
 pub struct ClusterAdmin {
-    control: ControlClient<Channel>,
+    control: ControlConn,
 }
 
 impl ClusterAdmin {
-    /// Talks to the control plane at `url`.
-    pub fn new(url: &str) -> anyhow::Result<Self> {
+    /// Talks to the control plane at `url`, sending the cluster token.
+    pub fn new(url: &str, auth: &ClientAuth) -> anyhow::Result<Self> {
         Ok(ClusterAdmin {
-            control: control_client(url)?,
+            control: control_conn(url, auth)?,
         })
     }
 
-    fn client(&self) -> ControlClient<Channel> {
+    fn client(&self) -> ControlConn {
         self.control.clone()
     }
 }

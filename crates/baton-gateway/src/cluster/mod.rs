@@ -15,8 +15,8 @@ pub use admin::ClusterAdmin;
 
 use crate::balance::{LoadBalancer, load_balancer};
 use async_trait::async_trait;
-use baton_api::cluster::control_client::ControlClient;
 use baton_api::cluster::{self as proto, GatewayUpdate};
+use baton_api::cluster_auth::{ClientAuth, ControlConn, control_conn};
 use baton_api::{ApiError, ErrorKind, FunctionSpec, InvokeOutcome, Invoker};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -28,12 +28,9 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
 /// Header of a worker answer meaning the sandbox is not there (nothing ran).
 const SANDBOX_MISSING: &str = "x-baton-sandbox-missing";
-/// Largest message on the cluster protocol.
-pub(crate) const MAX_MESSAGE_BYTES: usize = 300 << 20;
 
 /// Settings of a cluster gateway.
 #[derive(Debug, Clone)]
@@ -48,27 +45,18 @@ pub struct ClusterGatewayConfig {
     pub load_balancing: String,
     /// How often load goes to the autoscaler. Default 1 s.
     pub metrics_interval: Duration,
+    /// The cluster token sent to the control plane.
+    pub auth: ClientAuth,
 }
 
 /// The gateway's [`Invoker`] in cluster mode.
 pub struct ClusterInvoker {
     config: ClusterGatewayConfig,
-    control: ControlClient<Channel>,
+    control: ControlConn,
     routes: RwLock<HashMap<String, Arc<Route>>>,
     balancer: Box<dyn LoadBalancer>,
     http: Client<HttpConnector, Full<Bytes>>,
     connected: AtomicBool,
-}
-
-/// Connects to the control plane's gRPC service at `url` (lazily: it may be down).
-pub fn control_client(url: &str) -> anyhow::Result<ControlClient<Channel>> {
-    let channel = Channel::from_shared(url.to_owned())?
-        .connect_timeout(Duration::from_secs(2))
-        .tcp_nodelay(true)
-        .connect_lazy();
-    Ok(ControlClient::new(channel)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
 }
 
 impl ClusterInvoker {
@@ -83,7 +71,7 @@ impl ClusterInvoker {
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
         let invoker = Arc::new(ClusterInvoker {
-            control: control_client(&config.control)?,
+            control: control_conn(&config.control, &config.auth)?,
             config,
             routes: RwLock::default(),
             balancer,
