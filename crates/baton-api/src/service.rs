@@ -70,7 +70,7 @@ pub trait FunctionAdmin: Send + Sync + 'static {
     /// Removes a function.
     async fn delete(&self, name: &str) -> Result<(), ApiError>;
     /// Every function.
-    async fn list(&self) -> Vec<FunctionStatus>;
+    async fn list(&self) -> Result<Vec<FunctionStatus>, ApiError>;
     /// One function.
     async fn get(&self, name: &str) -> Result<FunctionStatus, ApiError>;
     /// The last `tail` lines `name` printed.

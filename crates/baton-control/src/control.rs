@@ -287,10 +287,10 @@ impl FunctionAdmin for ControlPlane {
         Ok(())
     }
 
-    async fn list(&self) -> Vec<FunctionStatus> {
+    async fn list(&self) -> Result<Vec<FunctionStatus>, ApiError> {
         let registrations: Vec<Registration> =
             self.registry.read().unwrap().values().cloned().collect();
-        registrations.iter().map(|r| self.status(r)).collect()
+        Ok(registrations.iter().map(|r| self.status(r)).collect())
     }
 
     async fn get(&self, name: &str) -> Result<FunctionStatus, ApiError> {

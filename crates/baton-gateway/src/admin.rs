@@ -27,14 +27,14 @@ fn with_counts(shared: &Shared, mut status: FunctionStatus) -> FunctionStatus {
 }
 
 /// `GET /system/functions`.
-pub(crate) async fn list(State(shared): State<Arc<Shared>>) -> Json<Vec<FunctionStatus>> {
-    let statuses = shared.admin.list().await;
-    Json(
+pub(crate) async fn list(State(shared): State<Arc<Shared>>) -> Reply<Json<Vec<FunctionStatus>>> {
+    let statuses = shared.admin.list().await?;
+    Ok(Json(
         statuses
             .into_iter()
             .map(|s| with_counts(&shared, s))
             .collect(),
-    )
+    ))
 }
 
 /// `GET /system/function/{name}`.

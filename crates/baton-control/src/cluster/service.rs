@@ -83,7 +83,13 @@ impl Control for ControlService {
         &self,
         _: Request<proto::Empty>,
     ) -> Result<Response<proto::FunctionStatusList>, Status> {
-        let json = self.registry.list().await.iter().map(status_json).collect();
+        let json = self
+            .registry
+            .list()
+            .await?
+            .iter()
+            .map(status_json)
+            .collect();
         Ok(Response::new(proto::FunctionStatusList { json }))
     }
 

@@ -71,19 +71,12 @@ impl FunctionAdmin for ClusterAdmin {
         Ok(())
     }
 
-    async fn list(&self) -> Vec<FunctionStatus> {
-        match self.client().list_functions(request(proto::Empty {})).await {
-            Ok(reply) => reply
-                .get_ref()
-                .json
-                .iter()
-                .filter_map(|j| status(j).ok())
-                .collect(),
-            Err(error) => {
-                tracing::warn!(error = %error.message(), "listing functions: control plane unavailable");
-                Vec::new()
-            }
-        }
+    async fn list(&self) -> Result<Vec<FunctionStatus>, ApiError> {
+        let reply = self
+            .client()
+            .list_functions(request(proto::Empty {}))
+            .await?;
+        reply.get_ref().json.iter().map(|j| status(j)).collect()
     }
 
     async fn get(&self, name: &str) -> Result<FunctionStatus, ApiError> {
