@@ -135,12 +135,7 @@ impl Setup {
         // Wait until every worker has registered.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let nodes = setup
-                .client
-                .clone()
-                .list_nodes(proto::Empty {})
-                .await?
-                .into_inner();
+            let nodes = setup.nodes().await?;
             if nodes.workers.iter().filter(|w| w.alive).count() >= workers {
                 break;
             }
@@ -177,14 +172,23 @@ impl Setup {
         Ok(())
     }
 
-    async fn sandboxes(&self) -> anyhow::Result<usize> {
-        let nodes = self
+    async fn nodes(&self) -> anyhow::Result<proto::Nodes> {
+        Ok(self
             .client
             .clone()
             .list_nodes(proto::Empty {})
             .await?
-            .into_inner();
-        Ok(nodes.workers.iter().map(|w| w.sandboxes.len()).sum())
+            .into_inner())
+    }
+
+    async fn sandboxes(&self) -> anyhow::Result<usize> {
+        Ok(self
+            .nodes()
+            .await?
+            .workers
+            .iter()
+            .map(|w| w.sandboxes.len())
+            .sum())
     }
 }
 
@@ -328,12 +332,7 @@ async fn cold_starts(args: &BenchClusterArgs) -> anyhow::Result<Value> {
     let deadline = Instant::now() + Duration::from_secs(args.settle);
     tokio::time::sleep(Duration::from_secs(2)).await;
     while Instant::now() < deadline {
-        let nodes = setup
-            .client
-            .clone()
-            .list_nodes(proto::Empty {})
-            .await?
-            .into_inner();
+        let nodes = setup.nodes().await?;
         if nodes.workers.iter().all(|w| w.cpu_used < 0.05) {
             break;
         }
