@@ -57,7 +57,27 @@ struct ManagedSandbox {
     idle: Notify,
 }
 
-type PreparedCell = Arc<OnceCell<Result<Arc<dyn Prepared>, String>>>;
+/// A function prepared once per version: its spec and what makes its sandboxes.
+type PreparedFunction = (Arc<FunctionSpec>, Arc<dyn Prepared>);
+/// One invocation in flight on a sandbox; a drain waits for the count to reach zero.
+struct InFlight<'a>(&'a ManagedSandbox);
+
+impl<'a> InFlight<'a> {
+    fn enter(sandbox: &'a ManagedSandbox) -> Self {
+        sandbox.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(sandbox)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+type PreparedCell = Arc<OnceCell<Result<PreparedFunction, String>>>;
 
 /// The sandboxes of one machine in a cluster.
 pub struct SandboxHost {
@@ -121,13 +141,9 @@ impl SandboxHost {
             .clone()
     }
 
-    /// Prepares `function` once per version: fetches its component when missing, compiles.
-    async fn prepare(
-        &self,
-        function: &proto::Function,
-    ) -> Result<(Arc<FunctionSpec>, Arc<dyn Prepared>), String> {
-        let spec: FunctionSpec = serde_json::from_slice(&function.spec_json)
-            .map_err(|e| format!("unreadable function spec: {e}"))?;
+    /// Prepares `function` once per version: reads its spec, fetches its component when
+    /// missing, compiles. Later calls for the same version share the result.
+    async fn prepare(&self, function: &proto::Function) -> Result<PreparedFunction, String> {
         let key = format!("{}@{}", function.name, function.version);
         let cell = {
             let mut prepared = self.prepared.lock().unwrap();
@@ -137,28 +153,29 @@ impl SandboxHost {
                     // A new version: the older ones of this function are no longer needed.
                     let prefix = format!("{}@", function.name);
                     prepared.retain(|k, _| !k.starts_with(&prefix));
-                    prepared.entry(key).or_default().clone()
+                    prepared.entry(key.clone()).or_default().clone()
                 }
             }
         };
         let result = cell
             .get_or_init(|| async {
+                let spec: FunctionSpec = serde_json::from_slice(&function.spec_json)
+                    .map_err(|e| format!("unreadable function spec: {e}"))?;
                 self.fetch_component(&spec).await?;
-                self.runtime
+                let prepared = self
+                    .runtime
                     .prepare(&spec)
                     .await
-                    .map_err(|e| format!("preparing {}: {e:#}", spec.name))
+                    .map_err(|e| format!("preparing {}: {e:#}", spec.name))?;
+                Ok((Arc::new(spec), prepared))
             })
             .await
             .clone();
         if result.is_err() {
             // Let a later request try again (the control plane may have been away).
-            self.prepared
-                .lock()
-                .unwrap()
-                .remove(&format!("{}@{}", function.name, function.version));
+            self.prepared.lock().unwrap().remove(&key);
         }
-        Ok((Arc::new(spec), result?))
+        result
     }
 
     async fn fetch_component(&self, spec: &FunctionSpec) -> Result<(), String> {
@@ -258,11 +275,11 @@ impl SandboxHost {
                 ))))
                 .expect("static response");
         };
-        sandbox.in_flight.fetch_add(1, Ordering::AcqRel);
-        let result = sandbox.sandbox.invoke(request).await;
-        if sandbox.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            sandbox.idle.notify_waiters();
-        }
+        let result = {
+            // Counted until the invocation ends, also when the gateway gives up on it.
+            let _in_flight = InFlight::enter(&sandbox);
+            sandbox.sandbox.invoke(request).await
+        };
         match result {
             Ok(response) => response.map(Full::new),
             Err(error) => {

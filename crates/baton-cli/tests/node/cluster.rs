@@ -233,6 +233,15 @@ async fn functions_scale_from_zero_on_any_gateway_and_back_to_zero() {
     assert_eq!(warm.text(), "Hello, Bo!\n");
     assert_eq!(warm.header("x-baton-cold-start"), "false");
     assert_eq!(cluster.sandbox_count("hello").await, 1);
+    let metrics = a.get("/metrics").await.text();
+    assert!(
+        metrics.contains("baton_function_sandboxes{function_name=\"hello\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("baton_control_plane_connected 1"),
+        "{metrics}"
+    );
 
     // Idle past the grace period: back to zero, and the next call is cold again.
     assert!(
@@ -315,6 +324,33 @@ async fn load_scales_out_across_workers_within_the_per_sandbox_limit() {
         spread.iter().filter(|(_, ids)| !ids.is_empty()).count() >= 2,
         "sandboxes not spread over workers: {spread:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_gives_up_does_not_keep_its_sandbox_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), "redb");
+    let gateway = &cluster.gateways[0];
+    // One sandbox, one request at a time.
+    deploy(
+        gateway,
+        "busy",
+        baton_guests::BUSY,
+        json!({"envVars": {"max_inflight": "1", "exec_timeout": "3s"}, "labels": {"com.openfaas.scale.max": "1"}}),
+    )
+    .await;
+    assert_eq!(gateway.get("/function/busy?ms=1").await.status, 200);
+    // The client hangs up while its request runs.
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(200),
+        gateway.get("/function/busy?ms=800"),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the slow call should still be running");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Its slot is free again: the next call is served, not queued until its timeout.
+    let next = gateway.get("/function/busy?ms=1").await;
+    assert_eq!(next.status, 200, "{}", next.text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -34,8 +34,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc};
 
-pub use baton_api::cluster_auth::MAX_MESSAGE_BYTES;
-
 /// Cluster-manager settings.
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
@@ -168,10 +166,7 @@ impl FunctionState {
     }
 
     pub(crate) fn demand(&self, sandbox_cpu: f64) -> Demand {
-        Demand {
-            cpu: sandbox_cpu,
-            memory: self.spec.limits.memory_bytes,
-        }
+        sandbox_demand(&self.spec, sandbox_cpu)
     }
 
     pub(crate) fn kpa_config(&self, base: &KpaConfig) -> KpaConfig {
@@ -181,6 +176,15 @@ impl FunctionState {
             max: self.spec.scaling.max,
             ..base.clone()
         }
+    }
+}
+
+/// What one sandbox of `spec` asks of its worker: the configured CPU share and the
+/// function's memory limit.
+pub(crate) fn sandbox_demand(spec: &FunctionSpec, sandbox_cpu: f64) -> Demand {
+    Demand {
+        cpu: sandbox_cpu,
+        memory: spec.limits.memory_bytes,
     }
 }
 
@@ -239,22 +243,19 @@ impl Cluster {
 
     /// Starts the autoscaler and the failure detector.
     pub fn spawn_loops(self: &Arc<Self>) {
+        self.every(self.config.scaling_interval, Cluster::autoscale);
+        self.every(self.config.heartbeat_interval, Cluster::detect_failures);
+    }
+
+    /// Runs `pass` every `period` for as long as the process lives (late ticks are skipped).
+    fn every(self: &Arc<Self>, period: Duration, pass: fn(&Arc<Cluster>)) {
         let cluster = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(cluster.config.scaling_interval);
+            let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 tick.tick().await;
-                cluster.autoscale();
-            }
-        });
-        let cluster = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(cluster.config.heartbeat_interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            loop {
-                tick.tick().await;
-                cluster.detect_failures();
+                pass(&cluster);
             }
         });
     }

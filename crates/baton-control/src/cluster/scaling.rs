@@ -355,6 +355,13 @@ impl Cluster {
                 .filter(|w| w.alive)
                 .map(|w| w.record.data_address.clone());
             let Some(f) = state.functions.get_mut(&function.name) else {
+                // Removed meanwhile: give back what placement reserved, delete what came up.
+                if let (Some(w), Ok(spec)) = (
+                    state.workers.get_mut(&worker),
+                    serde_json::from_slice::<baton_api::FunctionSpec>(&function.spec_json),
+                ) {
+                    w.unreserve(super::sandbox_demand(&spec, self.config.sandbox_cpu), asked);
+                }
                 drop(guard);
                 self.delete_on(&worker, created);
                 return;

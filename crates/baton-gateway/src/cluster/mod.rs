@@ -23,7 +23,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use route::{Endpoint, Route};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -204,7 +204,7 @@ impl ClusterInvoker {
         let mut tick = tokio::time::interval(sample.max(Duration::from_millis(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut n = 0u32;
-        let mut reported_last_time: Vec<String> = Vec::new();
+        let mut reported_last_time: HashSet<String> = HashSet::new();
         loop {
             tick.tick().await;
             let routes: Vec<(String, Arc<Route>)> = self
@@ -425,9 +425,10 @@ impl Invoker for ClusterInvoker {
             let changed = route.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if let Some(endpoint) = route.acquire(self.balancer.as_ref()) {
+            if let Some(lease) = route.acquire(self.balancer.as_ref()) {
+                let endpoint = lease.endpoint.clone();
                 let result = self.forward(&endpoint, &route.spec, &parts, &body).await;
-                route.release(&endpoint);
+                drop(lease);
                 attempts += 1;
                 match result {
                     Ok(response) => {

@@ -51,6 +51,18 @@ pub(crate) struct Route {
     pub(crate) from_zero_requested: AtomicBool,
 }
 
+/// A slot in one sandbox, given back on drop.
+pub(crate) struct SlotLease<'a> {
+    route: &'a Route,
+    pub(crate) endpoint: Arc<Endpoint>,
+}
+
+impl Drop for SlotLease<'_> {
+    fn drop(&mut self) {
+        self.route.release(&self.endpoint);
+    }
+}
+
 /// A place in the wait queue, given back on drop.
 pub(crate) struct Waiting<'a>(&'a AtomicU32);
 
@@ -74,8 +86,9 @@ impl Route {
         }
     }
 
-    /// Picks a sandbox with room and takes a slot in it.
-    pub(crate) fn acquire(&self, balancer: &dyn LoadBalancer) -> Option<Arc<Endpoint>> {
+    /// Picks a sandbox with room and takes a slot in it; the slot is given back when the
+    /// returned lease drops, also when the request is abandoned mid-way (client gone).
+    pub(crate) fn acquire(&self, balancer: &dyn LoadBalancer) -> Option<SlotLease<'_>> {
         let capacity = self.spec.limits.concurrency;
         let endpoints = self.endpoints.read().unwrap();
         for _ in 0..4 {
@@ -89,14 +102,17 @@ impl Route {
             let i = balancer.pick(&slots)?;
             if endpoints[i].try_acquire(capacity) {
                 self.in_flight.fetch_add(1, Ordering::AcqRel);
-                return Some(endpoints[i].clone());
+                return Some(SlotLease {
+                    route: self,
+                    endpoint: endpoints[i].clone(),
+                });
             }
         }
         None
     }
 
-    /// Gives the slot back and wakes one waiter.
-    pub(crate) fn release(&self, endpoint: &Endpoint) {
+    /// Gives a slot back and wakes one waiter.
+    fn release(&self, endpoint: &Endpoint) {
         endpoint.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
         if self.waiting.load(Ordering::Acquire) > 0 {
