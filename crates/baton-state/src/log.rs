@@ -1,23 +1,36 @@
 //! The durable log: every update a node makes or receives is appended to a redb file by one
 //! writer thread that commits in groups (one fsync for every update that arrived while the
-//! previous commit ran), and acknowledges durable writes only after their commit. Periodically
-//! the objects changed since the last snapshot are written whole and the log before them cut.
+//! previous commit ran), and acknowledges durable writes only after their commit. A group is
+//! one redb value (its records length-prefixed): a B-tree insert per record cost several times
+//! the record's own bytes in page copies, which made the writer the bottleneck of replication.
+//! Periodically the objects changed since the last snapshot are written whole and the log
+//! before them cut.
 
 use crate::entry::Update;
 use baton_crdt::{ReplicaId, decode, encode};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
-const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+/// One record per value: the format before groups, still read at start.
+const LEGACY_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+/// One group commit per value: its records, each as a little-endian `u32` length and bytes.
+const GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("log-groups");
 
 /// Updates a group commit takes at most.
 const GROUP: usize = 8192;
 /// Log records after which the changed objects are snapshotted and the log cut.
 const SNAPSHOT_EVERY: u64 = 20_000;
+/// Longest time between snapshots of changed objects: what peers sent this node reaches its
+/// disk this way (peers' deltas are not logged one by one).
+const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
+/// Longest time a commit without durable writes in it waits for its fsync: what `async`
+/// durability may lose in a crash.
+const SYNC_EVERY: Duration = Duration::from_millis(50);
 
 /// Whole states of the objects changed since the previous call; `None` once the agent is gone.
 pub(crate) type Snapshot = Box<dyn FnMut() -> Option<Vec<Update>> + Send>;
@@ -49,6 +62,8 @@ pub(crate) struct Writer {
     db: Arc<Database>,
     rx: mpsc::Receiver<Record>,
     next_seq: u64,
+    /// When the oldest commit not yet fsynced was made.
+    unsynced_since: Option<Instant>,
 }
 
 impl Log {
@@ -69,7 +84,7 @@ impl Log {
             meta.insert("epoch", epoch)?;
             replica = ReplicaId::new(node, u32::try_from(epoch).unwrap_or(u32::MAX));
             txn.open_table(OBJECTS)?;
-            txn.open_table(LOG)?;
+            txn.open_table(GROUPS)?;
         }
         txn.commit()?;
         let mut updates = Vec::new();
@@ -78,11 +93,22 @@ impl Log {
             let (_, value) = row?;
             updates.push(decode::<Update>(value.value())?);
         }
+        match read.open_table(LEGACY_LOG) {
+            Ok(table) => {
+                for row in table.iter()? {
+                    updates.push(decode::<Update>(row?.1.value())?);
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(error) => return Err(error.into()),
+        }
         let mut next_seq = 1;
-        for row in read.open_table(LOG)?.iter()? {
+        for row in read.open_table(GROUPS)?.iter()? {
             let (seq, value) = row?;
             next_seq = seq.value() + 1;
-            updates.push(decode::<Update>(value.value())?);
+            for record in records(value.value())? {
+                updates.push(decode::<Update>(record)?);
+            }
         }
         let (tx, rx) = mpsc::channel(queue);
         Ok((
@@ -92,6 +118,7 @@ impl Log {
                 db: Arc::new(db),
                 rx,
                 next_seq,
+                unsynced_since: None,
             },
         ))
     }
@@ -107,16 +134,24 @@ impl Log {
             .await
             .map_err(|_| "the durable log has stopped".to_string())
     }
+}
 
-    /// Queues `update` without waiting for room; false when the queue is full (the update is
-    /// then only in memory, and peers' anti-entropy restores it after a crash).
-    pub fn try_append(&self, update: &Update) -> bool {
-        let record = Record {
-            bytes: encode(update),
-            ack: None,
-        };
-        self.tx.try_send(record).is_ok()
+/// The records of one group, in order.
+fn records(mut group: &[u8]) -> anyhow::Result<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    while !group.is_empty() {
+        let (length, rest) = group
+            .split_first_chunk::<4>()
+            .ok_or_else(|| anyhow::anyhow!("state log: a group ends inside a record length"))?;
+        let length = u32::from_le_bytes(*length) as usize;
+        if rest.len() < length {
+            anyhow::bail!("state log: a group ends inside a record");
+        }
+        let (record, rest) = rest.split_at(length);
+        out.push(record);
+        group = rest;
     }
+    Ok(out)
 }
 
 impl Writer {
@@ -131,29 +166,56 @@ impl Writer {
     }
 
     fn run(mut self, mut snapshot: Snapshot) {
+        // Only to wait for a record with a deadline; the writer's work is blocking.
+        let clock = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a timer for the log writer");
         let mut since_snapshot = 0u64;
+        let mut last_snapshot = Instant::now();
         let mut batch = Vec::with_capacity(GROUP);
-        while let Some(first) = self.rx.blocking_recv() {
-            batch.push(first);
-            while batch.len() < GROUP {
-                match self.rx.try_recv() {
-                    Ok(record) => batch.push(record),
-                    Err(_) => break,
+        loop {
+            let mut wait = SNAPSHOT_INTERVAL.saturating_sub(last_snapshot.elapsed());
+            if let Some(since) = self.unsynced_since {
+                wait = wait.min(SYNC_EVERY.saturating_sub(since.elapsed()));
+            }
+            let next = clock.block_on(async { tokio::time::timeout(wait, self.rx.recv()).await });
+            match next {
+                Ok(None) => break,
+                Ok(Some(first)) => {
+                    batch.push(first);
+                    while batch.len() < GROUP {
+                        match self.rx.try_recv() {
+                            Ok(record) => batch.push(record),
+                            Err(_) => break,
+                        }
+                    }
+                    let sync = batch.iter().any(|r| r.ack.is_some()) || self.sync_due();
+                    let result = self.commit(&batch, sync).map_err(|e| e.to_string());
+                    if let Err(error) = &result {
+                        tracing::error!(%error, "state log commit failed; durable writes are refused");
+                    }
+                    since_snapshot += batch.len() as u64;
+                    for record in batch.drain(..) {
+                        if let Some(ack) = record.ack {
+                            let _ = ack.send(result.clone());
+                        }
+                    }
                 }
-            }
-            let result = self.commit(&batch).map_err(|e| e.to_string());
-            if let Err(error) = &result {
-                tracing::error!(%error, "state log commit failed; durable writes are refused");
-            }
-            since_snapshot += batch.len() as u64;
-            for record in batch.drain(..) {
-                if let Some(ack) = record.ack {
-                    let _ = ack.send(result.clone());
+                Err(_) if self.sync_due() => {
+                    if let Err(error) = self.commit(&[], true) {
+                        tracing::error!(%error, "state log sync failed");
+                    }
                 }
+                Err(_) => {}
             }
-            if since_snapshot >= SNAPSHOT_EVERY {
+            if since_snapshot >= SNAPSHOT_EVERY || last_snapshot.elapsed() >= SNAPSHOT_INTERVAL {
                 since_snapshot = 0;
+                last_snapshot = Instant::now();
                 let Some(objects) = snapshot() else { break };
+                if objects.is_empty() {
+                    continue;
+                }
                 if let Err(error) = self.compact(objects) {
                     tracing::error!(%error, "state snapshot failed; the log keeps growing");
                 }
@@ -161,16 +223,36 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, batch: &[Record]) -> anyhow::Result<()> {
-        let txn = self.db.begin_write()?;
-        {
-            let mut log = txn.open_table(LOG)?;
-            for record in batch {
-                log.insert(self.next_seq, record.bytes.as_slice())?;
-                self.next_seq += 1;
-            }
+    fn sync_due(&self) -> bool {
+        self.unsynced_since
+            .is_some_and(|since| since.elapsed() >= SYNC_EVERY)
+    }
+
+    /// Commits `batch` as one group; fsynced when `sync`, else left for a later fsync (within
+    /// [`SYNC_EVERY`]): a group with no durable write waiting on it need not pay one.
+    fn commit(&mut self, batch: &[Record], sync: bool) -> anyhow::Result<()> {
+        let size = batch.iter().map(|r| 4 + r.bytes.len()).sum();
+        let mut group = Vec::with_capacity(size);
+        for record in batch {
+            let length = u32::try_from(record.bytes.len())?;
+            group.extend_from_slice(&length.to_le_bytes());
+            group.extend_from_slice(&record.bytes);
+        }
+        let mut txn = self.db.begin_write()?;
+        if !sync {
+            txn.set_durability(redb::Durability::None)?;
+        }
+        if !batch.is_empty() {
+            txn.open_table(GROUPS)?
+                .insert(self.next_seq, group.as_slice())?;
+            self.next_seq += 1;
         }
         txn.commit()?;
+        if sync {
+            self.unsynced_since = None;
+        } else {
+            self.unsynced_since.get_or_insert_with(Instant::now);
+        }
         Ok(())
     }
 
@@ -184,11 +266,33 @@ impl Writer {
             for update in &objects {
                 table.insert(encode(&update.key).as_slice(), encode(update).as_slice())?;
             }
-            let mut log = txn.open_table(LOG)?;
-            log.retain_in(..cut, |_, _| false)?;
+            // Every group committed so far is before the cut (the writer commits nothing in
+            // between), so the whole table goes, without reading the groups back.
+            txn.delete_table(GROUPS)?;
+            txn.open_table(GROUPS)?;
+            // Records of the format before groups are in the snapshot too.
+            txn.delete_table(LEGACY_LOG)?;
         }
         txn.commit()?;
+        self.unsynced_since = None;
         tracing::debug!(objects = objects.len(), cut, "state snapshot written");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::records;
+
+    #[test]
+    fn a_group_splits_into_its_records_and_a_torn_one_is_an_error() {
+        let mut group = Vec::new();
+        for record in [&b"first"[..], b"", b"third"] {
+            group.extend_from_slice(&(record.len() as u32).to_le_bytes());
+            group.extend_from_slice(record);
+        }
+        assert_eq!(records(&group).unwrap(), [&b"first"[..], b"", b"third"]);
+        assert!(records(&group[..group.len() - 1]).is_err());
+        assert!(records(&group[..2]).is_err());
     }
 }

@@ -130,7 +130,13 @@ async fn await_sum(http: &Http, node: &LocalNode, vector: &str) -> anyhow::Resul
     }
 }
 
-async fn allreduce_baton(http: &Http, nodes: &[LocalNode], run: usize) -> anyhow::Result<f64> {
+/// One allreduce's times in ms: until every call returned, and until every node read the sum.
+struct Timed {
+    write: f64,
+    total: f64,
+}
+
+async fn allreduce_baton(http: &Http, nodes: &[LocalNode], run: usize) -> anyhow::Result<Timed> {
     let vector = format!("run{run}");
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -160,10 +166,11 @@ async fn allreduce_baton(http: &Http, nodes: &[LocalNode], run: usize) -> anyhow
     for result in join_all(workers).await {
         result?;
     }
+    let write = started.elapsed().as_secs_f64() * 1e3;
     for result in join_all(nodes.iter().map(|n| await_sum(http, n, &vector))).await {
         result?;
     }
-    let elapsed = started.elapsed().as_secs_f64() * 1e3;
+    let total = started.elapsed().as_secs_f64() * 1e3;
     // Free the space for the next run (not timed).
     for node in nodes {
         let _ = http
@@ -174,7 +181,7 @@ async fn allreduce_baton(http: &Http, nodes: &[LocalNode], run: usize) -> anyhow
             )
             .await;
     }
-    Ok(elapsed)
+    Ok(Timed { write, total })
 }
 
 async fn allreduce_redis(
@@ -401,17 +408,20 @@ pub async fn run(args: BenchStateArgs) -> anyhow::Result<ExitCode> {
         }
         Some(pool)
     };
-    let (mut baton_ms, mut redis_ms) = (Vec::new(), Vec::new());
+    let (mut baton_ms, mut baton_write_ms, mut redis_ms) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..args.runs {
-        baton_ms.push(allreduce_baton(&http, &nodes, run).await?);
+        let timed = allreduce_baton(&http, &nodes, run).await?;
+        baton_ms.push(timed.total);
+        baton_write_ms.push(timed.write);
         if let Some(pool) = &redis {
             redis_ms.push(allreduce_redis(pool, run).await?);
         }
         eprintln!(
-            "allreduce run {}/{}: baton {:.1} ms{}",
+            "allreduce run {}/{}: baton {:.1} ms (calls done at {:.1}){}",
             run + 1,
             args.runs,
             baton_ms[run],
+            baton_write_ms[run],
             redis_ms
                 .get(run)
                 .map_or(String::new(), |r| format!(", redis {r:.1} ms"))
@@ -436,6 +446,7 @@ pub async fn run(args: BenchStateArgs) -> anyhow::Result<ExitCode> {
         "durability": args.durability,
         "allreduce_ms": {
             "baton": baton_stats,
+            "baton_calls_done": stats(baton_write_ms),
             "redis": redis_stats,
             "redis_over_baton_mean": redis_stats.as_ref().map(|r| r["mean"].as_f64().unwrap() / baton_stats["mean"].as_f64().unwrap()),
         },
@@ -458,6 +469,12 @@ pub async fn run(args: BenchStateArgs) -> anyhow::Result<ExitCode> {
             r["allreduce_ms"]["baton"]["mean"].as_f64().unwrap_or(0.0),
             r["allreduce_ms"]["baton"]["p50"].as_f64().unwrap_or(0.0),
             r["allreduce_ms"]["baton"]["p99"].as_f64().unwrap_or(0.0)
+        );
+        println!(
+            "         calls done after mean {:.1} ms, then every node reads the sum",
+            r["allreduce_ms"]["baton_calls_done"]["mean"]
+                .as_f64()
+                .unwrap_or(0.0)
         );
         if let Some(redis) = r["allreduce_ms"]["redis"].as_object() {
             println!(
