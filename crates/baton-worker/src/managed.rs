@@ -16,7 +16,7 @@ use baton_api::{ApiError, FunctionSpec, RuntimeSpec};
 use baton_runtime::{ArtifactStore, FunctionLogs, Prepared, Runtime, Sandbox};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -28,6 +28,15 @@ use baton_api::cluster_auth::MAX_MESSAGE_BYTES;
 /// Header of a worker answer meaning "no such sandbox here": nothing ran, the gateway may
 /// try another sandbox.
 pub const SANDBOX_MISSING: &str = "x-baton-sandbox-missing";
+/// Header of a request to a sandbox a scale from zero has just placed: how many milliseconds
+/// the worker may hold the request for its sandbox to be created (at most [`MAX_HOLD`]).
+pub const SANDBOX_WAIT: &str = "x-baton-sandbox-wait-ms";
+/// Longest a request waits for its sandbox to be created.
+const MAX_HOLD: Duration = Duration::from_secs(60);
+/// Requests held at once for sandboxes not created yet; beyond it they are answered missing.
+const MAX_HELD: u32 = 4096;
+/// Sandbox ids whose creation failed, remembered so held requests for them end at once.
+const FAILED_KEPT: usize = 1024;
 
 /// Who the worker is and what it offers.
 #[derive(Debug, Clone)]
@@ -89,6 +98,11 @@ pub struct SandboxHost {
     prepared: Mutex<HashMap<String, PreparedCell>>,
     sandboxes: RwLock<HashMap<String, Arc<ManagedSandbox>>>,
     logs: Mutex<HashMap<String, Arc<FunctionLogs>>>,
+    /// Woken when creations end, for requests held until their sandbox exists.
+    settled: Notify,
+    /// The most recent sandbox ids whose creation failed, oldest first.
+    failed: Mutex<VecDeque<String>>,
+    held: AtomicU32,
 }
 
 impl SandboxHost {
@@ -109,6 +123,9 @@ impl SandboxHost {
             prepared: Mutex::default(),
             sandboxes: RwLock::default(),
             logs: Mutex::default(),
+            settled: Notify::new(),
+            failed: Mutex::default(),
+            held: AtomicU32::new(0),
         }))
     }
 
@@ -212,8 +229,23 @@ impl SandboxHost {
     }
 
     /// Creates the sandboxes of one placement; each either exists afterwards or is reported
-    /// failed with the reason.
+    /// failed with the reason. Requests held for them go on either way.
     async fn create_placement(&self, placement: proto::Placement) -> proto::CreateSandboxesReply {
+        let reply = self.create_placed(placement).await;
+        if !reply.failed.is_empty() {
+            let mut failed = self.failed.lock().unwrap();
+            for error in &reply.failed {
+                if failed.len() == FAILED_KEPT {
+                    failed.pop_front();
+                }
+                failed.push_back(error.sandbox_id.clone());
+            }
+        }
+        self.settled.notify_waiters();
+        reply
+    }
+
+    async fn create_placed(&self, placement: proto::Placement) -> proto::CreateSandboxesReply {
         let mut reply = proto::CreateSandboxesReply::default();
         let Some(function) = placement.function else {
             return reply;
@@ -264,9 +296,47 @@ impl SandboxHost {
         reply
     }
 
-    /// Serves one invocation of sandbox `id`.
-    async fn invoke(&self, id: &str, request: http::Request<Bytes>) -> http::Response<Full<Bytes>> {
-        let Some(sandbox) = self.sandboxes.read().unwrap().get(id).cloned() else {
+    /// Sandbox `id`, waiting up to `hold` for it to be created when it is not there yet.
+    async fn sandbox(&self, id: &str, hold: Duration) -> Option<Arc<ManagedSandbox>> {
+        let find = || self.sandboxes.read().unwrap().get(id).cloned();
+        if let Some(sandbox) = find() {
+            return Some(sandbox);
+        }
+        if hold.is_zero() {
+            return None;
+        }
+        if self.held.fetch_add(1, Ordering::AcqRel) >= MAX_HELD {
+            self.held.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let deadline = tokio::time::Instant::now() + hold.min(MAX_HOLD);
+        let found = loop {
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            if let Some(sandbox) = find() {
+                break Some(sandbox);
+            }
+            if self.failed.lock().unwrap().iter().any(|f| f == id) {
+                break None;
+            }
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                break find();
+            }
+        };
+        self.held.fetch_sub(1, Ordering::AcqRel);
+        found
+    }
+
+    /// Serves one invocation of sandbox `id`, holding it up to `hold` for the sandbox to be
+    /// created.
+    async fn invoke(
+        &self,
+        id: &str,
+        hold: Duration,
+        request: http::Request<Bytes>,
+    ) -> http::Response<Full<Bytes>> {
+        let Some(sandbox) = self.sandbox(id, hold).await else {
             return http::Response::builder()
                 .status(404)
                 .header(SANDBOX_MISSING, "1")
@@ -447,6 +517,11 @@ impl SandboxHost {
             None => (rest, "/"),
         };
         let id = id.to_owned();
+        let hold = parts
+            .headers
+            .remove(SANDBOX_WAIT)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .map_or(Duration::ZERO, Duration::from_millis);
         let limit = self
             .sandboxes
             .read()
@@ -466,7 +541,7 @@ impl SandboxHost {
             Ok(body) => body.to_bytes(),
             Err(_) => return text(413, "request body too large\n"),
         };
-        self.invoke(&id, http::Request::from_parts(parts, body))
+        self.invoke(&id, hold, http::Request::from_parts(parts, body))
             .await
     }
 }
@@ -618,4 +693,104 @@ pub fn nodelay(
         }
         stream
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_api::{FunctionName, Limits, ProcessMode};
+    use baton_runtime::fake::FakeRuntime;
+
+    /// A worker with the fake runtime (sandboxes take 50 ms to create) and no control plane.
+    fn host(artifacts: &tempfile::TempDir) -> Arc<SandboxHost> {
+        let config = ManagedConfig {
+            id: "w".into(),
+            grpc_address: "127.0.0.1:1".into(),
+            data_address: "127.0.0.1:1".into(),
+            cpu_cores: 1.0,
+            memory_bytes: 1 << 30,
+            log_lines: 10,
+            token: None,
+        };
+        let runtime = Arc::new(FakeRuntime {
+            creation_delay: Duration::from_millis(50),
+        });
+        let store = ArtifactStore::open(artifacts.path()).unwrap();
+        SandboxHost::new(config, runtime, store, "http://127.0.0.1:1").unwrap()
+    }
+
+    fn placement(id: &str, spec_json: Vec<u8>) -> proto::Placement {
+        proto::Placement {
+            function: Some(proto::Function {
+                name: "f".into(),
+                spec_json,
+                version: 1,
+            }),
+            sandbox_ids: vec![id.into()],
+        }
+    }
+
+    fn spec_json() -> Vec<u8> {
+        let spec = FunctionSpec {
+            name: FunctionName::new("f").unwrap(),
+            runtime: RuntimeSpec::Process {
+                command: vec!["true".into()],
+                mode: ProcessMode::Http,
+                working_dir: None,
+            },
+            env: Default::default(),
+            limits: Limits::default(),
+            scaling: Default::default(),
+            labels: Default::default(),
+            annotations: Default::default(),
+            image: String::new(),
+        };
+        serde_json::to_vec(&spec).unwrap()
+    }
+
+    fn request() -> http::Request<Bytes> {
+        http::Request::builder()
+            .uri("/")
+            .body(Bytes::from_static(b"hi"))
+            .unwrap()
+    }
+
+    fn is_missing(response: &http::Response<Full<Bytes>>) -> bool {
+        response.status() == 404 && response.headers().contains_key(SANDBOX_MISSING)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_for_a_placed_sandbox_is_held_until_it_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = host(&dir);
+        // Without a hold, a sandbox that is not there yet is missing at once.
+        assert!(is_missing(
+            &host.invoke("s1", Duration::ZERO, request()).await
+        ));
+        let held = host.invoke("s1", Duration::from_secs(60), request());
+        let create = host.create_placement(placement("s1", spec_json()));
+        let (response, reply) = tokio::join!(held, create);
+        assert_eq!(reply.created, ["s1"]);
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-baton-fake"], "f");
+        assert_eq!(
+            response.into_body().collect().await.unwrap().to_bytes(),
+            "hi"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_request_ends_as_missing_when_its_creation_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = host(&dir);
+        let held = host.invoke("s2", Duration::from_secs(60), request());
+        let create = host.create_placement(placement("s2", b"not a spec".to_vec()));
+        // Virtual time: the hold would last 60 s; the failure must end it well before.
+        let within = tokio::time::timeout(Duration::from_secs(30), async {
+            tokio::join!(held, create)
+        });
+        let (response, reply) = within.await.expect("the failure ended the hold");
+        assert_eq!(reply.failed.len(), 1);
+        assert!(is_missing(&response));
+    }
 }

@@ -61,23 +61,21 @@ impl Cluster {
     }
 
     /// A gateway has requests for a function with no sandbox: create one now, without
-    /// waiting for the next autoscaler pass.
-    pub(crate) fn scale_from_zero(self: &Arc<Self>, function: &str) -> bool {
+    /// waiting for the next autoscaler pass. Returns the sandboxes placed (being created),
+    /// `None` for an unknown function.
+    pub(crate) fn scale_from_zero(self: &Arc<Self>, function: &str) -> Option<Vec<Endpoint>> {
         let now_ms = self.now_ms();
         {
             let mut state = self.state.lock().unwrap();
-            let Some(f) = state.functions.get_mut(function) else {
-                return false;
-            };
+            let f = state.functions.get_mut(function)?;
             f.kpa.last_active_ms = Some(now_ms);
             if f.desired > 0 || !f.sandboxes.is_empty() || f.creating > 0 {
-                return true;
+                return Some(Vec::new());
             }
             f.desired = 1.max(f.spec.scaling.min).min(f.spec.scaling.max);
             tracing::info!(function, "scale from zero");
         }
-        self.reconcile(function);
-        true
+        Some(self.reconcile(function))
     }
 
     /// Records gateways' load reports; queued requests of a function at zero scale it up.
@@ -98,7 +96,7 @@ impl Cluster {
             }
         }
         for function in from_zero {
-            self.scale_from_zero(&function);
+            let _placed = self.scale_from_zero(&function);
         }
     }
 
@@ -149,10 +147,10 @@ impl Cluster {
 
     /// Brings `function` toward its desired count: places and creates what is missing,
     /// drains and deletes what is extra. Does nothing while a restarted control plane is
-    /// still adopting running sandboxes.
-    pub(crate) fn reconcile(self: &Arc<Self>, function: &str) {
+    /// still adopting running sandboxes. Returns the sandboxes it placed, before they exist.
+    pub(crate) fn reconcile(self: &Arc<Self>, function: &str) -> Vec<Endpoint> {
         if self.is_recovering() {
-            return;
+            return Vec::new();
         }
         let mut creations: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut deletions: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -161,7 +159,7 @@ impl Cluster {
             let mut guard = self.state.lock().unwrap();
             let state = &mut *guard;
             let Some(f) = state.functions.get_mut(function) else {
-                return;
+                return Vec::new();
             };
             message = f.message();
             let have = f.sandboxes.len() as u32 + f.creating;
@@ -218,12 +216,21 @@ impl Cluster {
         for (worker, ids) in deletions {
             self.delete_on(&worker, ids);
         }
+        let mut placed = Vec::new();
         let queues: Vec<_> = {
             let state = self.state.lock().unwrap();
             creations
                 .into_iter()
                 .map(|(worker, ids)| {
-                    let queue = state.workers.get(&worker).map(|w| w.creations.clone());
+                    let known = state.workers.get(&worker);
+                    if let Some(w) = known {
+                        placed.extend(ids.iter().map(|id| Endpoint {
+                            sandbox_id: id.clone(),
+                            worker_id: worker.clone(),
+                            address: w.record.data_address.clone(),
+                        }));
+                    }
+                    let queue = known.map(|w| w.creations.clone());
                     (worker, ids, queue)
                 })
                 .collect()
@@ -238,6 +245,7 @@ impl Cluster {
                 None => Some(placement),
             };
             if let Some(placement) = refused {
+                placed.retain(|e| !placement.sandbox_ids.contains(&e.sandbox_id));
                 let asked = placement.sandbox_ids.len();
                 self.record_created(
                     &worker,
@@ -248,6 +256,7 @@ impl Cluster {
                 );
             }
         }
+        placed
     }
 
     /// Sends what is queued for one worker in batches, at most four calls in flight, so a

@@ -173,12 +173,12 @@ impl Control for ControlService {
     async fn request_scale_from_zero(
         &self,
         request: Request<proto::ScaleFromZero>,
-    ) -> Result<Response<proto::Empty>, Status> {
+    ) -> Result<Response<proto::Placed>, Status> {
         let function = request.into_inner().function;
-        if !self.cluster.scale_from_zero(&function) {
+        let Some(endpoints) = self.cluster.scale_from_zero(&function) else {
             return Err(ApiError::not_found(&function).into());
-        }
-        Ok(Response::new(proto::Empty {}))
+        };
+        Ok(Response::new(proto::Placed { endpoints }))
     }
 
     async fn report_failure(

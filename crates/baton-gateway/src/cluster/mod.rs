@@ -31,6 +31,9 @@ use std::time::{Duration, Instant};
 
 /// Header of a worker answer meaning the sandbox is not there (nothing ran).
 const SANDBOX_MISSING: &str = "x-baton-sandbox-missing";
+/// Header of a request to a sandbox placed but maybe not created yet: how many milliseconds
+/// the worker may hold it for the sandbox to appear.
+const SANDBOX_WAIT: &str = "x-baton-sandbox-wait-ms";
 
 /// Settings of a cluster gateway.
 #[derive(Debug, Clone)]
@@ -252,19 +255,26 @@ impl ClusterInvoker {
         }
     }
 
-    fn request_scale_from_zero(&self, route: &Route, function: &str) {
+    /// Asks the control plane for a sandbox of `function`; what it places is used at once
+    /// (the worker holds the request until the sandbox exists), which saves waiting for the
+    /// creation's round trip and its announcement.
+    fn request_scale_from_zero(&self, route: &Arc<Route>, function: &str) {
         if route.from_zero_requested.swap(true, Ordering::AcqRel) {
             return;
         }
         let mut control = self.control.clone();
         let function = function.to_owned();
+        let route = route.clone();
         tokio::spawn(async move {
             let mut request = tonic::Request::new(proto::ScaleFromZero {
                 function: function.clone(),
             });
             request.set_timeout(Duration::from_secs(2));
-            if let Err(status) = control.request_scale_from_zero(request).await {
-                tracing::warn!(%function, error = %status.message(), "could not ask for a scale from zero");
+            match control.request_scale_from_zero(request).await {
+                Ok(placed) => route.add_placed(&placed.into_inner().endpoints),
+                Err(status) => {
+                    tracing::warn!(%function, error = %status.message(), "could not ask for a scale from zero");
+                }
             }
         });
     }
@@ -302,6 +312,9 @@ impl ClusterInvoker {
             if name != http::header::HOST && name != http::header::CONNECTION {
                 builder = builder.header(name, value);
             }
+        }
+        if endpoint.placed.load(Ordering::Acquire) {
+            builder = builder.header(SANDBOX_WAIT, spec.limits.timeout().as_millis().to_string());
         }
         let request = builder
             .body(Full::new(body.clone()))

@@ -15,15 +15,19 @@ pub(crate) struct Endpoint {
     /// `http://{worker data address}/sandbox/{id}`.
     pub(crate) base: String,
     in_flight: AtomicU32,
+    /// Placed by a scale from zero this gateway asked for, and not yet announced as created:
+    /// the worker is asked to hold a request until the sandbox exists.
+    pub(crate) placed: AtomicBool,
 }
 
 impl Endpoint {
-    fn new(e: &proto::Endpoint) -> Arc<Self> {
+    fn new(e: &proto::Endpoint, placed: bool) -> Arc<Self> {
         Arc::new(Endpoint {
             sandbox: e.sandbox_id.clone(),
             worker: e.worker_id.clone(),
             base: format!("http://{}/sandbox/{}", e.address, e.sandbox_id),
             in_flight: AtomicU32::new(0),
+            placed: AtomicBool::new(placed),
         })
     }
 
@@ -143,13 +147,15 @@ impl Route {
         let mut current = self.endpoints.write().unwrap();
         let kept: Vec<Arc<Endpoint>> = endpoints
             .iter()
-            .map(|e| {
-                current
-                    .iter()
-                    .find(|c| c.sandbox == e.sandbox_id)
-                    .cloned()
-                    .unwrap_or_else(|| Endpoint::new(e))
-            })
+            .map(
+                |e| match current.iter().find(|c| c.sandbox == e.sandbox_id) {
+                    Some(known) => {
+                        known.placed.store(false, Ordering::Release);
+                        known.clone()
+                    }
+                    None => Endpoint::new(e, false),
+                },
+            )
             .collect();
         *current = kept;
         drop(current);
@@ -157,11 +163,23 @@ impl Route {
     }
 
     pub(crate) fn update_endpoints(&self, added: &[proto::Endpoint], removed: &[String]) {
+        self.add_endpoints(added, removed, false);
+    }
+
+    /// Adds sandboxes a scale from zero placed for this gateway before they exist.
+    pub(crate) fn add_placed(&self, placed: &[proto::Endpoint]) {
+        self.add_endpoints(placed, &[], true);
+    }
+
+    fn add_endpoints(&self, added: &[proto::Endpoint], removed: &[String], placed: bool) {
         let mut current = self.endpoints.write().unwrap();
         current.retain(|e| !removed.contains(&e.sandbox));
         for e in added {
-            if !current.iter().any(|c| c.sandbox == e.sandbox_id) {
-                current.push(Endpoint::new(e));
+            match current.iter().find(|c| c.sandbox == e.sandbox_id) {
+                // Announced as created (whichever of the two messages came first).
+                Some(known) if !placed => known.placed.store(false, Ordering::Release),
+                Some(_) => {}
+                None => current.push(Endpoint::new(e, placed)),
             }
         }
         drop(current);
