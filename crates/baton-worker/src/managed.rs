@@ -35,8 +35,9 @@ pub const SANDBOX_WAIT: &str = "x-baton-sandbox-wait-ms";
 const MAX_HOLD: Duration = Duration::from_secs(60);
 /// Requests held at once for sandboxes not created yet; beyond it they are answered missing.
 const MAX_HELD: u32 = 4096;
-/// Sandbox ids whose creation failed, remembered so held requests for them end at once.
-const FAILED_KEPT: usize = 1024;
+/// Sandbox ids whose creation failed or that were deleted, remembered so held requests for
+/// them end at once.
+const GONE_KEPT: usize = 4096;
 
 /// Who the worker is and what it offers.
 #[derive(Debug, Clone)]
@@ -100,8 +101,9 @@ pub struct SandboxHost {
     logs: Mutex<HashMap<String, Arc<FunctionLogs>>>,
     /// Woken when creations end, for requests held until their sandbox exists.
     settled: Notify,
-    /// The most recent sandbox ids whose creation failed, oldest first.
-    failed: Mutex<VecDeque<String>>,
+    /// The most recent sandbox ids whose creation failed or that were deleted, oldest first:
+    /// a request held for one of them will never find it.
+    gone: Mutex<VecDeque<String>>,
     held: AtomicU32,
 }
 
@@ -124,7 +126,7 @@ impl SandboxHost {
             sandboxes: RwLock::default(),
             logs: Mutex::default(),
             settled: Notify::new(),
-            failed: Mutex::default(),
+            gone: Mutex::default(),
             held: AtomicU32::new(0),
         }))
     }
@@ -232,17 +234,22 @@ impl SandboxHost {
     /// failed with the reason. Requests held for them go on either way.
     async fn create_placement(&self, placement: proto::Placement) -> proto::CreateSandboxesReply {
         let reply = self.create_placed(placement).await;
-        if !reply.failed.is_empty() {
-            let mut failed = self.failed.lock().unwrap();
-            for error in &reply.failed {
-                if failed.len() == FAILED_KEPT {
-                    failed.pop_front();
-                }
-                failed.push_back(error.sandbox_id.clone());
-            }
-        }
-        self.settled.notify_waiters();
+        // Also wakes the holds of the sandboxes just created.
+        self.forget(reply.failed.iter().map(|f| &f.sandbox_id));
         reply
+    }
+
+    /// Remembers `ids` as gone and ends the holds waiting for them.
+    fn forget<'a>(&self, ids: impl Iterator<Item = &'a String>) {
+        let mut gone = self.gone.lock().unwrap();
+        for id in ids {
+            if gone.len() == GONE_KEPT {
+                gone.pop_front();
+            }
+            gone.push_back(id.clone());
+        }
+        drop(gone);
+        self.settled.notify_waiters();
     }
 
     async fn create_placed(&self, placement: proto::Placement) -> proto::CreateSandboxesReply {
@@ -317,7 +324,7 @@ impl SandboxHost {
             if let Some(sandbox) = find() {
                 break Some(sandbox);
             }
-            if self.failed.lock().unwrap().iter().any(|f| f == id) {
+            if self.gone.lock().unwrap().iter().any(|g| g == id) {
                 break None;
             }
             if tokio::time::timeout_at(deadline, settled).await.is_err() {
@@ -370,6 +377,7 @@ impl SandboxHost {
             let mut sandboxes = self.sandboxes.write().unwrap();
             ids.iter().filter_map(|id| sandboxes.remove(id)).collect()
         };
+        self.forget(ids.iter());
         for sandbox in removed {
             tokio::spawn(async move {
                 let deadline = tokio::time::Instant::now() + sandbox.spec.limits.timeout();
@@ -791,6 +799,21 @@ mod tests {
         });
         let (response, reply) = within.await.expect("the failure ended the hold");
         assert_eq!(reply.failed.len(), 1);
+        assert!(is_missing(&response));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_held_for_a_deleted_sandbox_ends_as_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = host(&dir);
+        let reply = host.create_placement(placement("s3", spec_json())).await;
+        assert_eq!(reply.created, ["s3"]);
+        // Scaled down before the gateway's first request reached it.
+        host.delete(&["s3".to_owned()]);
+        let held = host.invoke("s3", Duration::from_secs(60), request());
+        let response = tokio::time::timeout(Duration::from_secs(30), held)
+            .await
+            .expect("a deleted sandbox is not waited for");
         assert!(is_missing(&response));
     }
 }
