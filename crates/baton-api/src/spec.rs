@@ -139,6 +139,21 @@ impl Default for Scaling {
 pub struct SpecError(pub String);
 
 impl FunctionSpec {
+    /// A spec as a deploy with nothing but a name and code gets: default limits and scaling,
+    /// no environment, labels or annotations.
+    pub fn new(name: FunctionName, runtime: RuntimeSpec) -> Self {
+        FunctionSpec {
+            name,
+            runtime,
+            env: BTreeMap::new(),
+            limits: Limits::default(),
+            scaling: Scaling::default(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            image: String::new(),
+        }
+    }
+
     /// The concurrency per sandbox the autoscaler aims for.
     pub fn target_concurrency(&self) -> f64 {
         if self.scaling.target > 0 {

@@ -4,23 +4,15 @@
 //! `cargo run --release -p baton-runtime --example cold_start [-- N]`
 //! (BENCHMARKS.md records the figures.)
 
-use baton_api::{FunctionName, FunctionSpec, Limits, RuntimeSpec};
+use baton_api::{FunctionName, FunctionSpec, RuntimeSpec};
 use baton_runtime::wasm::{CompileCache, WasmConfig, WasmRuntime};
 use baton_runtime::{ArtifactStore, FunctionLogs};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
 fn spec(digest: baton_api::ArtifactDigest) -> FunctionSpec {
-    FunctionSpec {
-        name: FunctionName::new("bench").unwrap(),
-        runtime: RuntimeSpec::Wasm { component: digest },
-        env: Default::default(),
-        limits: Limits::default(),
-        scaling: Default::default(),
-        labels: Default::default(),
-        annotations: Default::default(),
-        image: String::new(),
-    }
+    let runtime = RuntimeSpec::Wasm { component: digest };
+    FunctionSpec::new(FunctionName::new("bench").unwrap(), runtime)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {

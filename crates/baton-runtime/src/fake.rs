@@ -71,20 +71,12 @@ mod tests {
         let runtime = FakeRuntime {
             creation_delay: Duration::from_millis(30),
         };
-        let spec = FunctionSpec {
-            name: FunctionName::new("f").unwrap(),
-            runtime: RuntimeSpec::Process {
-                command: vec!["none".into()],
-                mode: ProcessMode::Http,
-                working_dir: None,
-            },
-            env: Default::default(),
-            limits: Default::default(),
-            scaling: Default::default(),
-            labels: Default::default(),
-            annotations: Default::default(),
-            image: String::new(),
+        let runtime = RuntimeSpec::Process {
+            command: vec!["none".into()],
+            mode: ProcessMode::Http,
+            working_dir: None,
         };
+        let spec = FunctionSpec::new(FunctionName::new("f").unwrap(), runtime);
         let prepared = runtime.prepare(&spec).await.unwrap();
         let started = tokio::time::Instant::now();
         let sandbox = prepared

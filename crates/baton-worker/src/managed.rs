@@ -706,7 +706,7 @@ pub fn nodelay(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use baton_api::{FunctionName, Limits, ProcessMode};
+    use baton_api::{FunctionName, ProcessMode};
     use baton_runtime::fake::FakeRuntime;
 
     /// A worker with the fake runtime (sandboxes take 50 ms to create) and no control plane.
@@ -739,20 +739,12 @@ mod tests {
     }
 
     fn spec_json() -> Vec<u8> {
-        let spec = FunctionSpec {
-            name: FunctionName::new("f").unwrap(),
-            runtime: RuntimeSpec::Process {
-                command: vec!["true".into()],
-                mode: ProcessMode::Http,
-                working_dir: None,
-            },
-            env: Default::default(),
-            limits: Limits::default(),
-            scaling: Default::default(),
-            labels: Default::default(),
-            annotations: Default::default(),
-            image: String::new(),
+        let runtime = RuntimeSpec::Process {
+            command: vec!["true".into()],
+            mode: ProcessMode::Http,
+            working_dir: None,
         };
+        let spec = FunctionSpec::new(FunctionName::new("f").unwrap(), runtime);
         serde_json::to_vec(&spec).unwrap()
     }
 

@@ -34,6 +34,11 @@ const SANDBOX_MISSING: &str = "x-baton-sandbox-missing";
 /// Header of a request to a sandbox placed but maybe not created yet: how many milliseconds
 /// the worker may hold it for the sandbox to appear.
 const SANDBOX_WAIT: &str = "x-baton-sandbox-wait-ms";
+/// Longest a worker holds a request for a placed sandbox. A wasm sandbox is created in well
+/// under a millisecond; a creation slower than this (a process function starting, or one
+/// that never reached the worker) costs no more than this: the request then waits here for
+/// the endpoint to be announced, as without the hold.
+const PLACED_HOLD: Duration = Duration::from_secs(1);
 
 /// Settings of a cluster gateway.
 #[derive(Debug, Clone)]
@@ -314,7 +319,8 @@ impl ClusterInvoker {
             }
         }
         if endpoint.placed.load(Ordering::Acquire) {
-            builder = builder.header(SANDBOX_WAIT, spec.limits.timeout().as_millis().to_string());
+            let hold = spec.limits.timeout().min(PLACED_HOLD);
+            builder = builder.header(SANDBOX_WAIT, hold.as_millis().to_string());
         }
         let request = builder
             .body(Full::new(body.clone()))
@@ -440,6 +446,7 @@ impl Invoker for ClusterInvoker {
             changed.as_mut().enable();
             if let Some(lease) = route.acquire(self.balancer.as_ref()) {
                 let endpoint = lease.endpoint.clone();
+                let held = endpoint.placed.load(Ordering::Acquire);
                 let result = self.forward(&endpoint, &route.spec, &parts, &body).await;
                 drop(lease);
                 attempts += 1;
@@ -450,7 +457,13 @@ impl Invoker for ClusterInvoker {
                             cold_start: cold.then(|| started.elapsed()),
                         });
                     }
-                    Err(Forward::Missing) => route.remove_endpoint(&endpoint.sandbox),
+                    // A held request's hold may have ended just before its sandbox was
+                    // created: once the control plane has announced the sandbox, it exists
+                    // (its deletion would be announced too), so it is tried again.
+                    Err(Forward::Missing) if !held || endpoint.placed.load(Ordering::Acquire) => {
+                        route.remove_endpoint(&endpoint.sandbox)
+                    }
+                    Err(Forward::Missing) => {}
                     Err(Forward::Unreachable(reason)) => {
                         tracing::warn!(worker = %endpoint.worker, %reason, "worker unreachable; trying another sandbox");
                         self.worker_unreachable(&endpoint.worker, reason);
