@@ -71,12 +71,12 @@ mod tests {
         let runtime = FakeRuntime {
             creation_delay: Duration::from_millis(30),
         };
-        let runtime = RuntimeSpec::Process {
+        let code = RuntimeSpec::Process {
             command: vec!["none".into()],
             mode: ProcessMode::Http,
             working_dir: None,
         };
-        let spec = FunctionSpec::new(FunctionName::new("f").unwrap(), runtime);
+        let spec = FunctionSpec::new(FunctionName::new("f").unwrap(), code);
         let prepared = runtime.prepare(&spec).await.unwrap();
         let started = tokio::time::Instant::now();
         let sandbox = prepared
