@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod cluster_auth;
+pub mod data_plane;
 mod error;
 mod grpc_error;
 mod name;

@@ -1,10 +1,11 @@
-//! The durable log: every update a node makes or receives is appended to a redb file by one
-//! writer thread that commits in groups (one fsync for every update that arrived while the
-//! previous commit ran), and acknowledges durable writes only after their commit. A group is
+//! The durable log: every update a node makes is appended to a redb file by one writer
+//! thread that commits in groups (one fsync for every update that arrived while the previous
+//! commit ran), and acknowledges durable writes only after their commit. A group is
 //! one redb value (its records length-prefixed): a B-tree insert per record cost several times
 //! the record's own bytes in page copies, which made the writer the bottleneck of replication.
-//! Periodically the objects changed since the last snapshot are written whole and the log
-//! before them cut.
+//! Every 10 s (or 20,000 records) the objects changed since the last snapshot, by this node
+//! or by its peers, are written whole and the log before them cut: that is how what peers
+//! sent reaches this node's disk.
 
 use crate::entry::Update;
 use baton_crdt::{ReplicaId, decode, encode};

@@ -25,13 +25,8 @@ use tokio::sync::{Notify, OnceCell};
 use tonic::{Request, Response, Status};
 
 use baton_api::cluster_auth::MAX_MESSAGE_BYTES;
-/// Header of a worker answer meaning "no such sandbox here": nothing ran, the gateway may
-/// try another sandbox.
-pub const SANDBOX_MISSING: &str = "x-baton-sandbox-missing";
-/// Header of a request to a sandbox a scale from zero has just placed: how many milliseconds
-/// the worker may hold the request for its sandbox to be created (at most [`MAX_HOLD`]).
-pub const SANDBOX_WAIT: &str = "x-baton-sandbox-wait-ms";
-/// Longest a request waits for its sandbox to be created.
+pub use baton_api::data_plane::{SANDBOX_MISSING, SANDBOX_WAIT};
+/// Longest a request waits for its sandbox to be created, whatever [`SANDBOX_WAIT`] asks.
 const MAX_HOLD: Duration = Duration::from_secs(60);
 /// Requests held at once for sandboxes not created yet; beyond it they are answered missing.
 const MAX_HELD: u32 = 4096;
@@ -88,6 +83,26 @@ impl Drop for InFlight<'_> {
 }
 
 type PreparedCell = Arc<OnceCell<Result<PreparedFunction, String>>>;
+
+/// One request held for its sandbox to be created; counted until dropped.
+struct Held<'a> {
+    counter: &'a AtomicU32,
+    /// Requests held, this one included.
+    count: u32,
+}
+
+impl<'a> Held<'a> {
+    fn enter(counter: &'a AtomicU32) -> Self {
+        let count = counter.fetch_add(1, Ordering::AcqRel) + 1;
+        Held { counter, count }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// The sandboxes of one machine in a cluster.
 pub struct SandboxHost {
@@ -312,27 +327,26 @@ impl SandboxHost {
         if hold.is_zero() {
             return None;
         }
-        if self.held.fetch_add(1, Ordering::AcqRel) >= MAX_HELD {
-            self.held.fetch_sub(1, Ordering::AcqRel);
+        // Given back on drop: also when the gateway hangs up during the hold.
+        let held = Held::enter(&self.held);
+        if held.count > MAX_HELD {
             return None;
         }
         let deadline = tokio::time::Instant::now() + hold.min(MAX_HOLD);
-        let found = loop {
+        loop {
             let settled = self.settled.notified();
             tokio::pin!(settled);
             settled.as_mut().enable();
             if let Some(sandbox) = find() {
-                break Some(sandbox);
+                return Some(sandbox);
             }
             if self.gone.lock().unwrap().iter().any(|g| g == id) {
-                break None;
+                return None;
             }
             if tokio::time::timeout_at(deadline, settled).await.is_err() {
-                break find();
+                return find();
             }
-        };
-        self.held.fetch_sub(1, Ordering::AcqRel);
-        found
+        }
     }
 
     /// Serves one invocation of sandbox `id`, holding it up to `hold` for the sandbox to be
@@ -792,6 +806,16 @@ mod tests {
         let (response, reply) = within.await.expect("the failure ended the hold");
         assert_eq!(reply.failed.len(), 1);
         assert!(is_missing(&response));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_the_gateway_gives_up_on_is_not_counted_any_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = host(&dir);
+        let held = host.invoke("s4", Duration::from_secs(60), request());
+        assert!(tokio::time::timeout(Duration::from_secs(1), held).await.is_err());
+        // Otherwise abandoned holds would pile up to MAX_HELD and end every later hold.
+        assert_eq!(host.held.load(Ordering::Acquire), 0);
     }
 
     #[tokio::test(start_paused = true)]

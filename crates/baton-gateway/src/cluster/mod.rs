@@ -17,6 +17,7 @@ use crate::balance::{LoadBalancer, load_balancer};
 use async_trait::async_trait;
 use baton_api::cluster::{self as proto, GatewayUpdate};
 use baton_api::cluster_auth::{ClientAuth, ControlConn, control_conn};
+use baton_api::data_plane::{SANDBOX_MISSING, SANDBOX_WAIT};
 use baton_api::{ApiError, ErrorKind, FunctionSpec, InvokeOutcome, Invoker};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -29,11 +30,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-/// Header of a worker answer meaning the sandbox is not there (nothing ran).
-const SANDBOX_MISSING: &str = "x-baton-sandbox-missing";
-/// Header of a request to a sandbox placed but maybe not created yet: how many milliseconds
-/// the worker may hold it for the sandbox to appear.
-const SANDBOX_WAIT: &str = "x-baton-sandbox-wait-ms";
 /// Longest a worker holds a request for a placed sandbox. A wasm sandbox is created in well
 /// under a millisecond; a creation slower than this (a process function starting, or one
 /// that never reached the worker) costs no more than this: the request then waits here for
