@@ -813,7 +813,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let host = host(&dir);
         let held = host.invoke("s4", Duration::from_secs(60), request());
-        assert!(tokio::time::timeout(Duration::from_secs(1), held).await.is_err());
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), held)
+                .await
+                .is_err()
+        );
         // Otherwise abandoned holds would pile up to MAX_HELD and end every later hold.
         assert_eq!(host.held.load(Ordering::Acquire), 0);
     }
