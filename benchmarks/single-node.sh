@@ -14,11 +14,11 @@ DURATION=${1:-10}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 >/dev/null; }
 cargo build --release -q -p baton --bin baton
-cargo build --release -q -p baton-runtime --example cold_start
+cargo build --release -q -p baton-runtime --example cold_start --example wasm_floor
 BATON=$PWD/target/release/baton
 WORK=$(mktemp -d)
 OUT=benchmarks/results/single-node-$(date -u +%F).txt
-PORT=18181 BASE_PORT=18182 PY_PORT=18183
+PORT=18181 BASE_PORT=18182 PY_PORT=18183 FLOOR_PORT=18184
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
@@ -32,22 +32,34 @@ start_node() { # data-dir examples
   until grep -q "baton listening" "$WORK/up.log" 2>/dev/null; do sleep 0.01; done
 }
 stop_node() { kill "$NODE"; wait "$NODE" 2>/dev/null || true; }
-load() { # label url connections
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+load() { # label url connections [server pid: also report its CPU time per request]
   echo "--- $1: wrk -t1 -c$3 -d${DURATION}s --latency $2"
-  wrk -t1 -c"$3" -d"${DURATION}s" --latency "$2" | grep -E "Requests/sec|^ +(50|90|99)%|Non-2xx|Socket errors"
+  local before out
+  [ -n "${4:-}" ] && before=$(cpu_ticks "$4")
+  out=$(wrk -t1 -c"$3" -d"${DURATION}s" --latency "$2")
+  echo "$out" | grep -E "Requests/sec|^ +(50|90|99)%|Non-2xx|Socket errors"
+  if [ -n "${4:-}" ]; then
+    echo "$out" | awk -v ticks=$(( $(cpu_ticks "$4") - before )) -v hz="$(getconf CLK_TCK)" -v d="$DURATION" \
+      '/Requests\/sec/ { printf "    server CPU: %.2f cores, %.1f us per request\n", ticks / hz / d, ticks / hz / ($2 * d) * 1e6 }'
+  fi
 }
 
 echo "# baton single-node benchmarks, $(date -u '+%F %T UTC'), $(nproc) cores, $(uname -r)"
 echo "# commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
 echo; echo "## 1. Warm hello: gateway vs bare hyper baseline (same wrk, same run, alternating)"
+echo "# and the wasm floor: bare hyper running hello in a fresh instance per request, no gateway"
 start_node "$WORK/data" true
-"$BATON" bench baseline --listen 127.0.0.1:$BASE_PORT >/dev/null & PIDS+=($!)
+"$BATON" bench baseline --listen 127.0.0.1:$BASE_PORT >/dev/null & BASE=$!; PIDS+=($BASE)
+"$PWD/target/release/examples/wasm_floor" 127.0.0.1:$FLOOR_PORT >/dev/null & FLOOR=$!; PIDS+=($FLOOR)
 sleep 0.5
 curl -sf "http://127.0.0.1:$PORT/function/hello" >/dev/null
+curl -sf "http://127.0.0.1:$FLOOR_PORT/" >/dev/null
 for round in 1 2; do
-  load "baseline round $round" "http://127.0.0.1:$BASE_PORT/" 32
-  load "baton hello round $round" "http://127.0.0.1:$PORT/function/hello" 32
+  load "baseline round $round" "http://127.0.0.1:$BASE_PORT/" 32 "$BASE"
+  load "wasm floor round $round" "http://127.0.0.1:$FLOOR_PORT/" 32 "$FLOOR"
+  load "baton hello round $round" "http://127.0.0.1:$PORT/function/hello" 32 "$NODE"
 done
 
 echo; echo "## 2. Wasm cold instance (instantiate from a prepared, cached component to response)"

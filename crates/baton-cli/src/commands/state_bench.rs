@@ -5,7 +5,8 @@
 //!   every node reads the complete sum. Side by side, the same data through Redis: 1000
 //!   awaited `SET`s of a chunk over a pool of 5 connections, then every "node" (5 readers)
 //!   `MGET`s all chunks and sums them. The Redis side skips the function hop, so it is a lower
-//!   bound of any function-based Redis allreduce.
+//!   bound of any function-based Redis allreduce. Before each run, the floor: the same 1000
+//!   calls to `hello`, which touches no state, so what the state work adds can be read off.
 //! - counter increments per second on one node through the local API, in batches and one per
 //!   request.
 //! - convergence: after a write on one node, the time until every other node has it.
@@ -136,37 +137,53 @@ struct Timed {
     total: f64,
 }
 
-async fn allreduce_baton(http: &Http, nodes: &[LocalNode], run: usize) -> anyhow::Result<Timed> {
-    let vector = format!("run{run}");
-    let next = Arc::new(AtomicU64::new(0));
+/// POSTs to `url(node, chunk)` for each of the 1,000 chunks, [`CONCURRENCY`] at a time, chunk
+/// `i` to node `i % nodes`; returns the milliseconds until every call returned.
+async fn chunk_calls(
+    http: &Http,
+    nodes: &[LocalNode],
+    url: impl Fn(&LocalNode, u64) -> String,
+) -> anyhow::Result<f64> {
+    let next = AtomicU64::new(0);
     let started = Instant::now();
-    let workers = (0..CONCURRENCY).map(|_| {
-        let (next, vector) = (next.clone(), vector.clone());
-        async move {
-            loop {
-                let chunk = next.fetch_add(1, Ordering::Relaxed);
-                if chunk >= ELEMENTS / CHUNK {
-                    return anyhow::Ok(());
-                }
-                let node = &nodes[chunk as usize % nodes.len()];
-                let url = format!(
-                    "{}/function/allreduce/{vector}?chunk={chunk}&size={CHUNK}",
-                    node.url
-                );
-                let (status, body) = http.call("POST", &url, Bytes::new()).await?;
-                if status != 200 {
-                    bail!(
-                        "allreduce call: {status} {}",
-                        String::from_utf8_lossy(&body)
-                    );
-                }
+    let workers = (0..CONCURRENCY).map(|_| async {
+        loop {
+            let chunk = next.fetch_add(1, Ordering::Relaxed);
+            if chunk >= ELEMENTS / CHUNK {
+                return anyhow::Ok(());
+            }
+            let url = url(&nodes[chunk as usize % nodes.len()], chunk);
+            let (status, body) = http.call("POST", &url, Bytes::new()).await?;
+            if status != 200 {
+                bail!("{url}: {status} {}", String::from_utf8_lossy(&body));
             }
         }
     });
     for result in join_all(workers).await {
         result?;
     }
-    let write = started.elapsed().as_secs_f64() * 1e3;
+    Ok(started.elapsed().as_secs_f64() * 1e3)
+}
+
+/// The floor under any function-based allreduce: the same 1,000 calls, same concurrency and
+/// spread, to `hello`, which does nothing with state.
+async fn call_floor(http: &Http, nodes: &[LocalNode]) -> anyhow::Result<f64> {
+    chunk_calls(http, nodes, |node, chunk| {
+        format!("{}/function/hello?name={chunk}", node.url)
+    })
+    .await
+}
+
+async fn allreduce_baton(http: &Http, nodes: &[LocalNode], run: usize) -> anyhow::Result<Timed> {
+    let vector = format!("run{run}");
+    let started = Instant::now();
+    let write = chunk_calls(http, nodes, |node, chunk| {
+        format!(
+            "{}/function/allreduce/{vector}?chunk={chunk}&size={CHUNK}",
+            node.url
+        )
+    })
+    .await?;
     for result in join_all(nodes.iter().map(|n| await_sum(http, n, &vector))).await {
         result?;
     }
@@ -409,7 +426,9 @@ pub async fn run(args: BenchStateArgs) -> anyhow::Result<ExitCode> {
         Some(pool)
     };
     let (mut baton_ms, mut baton_write_ms, mut redis_ms) = (Vec::new(), Vec::new(), Vec::new());
+    let mut floor_ms = Vec::new();
     for run in 0..args.runs {
+        floor_ms.push(call_floor(&http, &nodes).await?);
         let timed = allreduce_baton(&http, &nodes, run).await?;
         baton_ms.push(timed.total);
         baton_write_ms.push(timed.write);
@@ -417,11 +436,12 @@ pub async fn run(args: BenchStateArgs) -> anyhow::Result<ExitCode> {
             redis_ms.push(allreduce_redis(pool, run).await?);
         }
         eprintln!(
-            "allreduce run {}/{}: baton {:.1} ms (calls done at {:.1}){}",
+            "allreduce run {}/{}: baton {:.1} ms (calls done at {:.1}; hello calls {:.1}){}",
             run + 1,
             args.runs,
             baton_ms[run],
             baton_write_ms[run],
+            floor_ms[run],
             redis_ms
                 .get(run)
                 .map_or(String::new(), |r| format!(", redis {r:.1} ms"))
@@ -447,6 +467,7 @@ pub async fn run(args: BenchStateArgs) -> anyhow::Result<ExitCode> {
         "allreduce_ms": {
             "baton": baton_stats,
             "baton_calls_done": stats(baton_write_ms),
+            "hello_calls_floor": stats(floor_ms),
             "redis": redis_stats,
             "redis_over_baton_mean": redis_stats.as_ref().map(|r| r["mean"].as_f64().unwrap() / baton_stats["mean"].as_f64().unwrap()),
         },
@@ -476,6 +497,12 @@ pub async fn run(args: BenchStateArgs) -> anyhow::Result<ExitCode> {
                 .as_f64()
                 .unwrap_or(0.0)
         );
+        println!(
+            "  floor  mean {:.1} ms for the same 1000 calls to `hello` (no state)",
+            r["allreduce_ms"]["hello_calls_floor"]["mean"]
+                .as_f64()
+                .unwrap_or(0.0)
+        );
         if let Some(redis) = r["allreduce_ms"]["redis"].as_object() {
             println!(
                 "  redis  mean {:.1} ms  p50 {:.1}  p99 {:.1}",
@@ -495,9 +522,16 @@ pub async fn run(args: BenchStateArgs) -> anyhow::Result<ExitCode> {
         println!(
             "set add: {set_delta:.0} replication bytes/op/peer; full state at the end {set_state:.0} bytes"
         );
+        let list = |v: &[u64]| {
+            v.iter()
+                .map(|b| format!("{:.0}", *b as f64 / (1 << 20) as f64))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         println!(
-            "node RSS MiB idle {:?}, after allreduce {:?}",
-            r["rss_mib"]["idle"], r["rss_mib"]["after_allreduce"]
+            "node RSS MiB idle {}, after allreduce {}",
+            list(&idle_rss),
+            list(&peak_rss)
         );
     }
     Ok(ExitCode::SUCCESS)
