@@ -59,8 +59,8 @@ impl TryFrom<BlockWire> for Block {
     }
 }
 
-/// Numbers as one byte string of little-endian `f64`s in binary formats (one copy to encode
-/// or decode, where a sequence costs a call per element), a plain list in JSON.
+/// Numbers as one byte string of little-endian `f64`s in binary formats (bulk copies, where a
+/// sequence costs a serializer call per element), a plain list in JSON.
 mod f64_bytes {
     use serde::de::{self, Deserializer, Visitor};
     use serde::{Deserialize, Serialize, Serializer};
@@ -314,35 +314,32 @@ mod tests {
 
     #[test]
     fn a_malformed_block_from_a_peer_is_refused_at_decoding() {
-        let replica = ReplicaId::new(1, 1);
-        let mut short = AddVector::default();
-        short.add(replica, 0, &[1.0]).unwrap();
-        short
-            .replicas
-            .get_mut(&replica)
-            .unwrap()
-            .get_mut(&0)
-            .unwrap()
-            .values
-            .truncate(10);
-        assert!(crate::decode::<AddVector>(&crate::encode(&short)).is_err());
+        // A vector with one block, whose numbers `spoil` then changes as a peer might.
+        let encoded_after = |spoil: fn(&mut Vec<f64>)| {
+            let replica = ReplicaId::new(1, 1);
+            let mut x = AddVector::default();
+            x.add(replica, 0, &[1.0]).unwrap();
+            spoil(
+                &mut x
+                    .replicas
+                    .get_mut(&replica)
+                    .unwrap()
+                    .get_mut(&0)
+                    .unwrap()
+                    .values,
+            );
+            crate::encode(&x)
+        };
+        let short = encoded_after(|values| values.truncate(10));
+        assert!(crate::decode::<AddVector>(&short).is_err());
+        let infinite = encoded_after(|values| values[5] = f64::INFINITY);
+        assert!(crate::decode::<AddVector>(&infinite).is_err());
         let wire = BlockWire {
             version: 1,
             values: vec![1.0; 10],
         };
         let error = Block::try_from(wire).unwrap_err();
         assert!(error.contains("holds 256 numbers, this one 10"), "{error}");
-
-        let mut infinite = AddVector::default();
-        infinite.add(replica, 0, &[1.0]).unwrap();
-        infinite
-            .replicas
-            .get_mut(&replica)
-            .unwrap()
-            .get_mut(&0)
-            .unwrap()
-            .values[5] = f64::INFINITY;
-        assert!(crate::decode::<AddVector>(&crate::encode(&infinite)).is_err());
     }
 
     #[test]

@@ -8,19 +8,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn spec(command: &str, mode: ProcessMode, dir: &std::path::Path, limits: Limits) -> FunctionSpec {
+    let runtime = RuntimeSpec::Process {
+        command: command.split_whitespace().map(str::to_owned).collect(),
+        mode,
+        working_dir: Some(dir.display().to_string()),
+    };
     FunctionSpec {
-        name: FunctionName::new("p").unwrap(),
-        runtime: RuntimeSpec::Process {
-            command: command.split_whitespace().map(str::to_owned).collect(),
-            mode,
-            working_dir: Some(dir.display().to_string()),
-        },
         env: [("FROM_SPEC".to_owned(), "yes".to_owned())].into(),
         limits,
-        scaling: Default::default(),
-        labels: Default::default(),
-        annotations: Default::default(),
-        image: String::new(),
+        ..FunctionSpec::new(FunctionName::new("p").unwrap(), runtime)
     }
 }
 

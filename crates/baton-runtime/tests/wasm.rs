@@ -29,15 +29,11 @@ fn fixture() -> Fixture {
 }
 
 fn spec(name: &str, component: ArtifactDigest, limits: Limits) -> FunctionSpec {
+    let runtime = RuntimeSpec::Wasm { component };
     FunctionSpec {
-        name: FunctionName::new(name).unwrap(),
-        runtime: RuntimeSpec::Wasm { component },
         env: [("GREETING".to_owned(), "bonjour".to_owned())].into(),
         limits,
-        scaling: Default::default(),
-        labels: Default::default(),
-        annotations: Default::default(),
-        image: String::new(),
+        ..FunctionSpec::new(FunctionName::new(name).unwrap(), runtime)
     }
 }
 

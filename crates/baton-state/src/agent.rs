@@ -197,7 +197,7 @@ impl Agent {
                 Ok((version, update)) => {
                     results.push(Ok(version));
                     match records.last_mut() {
-                        Some(last) if extends(last, &update) => join_following(last, update),
+                        Some(last) if extends(last, &update) => join_into(last, &update),
                         _ => records.push(update),
                     }
                 }
@@ -578,20 +578,7 @@ fn start_writer(writer: Writer, agent: Weak<Inner>) {
 fn coalesce(pending: &mut Option<Update>, update: &Update) -> bool {
     match pending {
         Some(p) if p.generation == update.generation => {
-            if let (Some(mine), Some(new)) = (&mut p.object, &update.object) {
-                mine.join(new);
-            } else if p.object.is_none() {
-                // A deletion pending: the writes after it ship in the same message.
-                p.object = update.object.clone();
-            }
-            match (&mut p.coverage, &update.coverage) {
-                (Coverage::Range { to, .. }, Coverage::Range { to: new_to, .. }) => *to = *new_to,
-                (Coverage::Full(seen), Coverage::Range { origin, to, .. }) => {
-                    seen.retain(|(r, _)| r != origin);
-                    seen.push((*origin, *to));
-                }
-                _ => {}
-            }
+            join_into(p, update);
             false
         }
         _ => {
@@ -603,7 +590,7 @@ fn coalesce(pending: &mut Option<Update>, update: &Update) -> bool {
 }
 
 /// True when `next` is the local update right after `last` on the same object: the two can be
-/// logged as one.
+/// logged as one ([`join_into`]).
 fn extends(last: &Update, next: &Update) -> bool {
     match (&last.coverage, &next.coverage) {
         (
@@ -623,15 +610,22 @@ fn extends(last: &Update, next: &Update) -> bool {
     }
 }
 
-/// Joins `next`, which [`extends`] `last`, into `last`.
-fn join_following(last: &mut Update, next: Update) {
-    if let (Some(mine), Some(theirs)) = (&mut last.object, &next.object) {
-        mine.join(theirs);
+/// Joins `update`, a later update of the same object and generation, into `p`: its object
+/// and the range of the origin's updates it covers.
+fn join_into(p: &mut Update, update: &Update) {
+    if let (Some(mine), Some(new)) = (&mut p.object, &update.object) {
+        mine.join(new);
+    } else if p.object.is_none() {
+        // A deletion pending: the writes after it ship in the same message.
+        p.object = update.object.clone();
     }
-    if let (Coverage::Range { to, .. }, Coverage::Range { to: next_to, .. }) =
-        (&mut last.coverage, &next.coverage)
-    {
-        *to = *next_to;
+    match (&mut p.coverage, &update.coverage) {
+        (Coverage::Range { to, .. }, Coverage::Range { to: new_to, .. }) => *to = *new_to,
+        (Coverage::Full(seen), Coverage::Range { origin, to, .. }) => {
+            seen.retain(|(r, _)| r != origin);
+            seen.push((*origin, *to));
+        }
+        _ => {}
     }
 }
 

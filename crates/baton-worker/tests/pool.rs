@@ -44,22 +44,18 @@ impl Sandbox for FakeSandbox {
 }
 
 fn pool(concurrency: u32, scaling: Scaling) -> (Arc<FunctionPool>, Arc<FakePrepared>) {
+    let runtime = RuntimeSpec::Process {
+        command: vec!["x".into()],
+        mode: ProcessMode::Http,
+        working_dir: None,
+    };
     let spec = FunctionSpec {
-        name: FunctionName::new("f").unwrap(),
-        runtime: RuntimeSpec::Process {
-            command: vec!["x".into()],
-            mode: ProcessMode::Http,
-            working_dir: None,
-        },
-        env: Default::default(),
         limits: Limits {
             concurrency,
             ..Limits::default()
         },
         scaling,
-        labels: Default::default(),
-        annotations: Default::default(),
-        image: String::new(),
+        ..FunctionSpec::new(FunctionName::new("f").unwrap(), runtime)
     };
     let prepared = Arc::new(FakePrepared::default());
     (

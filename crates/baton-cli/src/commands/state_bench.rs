@@ -523,8 +523,9 @@ pub async fn run(args: BenchStateArgs) -> anyhow::Result<ExitCode> {
             "set add: {set_delta:.0} replication bytes/op/peer; full state at the end {set_state:.0} bytes"
         );
         let list = |v: &[u64]| {
-            v.iter()
-                .map(|b| format!("{:.0}", *b as f64 / (1 << 20) as f64))
+            mib(v)
+                .iter()
+                .map(|m| format!("{m:.0}"))
                 .collect::<Vec<_>>()
                 .join(" ")
         };
