@@ -11,6 +11,7 @@ mod error;
 mod grpc_error;
 mod name;
 mod openfaas;
+pub mod outbound;
 mod quantity;
 mod service;
 mod spec;

@@ -92,6 +92,12 @@ impl DeployRequest {
         let err = |m: String| SpecError(m);
         let name = FunctionName::new(&self.service).map_err(|e| err(e.to_string()))?;
         let runtime = match (self.is_process(), component) {
+            (true, _) if names_a_file(&self.image) => {
+                return Err(err(format!(
+                    "image {:?} names a component file and envProcess names a process: deploy one or the other",
+                    self.image
+                )));
+            }
             (true, _) => {
                 let command: Vec<String> = self
                     .env_process
@@ -176,6 +182,17 @@ impl DeployRequest {
         spec.validate()?;
         Ok(spec)
     }
+}
+
+/// Whether `image` names a file (a component), rather than being a free-form label such as
+/// the container image faas-cli sends beside `envProcess`.
+fn names_a_file(image: &str) -> bool {
+    let image = image.trim();
+    image.starts_with('/')
+        || image.starts_with("./")
+        || image.starts_with("../")
+        || image.starts_with("file://")
+        || image.ends_with(".wasm")
 }
 
 fn parse_label(value: &str, what: &str) -> Result<u32, SpecError> {

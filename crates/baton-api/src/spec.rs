@@ -133,6 +133,13 @@ impl Default for Scaling {
     }
 }
 
+/// Most sandboxes one function may ask for: beyond it a `scale.max` is a typo, not a plan.
+pub const MAX_SCALE: u32 = 10_000;
+/// Most requests one sandbox may serve at once.
+pub const MAX_CONCURRENCY: u32 = 100_000;
+/// Most requests that may wait for one function.
+pub const MAX_QUEUE: u32 = 1_000_000;
+
 /// Why a spec is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -192,8 +199,11 @@ impl FunctionSpec {
                 l.timeout_ms
             ));
         }
-        if l.concurrency == 0 {
-            return fail("concurrency per sandbox must be at least 1".into());
+        if l.concurrency == 0 || l.concurrency > MAX_CONCURRENCY {
+            return fail(format!(
+                "concurrency per sandbox {} must be between 1 and {MAX_CONCURRENCY}",
+                l.concurrency
+            ));
         }
         if l.max_body_bytes == 0 || l.max_output_bytes == 0 {
             return fail("body and output limits must be at least 1 byte".into());
@@ -205,6 +215,18 @@ impl FunctionSpec {
                 s.min, s.max
             ));
         }
+        if s.max > MAX_SCALE {
+            return fail(format!(
+                "scaling max {} is more than the {MAX_SCALE} sandboxes a function may have",
+                s.max
+            ));
+        }
+        if s.queue > MAX_QUEUE {
+            return fail(format!(
+                "queue {} is more than the maximum of {MAX_QUEUE}",
+                s.queue
+            ));
+        }
         for key in self.env.keys() {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
                 return fail(format!("environment variable name {key:?} is invalid"));
@@ -212,6 +234,9 @@ impl FunctionSpec {
         }
         if self.env.values().any(|v| v.contains('\0')) {
             return fail("environment values must not contain NUL".into());
+        }
+        if let Some(list) = self.labels.get(crate::outbound::LABEL_ALLOWED_HOSTS) {
+            crate::outbound::AllowedHosts::parse(list).map_err(SpecError)?;
         }
         Ok(())
     }

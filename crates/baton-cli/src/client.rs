@@ -49,6 +49,27 @@ impl Reply {
     }
 }
 
+/// The token a node on this machine made for itself, when the gateway is on loopback (never
+/// sent to another machine): `$BATON_DATA_DIR` or the default data directory.
+fn local_token(base: &str) -> Option<String> {
+    let authority = base.strip_prefix("http://")?.split('/').next()?;
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        return None;
+    }
+    let dir = std::env::var_os("BATON_DATA_DIR")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(crate::config::default_data_dir);
+    crate::token::read(&dir)
+}
+
 impl ApiClient {
     pub fn new(target: &Target) -> anyhow::Result<Self> {
         let base = target.gateway.trim_end_matches('/').to_owned();
@@ -57,7 +78,10 @@ impl ApiClient {
         }
         Ok(ApiClient {
             base,
-            token: target.token.clone(),
+            token: target
+                .token
+                .clone()
+                .or_else(|| local_token(&target.gateway)),
             client: Client::builder(TokioExecutor::new()).build_http(),
         })
     }

@@ -166,9 +166,16 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         "baton gateway listening on http://{address} following {}",
         args.control
     );
-    axum::serve(listener, router)
-        .with_graceful_shutdown(crate::node::shutdown_signal())
-        .await?;
+    let limits = baton_gateway::ListenerLimits::default();
+    let stats = baton_gateway::ListenerStats::new("gateway", &limits);
+    baton_gateway::serve(
+        stats,
+        listener,
+        router,
+        limits.clone(),
+        crate::node::shutdown_signal(),
+    )
+    .await;
     Ok(())
 }
 
@@ -203,6 +210,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
                 default_dir: dir.clone(),
                 ready_timeout: std::time::Duration::from_secs(10),
                 platform_api: None,
+                capabilities: None,
             })),
         }),
         other => bail!("--runtime {other:?}: expected `real` or `fake`"),

@@ -27,6 +27,38 @@ struct FileConfig {
     process: ProcessSection,
     #[serde(default)]
     state: crate::state::StateSection,
+    #[serde(default)]
+    outbound: OutboundSection,
+    #[serde(default)]
+    listener: ListenerSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenerSection {
+    header_read_timeout: Option<String>,
+    max_connections: Option<usize>,
+}
+
+fn listener_limits(section: &ListenerSection) -> anyhow::Result<baton_gateway::ListenerLimits> {
+    let mut limits = baton_gateway::ListenerLimits::default();
+    if let Some(text) = &section.header_read_timeout {
+        limits.header_read_timeout = duration(text, "listener.header_read_timeout")?;
+    }
+    if let Some(max) = section.max_connections {
+        if max == 0 {
+            bail!("listener.max_connections must be at least 1");
+        }
+        limits.max_connections = max;
+    }
+    Ok(limits)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutboundSection {
+    /// Loopback or link-local networks functions may reach when their allow-list names them.
+    allow_private: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,6 +101,8 @@ pub struct NodeConfig {
     pub async_calls: baton_gateway::AsyncConfig,
     pub ready_timeout: Duration,
     pub state: crate::state::StateConfig,
+    /// Bounds of the gateway's listener.
+    pub listener: baton_gateway::ListenerLimits,
 }
 
 pub(crate) fn duration(text: &str, key: &str) -> anyhow::Result<Duration> {
@@ -124,6 +158,21 @@ impl NodeConfig {
             wasm.max_memory_bytes = baton_api::parse_memory(memory)
                 .map_err(|e| anyhow::anyhow!("wasm.max_memory: {e}"))?;
         }
+        let allow_private = match std::env::var("BATON_OUTBOUND_ALLOW_PRIVATE") {
+            Ok(list) => list
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            Err(_) => file.outbound.allow_private.unwrap_or_default(),
+        };
+        for network in allow_private {
+            wasm.outbound.allow_private.push(
+                network
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("outbound.allow_private: {e}"))?,
+            );
+        }
         let mut worker = baton_worker::WorkerConfig::default();
         if let Some(interval) = &file.worker.reap_interval {
             worker.reap_interval = duration(interval, "worker.reap_interval")?;
@@ -158,6 +207,7 @@ impl NodeConfig {
             worker,
             async_calls,
             ready_timeout,
+            listener: listener_limits(&file.listener)?,
         })
     }
 }

@@ -10,6 +10,7 @@ mod manifest;
 mod node;
 mod output;
 mod state;
+mod token;
 
 use clap::Parser;
 

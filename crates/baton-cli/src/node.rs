@@ -5,7 +5,9 @@ use anyhow::Context;
 use baton_api::{FunctionAdmin, FunctionHost, Invoker};
 use baton_control::{ControlPlane, RedbStore};
 use baton_runtime::process::{ProcessConfig, ProcessRuntime};
-use baton_runtime::wasm::{CompileCache, WasmRuntime};
+use baton_runtime::wasm::{
+    CompileCache, PlatformFuture, PlatformService, WasiBody, WasmRuntime, platform_body,
+};
 use baton_runtime::{ArtifactStore, Runtimes};
 use baton_worker::Worker;
 use std::sync::Arc;
@@ -15,10 +17,16 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
     let data = &config.data_dir;
     std::fs::create_dir_all(data)
         .with_context(|| format!("creating data directory {}", data.display()))?;
+    let token = match &config.token {
+        Some(token) => token.clone(),
+        None => crate::token::load_or_create(data)?,
+    };
     let artifacts = ArtifactStore::open(data.join("artifacts"))?;
     let cache = CompileCache::open(data.join("compiled"))?;
+    let sweeper = (artifacts.clone(), cache.clone());
+    let capabilities = baton_state::Capabilities::new(Some(token.clone()));
     let state = match config.state.enabled {
-        true => Some(crate::state::start(&config.state, data).await?),
+        true => Some(crate::state::start(&config.state, data, capabilities.clone()).await?),
         false => None,
     };
     let wasm = WasmRuntime::new(
@@ -28,10 +36,16 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         state.as_ref().map(|s| s.agent.clone()),
     )
     .context("starting the wasm runtime")?;
+    let outbound = wasm.outbound();
+    if let Some(state) = &state {
+        outbound.add_listener(state.api);
+        outbound.add_listener(state.replication.address());
+    }
     let process = ProcessRuntime::new(ProcessConfig {
         default_dir: data.clone(),
         ready_timeout: config.ready_timeout,
         platform_api: state.as_ref().map(|s| format!("http://{}", s.api)),
+        capabilities: Some(capabilities),
     });
     let runtimes = Runtimes {
         wasm: Arc::new(wasm),
@@ -53,12 +67,25 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
     if config.examples {
         crate::examples::deploy(control.as_ref(), data).await?;
     }
+    // Nothing deploys yet: what no registration refers to was left by a crash.
+    let in_use = control.components_in_use();
+    let removed = sweeper.0.sweep(&in_use) + sweeper.1.sweep(&in_use);
+    if removed > 0 {
+        tracing::info!(removed, "orphan artifacts and compiled files removed");
+    }
+    let gateway_stats = baton_gateway::ListenerStats::new("gateway", &config.listener);
     let gateway = baton_gateway::GatewayConfig {
-        token: config.token.clone(),
+        token: Some(token),
         async_calls: config.async_calls.clone(),
-        extra_metrics: state
-            .as_ref()
-            .map(|s| state_metrics(s.agent.clone(), s.metrics.clone())),
+        extra_metrics: Some(node_metrics(
+            state
+                .as_ref()
+                .map(|s| state_metrics(s.agent.clone(), s.metrics.clone())),
+            outbound.clone(),
+            std::iter::once(gateway_stats.clone())
+                .chain(state.as_ref().map(|s| s.api_stats.clone()))
+                .collect(),
+        )),
     };
     let router = baton_gateway::router(
         gateway,
@@ -69,6 +96,7 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {} (in use? set BATON_LISTEN)", config.listen))?;
     let address = listener.local_addr()?;
+    outbound.set_gateway(address, platform_service(router.clone()));
     let names = control.names();
     if let Some(state) = &state {
         // Read by tests and scripts, like the readiness line after it.
@@ -85,11 +113,52 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         names.join(", ")
     );
     tracing::info!(%address, data_dir = %data.display(), "baton up");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    tracing::warn!(
+        "process functions are not isolated on this node: they run as its user and see its files (README, \"Behaviour worth knowing\"); wasm functions are"
+    );
+    baton_gateway::serve(
+        gateway_stats,
+        listener,
+        router,
+        config.listener.clone(),
+        shutdown_signal(),
+    )
+    .await;
     tracing::info!("baton stopped");
     Ok(())
+}
+
+/// The gateway's routes as functions reach them: in-process, without a TCP hop.
+fn platform_service(router: axum::Router) -> PlatformService {
+    Arc::new(move |request: http::Request<WasiBody>| {
+        let router = router.clone();
+        Box::pin(async move {
+            let request = request.map(axum::body::Body::new);
+            let response = match tower::ServiceExt::oneshot(router, request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            response.map(platform_body)
+        }) as PlatformFuture
+    })
+}
+
+/// The node's own metrics beside the gateway's: the state agent's, when it runs one, and the
+/// outgoing-request policy's.
+fn node_metrics(
+    state: Option<baton_gateway::MetricsSource>,
+    outbound: Arc<baton_runtime::wasm::Outbound>,
+    listeners: Vec<Arc<baton_gateway::ListenerStats>>,
+) -> baton_gateway::MetricsSource {
+    Arc::new(move |out: &mut String| {
+        if let Some(state) = &state {
+            state(out)?;
+        }
+        for listener in &listeners {
+            listener.render(out)?;
+        }
+        outbound.render_metrics(out)
+    })
 }
 
 /// Renders the state agent's metrics, refreshing the gauges that need a walk of the objects.

@@ -7,6 +7,7 @@ use baton_state::{Agent, Durability, Limits, Replication, ReplicationConfig, Sta
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,13 +114,19 @@ impl StateConfig {
 /// A running state agent: its replication and its local API.
 pub struct RunningState {
     pub agent: Agent,
+    /// Connections of the platform API's listener.
+    pub api_stats: Arc<baton_gateway::ListenerStats>,
     pub replication: Replication,
     pub api: SocketAddr,
     pub metrics: StateMetrics,
 }
 
 /// Opens the agent on `data`, starts replication and serves the local API.
-pub async fn start(config: &StateConfig, data: &Path) -> anyhow::Result<RunningState> {
+pub async fn start(
+    config: &StateConfig,
+    data: &Path,
+    capabilities: Arc<baton_state::Capabilities>,
+) -> anyhow::Result<RunningState> {
     let metrics = StateMetrics::default();
     let agent = Agent::open(
         &data.join("state.redb"),
@@ -133,13 +140,22 @@ pub async fn start(config: &StateConfig, data: &Path) -> anyhow::Result<RunningS
         .await
         .with_context(|| format!("state API: listening on {}", config.api_listen))?;
     let api = listener.local_addr()?;
-    let router = baton_state::http::router(agent.clone(), config.fault_injection);
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, router).await {
-            tracing::error!(%error, "state API stopped");
-        }
-    });
+    let router = baton_state::http::router(agent.clone(), config.fault_injection, capabilities);
+    // Process functions are the clients: a few connections each, never thousands.
+    let limits = baton_gateway::ListenerLimits {
+        max_connections: 1024,
+        ..Default::default()
+    };
+    let api_stats = baton_gateway::ListenerStats::new("platform-api", &limits);
+    tokio::spawn(baton_gateway::serve(
+        api_stats.clone(),
+        listener,
+        router,
+        limits.clone(),
+        std::future::pending(),
+    ));
     Ok(RunningState {
+        api_stats,
         agent,
         replication,
         api,

@@ -70,6 +70,19 @@ impl ControlPlane {
         self.registry.read().unwrap().keys().cloned().collect()
     }
 
+    /// The stored components registrations refer to: every other artifact is an orphan.
+    pub fn components_in_use(&self) -> std::collections::HashSet<String> {
+        self.registry
+            .read()
+            .unwrap()
+            .values()
+            .filter_map(|r| match &r.spec.runtime {
+                RuntimeSpec::Wasm { component } => Some(component.0.clone()),
+                RuntimeSpec::Process { .. } => None,
+            })
+            .collect()
+    }
+
     fn status(&self, registration: &Registration) -> FunctionStatus {
         let spec = &registration.spec;
         let replicas = self.host.replicas(spec.name.as_str());
@@ -201,18 +214,39 @@ async fn read_component(image: &str) -> Result<Vec<u8>, ApiError> {
             "image {image:?} is not a file path or file:// URL; Baton does not pull from registries"
         )));
     }
-    let metadata = tokio::fs::metadata(path)
-        .await
-        .map_err(|e| ApiError::bad_request(format!("cannot read component file {path:?}: {e}")))?;
-    if metadata.len() > MAX_COMPONENT_BYTES {
-        return Err(ApiError::new(
-            ErrorKind::PayloadTooLarge,
-            format!("component file {path:?} is larger than {MAX_COMPONENT_BYTES} bytes"),
-        ));
+    let unreadable = |e: std::io::Error| {
+        ApiError::bad_request(format!("cannot read component file {path:?}: {e}"))
+    };
+    let file = tokio::fs::File::open(path).await.map_err(unreadable)?;
+    let metadata = file.metadata().await.map_err(unreadable)?;
+    // A device or a pipe reports length 0 and never ends: only regular files are components.
+    if !metadata.is_file() {
+        return Err(ApiError::bad_request(format!(
+            "image {path:?} is not a regular file"
+        )));
     }
-    tokio::fs::read(path)
-        .await
-        .map_err(|e| ApiError::bad_request(format!("cannot read component file {path:?}: {e}")))
+    if metadata.len() > MAX_COMPONENT_BYTES {
+        return Err(too_large(path));
+    }
+    // Read at most one byte past the cap, whatever the file grows to meanwhile.
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    tokio::io::AsyncReadExt::read_to_end(
+        &mut tokio::io::AsyncReadExt::take(file, MAX_COMPONENT_BYTES + 1),
+        &mut bytes,
+    )
+    .await
+    .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_COMPONENT_BYTES {
+        return Err(too_large(path));
+    }
+    Ok(bytes)
+}
+
+fn too_large(path: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::PayloadTooLarge,
+        format!("component file {path:?} is larger than {MAX_COMPONENT_BYTES} bytes"),
+    )
 }
 
 fn format_memory(bytes: u64) -> String {

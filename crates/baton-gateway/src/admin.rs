@@ -93,7 +93,7 @@ async fn parse_deploy(request: Request) -> Result<(DeployRequest, Option<Bytes>)
             let deploy: DeployRequest = serde_json::from_slice(header.as_bytes()).map_err(|e| {
                 ApiError::bad_request(format!("invalid X-Baton-Deployment JSON: {e}"))
             })?;
-            let body = read_body(request, MAX_UPLOAD).await?;
+            let body = read_upload(request).await?;
             return Ok((deploy, Some(body)));
         }
         let Query(query) = Query::<HashMap<String, String>>::try_from_uri(request.uri())
@@ -118,13 +118,79 @@ async fn parse_deploy(request: Request) -> Result<(DeployRequest, Option<Bytes>)
                 cpu: None,
             });
         }
-        let body = read_body(request, MAX_UPLOAD).await?;
+        let body = read_upload(request).await?;
         return Ok((deploy, Some(body)));
     }
     let body = read_body(request, MAX_JSON).await?;
     let deploy: DeployRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid deployment JSON: {e}")))?;
     Ok((deploy, None))
+}
+
+/// Uploads read at once, node-wide: each may hold up to [`MAX_UPLOAD`] bytes.
+const UPLOADS_AT_ONCE: usize = 2;
+
+static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(UPLOADS_AT_ONCE);
+
+/// Reads an uploaded component, refusing it as soon as its size or its first bytes show it
+/// is not one: an announced length over the cap before reading, a body that does not start
+/// with the WebAssembly magic after its first 8 bytes.
+async fn read_upload(request: Request) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("an uploaded component may have at most {MAX_UPLOAD} bytes"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_UPLOAD as u64) {
+        return Err(too_large());
+    }
+    let Ok(_permit) = UPLOADS.try_acquire() else {
+        return Err(ApiError::new(
+            ErrorKind::Overloaded,
+            format!("{UPLOADS_AT_ONCE} uploads are in progress; retry when one ends"),
+        ));
+    };
+    let mut body = Limited::new(request.into_body(), MAX_UPLOAD);
+    let mut bytes = bytes::BytesMut::new();
+    let mut checked = false;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| {
+            if error.is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else {
+                ApiError::bad_request(format!("reading the request body: {error}"))
+            }
+        })?;
+        if let Ok(data) = frame.into_data() {
+            bytes.extend_from_slice(&data);
+        }
+        if !checked && bytes.len() >= 8 {
+            check_component_header(&bytes)?;
+            checked = true;
+        }
+    }
+    check_component_header(&bytes)?;
+    Ok(bytes.freeze())
+}
+
+/// The first 8 bytes of a component: the magic, then the component layer's version.
+fn check_component_header(bytes: &[u8]) -> Result<(), ApiError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(ApiError::bad_request(
+            "the upload is not a WebAssembly component (it does not start with \\0asm)",
+        ));
+    }
+    if bytes[4..8] == [1, 0, 0, 0] {
+        return Err(ApiError::bad_request(
+            "this is a core wasm module, not a component; build for wasm32-wasip2 or run `wasm-tools component new`",
+        ));
+    }
+    Ok(())
 }
 
 async fn read_body(request: Request, limit: usize) -> Result<Bytes, ApiError> {

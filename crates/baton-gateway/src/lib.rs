@@ -21,6 +21,7 @@ pub mod balance;
 pub mod cluster;
 mod error;
 mod invoke;
+mod listener;
 mod metrics;
 
 use axum::Router;
@@ -29,6 +30,7 @@ use baton_api::{FunctionAdmin, Invoker};
 use std::sync::Arc;
 
 pub use async_calls::AsyncConfig;
+pub use listener::{ListenerLimits, ListenerStats, serve};
 pub use metrics::Metrics;
 
 /// More metrics for `/metrics`, from the node's other services: appends Prometheus text

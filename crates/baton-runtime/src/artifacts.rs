@@ -44,10 +44,41 @@ impl ArtifactStore {
         std::fs::read(self.path(digest))
     }
 
+    /// Removes what a crash left behind: temporary files, and artifacts whose digest is not in
+    /// `in_use`. Returns how many files went. Call it before serving, when no deploy runs.
+    pub fn sweep(&self, in_use: &std::collections::HashSet<String>) -> usize {
+        sweep_dir(&self.dir, |name| {
+            name.strip_suffix(".wasm")
+                .is_some_and(|digest| in_use.contains(digest))
+        })
+    }
+
     /// Where the artifact named `digest` lives.
     pub fn path(&self, digest: &ArtifactDigest) -> PathBuf {
         self.dir.join(format!("{}.wasm", digest.0))
     }
+}
+
+/// Deletes the files of `dir` that are temporary (`.tmp-*`) or that `keep` does not want;
+/// returns how many it deleted.
+pub(crate) fn sweep_dir(dir: &Path, keep: impl Fn(&str) -> bool) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file
+            && (name.starts_with(".tmp-") || !keep(&name))
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            tracing::info!(file = %entry.path().display(), "removed an orphan");
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// A uniquely named temporary file in `dir`, for write-then-rename.

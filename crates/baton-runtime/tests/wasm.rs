@@ -211,24 +211,79 @@ async fn a_second_runtime_loads_the_compiled_component_from_disk() {
             &spec("f", digest.clone(), Limits::default()),
         )
         .unwrap();
-    let entries: Vec<_> = std::fs::read_dir(&cache_dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(entries.len(), 1);
-    assert!(entries[0].to_string_lossy().starts_with(&digest.0));
-    let modified = std::fs::metadata(cache_dir.join(&entries[0]))
-        .unwrap()
-        .modified()
-        .unwrap();
+    let compiled = |dir: &std::path::Path| -> std::path::PathBuf {
+        let entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .collect();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        entries[0].clone()
+    };
+    let file = compiled(&cache_dir);
+    assert!(
+        file.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(&digest.0)
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&cache_dir).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o700, "the cache is private to the node");
+    let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
     make()
-        .prepare_bytes(baton_guests::HELLO, &spec("f", digest, Limits::default()))
+        .prepare_bytes(
+            baton_guests::HELLO,
+            &spec("f", digest.clone(), Limits::default()),
+        )
         .unwrap();
     assert_eq!(
-        std::fs::metadata(cache_dir.join(&entries[0]))
-            .unwrap()
-            .modified()
-            .unwrap(),
-        modified
+        std::fs::metadata(&file).unwrap().modified().unwrap(),
+        modified,
+        "loaded, not compiled again"
     );
+    // Someone else's native code in the cache (here: another component's compilation under
+    // this one's name) fails the keyed hash and is compiled over, never run.
+    make()
+        .prepare_bytes(
+            baton_guests::ECHO,
+            &spec(
+                "g",
+                ArtifactStore::digest(baton_guests::ECHO),
+                Limits::default(),
+            ),
+        )
+        .unwrap();
+    let echo = std::fs::read_dir(&cache_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "cwasm")
+                && p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&ArtifactStore::digest(baton_guests::ECHO).0)
+        })
+        .unwrap();
+    std::fs::copy(&echo, &file).unwrap();
+    let runtime = make();
+    let function = runtime
+        .prepare_bytes(baton_guests::HELLO, &spec("f", digest, Limits::default()))
+        .unwrap();
+    assert_ne!(
+        std::fs::read(&file).unwrap(),
+        std::fs::read(&echo).unwrap(),
+        "the tampered entry was replaced"
+    );
+    let response = function
+        .handle(
+            http::Request::get("/?name=Ada")
+                .body(bytes::Bytes::new())
+                .unwrap(),
+            &baton_runtime::FunctionLogs::new(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.body().as_ref(), b"Hello, Ada!\n");
 }

@@ -13,10 +13,12 @@
 //! ```
 #![deny(missing_docs)]
 
+mod fetch;
 mod request;
 mod response;
 pub mod state;
 
+pub use fetch::fetch;
 pub use request::Request;
 pub use response::Response;
 /// The wasi bindings the SDK is built on, for what the SDK does not wrap.

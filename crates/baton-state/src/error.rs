@@ -25,6 +25,12 @@ pub enum StateError {
     /// The durable log failed or the agent is stopping: the operation was not acknowledged.
     #[error("state unavailable: {0}")]
     Unavailable(String),
+    /// The local API was called without a valid token.
+    #[error("missing or unknown token: send Authorization: Bearer $BATON_API_TOKEN")]
+    Unauthorized,
+    /// The token is valid for another namespace.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl StateError {
@@ -36,6 +42,8 @@ impl StateError {
             StateError::TypeMismatch { .. } => 409,
             StateError::TooLarge(_) => 413,
             StateError::Unavailable(_) => 503,
+            StateError::Unauthorized => 401,
+            StateError::Forbidden(_) => 403,
         }
     }
 }

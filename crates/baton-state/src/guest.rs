@@ -65,6 +65,8 @@ impl From<StateError> for wit::Error {
             StateError::TypeMismatch { .. } => wit::Error::TypeMismatch(message),
             StateError::TooLarge(_) => wit::Error::TooLarge(message),
             StateError::Unavailable(_) => wit::Error::Unavailable(message),
+            // Guests reach only their own namespace; these come from the HTTP API alone.
+            StateError::Unauthorized | StateError::Forbidden(_) => wit::Error::Invalid(message),
         }
     }
 }

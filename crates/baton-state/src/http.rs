@@ -10,8 +10,11 @@
 //!   `?durable=false` acknowledges before the log commit.
 //! - `DELETE /v1/state/{ns}/{object}`.
 //! - `POST /v1/faults` `{"partitioned": true}`: only when fault injection is enabled (tests).
+//!
+//! Every request carries `Authorization: Bearer <token>`: a process function's own token
+//! (`BATON_API_TOKEN`) reaches its namespace only; the node's admin token reaches all.
 
-use crate::{Agent, Durability, ObjectKey, Op, Query, StateError};
+use crate::{Agent, Capabilities, Durability, ObjectKey, Op, Query, StateError};
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, Path, Query as UrlQuery, State};
 use axum::http::StatusCode;
@@ -19,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -27,8 +31,9 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 /// Operations in one batch.
 const MAX_BATCH: usize = 100_000;
 
-/// The local API's router; `faults` enables `POST /v1/faults`.
-pub fn router(agent: Agent, faults: bool) -> axum::Router {
+/// The local API's router; `faults` enables `POST /v1/faults`; every route checks the
+/// caller's token against `capabilities`.
+pub fn router(agent: Agent, faults: bool, capabilities: Arc<Capabilities>) -> axum::Router {
     let mut router = axum::Router::new()
         .route("/v1/state/{namespace}", get(list).post(batch))
         .route(
@@ -40,7 +45,32 @@ pub fn router(agent: Agent, faults: bool) -> axum::Router {
     }
     router
         .layer(DefaultBodyLimit::max(64 << 20))
+        .layer(axum::middleware::from_fn_with_state(
+            capabilities,
+            authorize,
+        ))
         .with_state(agent)
+}
+
+/// Lets a request through when its token may reach the namespace in its path.
+async fn authorize(
+    State(capabilities): State<Arc<Capabilities>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let namespace = request
+        .uri()
+        .path()
+        .strip_prefix("/v1/state/")
+        .map(|rest| rest.split('/').next().unwrap_or_default().to_string());
+    let header = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match capabilities.authorize(header, namespace.as_deref()) {
+        Ok(()) => next.run(request).await,
+        Err(error) => error.into_response(),
+    }
 }
 
 impl IntoResponse for StateError {

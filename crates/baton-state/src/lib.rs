@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 mod agent;
+mod capability;
 mod entry;
 mod error;
 pub mod guest;
@@ -33,6 +34,7 @@ mod peers;
 mod wire;
 
 pub use agent::{Agent, Durability, Limits, Listed, Reading};
+pub use capability::{Capabilities, Capability, constant_time_eq};
 pub use error::StateError;
 pub use key::ObjectKey;
 pub use metrics::StateMetrics;

@@ -20,6 +20,8 @@ use tokio::task::JoinHandle;
 /// Frames a link holds for a peer that is slow or away; beyond it they are dropped and the
 /// next anti-entropy round repairs what they carried.
 const LINK_QUEUE: usize = 256;
+/// Connections in their handshake at once; more are closed as they arrive.
+const MAX_HANDSHAKES: usize = 64;
 /// Bytes of repairs per frame.
 const REPAIR_BATCH: usize = 4 << 20;
 
@@ -240,10 +242,11 @@ async fn connect(peer: &str, identity: &Identity, max_frame: usize) -> anyhow::R
     let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, tokio::net::TcpStream::connect(peer))
         .await
         .context("connect timed out")??;
-    let mut conn = wire::framed(stream, max_frame);
+    let mut conn = wire::framed(stream);
     tokio::time::timeout(HANDSHAKE_TIMEOUT, identity.dial(&mut conn))
         .await
         .context("handshake timed out")??;
+    wire::authenticated(&mut conn, max_frame);
     Ok(conn)
 }
 
@@ -292,6 +295,7 @@ async fn accept_loop(
     identity: Arc<Identity>,
     config: Arc<ReplicationConfig>,
 ) {
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -301,13 +305,20 @@ async fn accept_loop(
                 continue;
             }
         };
+        let Ok(handshaking) = handshakes.clone().try_acquire_owned() else {
+            agent.inner().metrics.rejected("handshake");
+            drop(stream);
+            continue;
+        };
         let (agent, identity, max_frame) = (agent.clone(), identity.clone(), config.max_frame);
         tokio::spawn(async move {
-            let mut conn = wire::framed(stream, max_frame);
+            let mut conn = wire::framed(stream);
             let handshake =
                 tokio::time::timeout(HANDSHAKE_TIMEOUT, identity.accept(&mut conn)).await;
+            drop(handshaking);
             match handshake {
                 Ok(Ok(_node)) => {
+                    wire::authenticated(&mut conn, max_frame);
                     if let Err(error) = serve_peer(&mut conn, &agent).await {
                         agent.inner().metrics.rejected("protocol");
                         tracing::warn!(%from, %error, "state peer connection closed on an error");
@@ -461,8 +472,9 @@ mod tests {
         let stream = tokio::net::TcpStream::connect(replication.address())
             .await
             .unwrap();
-        let mut conn = wire::framed(stream, 1 << 20);
+        let mut conn = wire::framed(stream);
         peer.dial(&mut conn).await.unwrap();
+        wire::authenticated(&mut conn, 1 << 20);
         let origin = ReplicaId::new(42, 1);
         let entries = vec![
             Bytes::from_static(b"\xff\xff\xffgarbage"),
@@ -503,6 +515,35 @@ mod tests {
             agent.read(&key, &Query::Value).unwrap().value,
             Value::Int(5)
         );
+    }
+
+    #[tokio::test]
+    async fn a_large_frame_before_the_handshake_closes_the_connection_unread() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let (agent, replication) = agent(dir.path(), "a").await;
+        let mut stream = tokio::net::TcpStream::connect(replication.address())
+            .await
+            .unwrap();
+        // A length prefix announcing 200 MiB, then the start of that frame.
+        stream
+            .write_all(&(200u32 << 20).to_be_bytes())
+            .await
+            .unwrap();
+        let _ = stream.write_all(&vec![7u8; 64 << 10]).await;
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut rest))
+            .await
+            .expect("the node neither read on nor closed");
+        assert!(
+            closed.is_err() || rest.is_empty(),
+            "the node answered {rest:?}"
+        );
+        let key = ObjectKey::new("app", "still").unwrap();
+        agent
+            .apply(&key, Op::CounterAdd { amount: 1 }, Durability::Durable)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

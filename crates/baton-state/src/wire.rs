@@ -49,11 +49,21 @@ pub(crate) enum Frame {
 
 pub(crate) type Connection = Framed<TcpStream, LengthDelimitedCodec>;
 
-pub(crate) fn framed(stream: TcpStream, max_frame: usize) -> Connection {
+/// Largest frame accepted before the peer has proved its identity: hellos are a few hundred
+/// bytes, so an unauthenticated client cannot make the node buffer more than this.
+pub(crate) const HANDSHAKE_MAX_FRAME: usize = 4 << 10;
+
+/// A connection that accepts handshake-sized frames only; [`authenticated`] lifts the cap.
+pub(crate) fn framed(stream: TcpStream) -> Connection {
     let _ = stream.set_nodelay(true);
     LengthDelimitedCodec::builder()
-        .max_frame_length(max_frame)
+        .max_frame_length(HANDSHAKE_MAX_FRAME)
         .new_framed(stream)
+}
+
+/// Lets frames up to `max_frame` through, once the handshake has succeeded.
+pub(crate) fn authenticated(conn: &mut Connection, max_frame: usize) {
+    conn.codec_mut().set_max_frame_length(max_frame);
 }
 
 pub(crate) fn encode_frame(frame: &Frame) -> Bytes {

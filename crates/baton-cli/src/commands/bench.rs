@@ -119,6 +119,8 @@ pub(super) struct LocalNode {
     pub(super) url: String,
     /// The node-local platform API.
     pub(super) state_api: Option<String>,
+    /// The node's admin token (for `/system/*` and the platform API).
+    pub(super) token: String,
     _dir: tempfile::TempDir,
 }
 
@@ -133,13 +135,17 @@ impl LocalNode {
         env: &[(String, String)],
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
+        let token = env.iter().find(|(k, _)| k == "BATON_TOKEN").map_or_else(
+            || uuid::Uuid::new_v4().simple().to_string(),
+            |(_, v)| v.clone(),
+        );
         let mut child = tokio::process::Command::new(std::env::current_exe()?)
             .arg("up")
             .env("BATON_LISTEN", "127.0.0.1:0")
             .env("BATON_DATA_DIR", dir.path())
             .env("BATON_EXAMPLES", examples.to_string())
             .env("BATON_LOG", "warn")
-            .env_remove("BATON_TOKEN")
+            .env("BATON_TOKEN", &token)
             .env_remove("BATON_CONFIG")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(std::process::Stdio::piped())
@@ -168,6 +174,7 @@ impl LocalNode {
             child,
             url,
             state_api,
+            token,
             _dir: dir,
         })
     }
@@ -196,7 +203,10 @@ pub(super) async fn resolve_target(
         .map_or(target.to_owned(), |node| node.url.clone());
     let client = ApiClient::new(&Target {
         gateway: url.clone(),
-        token: std::env::var("BATON_TOKEN").ok(),
+        token: match &local {
+            Some(node) => Some(node.token.clone()),
+            None => std::env::var("BATON_TOKEN").ok(),
+        },
         json: false,
     })?;
     Ok((local, url, client))

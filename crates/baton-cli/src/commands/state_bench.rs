@@ -36,8 +36,9 @@ const EXPECTED_SUM: f64 = (ELEMENTS / 10 * 55) as f64;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
+/// A client of the nodes' APIs, sending their (shared) admin token.
 #[derive(Clone)]
-struct Http(HttpClient);
+struct Http(HttpClient, Arc<str>);
 
 impl Http {
     async fn call(
@@ -49,6 +50,7 @@ impl Http {
         let request = http::Request::builder()
             .method(method)
             .uri(url)
+            .header(http::header::AUTHORIZATION, format!("Bearer {}", self.1))
             .body(Full::new(body.into()))?;
         let response = tokio::time::timeout(Duration::from_secs(60), self.0.request(request))
             .await
@@ -73,7 +75,7 @@ fn stats(mut samples: Vec<f64>) -> Value {
     json!({"n": samples.len(), "mean": mean, "p50": at(0.5), "p99": at(0.99), "min": samples[0], "max": at(1.0)})
 }
 
-async fn start_nodes(n: usize, durability: &str) -> anyhow::Result<Vec<LocalNode>> {
+async fn start_nodes(n: usize, durability: &str, token: &str) -> anyhow::Result<Vec<LocalNode>> {
     let ports: Vec<u16> = (0..n)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").map(|l| l.local_addr().unwrap().port()))
         .collect::<Result<_, _>>()?;
@@ -94,6 +96,7 @@ async fn start_nodes(n: usize, durability: &str) -> anyhow::Result<Vec<LocalNode
             ),
             ("BATON_STATE_PEERS".to_string(), peers.join(",")),
             ("BATON_CONFIG".to_string(), config.display().to_string()),
+            ("BATON_TOKEN".to_string(), token.to_string()),
         ];
         eprintln!("starting node {}/{n}", i + 1);
         nodes.push(LocalNode::start_with(true, &env).await?);
@@ -405,8 +408,12 @@ pub async fn run(args: BenchStateArgs) -> anyhow::Result<ExitCode> {
     if !matches!(args.durability.as_str(), "async" | "durable") {
         bail!("--durability must be `async` or `durable`");
     }
-    let http = Http(Client::builder(TokioExecutor::new()).build_http());
-    let nodes = start_nodes(args.nodes, &args.durability).await?;
+    let token: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
+    let http = Http(
+        Client::builder(TokioExecutor::new()).build_http(),
+        token.clone(),
+    );
+    let nodes = start_nodes(args.nodes, &args.durability, &token).await?;
     let idle_rss: Vec<u64> = nodes.iter().filter_map(LocalNode::rss_bytes).collect();
     let redis = if args.redis == "none" {
         None

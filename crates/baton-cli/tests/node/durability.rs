@@ -25,7 +25,9 @@ async fn deployments_survive_a_restart_without_recompiling() {
     let compiled = || {
         std::fs::read_dir(dir.path().join("compiled"))
             .unwrap()
-            .map(|e| e.unwrap().metadata().unwrap().modified().unwrap())
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .map(|p| p.metadata().unwrap().modified().unwrap())
             .collect::<Vec<_>>()
     };
     let before = compiled();
@@ -65,6 +67,10 @@ async fn every_acknowledged_deployment_survives_kill_9_mid_stream() {
                     json!({"service": name, "envProcess": "cat", "envVars": {"mode": "classic"}})
                         .to_string();
                 let request = http::Request::post(format!("{}/system/functions", node.url))
+                    .header(
+                        "authorization",
+                        format!("Bearer {}", node.token.as_ref().unwrap()),
+                    )
                     .body(http_body_util::Full::new(bytes::Bytes::from(body)))
                     .unwrap();
                 match client.request(request).await {

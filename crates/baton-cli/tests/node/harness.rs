@@ -96,11 +96,17 @@ impl Node {
         let (url, state_api) = receiver
             .recv_timeout(Duration::from_secs(60))
             .expect("baton did not report its address within 60 s");
+        // Without a token of ours, the node made one in its data directory, as the CLI finds it.
+        let token = options.token.or_else(|| {
+            std::fs::read_to_string(data_dir.join("admin-token"))
+                .ok()
+                .map(|t| t.trim().to_owned())
+        });
         Node {
             child,
             url,
             data_dir: data_dir.to_path_buf(),
-            token: options.token,
+            token,
             state_api,
             client: Client::builder(TokioExecutor::new()).build_http(),
         }
@@ -118,8 +124,8 @@ impl Node {
         }
     }
 
-    /// Sends a request; `/system` calls carry the node's token; a path starting `state:` goes
-    /// to the node-local platform API.
+    /// Sends a request; `/system` and state calls carry the node's token; a path starting
+    /// `state:` goes to the node-local platform API.
     pub async fn send(
         &self,
         method: &str,
@@ -132,7 +138,8 @@ impl Node {
             None => format!("{}{path}", self.url),
         };
         let mut request = http::Request::builder().method(method).uri(uri);
-        if let (Some(token), true) = (&self.token, path.starts_with("/system")) {
+        let admin = path.starts_with("/system") || path.starts_with("state:");
+        if let (Some(token), true) = (&self.token, admin) {
             request = request.header("authorization", format!("Bearer {token}"));
         }
         for (name, value) in headers {

@@ -3,6 +3,7 @@
 mod harness;
 
 mod admin;
+mod attacks;
 mod bench;
 mod cli;
 mod cluster;

@@ -251,6 +251,7 @@ async fn kill_9_loses_no_acknowledged_durable_write() {
     let writers: Vec<_> = (0..8)
         .map(|w| {
             let url = node.state_api.clone().unwrap();
+            let token = node.token.clone().unwrap();
             let acked = acked.clone();
             tokio::spawn(async move {
                 let client = hyper_util::client::legacy::Client::builder(
@@ -271,6 +272,7 @@ async fn kill_9_loses_no_acknowledged_durable_write() {
                         ("/v1/state/app", json!(batch), 10)
                     };
                     let request = http::Request::post(format!("{url}{path}"))
+                        .header("authorization", format!("Bearer {token}"))
                         .body(http_body_util::Full::new(bytes::Bytes::from(
                             body.to_string(),
                         )))
@@ -545,9 +547,10 @@ async fn process_functions_reach_state_through_baton_api() {
         dir.join("handler.py"),
         r#"import json, os, urllib.request
 api, ns = os.environ["BATON_API"], os.environ["BATON_NAMESPACE"]
+auth = {"Authorization": "Bearer " + os.environ["BATON_API_TOKEN"]}
 url = f"{api}/v1/state/{ns}/calls"
-urllib.request.urlopen(urllib.request.Request(url, data=b'{"op": "counter-add", "amount": 2}', method="POST"))
-print(json.load(urllib.request.urlopen(url))["value"])
+urllib.request.urlopen(urllib.request.Request(url, data=b'{"op": "counter-add", "amount": 2}', method="POST", headers=auth))
+print(json.load(urllib.request.urlopen(urllib.request.Request(url, headers=auth)))["value"])
 "#,
     )
     .unwrap();

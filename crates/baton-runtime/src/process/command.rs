@@ -19,6 +19,8 @@ pub(crate) struct CommandTemplate {
     pub(crate) timeout: std::time::Duration,
     pub(crate) max_output: u64,
     pub(crate) content_type: Option<String>,
+    /// The function's token for the node-local API, revoked when the last sandbox goes.
+    _capability: Option<baton_state::Capability>,
 }
 
 impl CommandTemplate {
@@ -28,13 +30,18 @@ impl CommandTemplate {
         dir: PathBuf,
         spec: &FunctionSpec,
         platform_env: Vec<(String, String)>,
+        capability: Option<baton_state::Capability>,
     ) -> Self {
         let mut env: Vec<(String, String)> = INHERITED
             .iter()
             .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
             .collect();
-        env.extend(platform_env);
         env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        // The platform's variables win over the function's own of the same name.
+        env.extend(platform_env);
+        if let Some(capability) = &capability {
+            env.push(("BATON_API_TOKEN".to_owned(), capability.token().to_owned()));
+        }
         CommandTemplate {
             program,
             args,
@@ -45,6 +52,7 @@ impl CommandTemplate {
             timeout: spec.limits.timeout(),
             max_output: spec.limits.max_output_bytes,
             content_type: spec.env.get("content_type").cloned(),
+            _capability: capability,
         }
     }
 

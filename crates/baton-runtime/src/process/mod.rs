@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Settings of the process runtime.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ProcessConfig {
     /// Working directory of processes whose spec names none.
     pub default_dir: PathBuf,
@@ -32,6 +32,8 @@ pub struct ProcessConfig {
     /// The node-local platform API (`http://127.0.0.1:port`), given to processes as
     /// `BATON_API`, with their state namespace as `BATON_NAMESPACE`.
     pub platform_api: Option<String>,
+    /// Issues each function its token for the platform API (`BATON_API_TOKEN`).
+    pub capabilities: Option<Arc<baton_state::Capabilities>>,
 }
 
 impl Default for ProcessConfig {
@@ -40,6 +42,7 @@ impl Default for ProcessConfig {
             default_dir: std::env::temp_dir(),
             ready_timeout: Duration::from_secs(10),
             platform_api: None,
+            capabilities: None,
         }
     }
 }
@@ -78,6 +81,13 @@ impl Runtime for ProcessRuntime {
         if !dir.is_dir() {
             bail!("working directory {} does not exist", dir.display());
         }
+        let machine = machine_memory_bytes();
+        if spec.limits.memory_bytes > machine {
+            bail!(
+                "limits.memory {} bytes is more than this machine has (at most {machine} bytes)",
+                spec.limits.memory_bytes
+            );
+        }
         let program = command::resolve_program(&command[0], &dir)?;
         let mut platform_env = vec![(
             "BATON_NAMESPACE".to_string(),
@@ -86,12 +96,18 @@ impl Runtime for ProcessRuntime {
         if let Some(api) = &self.config.platform_api {
             platform_env.push(("BATON_API".to_string(), api.clone()));
         }
+        let namespace = crate::wasm::state_namespace(spec);
+        let capability = match (&self.config.platform_api, &self.config.capabilities) {
+            (Some(_), Some(capabilities)) => Some(capabilities.grant(&namespace)),
+            _ => None,
+        };
         let template = Arc::new(CommandTemplate::new(
             program,
             command[1..].to_vec(),
             dir,
             spec,
             platform_env,
+            capability,
         ));
         Ok(match mode {
             ProcessMode::Classic => Arc::new(classic::ClassicFunction::new(template)),
@@ -102,6 +118,17 @@ impl Runtime for ProcessRuntime {
             )),
         })
     }
+}
+
+/// The machine's memory (`MemTotal`), or no limit where it cannot be read.
+fn machine_memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(u64::MAX, |kib| kib << 10)
 }
 
 /// Both modes' `Prepared`: classic sandboxes are cheap handles, http ones are processes.

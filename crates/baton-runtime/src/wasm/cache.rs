@@ -9,22 +9,87 @@ use wasmtime::component::Component;
 
 /// Compiled components on disk, keyed by the component's SHA-256 and the engine's settings, so
 /// a restart or a redeploy of the same bytes does not compile again.
-#[derive(Debug, Clone)]
+///
+/// A compiled file is native code the node runs without further checks, so the cache trusts
+/// only what it wrote itself: the directory is private to the node's user (0700) and each
+/// file has a keyed hash (HMAC-SHA256 under a key made at first start, kept in the directory
+/// with mode 0600) beside it; a file whose hash does not match is compiled over, and logged.
+#[derive(Clone)]
 pub struct CompileCache {
     dir: Option<PathBuf>,
+    key: [u8; 32],
 }
 
+impl std::fmt::Debug for CompileCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompileCache")
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+/// The key's file name inside the cache directory.
+const KEY_FILE: &str = "cache.key";
+
 impl CompileCache {
-    /// Caches under `dir`, creating it.
+    /// Caches under `dir`, creating it private to this user, with its key.
     pub fn open(dir: impl Into<PathBuf>) -> std::io::Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
         let dir = dir.into();
         std::fs::create_dir_all(&dir)?;
-        Ok(CompileCache { dir: Some(dir) })
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        let key = load_or_make_key(&dir)?;
+        Ok(CompileCache {
+            dir: Some(dir),
+            key,
+        })
     }
 
     /// Compiles every time; for tests and benchmarks of compilation itself.
     pub fn disabled() -> Self {
-        CompileCache { dir: None }
+        CompileCache {
+            dir: None,
+            key: [0; 32],
+        }
+    }
+
+    /// Removes temporary files and the compilations of components not in `in_use` (by
+    /// digest). Returns how many files went. Call it before serving.
+    pub fn sweep(&self, in_use: &std::collections::HashSet<String>) -> usize {
+        let Some(dir) = &self.dir else { return 0 };
+        crate::artifacts::sweep_dir(dir, |name| {
+            name == KEY_FILE
+                || name
+                    .split_once('-')
+                    .is_some_and(|(digest, _)| in_use.contains(digest))
+        })
+    }
+
+    fn mac(&self, bytes: &[u8]) -> [u8; 32] {
+        use hmac::Mac;
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
+        mac.update(bytes);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The cached file's bytes when its keyed hash is the one this node wrote.
+    fn verified(&self, path: &std::path::Path) -> Option<Vec<u8>> {
+        let bytes = std::fs::read(path).ok()?;
+        let expected = std::fs::read(mac_path(path)).ok()?;
+        let actual = self.mac(&bytes);
+        if expected.len() == actual.len()
+            && expected
+                .iter()
+                .zip(actual)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+        {
+            Some(bytes)
+        } else {
+            tracing::warn!(path = %path.display(), "compile cache entry fails its keyed hash; compiling again");
+            None
+        }
     }
 
     /// The cached compilation of `bytes`, or a fresh one that is then cached. A cache file that
@@ -41,11 +106,11 @@ impl CompileCache {
             hasher.finish()
         );
         let path = dir.join(key);
-        if path.exists() {
-            // SAFETY: the file was written by `Component::serialize` of an engine with the same
-            // compatibility hash (it is in the file name) into Baton's own data directory, and
-            // is replaced only by rename, so it is never seen half-written.
-            match unsafe { Component::deserialize_file(engine, &path) } {
+        if let Some(compiled) = path.exists().then(|| self.verified(&path)).flatten() {
+            // SAFETY: these bytes carry the keyed hash only this node can make, over exactly
+            // these bytes: they are what `Component::serialize` of an engine with the same
+            // compatibility hash (it is in the file name) wrote.
+            match unsafe { Component::deserialize(engine, &compiled) } {
                 Ok(component) => return Ok(component),
                 Err(error) => {
                     tracing::warn!(path = %path.display(), %error, "discarding unusable compile cache entry")
@@ -57,11 +122,16 @@ impl CompileCache {
             .serialize()
             .map_err(anyhow::Error::from)
             .context("serializing compiled component")?;
+        let mac = self.mac(&serialized);
         let write = || -> std::io::Result<()> {
-            let (temp_path, mut file) = tempfile_in(dir)?;
-            file.write_all(&serialized)?;
-            file.sync_all()?;
-            std::fs::rename(temp_path, &path)?;
+            // The hash first: a crash between the two renames leaves a file that fails its
+            // check and is compiled again, never a file trusted without one.
+            for (target, bytes) in [(mac_path(&path), &mac[..]), (path.clone(), &serialized[..])] {
+                let (temp_path, mut file) = tempfile_in(dir)?;
+                file.write_all(bytes)?;
+                file.sync_all()?;
+                std::fs::rename(temp_path, target)?;
+            }
             sync_dir(dir)
         };
         if let Err(error) = write() {
@@ -69,6 +139,40 @@ impl CompileCache {
         }
         Ok(component)
     }
+}
+
+fn mac_path(path: &std::path::Path) -> PathBuf {
+    path.with_extension("cwasm.mac")
+}
+
+fn load_or_make_key(dir: &std::path::Path) -> std::io::Result<[u8; 32]> {
+    let path = dir.join(KEY_FILE);
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(key);
+    }
+    let mut key = [0u8; 32];
+    key[..16].copy_from_slice(&random_bytes());
+    key[16..].copy_from_slice(&random_bytes());
+    let (temp_path, mut file) = tempfile_in(dir)?;
+    std::fs::set_permissions(
+        &temp_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )?;
+    file.write_all(&key)?;
+    file.sync_all()?;
+    std::fs::rename(temp_path, &path)?;
+    Ok(key)
+}
+
+/// 16 bytes from the operating system's random source.
+fn random_bytes() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    if let Ok(mut random) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut random, &mut bytes);
+    }
+    bytes
 }
 
 fn describe_compile_error(error: wasmtime::Error) -> anyhow::Error {

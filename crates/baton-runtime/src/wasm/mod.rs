@@ -7,9 +7,13 @@
 
 mod cache;
 mod epoch;
+mod outbound;
 mod sandbox;
 
 pub use cache::CompileCache;
+pub use outbound::{
+    Outbound, OutboundConfig, PlatformFuture, PlatformService, WasiBody, platform_body,
+};
 pub use sandbox::{NAMESPACE_LABEL, WasmFunction, state_namespace};
 
 use crate::{ArtifactStore, FunctionLogs, InvokeError, Prepared, Runtime, Sandbox};
@@ -38,6 +42,8 @@ pub struct WasmConfig {
     /// Bytes of each pooled linear memory kept resident and reset in place between
     /// instances rather than returned to the kernel. Default 2 MiB (as Spin).
     pub memory_keep_resident: usize,
+    /// What functions' outgoing requests may reach beyond their own allow-lists.
+    pub outbound: OutboundConfig,
 }
 
 impl Default for WasmConfig {
@@ -46,6 +52,7 @@ impl Default for WasmConfig {
             pool_instances: 1000,
             max_memory_bytes: 1 << 30,
             memory_keep_resident: 2 << 20,
+            outbound: OutboundConfig::default(),
         }
     }
 }
@@ -53,6 +60,7 @@ impl Default for WasmConfig {
 /// The wasm runtime: one engine and linker shared by every function on the node.
 pub struct WasmRuntime {
     compiler: Arc<Compiler>,
+    max_memory_bytes: u64,
     artifacts: ArtifactStore,
     _ticker: EpochTicker,
 }
@@ -63,6 +71,7 @@ struct Compiler {
     linker: Linker<HostState>,
     cache: CompileCache,
     state: Option<baton_state::Agent>,
+    outbound: Arc<Outbound>,
 }
 
 impl WasmRuntime {
@@ -88,11 +97,13 @@ impl WasmRuntime {
         baton_state::guest::add_to_linker(&mut linker, HostState::state)?;
         let ticker = EpochTicker::start(engine.clone(), EPOCH_TICK);
         Ok(WasmRuntime {
+            max_memory_bytes: config.max_memory_bytes,
             compiler: Arc::new(Compiler {
                 engine,
                 linker,
                 cache,
                 state,
+                outbound: Outbound::new(&config.outbound),
             }),
             artifacts,
             _ticker: ticker,
@@ -107,6 +118,12 @@ impl WasmRuntime {
         spec: &FunctionSpec,
     ) -> anyhow::Result<Arc<WasmFunction>> {
         self.compiler.prepare_bytes(bytes, spec)
+    }
+
+    /// The node's outgoing-request policy, shared by every function: the node records its
+    /// listeners and its gateway here as it binds them.
+    pub fn outbound(&self) -> Arc<Outbound> {
+        self.compiler.outbound.clone()
     }
 }
 
@@ -130,7 +147,13 @@ impl Compiler {
         let pre = ProxyPre::new(instance_pre)
             .map_err(anyhow::Error::from)
             .context("the component does not export wasi:http/incoming-handler (it must target wasi:http/proxy)")?;
-        Ok(Arc::new(WasmFunction::new(pre, spec, self.state.clone())))
+        let outbound = Arc::new(outbound::FunctionOutbound::new(spec, self.outbound.clone()));
+        Ok(Arc::new(WasmFunction::new(
+            pre,
+            spec,
+            self.state.clone(),
+            outbound,
+        )))
     }
 }
 
@@ -172,6 +195,13 @@ impl Runtime for WasmRuntime {
         let RuntimeSpec::Wasm { component } = &spec.runtime else {
             bail!("the wasm runtime cannot run {:?}", spec.runtime);
         };
+        if spec.limits.memory_bytes > self.max_memory_bytes {
+            bail!(
+                "limits.memory {} bytes is more than this node gives one instance (at most {} bytes, wasm.max_memory)",
+                spec.limits.memory_bytes,
+                self.max_memory_bytes
+            );
+        }
         let bytes = self
             .artifacts
             .get(component)

@@ -1,9 +1,11 @@
+use super::outbound::FunctionOutbound;
 use crate::{FunctionLogs, InvokeError, LogStream, Request, Response, Sandbox};
 use async_trait::async_trait;
 use baton_api::FunctionSpec;
 use baton_state::Agent;
 use baton_state::guest::GuestState;
 use http_body_util::{BodyExt, Full, Limited};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
@@ -12,7 +14,9 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::{
+    Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpView,
+};
 
 /// The label that puts a function's state objects in an application's namespace, shared
 /// with the other functions of the application; without it, the namespace is the function's
@@ -34,6 +38,7 @@ const CAPTURED_OUTPUT: usize = 64 * 1024;
 pub struct WasmFunction {
     pre: ProxyPre<HostState>,
     state: Option<Agent>,
+    outbound: Arc<FunctionOutbound>,
     namespace: Arc<str>,
     env: Vec<(String, String)>,
     memory_bytes: usize,
@@ -57,14 +62,48 @@ impl HostState {
     }
 }
 
-/// wasi-http policy: the defaults (outgoing requests allowed), with a deeper buffer for the
+/// wasi-http policy: outgoing requests go through the function's [`FunctionOutbound`]
+/// (other functions in-process, listed hosts, nothing else), and a deeper buffer for the
 /// response body, so a guest writing a small response does not suspend until the host reads
 /// each chunk; the output limit still bounds what is kept.
-struct Hooks;
+struct Hooks {
+    outbound: Arc<FunctionOutbound>,
+    /// How deep in a chain of nested calls the request this instance serves is.
+    depth: u32,
+    /// Connecting (and resolving) may take at most this: the function's own timeout.
+    connect_timeout: Duration,
+}
 
 impl wasmtime_wasi_http::WasiHttpHooks for Hooks {
     fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
         16
+    }
+
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        _options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<WasiBody>,
+                        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                    ),
+                    HttpError,
+                >,
+            > + Send,
+    > {
+        let outbound = self.outbound.clone();
+        let depth = self.depth;
+        let timeout = self.connect_timeout;
+        Box::new(async move {
+            let response = outbound.send(request, depth, timeout).await?;
+            let done: Box<dyn Future<Output = Result<(), HttpError>> + Send> =
+                Box::new(async { Ok(()) });
+            Ok((response, done))
+        })
     }
 }
 
@@ -88,10 +127,16 @@ impl WasiHttpView for HostState {
 }
 
 impl WasmFunction {
-    pub(crate) fn new(pre: ProxyPre<HostState>, spec: &FunctionSpec, state: Option<Agent>) -> Self {
+    pub(crate) fn new(
+        pre: ProxyPre<HostState>,
+        spec: &FunctionSpec,
+        state: Option<Agent>,
+        outbound: Arc<FunctionOutbound>,
+    ) -> Self {
         WasmFunction {
             pre,
             state,
+            outbound,
             namespace: state_namespace(spec).into(),
             env: spec
                 .env
@@ -126,13 +171,18 @@ impl WasmFunction {
     ) -> Result<Response, InvokeError> {
         let started = Instant::now();
         let deadline = started + self.timeout;
+        let depth = baton_api::outbound::call_depth(request.headers());
         let mut wasi = WasiCtx::builder();
         wasi.envs(&self.env).stdout(stdout).stderr(stderr);
         let state = HostState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: Hooks,
+            hooks: Hooks {
+                outbound: self.outbound.clone(),
+                depth,
+                connect_timeout: self.timeout,
+            },
             state: GuestState::new(self.state.clone(), self.namespace.clone()),
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.memory_bytes)

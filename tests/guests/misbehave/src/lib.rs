@@ -47,6 +47,19 @@ fn handle(request: Request) -> Response {
         }
         "/big" => Response::new(200, vec![b'x'; number(&request, "bytes") as usize]),
         "/status" => Response::text(number(&request, "code") as u16, "as asked\n"),
+        "/fetch" => {
+            let text = String::from_utf8_lossy(&request.body).into_owned();
+            let (line, body) = text.split_once('\n').unwrap_or((&text, ""));
+            let (method, url) = line.trim().split_once(' ').unwrap_or(("GET", line.trim()));
+            match baton_sdk::fetch(method, url, &[("content-type", "application/json")], body.as_bytes()) {
+                Ok(response) => {
+                    let mut out = format!("{}\n", response.status).into_bytes();
+                    out.extend_from_slice(&response.body);
+                    Response::new(200, out)
+                }
+                Err(error) => Response::text(599, error),
+            }
+        }
         other => Response::text(404, format!("no route {other}\n")),
     }
 }

@@ -1,0 +1,448 @@
+//! A function cannot reach what is not its own, and no listener can be starved: each test is
+//! an attack a deployed function or a client tried against `baton up` with its defaults.
+
+use crate::harness::{Node, Options, eventually};
+use serde_json::json;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+/// Deploys the probing guest (`/fetch` sends the request its body describes) as `name`.
+async fn deploy_prober(node: &Node, name: &str, labels: serde_json::Value) {
+    let reply = node
+        .upload(name, baton_guests::MISBEHAVE, json!({"labels": labels}))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text());
+}
+
+/// What the guest got for `METHOD URL\nbody`: (status, body), status 599 when the host
+/// refused the request.
+async fn probe(node: &Node, function: &str, request: &str) -> (u16, String) {
+    let reply = node
+        .post(&format!("/function/{function}/fetch"), request.to_owned())
+        .await;
+    match reply.status {
+        200 => {
+            let text = reply.text();
+            let (status, body) = text.split_once('\n').unwrap_or((&text, ""));
+            (status.parse().unwrap(), body.to_owned())
+        }
+        599 => (599, reply.text()),
+        other => panic!("the prober itself failed with {other}: {}", reply.text()),
+    }
+}
+
+/// A GET that may fail (a listener at its cap closes connections), unlike the harness's.
+async fn try_get(url: &str) -> Option<(u16, String)> {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let response = tokio::time::timeout(Duration::from_secs(10), client.get(url.parse().ok()?))
+        .await
+        .ok()?
+        .ok()?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+fn authority(url: &str) -> &str {
+    url.trim_start_matches("http://")
+}
+
+#[tokio::test]
+async fn a_function_cannot_reach_the_admin_api_state_api_or_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    deploy_prober(&node, "prober", json!({})).await;
+    assert_eq!(
+        node.upload("victim", baton_guests::HELLO, json!({}))
+            .await
+            .status,
+        201
+    );
+    let gateway = authority(&node.url).to_owned();
+    let state = authority(node.state_api.as_ref().unwrap()).to_owned();
+
+    // Attack 1: deploy a root shell through the admin API, delete another function.
+    let deploy = format!(
+        "POST http://{gateway}/system/functions\n{}",
+        json!({"service": "pwn", "envProcess": "sh -c id", "envVars": {"mode": "classic"}})
+    );
+    let (status, text) = probe(&node, "prober", &deploy).await;
+    assert_eq!(status, 599, "admin API reached: {text}");
+    assert!(text.to_lowercase().contains("denied"), "{text}");
+    let delete =
+        format!("DELETE http://{gateway}/system/functions\n{{\"functionName\":\"victim\"}}");
+    assert_eq!(probe(&node, "prober", &delete).await.0, 599);
+    assert_eq!(node.get("/system/function/pwn").await.status, 404);
+    assert_eq!(node.get("/function/victim").await.status, 200);
+
+    // Attack 2: the state API, /metrics, another loopback service, a port scan.
+    let state_write = format!(
+        "POST http://{state}/v1/state/counter/c\n{{\"op\":\"counter-add\",\"amount\":1000}}"
+    );
+    for request in [
+        state_write,
+        format!("GET http://{gateway}/metrics"),
+        "GET http://127.0.0.1:6379/".to_string(),
+        "GET http://localhost:1/".to_string(),
+        "GET http://169.254.169.254/latest/meta-data/".to_string(),
+        "GET http://[::1]:6379/".to_string(),
+    ] {
+        let (status, text) = probe(&node, "prober", &request).await;
+        assert_eq!(status, 599, "{request} went through: {text}");
+    }
+    // Closed and open loopback ports fail alike: no port scan.
+    let closed = probe(&node, "prober", "GET http://127.0.0.1:1/").await;
+    let open = probe(
+        &node,
+        "prober",
+        &format!(
+            "GET http://127.0.0.1:{}/",
+            gateway.rsplit(':').next().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(closed.0, open.0);
+
+    // Denials are counted.
+    let metrics = node.get("/metrics").await.text();
+    assert!(
+        metrics.contains("baton_outbound_denied_total{function_name=\"prober\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn functions_call_functions_in_process_and_recursion_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    deploy_prober(&node, "prober", json!({})).await;
+    assert_eq!(
+        node.upload("hello", baton_guests::HELLO, json!({}))
+            .await
+            .status,
+        201
+    );
+    // Through OpenFaaS's in-cluster name and through the node's own address alike.
+    for base in ["http://gateway:8080".to_string(), node.url.clone()] {
+        let (status, body) = probe(
+            &node,
+            "prober",
+            &format!("GET {base}/function/hello?name=Ada"),
+        )
+        .await;
+        assert_eq!((status, body.trim()), (200, "Hello, Ada!"), "via {base}");
+    }
+    // A recursion that nests every level's request in its body: depth 16 is the limit.
+    let mut request = "GET http://gateway:8080/function/hello".to_string();
+    for _ in 0..20 {
+        request = format!("POST http://gateway:8080/function/prober/fetch\n{request}");
+    }
+    let (status, body) = probe(&node, "prober", &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.to_lowercase().contains("loop"),
+        "the deepest call was refused as a loop: {body}"
+    );
+    assert_eq!(node.get("/function/hello").await.status, 200);
+}
+
+#[tokio::test]
+async fn listed_hosts_are_reachable_and_loopback_only_by_operator_setting() {
+    // A plain HTTP server on loopback, standing for a service the operator opens.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in server.incoming().flatten() {
+            let mut stream = stream;
+            let mut buffer = [0u8; 4096];
+            let _ = stream.read(&mut buffer);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\nserved",
+            );
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(
+        dir.path(),
+        Options {
+            env: vec![("BATON_OUTBOUND_ALLOW_PRIVATE".into(), "127.0.0.1/32".into())],
+            ..Options::default()
+        },
+    );
+    deploy_prober(
+        &node,
+        "listed",
+        json!({"baton.allowed-hosts": format!("http://127.0.0.1:{port}")}),
+    )
+    .await;
+    deploy_prober(&node, "unlisted", json!({})).await;
+    let request = format!("GET http://127.0.0.1:{port}/");
+    assert_eq!(
+        probe(&node, "listed", &request).await,
+        (200, "served".into())
+    );
+    assert_eq!(probe(&node, "unlisted", &request).await.0, 599);
+    // Even listed and opened by the operator, the node's own listeners stay closed.
+    let gateway = authority(&node.url).to_owned();
+    let port_of_gateway = gateway.rsplit(':').next().unwrap();
+    let reply = node
+        .upload(
+            "greedy",
+            baton_guests::MISBEHAVE,
+            json!({"labels": {"baton.allowed-hosts": "*"}}),
+        )
+        .await;
+    assert_eq!(reply.status, 201);
+    let admin = format!("GET http://127.0.0.1:{port_of_gateway}/system/functions");
+    assert_eq!(probe(&node, "greedy", &admin).await.0, 599);
+    // A malformed allow-list is refused at deployment.
+    let bad = node
+        .upload(
+            "bad",
+            baton_guests::MISBEHAVE,
+            json!({"labels": {"baton.allowed-hosts": "ftp://x.org"}}),
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert!(bad.text().contains("ftp://x.org"), "{}", bad.text());
+}
+
+#[tokio::test]
+async fn the_state_api_takes_only_a_functions_own_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    let api = node.state_api.clone().unwrap();
+    let scripts = dir.path().join("py");
+    std::fs::create_dir_all(&scripts).unwrap();
+    // The process function tries its own namespace, another one, and no token at all.
+    std::fs::write(
+        scripts.join("handler.py"),
+        r#"import os, urllib.request, urllib.error
+api, token = os.environ["BATON_API"], os.environ["BATON_API_TOKEN"]
+def call(ns, auth):
+    headers = {"Authorization": "Bearer " + token} if auth else {}
+    request = urllib.request.Request(f"{api}/v1/state/{ns}/c", data=b'{"op":"counter-add","amount":1000}', method="POST", headers=headers)
+    try:
+        return urllib.request.urlopen(request).status
+    except urllib.error.HTTPError as e:
+        return e.code
+print(call("mine", True), call("counter", True), call("mine", False))
+"#,
+    )
+    .unwrap();
+    let deployed = node
+        .deploy(
+            "POST",
+            json!({"service": "mine", "envProcess": "python3 handler.py",
+                   "envVars": {"mode": "classic"}, "workingDir": scripts.display().to_string()}),
+        )
+        .await;
+    assert_eq!(deployed.status, 201, "{}", deployed.text());
+    let reply = node.post("/function/mine", "").await;
+    assert_eq!(reply.text().trim(), "200 403 401", "{}", reply.text());
+    // Without the node's token nobody lists or deletes.
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    for (method, path) in [("GET", "/v1/state/counter"), ("DELETE", "/v1/state/mine/c")] {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(format!("{api}{path}"))
+            .body(http_body_util::Full::default())
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(response.status(), 401, "{method} {path}");
+    }
+    assert_eq!(
+        node.get("state:/v1/state/mine/c").await.json()["value"],
+        json!(1000)
+    );
+}
+
+#[tokio::test]
+async fn the_admin_api_needs_the_generated_token_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    let token_file = dir.path().join("admin-token");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&token_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let bare = client
+        .get(format!("{}/system/functions", node.url).parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), 401);
+    // /metrics stays open on loopback, and the CLI on this machine finds the token.
+    assert_eq!(node.get("/metrics").await.status, 200);
+    let output = std::process::Command::new(crate::harness::BATON)
+        .args(["ls"])
+        .env("BATON_GATEWAY", &node.url)
+        .env("BATON_DATA_DIR", dir.path())
+        .env_remove("BATON_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn bad_images_uploads_and_limits_are_refused_without_harm() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    // Attack 4: a device file as image reads forever.
+    let reply = node
+        .deploy("POST", json!({"service": "zero", "image": "/dev/zero"}))
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(reply.text().contains("regular file"), "{}", reply.text());
+    // Attack 7: a large upload that is not a component is refused on its first bytes: the
+    // client announces 250 MiB, sends 64 KiB and waits; the answer comes without the rest.
+    let mut stream = std::net::TcpStream::connect(authority(&node.url)).unwrap();
+    let head = format!(
+        "POST /system/functions?service=junk HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\ncontent-type: application/wasm\r\ncontent-length: {}\r\n\r\n",
+        node.token.as_ref().unwrap(),
+        250u64 << 20
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&vec![b'x'; 64 << 10]).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut answer = [0u8; 4096];
+    let read = stream.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("not a WebAssembly"), "{answer}");
+    // Attack 9: limits the node cannot honour, and an ambiguous deployment.
+    for (deployment, expected) in [
+        (
+            json!({"service": "m", "image": "x.wasm", "envProcess": "sh"}),
+            "one or the other",
+        ),
+        (
+            json!({"service": "m", "envProcess": "sh", "limits": {"memory": "1000Ti"}}),
+            "at most",
+        ),
+        (
+            json!({"service": "m", "envProcess": "sh", "labels": {"com.openfaas.scale.max": "100000000"}}),
+            "10000",
+        ),
+    ] {
+        let reply = node.deploy("POST", deployment.clone()).await;
+        assert_eq!(reply.status, 400, "{deployment}: {}", reply.text());
+        assert!(
+            reply.text().contains(expected),
+            "{deployment}: {}",
+            reply.text()
+        );
+    }
+    let reply = node
+        .upload(
+            "big",
+            baton_guests::HELLO,
+            json!({"limits": {"memory": "1000Ti"}}),
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(reply.text().contains("at most"), "{}", reply.text());
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut_and_connections_are_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(
+        dir.path(),
+        Options {
+            config: Some("[listener]\nheader_read_timeout = \"1s\"\nmax_connections = 64\n".into()),
+            ..Options::default()
+        },
+    );
+    assert_eq!(
+        node.upload("hello", baton_guests::HELLO, json!({}))
+            .await
+            .status,
+        201
+    );
+    let address = authority(&node.url).to_owned();
+    // Attack 5: connections that never finish their headers, more than the cap.
+    let mut idle: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(&address).unwrap();
+            let _ = stream.write_all(b"GET /function/hello HTTP/1.1\r\nHost: x\r\n");
+            stream
+        })
+        .collect();
+    // The cap is reached and counted; the slow ones are cut at the header deadline, after
+    // which the node serves again while the attackers' sockets are still open.
+    let url = node.url.clone();
+    let refused = eventually(Duration::from_secs(30), || {
+        let url = url.clone();
+        async move {
+            let Some((200, metrics)) = try_get(&format!("{url}/metrics")).await else {
+                return false;
+            };
+            metrics.lines().any(|l| {
+                l.starts_with("baton_listener_refused_total{listener=\"gateway\"}")
+                    && !l.ends_with(" 0")
+            })
+        }
+    })
+    .await;
+    assert!(refused, "no connection was refused at the cap");
+    let served = eventually(Duration::from_secs(30), || {
+        let url = url.clone();
+        async move {
+            matches!(
+                try_get(&format!("{url}/function/hello")).await,
+                Some((200, _))
+            )
+        }
+    })
+    .await;
+    assert!(served);
+    // Each slow connection was closed by the node: reading gives EOF or a 408.
+    let first = &mut idle[0];
+    first
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = first.read_to_end(&mut rest);
+    let text = String::from_utf8_lossy(&rest);
+    assert!(text.is_empty() || text.contains("408"), "{text}");
+}
+
+#[tokio::test]
+async fn what_a_crash_left_behind_is_removed_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    assert_eq!(
+        node.upload("kept", baton_guests::HELLO, json!({}))
+            .await
+            .status,
+        201
+    );
+    let data = node.kill();
+    let orphan = format!("{}.wasm", "ab".repeat(32));
+    let junk = [
+        data.join("artifacts").join(".tmp-123-abc"),
+        data.join("artifacts").join(&orphan),
+        data.join("compiled").join(".tmp-9-9"),
+        data.join("compiled")
+            .join(format!("{}-0000000000000000.cwasm", "ab".repeat(32))),
+    ];
+    for file in &junk {
+        std::fs::write(file, b"left by a crash").unwrap();
+    }
+    let node = Node::start(&data, Options::default());
+    for file in &junk {
+        assert!(!file.exists(), "{} is still there", file.display());
+    }
+    assert_eq!(node.get("/function/kept").await.status, 200);
+}

@@ -1,0 +1,103 @@
+//! Outgoing HTTP requests from a function: to other functions through the platform
+//! (`http://gateway:8080/function/{name}`, answered in-process) or to the hosts the
+//! function's deployment allows (label `baton.allowed-hosts`).
+
+use crate::Response;
+use wasi::http::outgoing_handler;
+use wasi::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+use wasi::io::streams::StreamError;
+
+/// Sends `method url` with `headers` and `body` and reads the whole response. The error is
+/// the host's reason in words, e.g. `HTTP-request-denied` when the policy refuses the host.
+pub fn fetch(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Response, String> {
+    let (scheme, rest) = match url.split_once("://") {
+        Some(("http", rest)) => (Scheme::Http, rest),
+        Some(("https", rest)) => (Scheme::Https, rest),
+        _ => return Err(format!("{url:?} is not an http:// or https:// URL")),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, "/"),
+    };
+    let entries: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+        .collect();
+    let fields = Fields::from_list(&entries).map_err(|e| format!("bad header: {e:?}"))?;
+    let request = OutgoingRequest::new(fields);
+    let method = match method.to_ascii_uppercase().as_str() {
+        "GET" => Method::Get,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        "HEAD" => Method::Head,
+        "PATCH" => Method::Patch,
+        "OPTIONS" => Method::Options,
+        other => Method::Other(other.to_string()),
+    };
+    let ok = request.set_method(&method).is_ok()
+        && request.set_scheme(Some(&scheme)).is_ok()
+        && request.set_authority(Some(authority)).is_ok()
+        && request.set_path_with_query(Some(path)).is_ok();
+    if !ok {
+        return Err(format!("{url:?} is not a valid request target"));
+    }
+    let outgoing = request
+        .body()
+        .map_err(|()| "request body unavailable".to_string())?;
+    let future = outgoing_handler::handle(request, None).map_err(|e| e.to_string())?;
+    {
+        let stream = outgoing
+            .write()
+            .map_err(|()| "request body stream unavailable".to_string())?;
+        for chunk in body.chunks(4096) {
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|e| format!("writing the request body: {e:?}"))?;
+        }
+    }
+    OutgoingBody::finish(outgoing, None).map_err(|e| e.to_string())?;
+    let incoming = loop {
+        match future.get() {
+            Some(Ok(Ok(response))) => break response,
+            Some(Ok(Err(code))) => return Err(code.to_string()),
+            Some(Err(())) => return Err("response already taken".to_string()),
+            None => future.subscribe().block(),
+        }
+    };
+    let status = incoming.status();
+    let headers = incoming
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    let body = incoming
+        .consume()
+        .map_err(|()| "response body already taken".to_string())?;
+    let mut bytes = Vec::new();
+    {
+        let stream = body
+            .stream()
+            .map_err(|()| "response body stream unavailable".to_string())?;
+        loop {
+            match stream.blocking_read(64 * 1024) {
+                Ok(chunk) => bytes.extend_from_slice(&chunk),
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(e)) => {
+                    return Err(format!("reading the response: {}", e.to_debug_string()));
+                }
+            }
+        }
+    }
+    Ok(Response {
+        status,
+        headers,
+        body: bytes,
+    })
+}
