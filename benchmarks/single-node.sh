@@ -19,6 +19,8 @@ BATON=$PWD/target/release/baton
 WORK=$(mktemp -d)
 OUT=benchmarks/results/single-node-$(date -u +%F).txt
 PORT=18181 BASE_PORT=18182 PY_PORT=18183 FLOOR_PORT=18184
+TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+AUTH="authorization: Bearer $TOKEN"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
@@ -27,7 +29,7 @@ exec > >(tee "$OUT") 2>&1
 now_ns() { date +%s%N; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 start_node() { # data-dir examples
-  BATON_LISTEN=127.0.0.1:$PORT BATON_DATA_DIR=$1 BATON_EXAMPLES=$2 BATON_LOG=warn "$BATON" up >"$WORK/up.log" 2>&1 &
+  BATON_TOKEN=$TOKEN BATON_LISTEN=127.0.0.1:$PORT BATON_DATA_DIR=$1 BATON_EXAMPLES=$2 BATON_LOG=warn "$BATON" up >"$WORK/up.log" 2>&1 &
   NODE=$!; PIDS+=("$NODE")
   until grep -q "baton listening" "$WORK/up.log" 2>/dev/null; do sleep 0.01; done
 }
@@ -79,7 +81,7 @@ echo; echo "## 4. Memory"
 sleep 2
 echo "idle baton up with the examples (python-http process not counted): RSS $(rss_kib "$NODE") KiB"
 IDLE=$(rss_kib "$NODE")
-curl -sf -X POST -H 'content-type: application/wasm' --data-binary @target/guests/wasm32-wasip2/release/misbehave.wasm \
+curl -sf -X POST -H "$AUTH" -H 'content-type: application/wasm' --data-binary @target/guests/wasm32-wasip2/release/misbehave.wasm \
   "http://127.0.0.1:$PORT/system/functions?service=sleeper&max_inflight=100" >/dev/null
 wrk -t1 -c200 -d4s --timeout 10s "http://127.0.0.1:$PORT/function/sleeper/sleep?ms=3000" >/dev/null &
 WRK=$!
@@ -92,7 +94,7 @@ echo; echo "## 5. Deploy to first response, and restart to first response"
 stop_node
 start_node "$WORK/data2" false
 T0=$(now_ns)
-curl -sf -X POST -H 'content-type: application/wasm' --data-binary @target/guests/wasm32-wasip2/release/json_transform.wasm \
+curl -sf -X POST -H "$AUTH" -H 'content-type: application/wasm' --data-binary @target/guests/wasm32-wasip2/release/json_transform.wasm \
   "http://127.0.0.1:$PORT/system/functions?service=jt" >/dev/null
 curl -sf -d '{"a":"b"}' "http://127.0.0.1:$PORT/function/jt" >/dev/null
 T1=$(now_ns)

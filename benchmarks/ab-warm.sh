@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# A/B of the warm path: two `baton` binaries (say, the previous commit's and this one's), each
+# running `baton up` with the examples, loaded in turn with the same wrk on `hello`, several
+# rounds, with each server's CPU time per request from /proc. Only the ratios of one run
+# count (the machine's speed varies 2x within an hour).
+#
+#   benchmarks/ab-warm.sh OLD_BATON NEW_BATON [seconds-per-run] [rounds]   (defaults 10, 3)
+#
+# Build the two binaries first, e.g. with a worktree of the previous commit:
+#   git worktree add ../baton-prev HEAD~1 && (cd ../baton-prev && cargo build --release -p baton)
+#   cargo build --release -p baton
+#   benchmarks/ab-warm.sh ../baton-prev/target/release/baton target/release/baton
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OLD=$1 NEW=$2 DURATION=${3:-10} ROUNDS=${4:-3}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+WORK=$(mktemp -d)
+TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+start() { # name binary port
+  BATON_TOKEN=$TOKEN BATON_LISTEN=127.0.0.1:$3 BATON_DATA_DIR=$WORK/$1 BATON_EXAMPLES=true BATON_LOG=warn \
+    "$2" up >"$WORK/$1.log" 2>&1 &
+  PIDS+=($!); eval "PID_$1=$!"
+  until grep -q "baton listening" "$WORK/$1.log" 2>/dev/null; do sleep 0.01; done
+  curl -sf "http://127.0.0.1:$3/function/hello" >/dev/null
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+load() { # name port pid
+  local before out
+  before=$(cpu_ticks "$3")
+  out=$(wrk -t1 -c32 -d"${DURATION}s" --latency "http://127.0.0.1:$2/function/hello")
+  echo "$out" | awk -v name="$1" -v ticks=$(( $(cpu_ticks "$3") - before )) -v hz="$(getconf CLK_TCK)" -v d="$DURATION" '
+    /Requests\/sec/ { rps = $2 }
+    /^ +50%/ { p50 = $2 }
+    /^ +99%/ { p99 = $2 }
+    END { printf "%-4s %10.0f req/s  %6.1f us CPU/request  p50 %s  p99 %s\n", name, rps, ticks / hz / (rps * d) * 1e6, p50, p99 }'
+}
+
+echo "# ab-warm $(date -u '+%F %T UTC'), $(nproc) cores; old=$OLD new=$NEW; wrk -t1 -c32 -d${DURATION}s"
+start old "$OLD" 18191
+start new "$NEW" 18192
+for round in $(seq "$ROUNDS"); do
+  echo "## round $round"
+  load old 18191 "$PID_old"
+  load new 18192 "$PID_new"
+done
