@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# A/B of the warm path: two `baton` binaries (say, the previous commit's and this one's), each
-# running `baton up` with the examples, loaded in turn with the same wrk on `hello`, several
-# rounds, with each server's CPU time per request from /proc. Only the ratios of one run
-# count (the machine's speed varies 2x within an hour).
+# A/B of two `baton` binaries (say, the previous commit's and this one's), each running
+# `baton up` with the examples, loaded in turn with the same wrk, several rounds, with each
+# server's CPU time per request from /proc: the warm wasm `hello` (32 connections), the
+# classic-mode Python example (a process per request, 1 connection), and `hello`'s latency
+# while 50 connections load the classic function. Only the ratios of one run count (the
+# machine's speed varies 2x within an hour).
 #
 #   benchmarks/ab-warm.sh OLD_BATON NEW_BATON [seconds-per-run] [rounds]   (defaults 10, 3)
 #
@@ -28,10 +30,10 @@ start() { # name binary port
   curl -sf "http://127.0.0.1:$3/function/hello" >/dev/null
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-load() { # name port pid
+load() { # name port pid [path] [connections]
   local before out
   before=$(cpu_ticks "$3")
-  out=$(wrk -t1 -c32 -d"${DURATION}s" --latency "http://127.0.0.1:$2/function/hello")
+  out=$(wrk -t1 -c"${5:-32}" -d"${DURATION}s" --latency "http://127.0.0.1:$2/function/${4:-hello}")
   echo "$out" | awk -v name="$1" -v ticks=$(( $(cpu_ticks "$3") - before )) -v hz="$(getconf CLK_TCK)" -v d="$DURATION" '
     /Requests\/sec/ { rps = $2 }
     /^ +50%/ { p50 = $2 }
@@ -43,7 +45,20 @@ echo "# ab-warm $(date -u '+%F %T UTC'), $(nproc) cores; old=$OLD new=$NEW; wrk 
 start old "$OLD" 18191
 start new "$NEW" 18192
 for round in $(seq "$ROUNDS"); do
-  echo "## round $round"
+  echo "## round $round: warm hello, 32 connections"
   load old 18191 "$PID_old"
   load new 18192 "$PID_new"
+  echo "## round $round: python-classic, 1 connection"
+  load old 18191 "$PID_old" python-classic 1
+  load new 18192 "$PID_new" python-classic 1
+  echo "## round $round: hello, 4 connections, while 50 connections load python-classic"
+  for side in old:18191 new:18192; do
+    name=${side%%:*} port=${side##*:}
+    wrk -t1 -c50 -d"$((DURATION + 2))s" --timeout 10s "http://127.0.0.1:$port/function/python-classic" >/dev/null &
+    bg=$!
+    sleep 1
+    pid_var="PID_$name"
+    load "$name" "$port" "${!pid_var}" hello 4
+    wait $bg || true
+  done
 done

@@ -207,10 +207,17 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         "real" => Arc::new(Runtimes {
             wasm: Arc::new(wasm_runtime(&dir, &artifacts)?),
             process: Arc::new(ProcessRuntime::new(ProcessConfig {
-                default_dir: dir.clone(),
+                // Functions without a directory start in an empty one, never the data directory.
+                default_dir: {
+                    let workdir = dir.join("workdir");
+                    std::fs::create_dir_all(&workdir)?;
+                    workdir
+                },
                 ready_timeout: std::time::Duration::from_secs(10),
                 platform_api: None,
                 capabilities: None,
+                isolate: true,
+                hide: vec![dir.clone()],
             })),
         }),
         other => bail!("--runtime {other:?}: expected `real` or `fake`"),

@@ -14,6 +14,12 @@ use std::sync::Arc;
 
 /// Runs a node until SIGINT or SIGTERM.
 pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
+    // No other process of this user may read this one's memory or /proc/<pid>/environ (which
+    // holds the token), nor attach a debugger to it.
+    // SAFETY: prctl with PR_SET_DUMPABLE takes integer arguments only.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
     let data = &config.data_dir;
     std::fs::create_dir_all(data)
         .with_context(|| format!("creating data directory {}", data.display()))?;
@@ -41,12 +47,18 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         outbound.add_listener(state.api);
         outbound.add_listener(state.replication.address());
     }
+    // Functions deployed without a directory start in an empty one, never the data directory.
+    let workdir = data.join("workdir");
+    std::fs::create_dir_all(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
     let process = ProcessRuntime::new(ProcessConfig {
-        default_dir: data.clone(),
+        default_dir: workdir,
         ready_timeout: config.ready_timeout,
         platform_api: state.as_ref().map(|s| format!("http://{}", s.api)),
         capabilities: Some(capabilities),
+        isolate: true,
+        hide: vec![data.clone()],
     });
+    let isolation = process.isolation().clone();
     let runtimes = Runtimes {
         wasm: Arc::new(wasm),
         process: Arc::new(process),
@@ -113,9 +125,15 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         names.join(", ")
     );
     tracing::info!(%address, data_dir = %data.display(), "baton up");
-    tracing::warn!(
-        "process functions are not isolated on this node: they run as its user and see its files (README, \"Behaviour worth knowing\"); wasm functions are"
-    );
+    match isolation {
+        Ok(()) => tracing::info!(
+            "process functions are isolated: a user each, a read-only system, a private /tmp, their own PID namespace"
+        ),
+        Err(why) => tracing::warn!(
+            %why,
+            "process functions are NOT isolated on this node: they run as its user and see its files (README, \"Behaviour worth knowing\")"
+        ),
+    }
     baton_gateway::serve(
         gateway_stats,
         listener,

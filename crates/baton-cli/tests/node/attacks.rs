@@ -446,3 +446,74 @@ async fn what_a_crash_left_behind_is_removed_at_start() {
     }
     assert_eq!(node.get("/function/kept").await.status, 200);
 }
+
+#[tokio::test]
+async fn a_process_function_cannot_own_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    // The node's own environment holds its token, as an operator's would.
+    let node = Node::start(
+        dir.path(),
+        Options {
+            token: Some("operator-secret-token".into()),
+            ..Options::default()
+        },
+    );
+    let marker = format!("{}.{}", 100 + fastrand_u16() % 800, std::process::id());
+    // Attack 3, as one classic function: who am I, the node's environment, the data
+    // directory, a child left running, and the node killed.
+    let script = format!(
+        r#"id -u
+cat /proc/$PPID/environ 2>/dev/null | tr '\0' '\n' | grep -c BATON_TOKEN
+touch {data}/compiled/planted 2>/dev/null && echo wrote-data || echo data-closed
+setsid sleep {marker} >/dev/null 2>&1 &
+kill -9 $PPID 2>/dev/null; ls /proc | grep -c '^[0-9]'
+"#,
+        data = dir.path().display()
+    );
+    let scripts = dir.path().join("attacker");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(scripts.join("attack.sh"), script).unwrap();
+    let deployed = node
+        .deploy(
+            "POST",
+            json!({"service": "attacker", "envProcess": "sh attack.sh",
+                   "envVars": {"mode": "classic"}, "workingDir": scripts.display().to_string()}),
+        )
+        .await;
+    assert_eq!(deployed.status, 201, "{}", deployed.text());
+    let reply = node.post("/function/attacker", "").await;
+    let lines: Vec<String> = reply.text().lines().map(str::to_owned).collect();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        assert_ne!(lines[0], "0", "the function ran as root: {lines:?}");
+    }
+    assert_eq!(
+        lines[1], "0",
+        "the function read the node's environment: {lines:?}"
+    );
+    assert_eq!(lines[2], "data-closed", "{lines:?}");
+    assert!(!dir.path().join("compiled/planted").exists());
+    // It sees its own processes only (a handful), not the machine's.
+    assert!(lines[3].parse::<u32>().unwrap() < 10, "{lines:?}");
+    // The node is alive and the sleeper died with the sandbox.
+    assert_eq!(node.get("/healthz").await.status, 200);
+    let gone = eventually(Duration::from_secs(30), || async {
+        let found = std::process::Command::new("pgrep")
+            .args(["-f", &format!("sleep {marker}")])
+            .output()
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(false);
+        !found
+    })
+    .await;
+    assert!(gone, "a child of the function outlived its request");
+}
+
+fn fastrand_u16() -> u16 {
+    (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        % 65_000) as u16
+}

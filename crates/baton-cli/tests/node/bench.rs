@@ -287,6 +287,8 @@ async fn templated_bodies_reach_the_function_one_per_request() {
         crate::harness::Node::start(&dir.path().join("data"), crate::harness::Options::default());
     let work = dir.path().join("work");
     std::fs::create_dir(&work).unwrap();
+    // The function runs as its own user: it may write here because the directory lets it.
+    std::fs::set_permissions(&work, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     std::fs::write(
         work.join("record.sh"),
         "cat >> bodies.txt; echo >> bodies.txt",

@@ -7,6 +7,9 @@ use tokio::process::Command;
 /// `BATON_TOKEN`, stays with the node.
 const INHERITED: [&str; 5] = ["PATH", "HOME", "LANG", "LC_ALL", "TZ"];
 
+/// Processes an isolated function's user may have at once.
+const MAX_PROCESSES: u64 = 256;
+
 /// How to start a function's process: program, arguments, environment and limits.
 #[derive(Debug)]
 pub(crate) struct CommandTemplate {
@@ -21,6 +24,8 @@ pub(crate) struct CommandTemplate {
     pub(crate) content_type: Option<String>,
     /// The function's token for the node-local API, revoked when the last sandbox goes.
     _capability: Option<baton_state::Capability>,
+    /// Its sandbox, where the node can isolate processes.
+    isolation: Option<std::sync::Arc<super::isolation::Isolation>>,
 }
 
 impl CommandTemplate {
@@ -31,6 +36,7 @@ impl CommandTemplate {
         spec: &FunctionSpec,
         platform_env: Vec<(String, String)>,
         capability: Option<baton_state::Capability>,
+        isolation: Option<super::isolation::Isolation>,
     ) -> Self {
         let mut env: Vec<(String, String)> = INHERITED
             .iter()
@@ -42,6 +48,15 @@ impl CommandTemplate {
         if let Some(capability) = &capability {
             env.push(("BATON_API_TOKEN".to_owned(), capability.token().to_owned()));
         }
+        let program = match &isolation {
+            Some(_) => {
+                // Inside, the node's home is out of reach: home is the private /tmp.
+                env.retain(|(k, _)| k != "HOME");
+                env.push(("HOME".to_owned(), "/tmp".to_owned()));
+                super::isolation::program_inside(&program, &dir)
+            }
+            None => program,
+        };
         CommandTemplate {
             program,
             args,
@@ -53,28 +68,41 @@ impl CommandTemplate {
             max_output: spec.limits.max_output_bytes,
             content_type: spec.env.get("content_type").cloned(),
             _capability: capability,
+            isolation: isolation.map(std::sync::Arc::new),
         }
     }
 
     /// A command in its own process group (so a timeout kills its children too), with the
-    /// function's environment and rlimits, killed if its handle is dropped.
+    /// function's environment and rlimits, in its sandbox where the node isolates processes,
+    /// killed if its handle is dropped.
     pub(crate) fn command(&self) -> Command {
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
-            .current_dir(&self.dir)
+            .current_dir(if self.isolation.is_some() {
+                Path::new("/")
+            } else {
+                &self.dir
+            })
             .env_clear()
             .envs(self.env.iter().cloned());
         command.process_group(0).kill_on_drop(true);
         let memory = self.memory_bytes;
         let cpu = self.cpu_seconds;
+        let isolation = self.isolation.clone();
         // SAFETY: the closure runs in the child between fork and exec; it calls only
-        // `setrlimit`, which is async-signal-safe, and touches no memory shared with the parent.
+        // `setrlimit` and `Isolation::enter`, which are made for that place (async-signal-safe,
+        // no allocation), and touches no memory shared with the parent.
         unsafe {
             command.pre_exec(move || {
                 set_limit(libc::RLIMIT_DATA, memory)?;
                 if cpu > 0 {
                     set_limit(libc::RLIMIT_CPU, cpu)?;
+                }
+                if let Some(isolation) = &isolation {
+                    // Counted per user: each function has its own, so this bounds a fork bomb.
+                    set_limit(libc::RLIMIT_NPROC, MAX_PROCESSES)?;
+                    isolation.enter()?;
                 }
                 Ok(())
             });
@@ -107,7 +135,13 @@ pub(crate) fn kill_group(pid: Option<u32>, signal: libc::c_int) {
 }
 
 /// Finds `program` as the shell would: a path with a slash relative to `dir`, else on `PATH`.
-pub(crate) fn resolve_program(program: &str, dir: &Path) -> anyhow::Result<PathBuf> {
+/// With `for_others` (an isolated function runs as another user), `PATH` entries that user
+/// cannot reach (a pyenv shim under a private home) are skipped.
+pub(crate) fn resolve_program(
+    program: &str,
+    dir: &Path,
+    for_others: bool,
+) -> anyhow::Result<PathBuf> {
     if program.contains('/') {
         let path = dir.join(program);
         if !path.is_file() {
@@ -121,9 +155,29 @@ pub(crate) fn resolve_program(program: &str, dir: &Path) -> anyhow::Result<PathB
     let search = std::env::var_os("PATH").unwrap_or_default();
     for entry in std::env::split_paths(&search) {
         let candidate = entry.join(program);
-        if candidate.is_file() {
+        if candidate.is_file() && (!for_others || reachable_by_others(&candidate)) {
             return Ok(candidate);
         }
     }
+    if for_others {
+        bail!(
+            "program {program:?} is not on PATH where other users can run it (process functions run as their own user)"
+        )
+    }
     bail!("program {program:?} is not on PATH")
+}
+
+/// Whether a user other than the owner may run `path`: every directory on the way lets
+/// others through, and the file (after symlinks) lets them read and execute it.
+fn reachable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(real) = path.canonicalize() else {
+        return false;
+    };
+    let mode = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0)
+    };
+    real.ancestors().skip(1).all(|dir| mode(dir) & 0o001 != 0) && mode(&real) & 0o005 == 0o005
 }

@@ -11,6 +11,7 @@
 mod classic;
 mod command;
 mod http;
+mod isolation;
 mod output;
 
 use crate::{FunctionLogs, InvokeError, Prepared, Runtime, Sandbox};
@@ -34,6 +35,11 @@ pub struct ProcessConfig {
     pub platform_api: Option<String>,
     /// Issues each function its token for the platform API (`BATON_API_TOKEN`).
     pub capabilities: Option<Arc<baton_state::Capabilities>>,
+    /// Run each function as its own user in its own mount and PID namespaces, where the
+    /// machine allows it ([`ProcessRuntime::isolation`] says whether it did).
+    pub isolate: bool,
+    /// Directories isolated functions never see (the node's data directory).
+    pub hide: Vec<PathBuf>,
 }
 
 impl Default for ProcessConfig {
@@ -43,6 +49,8 @@ impl Default for ProcessConfig {
             ready_timeout: Duration::from_secs(10),
             platform_api: None,
             capabilities: None,
+            isolate: false,
+            hide: Vec::new(),
         }
     }
 }
@@ -51,15 +59,27 @@ impl Default for ProcessConfig {
 pub struct ProcessRuntime {
     config: ProcessConfig,
     client: http::ProxyClient,
+    isolation: Result<(), String>,
 }
 
 impl ProcessRuntime {
-    /// A runtime with `config`.
+    /// A runtime with `config`; with `isolate`, it first checks (by running `true` in a
+    /// sandbox) that the machine lets it isolate processes.
     pub fn new(config: ProcessConfig) -> Self {
+        let isolation = match config.isolate {
+            true => isolation::available(),
+            false => Err("not asked for".to_string()),
+        };
         ProcessRuntime {
             config,
             client: http::ProxyClient::new(),
+            isolation,
         }
+    }
+
+    /// Whether process functions run isolated, or why not.
+    pub fn isolation(&self) -> &Result<(), String> {
+        &self.isolation
     }
 }
 
@@ -88,7 +108,7 @@ impl Runtime for ProcessRuntime {
                 spec.limits.memory_bytes
             );
         }
-        let program = command::resolve_program(&command[0], &dir)?;
+        let program = command::resolve_program(&command[0], &dir, self.isolation.is_ok())?;
         let mut platform_env = vec![(
             "BATON_NAMESPACE".to_string(),
             crate::wasm::state_namespace(spec),
@@ -101,6 +121,18 @@ impl Runtime for ProcessRuntime {
             (Some(_), Some(capabilities)) => Some(capabilities.grant(&namespace)),
             _ => None,
         };
+        let isolation = match &self.isolation {
+            Ok(()) if !isolation::others_may_enter(&dir) => bail!(
+                "directory {} is not readable by other users; process functions run as their own user (chmod o+rx, as a container image's files are)",
+                dir.display()
+            ),
+            Ok(()) => Some(isolation::Isolation::new(
+                spec.name.as_str(),
+                &dir,
+                &self.config.hide,
+            )?),
+            Err(_) => None,
+        };
         let template = Arc::new(CommandTemplate::new(
             program,
             command[1..].to_vec(),
@@ -108,6 +140,7 @@ impl Runtime for ProcessRuntime {
             spec,
             platform_env,
             capability,
+            isolation,
         ));
         Ok(match mode {
             ProcessMode::Classic => Arc::new(classic::ClassicFunction::new(template)),

@@ -1,0 +1,303 @@
+//! What Linux gives a process function without a container engine: its own user, its own
+//! mount namespace (the system read-only, a private `/tmp`, its directory at `/function`,
+//! nothing of the node's data), its own PID namespace (it sees only its own processes, and all
+//! of them die with it), and no way to gain privileges.
+//!
+//! The work happens in the child between fork and exec ([`Isolation::enter`]): unshare the
+//! mount, PID and IPC namespaces, remount, then fork once more so the function is PID 1 of its
+//! namespace; the process the node holds waits for it and exits with its status, and the
+//! function dies (with everything it started) when that process is killed
+//! (`PR_SET_PDEATHSIG`). Everything the child needs is prepared before the fork: it allocates
+//! nothing and calls only async-signal-safe functions.
+
+use std::ffi::CString;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Where the function's directory appears inside its sandbox.
+pub(crate) const FUNCTION_DIR: &str = "/tmp/function";
+
+/// First uid of the range functions run as; each function gets one of [`UID_COUNT`] by name.
+const UID_BASE: u32 = 610_000;
+const UID_COUNT: u32 = 50_000;
+
+/// One function's sandbox settings, ready for the child.
+#[derive(Debug)]
+pub(crate) struct Isolation {
+    uid: u32,
+    function_dir: CString,
+    mount_point: CString,
+    tmp: CString,
+    proc_: CString,
+    root: CString,
+    tmpfs: CString,
+    proc_type: CString,
+    tmp_options: CString,
+    /// Directories covered by an empty tmpfs (the node's data directory).
+    hidden: Vec<CString>,
+}
+
+impl Isolation {
+    /// Settings for the function `name` whose files are in `dir`; `hide` (the node's data
+    /// directory) is covered by an empty file system, even where `dir` lies inside it.
+    pub(crate) fn new(name: &str, dir: &Path, hide: &[PathBuf]) -> io::Result<Self> {
+        let c = |s: &str| CString::new(s).map_err(|_| io::Error::other("NUL in a path"));
+        let dir = dir.canonicalize()?;
+        Ok(Isolation {
+            uid: uid_for(name),
+            function_dir: c(&dir.to_string_lossy())?,
+            mount_point: c(FUNCTION_DIR)?,
+            tmp: c("/tmp")?,
+            proc_: c("/proc")?,
+            root: c("/")?,
+            tmpfs: c("tmpfs")?,
+            proc_type: c("proc")?,
+            tmp_options: c("size=256m,mode=1777")?,
+            hidden: hide
+                .iter()
+                .filter(|p| p.is_dir())
+                .map(|p| c(&p.canonicalize()?.to_string_lossy()))
+                .collect::<io::Result<_>>()?,
+        })
+    }
+
+    /// Enters the sandbox; call only in the child between fork and exec.
+    ///
+    /// # Safety
+    /// The caller is the single-threaded child of a fork, about to exec: this forks again,
+    /// and the intermediate process never returns (it waits for the function and exits).
+    pub(crate) unsafe fn enter(&self) -> io::Result<()> {
+        let check = |result: libc::c_int| {
+            if result == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        };
+        let null = std::ptr::null::<libc::c_char>();
+        // SAFETY (whole block): every pointer is to a CString owned by `self`, alive across
+        // the calls, or null where the call allows it; no call allocates.
+        unsafe {
+            check(libc::unshare(
+                libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC,
+            ))?;
+            // Nothing mounted here propagates back to the node's namespace.
+            check(libc::mount(
+                null,
+                self.root.as_ptr(),
+                null,
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ))?;
+            // The function's directory, taken before anything covers it.
+            let tree = libc::syscall(
+                libc::SYS_open_tree,
+                libc::AT_FDCWD,
+                self.function_dir.as_ptr(),
+                OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | libc::AT_RECURSIVE as libc::c_uint,
+            );
+            if tree < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            for hidden in &self.hidden {
+                check(libc::mount(
+                    self.tmpfs.as_ptr(),
+                    hidden.as_ptr(),
+                    self.tmpfs.as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    std::ptr::null(),
+                ))?;
+            }
+            // The whole system read-only, in this namespace only.
+            let readonly = MountAttr {
+                attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID,
+                attr_clr: 0,
+                propagation: 0,
+                userns_fd: 0,
+            };
+            if libc::syscall(
+                libc::SYS_mount_setattr,
+                libc::AT_FDCWD,
+                self.root.as_ptr(),
+                libc::AT_RECURSIVE as libc::c_uint,
+                &readonly as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            // A private, writable /tmp; the function's directory inside it.
+            check(libc::mount(
+                self.tmpfs.as_ptr(),
+                self.tmp.as_ptr(),
+                self.tmpfs.as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                self.tmp_options.as_ptr().cast(),
+            ))?;
+            check(libc::mkdir(self.mount_point.as_ptr(), 0o755))?;
+            if libc::syscall(
+                libc::SYS_move_mount,
+                tree as libc::c_int,
+                c"".as_ptr(),
+                libc::AT_FDCWD,
+                self.mount_point.as_ptr(),
+                MOVE_MOUNT_F_EMPTY_PATH,
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            libc::close(tree as libc::c_int);
+
+            // The function becomes PID 1 of the new namespace.
+            let child = libc::fork();
+            if child < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if child > 0 {
+                wait_and_exit(child);
+            }
+            // In the function: die with the process the node holds. (Its parent is outside
+            // the namespace, so getppid reads 0 and cannot tell whether the parent already
+            // died; it waits for this child, so it dies only when the node kills it, and then
+            // the node kills the whole group as well.)
+            check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
+            // Its own /proc: its own processes only, never the node's.
+            check(libc::mount(
+                self.proc_type.as_ptr(),
+                self.proc_.as_ptr(),
+                self.proc_type.as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                std::ptr::null(),
+            ))?;
+            check(libc::chdir(self.mount_point.as_ptr()))?;
+            check(libc::setgroups(0, std::ptr::null()))?;
+            check(libc::setgid(self.uid))?;
+            check(libc::setuid(self.uid))?;
+            check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
+        }
+        Ok(())
+    }
+}
+
+/// The intermediate process: waits for the function and exits as it did.
+///
+/// # Safety
+/// Called only in a forked child; never returns.
+unsafe fn wait_and_exit(child: libc::pid_t) -> ! {
+    // It never execs, so the node's descriptors it inherited (the write end of the
+    // function's stdin among them) would stay open: close them all, or the function never
+    // sees the end of its input.
+    // SAFETY: close_range takes integers; closing every descriptor of this process is the
+    // point.
+    unsafe {
+        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+    }
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid out-pointer; waitpid and _exit are async-signal-safe.
+        unsafe {
+            let waited = libc::waitpid(child, &mut status, 0);
+            if waited == child {
+                let code = if libc::WIFEXITED(status) {
+                    libc::WEXITSTATUS(status)
+                } else {
+                    128 + libc::WTERMSIG(status)
+                };
+                libc::_exit(code);
+            }
+            if waited < 0 && *libc::__errno_location() != libc::EINTR {
+                libc::_exit(127);
+            }
+        }
+    }
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
+const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x0000_0004;
+
+/// The uid of function `name`: stable across restarts, apart from other functions' (a
+/// collision shares a uid, never a namespace).
+pub(crate) fn uid_for(name: &str) -> u32 {
+    // FNV-1a: stable across builds, unlike the standard library's hasher.
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    UID_BASE + hash % UID_COUNT
+}
+
+/// Whether this machine lets the node isolate processes (root, or the capabilities to make
+/// namespaces and mount), found by running `true` isolated once.
+pub(crate) fn available() -> Result<(), String> {
+    let dir = std::env::temp_dir();
+    let isolation = Isolation::new("baton-probe", &dir, &[]).map_err(|e| e.to_string())?;
+    let mut command = std::process::Command::new("/bin/true");
+    command.current_dir("/");
+    // SAFETY: `enter` is made for this place: the child between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, move || isolation.enter());
+    }
+    match command.status() {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!("an isolated test process exited with {status}")),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// Whether users other than the owner may list and enter `dir` (the function's user must).
+pub(crate) fn others_may_enter(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o005 == 0o005)
+}
+
+/// The program path as the sandbox sees it: inside the function's directory it moves to
+/// [`FUNCTION_DIR`].
+pub(crate) fn program_inside(program: &Path, dir: &Path) -> PathBuf {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let program_abs = program
+        .canonicalize()
+        .unwrap_or_else(|_| program.to_path_buf());
+    match program_abs.strip_prefix(&dir) {
+        Ok(rest) => Path::new(FUNCTION_DIR).join(rest),
+        Err(_) => program.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uids_are_stable_per_name_and_in_range() {
+        assert_eq!(uid_for("hello"), uid_for("hello"));
+        assert_ne!(uid_for("hello"), uid_for("echo"));
+        for name in ["a", "python-classic", "x".repeat(63).as_str()] {
+            let uid = uid_for(name);
+            assert!((UID_BASE..UID_BASE + UID_COUNT).contains(&uid), "{uid}");
+        }
+    }
+
+    #[test]
+    fn programs_in_the_function_directory_move_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("run.sh"), "").unwrap();
+        assert_eq!(
+            program_inside(&dir.path().join("run.sh"), dir.path()),
+            Path::new("/tmp/function/run.sh")
+        );
+        assert_eq!(
+            program_inside(Path::new("/usr/bin/python3"), dir.path()),
+            Path::new("/usr/bin/python3")
+        );
+    }
+}
