@@ -227,7 +227,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64));
     let memory_bytes = match &args.memory {
         Some(text) => parse_memory(text).map_err(|e| anyhow::anyhow!("--memory: {e}"))?,
-        None => machine_memory(),
+        None => baton_runtime::machine_memory_bytes().unwrap_or(8 << 30),
     };
     for n in 0..args.count {
         let id = if args.count == 1 {
@@ -262,15 +262,4 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     }
     crate::node::shutdown_signal().await;
     Ok(())
-}
-
-/// Total memory from `/proc/meminfo`, in bytes.
-fn machine_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map_or(8 << 30, |kib| kib << 10)
 }

@@ -5,7 +5,6 @@
 use crate::Response;
 use wasi::http::outgoing_handler;
 use wasi::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
-use wasi::io::streams::StreamError;
 
 /// Sends `method url` with `headers` and `body` and reads the whole response. The error is
 /// the host's reason in words, e.g. `HTTP-request-denied` when the policy refuses the host.
@@ -51,17 +50,21 @@ pub fn fetch(
         .body()
         .map_err(|()| "request body unavailable".to_string())?;
     let future = outgoing_handler::handle(request, None).map_err(|e| e.to_string())?;
+    // The host may refuse the request (or the peer hang up) while the body is still being
+    // written: then the response future says why, which is the error worth reporting.
+    let mut written = Ok(());
     {
         let stream = outgoing
             .write()
             .map_err(|()| "request body stream unavailable".to_string())?;
         for chunk in body.chunks(4096) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| format!("writing the request body: {e:?}"))?;
+            if let Err(e) = stream.blocking_write_and_flush(chunk) {
+                written = Err(format!("writing the request body: {e:?}"));
+                break;
+            }
         }
     }
-    OutgoingBody::finish(outgoing, None).map_err(|e| e.to_string())?;
+    let finished = OutgoingBody::finish(outgoing, None).map_err(|e| e.to_string());
     let incoming = loop {
         match future.get() {
             Some(Ok(Ok(response))) => break response,
@@ -70,31 +73,14 @@ pub fn fetch(
             None => future.subscribe().block(),
         }
     };
+    written?;
+    finished?;
     let status = incoming.status();
-    let headers = incoming
-        .headers()
-        .entries()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-        .collect();
+    let headers = crate::incoming::header_list(incoming.headers());
     let body = incoming
         .consume()
         .map_err(|()| "response body already taken".to_string())?;
-    let mut bytes = Vec::new();
-    {
-        let stream = body
-            .stream()
-            .map_err(|()| "response body stream unavailable".to_string())?;
-        loop {
-            match stream.blocking_read(64 * 1024) {
-                Ok(chunk) => bytes.extend_from_slice(&chunk),
-                Err(StreamError::Closed) => break,
-                Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(format!("reading the response: {}", e.to_debug_string()));
-                }
-            }
-        }
-    }
+    let bytes = crate::incoming::read_all(body, "the response")?;
     Ok(Response {
         status,
         headers,

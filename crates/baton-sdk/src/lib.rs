@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 mod fetch;
+mod incoming;
 mod request;
 mod response;
 pub mod state;

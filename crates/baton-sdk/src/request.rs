@@ -1,5 +1,4 @@
 use wasi::http::types::{IncomingRequest, Method};
-use wasi::io::streams::StreamError;
 
 /// An HTTP request, read in full.
 #[derive(Debug, Clone, Default)]
@@ -55,29 +54,11 @@ impl Request {
             Method::Other(other) => other,
         };
         let path_with_query = incoming.path_with_query().unwrap_or_else(|| "/".to_owned());
-        let headers = incoming
-            .headers()
-            .entries()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-            .collect();
+        let headers = crate::incoming::header_list(incoming.headers());
         let body = incoming
             .consume()
             .map_err(|()| "request body already taken".to_owned())?;
-        let stream = body
-            .stream()
-            .map_err(|()| "request body stream unavailable".to_owned())?;
-        let mut bytes = Vec::new();
-        loop {
-            match stream.blocking_read(64 * 1024) {
-                Ok(chunk) => bytes.extend_from_slice(&chunk),
-                Err(StreamError::Closed) => break,
-                Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(format!("reading request body: {}", e.to_debug_string()));
-                }
-            }
-        }
-        drop(stream);
+        let bytes = crate::incoming::read_all(body, "request body")?;
         Ok(Request {
             method,
             path_with_query,

@@ -101,7 +101,7 @@ impl Runtime for ProcessRuntime {
         if !dir.is_dir() {
             bail!("working directory {} does not exist", dir.display());
         }
-        let machine = machine_memory_bytes();
+        let machine = crate::machine_memory_bytes().unwrap_or(u64::MAX);
         if spec.limits.memory_bytes > machine {
             bail!(
                 "limits.memory {} bytes is more than this machine has (at most {machine} bytes)",
@@ -151,17 +151,6 @@ impl Runtime for ProcessRuntime {
             )),
         })
     }
-}
-
-/// The machine's memory (`MemTotal`), or no limit where it cannot be read.
-fn machine_memory_bytes() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map_or(u64::MAX, |kib| kib << 10)
 }
 
 /// Both modes' `Prepared`: classic sandboxes are cheap handles, http ones are processes.
