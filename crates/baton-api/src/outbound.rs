@@ -388,3 +388,44 @@ mod tests {
         assert!("nonsense".parse::<IpNet>().is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a deployment's label holds, parsing answers (a list or an error naming the
+        /// entry) and matching never panics.
+        #[test]
+        fn any_label_parses_or_is_refused_without_panicking(
+            text in "[a-z0-9.*:/\\[\\],@_ -]{0,64}",
+            host in "[a-z0-9.\\[\\]:-]{0,24}",
+            port in any::<u16>(),
+        ) {
+            if let Ok(list) = AllowedHosts::parse(&text) {
+                let _ = list.allows("http", &host, port);
+                let _ = list.allows("https", &host, port);
+            }
+        }
+
+        /// The same for operator networks, and every IPv4 address checks without panicking.
+        #[test]
+        fn any_network_parses_or_is_refused(text in "[0-9a-f.:/]{0,48}", ip in any::<u32>(), port in any::<u16>()) {
+            let net = text.parse::<IpNet>();
+            let address = SocketAddr::new(IpAddr::from(ip.to_be_bytes()), port);
+            if let Ok(net) = net {
+                let _ = net.contains(address.ip());
+            }
+            let policy = AddressPolicy {
+                own_listeners: vec![SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 8080)],
+                local_addresses: Vec::new(),
+                allow_private: Vec::new(),
+            };
+            let checked = policy.check(address);
+            if address.ip().is_loopback() {
+                prop_assert!(checked.is_err(), "loopback {address} passed");
+            }
+        }
+    }
+}
