@@ -232,7 +232,20 @@ pub(crate) async fn info() -> Json<SystemInfo> {
 #[derive(Deserialize)]
 pub(crate) struct LogsQuery {
     name: String,
-    tail: Option<usize>,
+    /// OpenFaaS's meaning: the last N lines; 0 or less (faas-cli sends -1) means all.
+    tail: Option<i64>,
+}
+
+/// Most log lines one request returns.
+const MAX_LOG_LINES: usize = 10_000;
+
+/// The lines `tail` asks for: at most [`MAX_LOG_LINES`], all of them when 0 or less.
+fn log_lines(tail: Option<i64>) -> usize {
+    match tail {
+        None => 100,
+        Some(n) if n <= 0 => MAX_LOG_LINES,
+        Some(n) => usize::try_from(n).map_or(MAX_LOG_LINES, |n| n.min(MAX_LOG_LINES)),
+    }
 }
 
 /// `GET /system/logs?name=…&tail=N`: newline-delimited JSON, one line per log line.
@@ -242,7 +255,7 @@ pub(crate) async fn logs(
 ) -> Reply<Response> {
     let entries = shared
         .admin
-        .logs(&query.name, query.tail.unwrap_or(100).min(10_000))
+        .logs(&query.name, log_lines(query.tail))
         .await?;
     let mut body = String::new();
     for entry in entries {
@@ -260,4 +273,23 @@ pub(crate) async fn nodes(State(shared): State<Arc<Shared>>) -> Reply<Json<serde
     Ok(Json(nodes.unwrap_or_else(
         || serde_json::json!({"mode": "single-node", "workers": [], "gateways": []}),
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_reads_as_openfaas_means_it() {
+        let cases = [
+            (None, 100),
+            (Some(-1), MAX_LOG_LINES),
+            (Some(0), MAX_LOG_LINES),
+            (Some(5), 5),
+            (Some(1 << 40), MAX_LOG_LINES),
+        ];
+        for (tail, lines) in cases {
+            assert_eq!(log_lines(tail), lines, "{tail:?}");
+        }
+    }
 }

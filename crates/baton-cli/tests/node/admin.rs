@@ -206,5 +206,9 @@ async fn logs_show_what_functions_print() {
             && l["instance"] == "stderr"),
         "{lines:?}"
     );
+    // faas-cli asks for everything with tail=-1.
+    let all = node.get("/system/logs?name=bad&tail=-1").await;
+    assert_eq!(all.status, 200, "{}", all.text());
+    assert_eq!(all.text(), logs.text());
     assert_eq!(node.get("/system/logs?name=ghost").await.status, 404);
 }
