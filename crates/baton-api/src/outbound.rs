@@ -270,15 +270,21 @@ pub struct AddressPolicy {
 }
 
 impl AddressPolicy {
+    /// Whether a connection to `target` would reach `listener` (one bound to every address is
+    /// reached through loopback and the machine's own addresses).
+    pub fn reaches(&self, listener: SocketAddr, target: SocketAddr) -> bool {
+        let ip = canonical(target.ip());
+        listener.port() == target.port()
+            && (canonical(listener.ip()) == ip
+                || (listener.ip().is_unspecified()
+                    && (is_private(ip)
+                        || self.local_addresses.iter().any(|l| canonical(*l) == ip))))
+    }
+
     /// Checks the address a function's request is about to connect to.
     pub fn check(&self, target: SocketAddr) -> Result<(), Refusal> {
         let ip = canonical(target.ip());
-        let local = is_private(ip) || self.local_addresses.iter().any(|l| canonical(*l) == ip);
-        let own = self.own_listeners.iter().any(|listener| {
-            listener.port() == target.port()
-                && (canonical(listener.ip()) == ip || (listener.ip().is_unspecified() && local))
-        });
-        if own {
+        if self.own_listeners.iter().any(|l| self.reaches(*l, target)) {
             return Err(Refusal::OwnListener);
         }
         if is_private(ip) && !self.allow_private.iter().any(|net| net.contains(ip)) {

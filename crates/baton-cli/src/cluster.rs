@@ -168,14 +168,7 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     );
     let limits = baton_gateway::ListenerLimits::default();
     let stats = baton_gateway::ListenerStats::new("gateway", &limits);
-    baton_gateway::serve(
-        stats,
-        listener,
-        router,
-        limits.clone(),
-        crate::node::shutdown_signal(),
-    )
-    .await;
+    baton_gateway::serve(stats, listener, router, crate::node::shutdown_signal()).await;
     Ok(())
 }
 

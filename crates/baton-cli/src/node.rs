@@ -29,7 +29,7 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
     };
     let artifacts = ArtifactStore::open(data.join("artifacts"))?;
     let cache = CompileCache::open(data.join("compiled"))?;
-    let sweeper = (artifacts.clone(), cache.clone());
+    let (stored, compiled) = (artifacts.clone(), cache.clone());
     let capabilities = baton_state::Capabilities::new(Some(token.clone()));
     let state = match config.state.enabled {
         true => Some(crate::state::start(&config.state, data, capabilities.clone()).await?),
@@ -81,7 +81,7 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
     }
     // Nothing deploys yet: what no registration refers to was left by a crash.
     let in_use = control.components_in_use();
-    let removed = sweeper.0.sweep(&in_use) + sweeper.1.sweep(&in_use);
+    let removed = stored.sweep(&in_use) + compiled.sweep(&in_use);
     if removed > 0 {
         tracing::info!(removed, "orphan artifacts and compiled files removed");
     }
@@ -134,14 +134,7 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
             "process functions are NOT isolated on this node: they run as its user and see its files (README, \"Behaviour worth knowing\")"
         ),
     }
-    baton_gateway::serve(
-        gateway_stats,
-        listener,
-        router,
-        config.listener.clone(),
-        shutdown_signal(),
-    )
-    .await;
+    baton_gateway::serve(gateway_stats, listener, router, shutdown_signal()).await;
     tracing::info!("baton stopped");
     Ok(())
 }

@@ -151,7 +151,6 @@ pub async fn start(
         api_stats.clone(),
         listener,
         router,
-        limits.clone(),
         std::future::pending(),
     ));
     Ok(RunningState {

@@ -129,6 +129,9 @@ async fn parse_deploy(request: Request) -> Result<(DeployRequest, Option<Bytes>)
 
 /// Uploads read at once, node-wide: each may hold up to [`MAX_UPLOAD`] bytes.
 const UPLOADS_AT_ONCE: usize = 2;
+/// Longest an upload may take to arrive: a client trickling bytes must not hold one of the
+/// few upload places for ever (256 MiB at 1 MiB/s fits).
+const UPLOAD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
 
 static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(UPLOADS_AT_ONCE);
 
@@ -158,7 +161,17 @@ async fn read_upload(request: Request) -> Result<Bytes, ApiError> {
     let mut body = Limited::new(request.into_body(), MAX_UPLOAD);
     let mut bytes = bytes::BytesMut::new();
     let mut checked = false;
-    while let Some(frame) = body.frame().await {
+    let deadline = tokio::time::Instant::now() + UPLOAD_DEADLINE;
+    let late = || {
+        ApiError::bad_request(format!(
+            "the upload did not arrive within {} s",
+            UPLOAD_DEADLINE.as_secs()
+        ))
+    };
+    while let Some(frame) = tokio::time::timeout_at(deadline, body.frame())
+        .await
+        .map_err(|_| late())?
+    {
         let frame = frame.map_err(|error| {
             if error.is::<http_body_util::LengthLimitError>() {
                 too_large()

@@ -36,7 +36,7 @@ impl Default for ListenerLimits {
 /// What a listener has seen, for `/metrics`.
 pub struct ListenerStats {
     name: &'static str,
-    max: usize,
+    limits: ListenerLimits,
     slots: Arc<Semaphore>,
     refused: AtomicU64,
 }
@@ -44,11 +44,14 @@ pub struct ListenerStats {
 impl ListenerStats {
     /// The stats of a listener called `name` (the metric's label) under `limits`.
     pub fn new(name: &'static str, limits: &ListenerLimits) -> Arc<Self> {
-        let max = limits.max_connections.max(1);
+        let limits = ListenerLimits {
+            max_connections: limits.max_connections.max(1),
+            ..limits.clone()
+        };
         Arc::new(ListenerStats {
             name,
-            max,
-            slots: Arc::new(Semaphore::new(max)),
+            slots: Arc::new(Semaphore::new(limits.max_connections)),
+            limits,
             refused: AtomicU64::new(0),
         })
     }
@@ -56,7 +59,7 @@ impl ListenerStats {
     /// Appends `baton_listener_connections` and `baton_listener_refused_total` of this
     /// listener in Prometheus text.
     pub fn render(&self, out: &mut String) -> std::fmt::Result {
-        let open = self.max - self.slots.available_permits();
+        let open = self.limits.max_connections - self.slots.available_permits();
         writeln!(
             out,
             "# HELP baton_listener_connections Connections open on a listener.\n# TYPE baton_listener_connections gauge\nbaton_listener_connections{{listener=\"{}\"}} {open}",
@@ -71,16 +74,16 @@ impl ListenerStats {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then gives open requests up to
-/// 10 s to finish; `stats` (made with the same limits) counts the connections.
+/// Serves `router` on `listener` under the limits `stats` was made with, until `shutdown`
+/// resolves, then gives open requests up to 10 s to finish.
 pub async fn serve(
     stats: Arc<ListenerStats>,
     listener: TcpListener,
     router: Router,
-    limits: ListenerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let name = stats.name;
+    let limits = &stats.limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -91,42 +94,39 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.header_read_timeout)
         .max_concurrent_streams(256);
-    let task_stats = stats;
-    {
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let mut shutdown = std::pin::pin!(shutdown);
-        let service = hyper_util::service::TowerToHyperService::new(router);
-        loop {
-            let (stream, _) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        // Out of descriptors or a transient network error: back off briefly
-                        // rather than spin, then accept again.
-                        tracing::warn!(listener = name, %error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            let Ok(permit) = task_stats.slots.clone().try_acquire_owned() else {
-                task_stats.refused.fetch_add(1, Ordering::Relaxed);
-                drop(stream);
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service.clone())
-                .into_owned();
-            let connection = graceful.watch(connection);
-            tokio::spawn(async move {
-                let _ = connection.await;
-                drop(permit);
-            });
-        }
-        drop(listener);
-        // Open requests get a bounded time to finish.
-        let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors or a transient network error: back off briefly
+                    // rather than spin, then accept again.
+                    tracing::warn!(listener = name, %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = stats.slots.clone().try_acquire_owned() else {
+            stats.refused.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service.clone())
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
     }
+    drop(listener);
+    // Open requests get a bounded time to finish.
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
 }

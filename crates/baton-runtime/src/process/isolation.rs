@@ -1,5 +1,5 @@
 //! What Linux gives a process function without a container engine: its own user, its own
-//! mount namespace (the system read-only, a private `/tmp`, its directory at `/function`,
+//! mount namespace (the system read-only, a private `/tmp`, its directory at `/tmp/function`,
 //! nothing of the node's data), its own PID namespace (it sees only its own processes, and all
 //! of them die with it), and no way to gain privileges.
 //!
@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 /// Where the function's directory appears inside its sandbox.
 pub(crate) const FUNCTION_DIR: &str = "/tmp/function";
+/// [`FUNCTION_DIR`] for the system calls.
+const FUNCTION_DIR_C: &std::ffi::CStr = c"/tmp/function";
 
 /// First uid of the range functions run as; each function gets one of [`UID_COUNT`] by name.
 const UID_BASE: u32 = 610_000;
@@ -26,13 +28,6 @@ const UID_COUNT: u32 = 50_000;
 pub(crate) struct Isolation {
     uid: u32,
     function_dir: CString,
-    mount_point: CString,
-    tmp: CString,
-    proc_: CString,
-    root: CString,
-    tmpfs: CString,
-    proc_type: CString,
-    tmp_options: CString,
     /// Directories covered by an empty tmpfs (the node's data directory).
     hidden: Vec<CString>,
 }
@@ -46,13 +41,6 @@ impl Isolation {
         Ok(Isolation {
             uid: uid_for(name),
             function_dir: c(&dir.to_string_lossy())?,
-            mount_point: c(FUNCTION_DIR)?,
-            tmp: c("/tmp")?,
-            proc_: c("/proc")?,
-            root: c("/")?,
-            tmpfs: c("tmpfs")?,
-            proc_type: c("proc")?,
-            tmp_options: c("size=256m,mode=1777")?,
             hidden: hide
                 .iter()
                 .filter(|p| p.is_dir())
@@ -75,8 +63,8 @@ impl Isolation {
             }
         };
         let null = std::ptr::null::<libc::c_char>();
-        // SAFETY (whole block): every pointer is to a CString owned by `self`, alive across
-        // the calls, or null where the call allows it; no call allocates.
+        // SAFETY (whole block): every pointer is to a C string literal or a CString owned by
+        // `self`, alive across the calls, or null where the call allows it; no call allocates.
         unsafe {
             check(libc::unshare(
                 libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC,
@@ -84,7 +72,7 @@ impl Isolation {
             // Nothing mounted here propagates back to the node's namespace.
             check(libc::mount(
                 null,
-                self.root.as_ptr(),
+                c"/".as_ptr(),
                 null,
                 libc::MS_REC | libc::MS_PRIVATE,
                 std::ptr::null(),
@@ -101,9 +89,9 @@ impl Isolation {
             }
             for hidden in &self.hidden {
                 check(libc::mount(
-                    self.tmpfs.as_ptr(),
+                    c"tmpfs".as_ptr(),
                     hidden.as_ptr(),
-                    self.tmpfs.as_ptr(),
+                    c"tmpfs".as_ptr(),
                     libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                     std::ptr::null(),
                 ))?;
@@ -118,7 +106,7 @@ impl Isolation {
             if libc::syscall(
                 libc::SYS_mount_setattr,
                 libc::AT_FDCWD,
-                self.root.as_ptr(),
+                c"/".as_ptr(),
                 libc::AT_RECURSIVE as libc::c_uint,
                 &readonly as *const MountAttr,
                 std::mem::size_of::<MountAttr>(),
@@ -128,19 +116,19 @@ impl Isolation {
             }
             // A private, writable /tmp; the function's directory inside it.
             check(libc::mount(
-                self.tmpfs.as_ptr(),
-                self.tmp.as_ptr(),
-                self.tmpfs.as_ptr(),
+                c"tmpfs".as_ptr(),
+                c"/tmp".as_ptr(),
+                c"tmpfs".as_ptr(),
                 libc::MS_NOSUID | libc::MS_NODEV,
-                self.tmp_options.as_ptr().cast(),
+                c"size=256m,mode=1777".as_ptr().cast(),
             ))?;
-            check(libc::mkdir(self.mount_point.as_ptr(), 0o755))?;
+            check(libc::mkdir(FUNCTION_DIR_C.as_ptr(), 0o755))?;
             if libc::syscall(
                 libc::SYS_move_mount,
                 tree as libc::c_int,
                 c"".as_ptr(),
                 libc::AT_FDCWD,
-                self.mount_point.as_ptr(),
+                FUNCTION_DIR_C.as_ptr(),
                 MOVE_MOUNT_F_EMPTY_PATH,
             ) != 0
             {
@@ -163,13 +151,13 @@ impl Isolation {
             check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
             // Its own /proc: its own processes only, never the node's.
             check(libc::mount(
-                self.proc_type.as_ptr(),
-                self.proc_.as_ptr(),
-                self.proc_type.as_ptr(),
+                c"proc".as_ptr(),
+                c"/proc".as_ptr(),
+                c"proc".as_ptr(),
                 libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                 std::ptr::null(),
             ))?;
-            check(libc::chdir(self.mount_point.as_ptr()))?;
+            check(libc::chdir(FUNCTION_DIR_C.as_ptr()))?;
             check(libc::setgroups(0, std::ptr::null()))?;
             check(libc::setgid(self.uid))?;
             check(libc::setuid(self.uid))?;

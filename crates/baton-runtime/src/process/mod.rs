@@ -109,14 +109,11 @@ impl Runtime for ProcessRuntime {
             );
         }
         let program = command::resolve_program(&command[0], &dir, self.isolation.is_ok())?;
-        let mut platform_env = vec![(
-            "BATON_NAMESPACE".to_string(),
-            crate::wasm::state_namespace(spec),
-        )];
+        let namespace = crate::wasm::state_namespace(spec);
+        let mut platform_env = vec![("BATON_NAMESPACE".to_string(), namespace.clone())];
         if let Some(api) = &self.config.platform_api {
             platform_env.push(("BATON_API".to_string(), api.clone()));
         }
-        let namespace = crate::wasm::state_namespace(spec);
         let capability = match (&self.config.platform_api, &self.config.capabilities) {
             (Some(_), Some(capabilities)) => Some(capabilities.grant(&namespace)),
             _ => None,

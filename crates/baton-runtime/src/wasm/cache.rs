@@ -65,26 +65,20 @@ impl CompileCache {
         })
     }
 
-    fn mac(&self, bytes: &[u8]) -> [u8; 32] {
+    fn mac(&self, bytes: &[u8]) -> hmac::Hmac<sha2::Sha256> {
         use hmac::Mac;
         let mut mac =
             hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
         mac.update(bytes);
-        mac.finalize().into_bytes().into()
+        mac
     }
 
     /// The cached file's bytes when its keyed hash is the one this node wrote.
     fn verified(&self, path: &std::path::Path) -> Option<Vec<u8>> {
         let bytes = std::fs::read(path).ok()?;
         let expected = std::fs::read(mac_path(path)).ok()?;
-        let actual = self.mac(&bytes);
-        if expected.len() == actual.len()
-            && expected
-                .iter()
-                .zip(actual)
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-        {
+        // verify_slice compares in constant time.
+        if hmac::Mac::verify_slice(self.mac(&bytes), &expected).is_ok() {
             Some(bytes)
         } else {
             tracing::warn!(path = %path.display(), "compile cache entry fails its keyed hash; compiling again");
@@ -122,7 +116,7 @@ impl CompileCache {
             .serialize()
             .map_err(anyhow::Error::from)
             .context("serializing compiled component")?;
-        let mac = self.mac(&serialized);
+        let mac = hmac::Mac::finalize(self.mac(&serialized)).into_bytes();
         let write = || -> std::io::Result<()> {
             // The hash first: a crash between the two renames leaves a file that fails its
             // check and is compiled again, never a file trusted without one.
@@ -152,9 +146,10 @@ fn load_or_make_key(dir: &std::path::Path) -> std::io::Result<[u8; 32]> {
     {
         return Ok(key);
     }
+    // A key that could not be read from the system's random source would be guessable:
+    // failing to open the cache is better.
     let mut key = [0u8; 32];
-    key[..16].copy_from_slice(&random_bytes());
-    key[16..].copy_from_slice(&random_bytes());
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut key)?;
     let (temp_path, mut file) = tempfile_in(dir)?;
     std::fs::set_permissions(
         &temp_path,
@@ -164,15 +159,6 @@ fn load_or_make_key(dir: &std::path::Path) -> std::io::Result<[u8; 32]> {
     file.sync_all()?;
     std::fs::rename(temp_path, &path)?;
     Ok(key)
-}
-
-/// 16 bytes from the operating system's random source.
-fn random_bytes() -> [u8; 16] {
-    let mut bytes = [0u8; 16];
-    if let Ok(mut random) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut random, &mut bytes);
-    }
-    bytes
 }
 
 fn describe_compile_error(error: wasmtime::Error) -> anyhow::Error {
