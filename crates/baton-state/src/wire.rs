@@ -237,19 +237,24 @@ fn fresh_nonce() -> [u8; 16] {
 mod tests {
     use super::*;
 
-    /// A frame a little over the handshake cap: refused before the handshake, read after it.
-    #[tokio::test]
-    async fn frames_beyond_a_few_kib_wait_for_the_handshake() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let client = tokio::spawn(async move {
+    /// Connects to `address` and sends one frame a little over the handshake cap.
+    fn send_large_frame(address: std::net::SocketAddr) -> tokio::task::JoinHandle<Connection> {
+        tokio::spawn(async move {
             let mut conn = framed(TcpStream::connect(address).await.unwrap());
             authenticated(&mut conn, 1 << 20);
             conn.send(Bytes::from(vec![7u8; HANDSHAKE_MAX_FRAME + 1]))
                 .await
                 .unwrap();
             conn
-        });
+        })
+    }
+
+    /// A frame a little over the handshake cap: refused before the handshake, read after it.
+    #[tokio::test]
+    async fn frames_beyond_a_few_kib_wait_for_the_handshake() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let client = send_large_frame(address);
         let mut before = framed(listener.accept().await.unwrap().0);
         assert!(
             before.next().await.unwrap().is_err(),
@@ -257,14 +262,7 @@ mod tests {
         );
         drop(client.await.unwrap());
         // The same frame on a connection whose peer has proved itself.
-        let client = tokio::spawn(async move {
-            let mut conn = framed(TcpStream::connect(address).await.unwrap());
-            authenticated(&mut conn, 1 << 20);
-            conn.send(Bytes::from(vec![7u8; HANDSHAKE_MAX_FRAME + 1]))
-                .await
-                .unwrap();
-            conn
-        });
+        let client = send_large_frame(address);
         let mut after = framed(listener.accept().await.unwrap().0);
         authenticated(&mut after, 1 << 20);
         let frame = after.next().await.unwrap().unwrap();
