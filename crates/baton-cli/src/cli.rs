@@ -150,13 +150,24 @@ pub struct WorkerArgs {
     /// CPU cores offered to placement [default: the machine's].
     #[arg(long)]
     pub cpu: Option<f64>,
-    /// Memory offered to placement, e.g. `16Gi` [default: the machine's].
+    /// Memory offered to placement, e.g. `16Gi` [default: the machine's, or its cgroup's
+    /// limit when lower].
     #[arg(long)]
     pub memory: Option<String>,
-    /// Shared secret of the cluster: every gRPC call carries it and every role requires it.
-    /// Mandatory to listen beyond loopback.
+    /// Shared secret of the cluster: every gRPC call carries it and every role requires it;
+    /// state agents prove it to each other. Mandatory to listen beyond loopback.
     #[arg(long, env = "BATON_CLUSTER_TOKEN", hide_env_values = true)]
     pub cluster_token: Option<String>,
+    /// Where the worker's state agent takes replication peers (the other workers' agents,
+    /// learnt from the control plane). With --runtime real only.
+    #[arg(long, env = "BATON_STATE_LISTEN", default_value = "127.0.0.1:0")]
+    pub state_listen: String,
+    /// Loopback address of the platform API that process functions reach as `BATON_API`.
+    #[arg(long, env = "BATON_STATE_API", default_value = "127.0.0.1:0")]
+    pub state_api: String,
+    /// Run no state agent: functions get no `baton:platform/state` and no `BATON_API`.
+    #[arg(long)]
+    pub no_state: bool,
     /// Log format: `text` or `json`.
     #[arg(long, env = "BATON_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

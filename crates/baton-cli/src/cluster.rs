@@ -2,6 +2,7 @@
 //! processes speaking the cluster protocol (gRPC).
 
 use crate::cli::{ControlArgs, GatewayArgs, WorkerArgs};
+use crate::state::{RunningState, StateConfig};
 use anyhow::{Context, bail};
 use baton_api::cluster::control_server::ControlServer;
 use baton_api::cluster_auth::{ClientAuth, MAX_MESSAGE_BYTES, ServerAuth};
@@ -14,7 +15,8 @@ use baton_runtime::fake::FakeRuntime;
 use baton_runtime::process::{ProcessConfig, ProcessRuntime};
 use baton_runtime::wasm::{CompileCache, WasmConfig, WasmRuntime};
 use baton_runtime::{ArtifactStore, Runtime, Runtimes};
-use baton_worker::managed::{self, ManagedConfig};
+use baton_state::{Durability, Limits, ReplicationConfig};
+use baton_worker::managed::{self, ManagedConfig, Membership};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,6 +54,7 @@ fn data_dir(given: Option<PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// The control plane's runtime: it only checks components, so it needs no state agent.
 fn wasm_runtime(dir: &Path, artifacts: &ArtifactStore) -> anyhow::Result<WasmRuntime> {
     WasmRuntime::new(
         &WasmConfig::default(),
@@ -190,29 +193,18 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     }
     let base_id = args
         .id
+        .clone()
         .unwrap_or_else(|| format!("worker-{:08x}", fastrand::u32(..)));
-    let dir = data_dir(args.data_dir, &format!("baton-{base_id}"))?;
+    let dir = data_dir(args.data_dir.clone(), &format!("baton-{base_id}"))?;
     let artifacts = ArtifactStore::open(dir.join("artifacts"))?;
-    let runtime: Arc<dyn Runtime> = match args.runtime.as_str() {
-        "fake" => Arc::new(FakeRuntime {
-            creation_delay: duration(&args.fake_delay, "fake-delay")?,
-        }),
-        "real" => Arc::new(Runtimes {
-            wasm: Arc::new(wasm_runtime(&dir, &artifacts)?),
-            process: Arc::new(ProcessRuntime::new(ProcessConfig {
-                // Functions without a directory start in an empty one, never the data directory.
-                default_dir: {
-                    let workdir = dir.join("workdir");
-                    std::fs::create_dir_all(&workdir)?;
-                    workdir
-                },
-                ready_timeout: std::time::Duration::from_secs(10),
-                platform_api: None,
-                capabilities: None,
-                isolate: true,
-                hide: vec![dir.clone()],
-            })),
-        }),
+    let (runtime, state) = match args.runtime.as_str() {
+        "fake" => {
+            let fake = FakeRuntime {
+                creation_delay: duration(&args.fake_delay, "fake-delay")?,
+            };
+            (Arc::new(fake) as Arc<dyn Runtime>, None)
+        }
+        "real" => real_runtime(&args, &dir, &artifacts).await?,
         other => bail!("--runtime {other:?}: expected `real` or `fake`"),
     };
     let cpu_cores = args
@@ -220,8 +212,16 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64));
     let memory_bytes = match &args.memory {
         Some(text) => parse_memory(text).map_err(|e| anyhow::anyhow!("--memory: {e}"))?,
-        None => baton_runtime::machine_memory_bytes().unwrap_or(8 << 30),
+        None => baton_runtime::resources::memory_bytes().unwrap_or(8 << 30),
     };
+    // The workers of one process share its state agent: one node, one replica.
+    let membership = state.clone().map(|state| {
+        Arc::new(move |peers: Vec<String>| state.replication.set_peers(peers)) as Membership
+    });
+    let state_address = state
+        .as_ref()
+        .map(|s| s.replication.address().to_string())
+        .unwrap_or_default();
     for n in 0..args.count {
         let id = if args.count == 1 {
             base_id.clone()
@@ -237,17 +237,24 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
                 memory_bytes,
                 log_lines: 1000,
                 token: args.cluster_token.clone(),
+                state_address: state_address.clone(),
             },
             listen,
             data_listen,
             runtime.clone(),
             artifacts.clone(),
             &args.control,
+            membership.clone(),
         )
         .await
         .with_context(|| format!("starting worker {id}"))?;
+        // Read by tests and scripts: the readiness line, with every address.
+        let state = match &state {
+            Some(s) => format!(" state-api http://{} state-peers {}", s.api, state_address),
+            None => String::new(),
+        };
         println!(
-            "baton worker {id} grpc {} data {} following {}",
+            "baton worker {id} grpc {} data {}{state} following {}",
             host.grpc_address(),
             host.data_address(),
             args.control
@@ -255,4 +262,66 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     }
     crate::node::shutdown_signal().await;
     Ok(())
+}
+
+/// Wasm components and processes, with the worker's state agent behind both (unless
+/// `--no-state`), as on a node.
+async fn real_runtime(
+    args: &WorkerArgs,
+    dir: &Path,
+    artifacts: &ArtifactStore,
+) -> anyhow::Result<(Arc<dyn Runtime>, Option<Arc<RunningState>>)> {
+    let state = match args.no_state {
+        true => None,
+        false => {
+            let config = StateConfig {
+                enabled: true,
+                api_listen: crate::state::api_address(&args.state_api, "--state-api")?,
+                replication: ReplicationConfig {
+                    listen: listen_address(
+                        &args.state_listen,
+                        "state-listen",
+                        &args.cluster_token,
+                    )?,
+                    secret: args.cluster_token.clone(),
+                    ..ReplicationConfig::default()
+                },
+                durability: Durability::Durable,
+                limits: Limits::default(),
+                fault_injection: false,
+            };
+            // Tools on this machine reach every namespace with it, as on a node.
+            let admin = crate::token::load_or_create(dir)?;
+            let capabilities = baton_state::Capabilities::new(Some(admin));
+            let running = crate::state::start(&config, dir, capabilities.clone()).await?;
+            Some((Arc::new(running), capabilities))
+        }
+    };
+    let wasm = WasmRuntime::new(
+        &WasmConfig::default(),
+        artifacts.clone(),
+        CompileCache::open(dir.join("compiled"))?,
+        state.as_ref().map(|(s, _)| s.agent.clone()),
+    )
+    .context("starting the wasm runtime")?;
+    if let Some((state, _)) = &state {
+        wasm.outbound().add_listener(state.api);
+        wasm.outbound().add_listener(state.replication.address());
+    }
+    // Functions without a directory start in an empty one, never the data directory.
+    let workdir = dir.join("workdir");
+    std::fs::create_dir_all(&workdir)?;
+    let process = ProcessRuntime::new(ProcessConfig {
+        default_dir: workdir,
+        ready_timeout: std::time::Duration::from_secs(10),
+        platform_api: state.as_ref().map(|(s, _)| format!("http://{}", s.api)),
+        capabilities: state.as_ref().map(|(_, c)| c.clone()),
+        isolate: true,
+        hide: vec![dir.to_path_buf()],
+    });
+    let runtimes = Runtimes {
+        wasm: Arc::new(wasm),
+        process: Arc::new(process),
+    };
+    Ok((Arc::new(runtimes), state.map(|(s, _)| s)))
 }

@@ -43,21 +43,25 @@ fn address(text: &str, key: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("{key}: {text:?} is not host:port (e.g. 127.0.0.1:7701)"))
 }
 
+/// The platform API's address: loopback only, it is node-local.
+pub(crate) fn api_address(text: &str, key: &str) -> anyhow::Result<SocketAddr> {
+    let api_listen = address(text, key)?;
+    if !api_listen.ip().is_loopback() {
+        bail!("{key} {api_listen} must be a loopback address: the platform API is node-local");
+    }
+    Ok(api_listen)
+}
+
 impl StateConfig {
     pub(crate) fn resolve(args: &UpArgs, file: StateSection) -> anyhow::Result<StateConfig> {
         let mut replication = ReplicationConfig::default();
-        let api_listen = address(
+        let api_listen = api_address(
             args.state_api
                 .as_deref()
                 .or(file.api_listen.as_deref())
                 .unwrap_or("127.0.0.1:0"),
             "state.api_listen",
         )?;
-        if !api_listen.ip().is_loopback() {
-            bail!(
-                "state.api_listen {api_listen} must be a loopback address: the platform API is node-local"
-            );
-        }
         if let Some(listen) = args.state_listen.as_deref().or(file.listen.as_deref()) {
             replication.listen = address(listen, "state.listen")?;
         }

@@ -13,6 +13,7 @@ pub mod fake;
 mod logs;
 mod multi;
 pub mod process;
+pub mod resources;
 pub mod wasm;
 
 pub use artifacts::ArtifactStore;
@@ -61,12 +62,4 @@ pub trait Sandbox: Send + Sync + 'static {
 
     /// Releases the sandbox's resources; invocations after this fail.
     async fn destroy(&self) {}
-}
-
-/// The machine's memory (`MemTotal` of `/proc/meminfo`), in bytes, where it can be read.
-pub fn machine_memory_bytes() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib = line.split_whitespace().nth(1)?.parse::<u64>().ok()?;
-    Some(kib << 10)
 }

@@ -2,6 +2,7 @@
 //! on loopback: one control plane, two gateways, three workers.
 
 use crate::harness::{BATON, Node, eventually, free_ports};
+use bytes::Bytes;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -66,6 +67,8 @@ struct Cluster {
     store: String,
     control: Option<Role>,
     workers: Vec<(String, Role)>,
+    /// Each worker's platform API (`http://…`), from its readiness line.
+    state_apis: std::collections::HashMap<String, String>,
     gateways: Vec<Node>,
 }
 
@@ -106,6 +109,67 @@ impl Cluster {
         self.control = Some(role);
     }
 
+    /// Starts worker `id` with its data directory under the cluster's (the same one again
+    /// on a restart).
+    fn start_worker(&mut self, id: &str) {
+        let data = self.dir.join(id);
+        let (role, line) = Role::start(
+            &[
+                "worker",
+                "--control",
+                &self.control_url(),
+                "--id",
+                id,
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
+            "baton worker",
+        );
+        let api = line
+            .split_once(" state-api ")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no state API in {line:?}"));
+        self.state_apis.insert(id.to_owned(), api.to_owned());
+        self.workers.push((id.to_owned(), role));
+    }
+
+    /// Calls object `path` (`namespace/name`) on worker `id` through its platform API, with
+    /// the admin token in its data directory.
+    async fn state_call(&self, id: &str, method: &str, path: &str, body: Value) -> (u16, Bytes) {
+        let token = std::fs::read_to_string(self.dir.join(id).join("admin-token")).unwrap();
+        let url = format!("{}/v1/state/{path}", self.state_apis[id]);
+        let bearer = format!("Bearer {}", token.trim());
+        let body = match body {
+            Value::Null => Bytes::new(),
+            body => Bytes::from(body.to_string()),
+        };
+        let client = reqwest_like::client();
+        reqwest_like::send(&client, method, &url, &[("authorization", &bearer)], body).await
+    }
+
+    /// Reads object `path` on worker `id`; `null` when absent.
+    async fn read_state(&self, id: &str, path: &str) -> Value {
+        let (status, body) = self.state_call(id, "GET", path, Value::Null).await;
+        match status {
+            404 => Value::Null,
+            200 => serde_json::from_slice::<Value>(&body).unwrap()["value"].clone(),
+            other => panic!("{path} on {id}: {other} {}", String::from_utf8_lossy(&body)),
+        }
+    }
+
+    /// True once every worker of `ids` reads `expected` as the counter `counter/visits`.
+    async fn converged(&self, expected: i64, ids: &[&str]) -> bool {
+        eventually(Duration::from_secs(30), || async {
+            for id in ids {
+                if self.read_state(id, "counter/visits").await != json!(expected) {
+                    return false;
+                }
+            }
+            true
+        })
+        .await
+    }
+
     fn start(dir: &Path, store: &str) -> Cluster {
         let mut cluster = Cluster {
             dir: dir.to_path_buf(),
@@ -113,26 +177,13 @@ impl Cluster {
             store: store.to_owned(),
             control: None,
             workers: Vec::new(),
+            state_apis: Default::default(),
             gateways: Vec::new(),
         };
         cluster.start_control();
         let control = cluster.control_url();
         for n in 0..3 {
-            let id = format!("w{n}");
-            let data = dir.join(&id);
-            let (role, _) = Role::start(
-                &[
-                    "worker",
-                    "--control",
-                    &control,
-                    "--id",
-                    &id,
-                    "--data-dir",
-                    data.to_str().unwrap(),
-                ],
-                "baton worker",
-            );
-            cluster.workers.push((id, role));
+            cluster.start_worker(&format!("w{n}"));
         }
         for _ in 0..2 {
             let (child, line) = spawn(
@@ -566,18 +617,117 @@ mod reqwest_like {
 
     /// The status of a GET, or 0 when the gateway did not answer at all.
     pub async fn get(client: &HttpClient, url: &str) -> u16 {
-        let request = http::Request::get(url)
-            .body(Full::new(Bytes::new()))
-            .unwrap();
+        send(client, "GET", url, &[], Bytes::new()).await.0
+    }
+
+    /// Status and body of a request; status 0 when nothing answered.
+    pub async fn send(
+        client: &HttpClient,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> (u16, Bytes) {
+        let mut request = http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(body)).unwrap();
         match tokio::time::timeout(Duration::from_secs(30), client.request(request)).await {
             Ok(Ok(response)) => {
                 let status = response.status().as_u16();
-                let _ = response.into_body().collect().await;
-                status
+                let body = response.into_body().collect().await;
+                (status, body.map(|b| b.to_bytes()).unwrap_or_default())
             }
-            _ => 0,
+            _ => (0, Bytes::new()),
         }
     }
+}
+
+/// Adds to the `counter` example's `visits` through `gateway` until `n` additions succeeded;
+/// a request refused because its worker died is not counted (it added nothing).
+async fn visit(gateway: &Node, n: usize) {
+    let mut done = 0;
+    let mut tries = 0;
+    while done < n {
+        tries += 1;
+        assert!(tries < n + 100, "too many failed visits");
+        let reply = gateway.post("/function/counter/visits", "").await;
+        match reply.status {
+            200 => done += 1,
+            502 | 503 => {}
+            other => panic!("{other}: {}", reply.text()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn state_replicates_across_workers_and_a_restarted_worker_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), "redb");
+    // One sandbox on each worker (round-robin placement), each adding through its own agent.
+    deploy(
+        &cluster.gateways[0],
+        "counter",
+        baton_guests::COUNTER,
+        json!({"labels": {"com.openfaas.scale.min": "3"}}),
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            let placement = cluster.placement("counter").await;
+            placement.len() == 3 && placement.iter().all(|(_, ids)| ids.len() == 1)
+        })
+        .await,
+        "not one sandbox per worker: {}",
+        cluster.nodes().await
+    );
+    visit(&cluster.gateways[0], 30).await;
+    assert!(
+        cluster.converged(30, &["w0", "w1", "w2"]).await,
+        "never converged on 30"
+    );
+
+    // A worker killed with SIGKILL misses what is added while it is away...
+    let (victim, mut role) = cluster.workers.remove(2);
+    role.kill();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            cluster
+                .placement("counter")
+                .await
+                .iter()
+                .all(|(id, _)| *id != victim)
+        })
+        .await,
+        "the dead worker is still listed alive"
+    );
+    visit(&cluster.gateways[1], 20).await;
+    assert!(
+        cluster.converged(50, &["w0", "w1"]).await,
+        "the live workers never read 50"
+    );
+
+    // ...and catches up after a restart from its data directory; what is added on it
+    // reaches the others (it is their peer again).
+    cluster.start_worker(&victim);
+    assert!(
+        cluster.converged(50, &["w2"]).await,
+        "the restarted worker never caught up"
+    );
+    let (status, body) = cluster
+        .state_call(
+            "w2",
+            "POST",
+            "counter/visits",
+            json!({"op": "counter-add", "amount": 30}),
+        )
+        .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        cluster.converged(80, &["w0", "w1", "w2"]).await,
+        "never converged on 80"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -78,6 +78,10 @@ pub(crate) struct WorkerRecord {
     pub(crate) data_address: String,
     pub(crate) cpu_cores: f64,
     pub(crate) memory_bytes: u64,
+    /// Where its state agent takes peers; empty when it runs none (records stored before
+    /// workers had agents read as empty too).
+    #[serde(default)]
+    pub(crate) state_address: String,
 }
 
 impl From<&WorkerInfo> for WorkerRecord {
@@ -88,6 +92,7 @@ impl From<&WorkerInfo> for WorkerRecord {
             data_address: info.data_address.clone(),
             cpu_cores: info.cpu_cores,
             memory_bytes: info.memory_bytes,
+            state_address: info.state_address.clone(),
         }
     }
 }
@@ -112,6 +117,26 @@ pub(crate) struct WorkerState {
     pub(crate) sandboxes: HashSet<String>,
     /// Placements waiting to be sent, in batches, by the worker's creation task.
     pub(crate) creations: mpsc::Sender<proto::Placement>,
+}
+
+/// The state agents `worker` replicates with, given every worker's (id, alive, state
+/// address): those of the other live workers, each once, never its own (several workers of
+/// one process share an agent), never an empty address (a worker without an agent).
+fn state_peers<'a>(
+    worker: &str,
+    members: impl Iterator<Item = (&'a str, bool, &'a str)> + Clone,
+) -> Vec<String> {
+    let own = members
+        .clone()
+        .find(|(id, _, _)| *id == worker)
+        .map_or("", |(_, _, address)| address);
+    let peers: std::collections::BTreeSet<&str> = members
+        .filter(|(id, alive, address)| {
+            *alive && *id != worker && !address.is_empty() && *address != own
+        })
+        .map(|(_, _, address)| address)
+        .collect();
+    peers.into_iter().map(str::to_owned).collect()
 }
 
 /// Placements queued per worker before new ones fail (and are retried by the autoscaler).
@@ -415,6 +440,20 @@ impl Cluster {
         Ok(())
     }
 
+    /// The replication peers of `worker`'s state agent: the control plane is the membership
+    /// source.
+    pub(crate) fn state_peers(&self, worker: &str) -> Vec<String> {
+        let state = self.state.lock().unwrap();
+        let members = state.workers.values().map(|w| {
+            (
+                w.record.id.as_str(),
+                w.alive,
+                w.record.state_address.as_str(),
+            )
+        });
+        state_peers(worker, members)
+    }
+
     /// Records a heartbeat; false when the worker is unknown or was declared dead, so it
     /// registers again.
     pub(crate) fn heartbeat(&self, beat: &proto::Heartbeat) -> bool {
@@ -660,5 +699,38 @@ impl Cluster {
 
     pub(crate) fn is_recovering(&self) -> bool {
         self.recovering.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::state_peers;
+
+    #[test]
+    fn state_peers_are_the_other_live_agents_once_each() {
+        let members = [
+            ("a", true, "10.0.0.1:7"),
+            ("b", true, "10.0.0.2:7"),
+            ("b2", true, "10.0.0.2:7"),
+            ("c", false, "10.0.0.3:7"),
+            ("d", true, ""),
+            ("e", true, "10.0.0.5:7"),
+        ];
+        let cases: [(&str, &[&str]); 5] = [
+            ("a", &["10.0.0.2:7", "10.0.0.5:7"]),
+            // Two workers of one process share an agent: it is not its own peer.
+            ("b", &["10.0.0.1:7", "10.0.0.5:7"]),
+            // A dead worker still learns the live ones (it is told when it comes back).
+            ("c", &["10.0.0.1:7", "10.0.0.2:7", "10.0.0.5:7"]),
+            ("d", &["10.0.0.1:7", "10.0.0.2:7", "10.0.0.5:7"]),
+            ("unknown", &["10.0.0.1:7", "10.0.0.2:7", "10.0.0.5:7"]),
+        ];
+        for (worker, expected) in cases {
+            assert_eq!(
+                state_peers(worker, members.iter().copied()),
+                expected,
+                "{worker}"
+            );
+        }
     }
 }

@@ -126,12 +126,15 @@ impl Control for ControlService {
         &self,
         request: Request<proto::WorkerInfo>,
     ) -> Result<Response<proto::RegisterWorkerReply>, Status> {
+        let info = request.into_inner();
+        let id = info.id.clone();
         self.cluster
-            .register_worker(request.into_inner())
+            .register_worker(info)
             .await
             .map_err(|e| Status::invalid_argument(format!("{e:#}")))?;
         Ok(Response::new(proto::RegisterWorkerReply {
             heartbeat_interval_ms: self.cluster.config.heartbeat_interval.as_millis() as u64,
+            state_peers: self.cluster.state_peers(&id),
         }))
     }
 
@@ -139,8 +142,13 @@ impl Control for ControlService {
         &self,
         request: Request<proto::Heartbeat>,
     ) -> Result<Response<proto::HeartbeatReply>, Status> {
-        let known = self.cluster.heartbeat(&request.into_inner());
-        Ok(Response::new(proto::HeartbeatReply { known }))
+        let beat = request.into_inner();
+        let known = self.cluster.heartbeat(&beat);
+        let state_peers = match known {
+            true => self.cluster.state_peers(&beat.id),
+            false => Vec::new(),
+        };
+        Ok(Response::new(proto::HeartbeatReply { known, state_peers }))
     }
 
     type RegisterGatewayStream = Pin<Box<dyn Stream<Item = Result<GatewayUpdate, Status>> + Send>>;

@@ -101,7 +101,7 @@ impl Runtime for ProcessRuntime {
         if !dir.is_dir() {
             bail!("working directory {} does not exist", dir.display());
         }
-        let machine = crate::machine_memory_bytes().unwrap_or(u64::MAX);
+        let machine = crate::resources::memory_bytes().unwrap_or(u64::MAX);
         if spec.limits.memory_bytes > machine {
             bail!(
                 "limits.memory {} bytes is more than this machine has (at most {machine} bytes)",

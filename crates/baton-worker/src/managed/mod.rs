@@ -8,23 +8,26 @@
 //! them. It heartbeats with its resource use and registers again when the control plane
 //! does not know it.
 
-use async_trait::async_trait;
-use baton_api::cluster::worker_server::{Worker as WorkerRpc, WorkerServer};
+mod data;
+mod heartbeat;
+mod service;
+
+pub use service::WorkerService;
+
 use baton_api::cluster::{self as proto};
-use baton_api::cluster_auth::{ClientAuth, ControlConn, ServerAuth, control_conn};
+use baton_api::cluster_auth::{ClientAuth, ControlConn, control_conn};
 use baton_api::{ApiError, FunctionSpec, RuntimeSpec};
 use baton_runtime::{ArtifactStore, FunctionLogs, Prepared, Runtime, Sandbox};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{Notify, OnceCell};
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
-use baton_api::cluster_auth::MAX_MESSAGE_BYTES;
 pub use baton_api::data_plane::{SANDBOX_MISSING, SANDBOX_WAIT};
 /// Longest a request waits for its sandbox to be created, whatever [`SANDBOX_WAIT`] asks.
 const MAX_HOLD: Duration = Duration::from_secs(60);
@@ -51,7 +54,13 @@ pub struct ManagedConfig {
     pub log_lines: usize,
     /// The cluster token: sent to the control plane, required from it.
     pub token: Option<String>,
+    /// `host:port` where this worker's state agent takes peers; empty without one.
+    pub state_address: String,
 }
+
+/// Told the replication peers of the worker's state agent each time the control plane's
+/// list of them changes (`Replication::set_peers`).
+pub type Membership = Arc<dyn Fn(Vec<String>) + Send + Sync>;
 
 struct ManagedSandbox {
     function: String,
@@ -120,6 +129,8 @@ pub struct SandboxHost {
     /// a request held for one of them will never find it.
     gone: Mutex<VecDeque<String>>,
     held: AtomicU32,
+    cpu: baton_runtime::resources::CpuMeter,
+    membership: Option<Membership>,
 }
 
 impl SandboxHost {
@@ -130,6 +141,7 @@ impl SandboxHost {
         runtime: Arc<dyn Runtime>,
         artifacts: ArtifactStore,
         control: &str,
+        membership: Option<Membership>,
     ) -> anyhow::Result<Arc<Self>> {
         let control = control_conn(control, &ClientAuth::new(config.token.as_deref())?)?;
         Ok(Arc::new(SandboxHost {
@@ -143,6 +155,8 @@ impl SandboxHost {
             settled: Notify::new(),
             gone: Mutex::default(),
             held: AtomicU32::new(0),
+            cpu: Default::default(),
+            membership,
         }))
     }
 
@@ -408,268 +422,6 @@ impl SandboxHost {
             });
         }
     }
-
-    /// Registers with the control plane, then heartbeats until the process ends; registers
-    /// again whenever the control plane does not know this worker. Dead sandboxes are
-    /// reported and removed on the way.
-    pub async fn run(self: Arc<Self>) {
-        let mut interval = Duration::from_secs(1);
-        let mut registered = false;
-        loop {
-            if !registered {
-                match self.register().await {
-                    Ok(every) => {
-                        interval = every;
-                        registered = true;
-                        tracing::info!(worker = %self.config.id, "registered with the control plane");
-                    }
-                    Err(status) => {
-                        tracing::warn!(worker = %self.config.id, error = %status.message(), "control plane unreachable; retrying");
-                    }
-                }
-            } else {
-                let beat = proto::Heartbeat {
-                    id: self.config.id.clone(),
-                    cpu_used: cpu_used(),
-                    memory_used: resident_bytes(),
-                    sandboxes: self.sandbox_count() as u32,
-                };
-                let mut request = Request::new(beat);
-                request.set_timeout(interval.max(Duration::from_millis(500)));
-                match self.control.clone().worker_heartbeat(request).await {
-                    Ok(reply) if !reply.get_ref().known => registered = false,
-                    Ok(_) => {}
-                    Err(status) => {
-                        tracing::debug!(error = %status.message(), "heartbeat not delivered")
-                    }
-                }
-                self.report_dead_sandboxes().await;
-            }
-            tokio::time::sleep(if registered {
-                interval
-            } else {
-                Duration::from_millis(200)
-            })
-            .await;
-        }
-    }
-
-    async fn register(&self) -> Result<Duration, Status> {
-        let mut request = Request::new(proto::WorkerInfo {
-            id: self.config.id.clone(),
-            grpc_address: self.config.grpc_address.clone(),
-            data_address: self.config.data_address.clone(),
-            cpu_cores: self.config.cpu_cores,
-            memory_bytes: self.config.memory_bytes,
-        });
-        request.set_timeout(Duration::from_secs(5));
-        let reply = self.control.clone().register_worker(request).await?;
-        Ok(Duration::from_millis(
-            reply.get_ref().heartbeat_interval_ms.max(10),
-        ))
-    }
-
-    async fn report_dead_sandboxes(&self) {
-        let dead: Vec<String> = self
-            .sandboxes
-            .read()
-            .unwrap()
-            .iter()
-            .filter(|(_, s)| !s.sandbox.is_alive())
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in dead {
-            tracing::warn!(sandbox = %id, "sandbox died");
-            self.delete(std::slice::from_ref(&id));
-            let mut request = Request::new(proto::Failure {
-                worker_id: self.config.id.clone(),
-                sandbox_id: id,
-                reason: "sandbox died".into(),
-            });
-            request.set_timeout(Duration::from_secs(2));
-            let _ = self.control.clone().report_failure(request).await;
-        }
-    }
-
-    /// The gRPC service the control plane calls.
-    pub fn grpc_service(
-        self: &Arc<Self>,
-    ) -> tonic::service::interceptor::InterceptedService<WorkerServer<WorkerService>, ServerAuth>
-    {
-        tonic::service::interceptor::InterceptedService::new(
-            WorkerServer::new(WorkerService(self.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            ServerAuth::new(self.config.token.as_deref()),
-        )
-    }
-
-    /// Serves invocations from gateways on `listener`: `ANY /sandbox/{id}/{path}`.
-    pub async fn serve_data(self: Arc<Self>, listener: tokio::net::TcpListener) {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let host = self.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let host = host.clone();
-                    async move { Ok::<_, std::convert::Infallible>(host.route(request).await) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(
-                    hyper_util::rt::TokioExecutor::new(),
-                )
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-            });
-        }
-    }
-
-    async fn route(
-        &self,
-        request: http::Request<hyper::body::Incoming>,
-    ) -> http::Response<Full<Bytes>> {
-        let (mut parts, body) = request.into_parts();
-        let Some(rest) = parts.uri.path().strip_prefix("/sandbox/") else {
-            return text(404, "worker data plane: use /sandbox/{id}/{path}\n");
-        };
-        let (id, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let id = id.to_owned();
-        let hold = parts
-            .headers
-            .remove(SANDBOX_WAIT)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-            .map_or(Duration::ZERO, Duration::from_millis);
-        let limit = self
-            .sandboxes
-            .read()
-            .unwrap()
-            .get(&id)
-            .map_or(16 << 20, |s| s.spec.limits.max_body_bytes as usize);
-        let mut function_path = path.to_owned();
-        if let Some(query) = parts.uri.query() {
-            function_path.push('?');
-            function_path.push_str(query);
-        }
-        match function_path.parse() {
-            Ok(uri) => parts.uri = uri,
-            Err(_) => return text(400, "bad path\n"),
-        }
-        let body = match Limited::new(body, limit).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(_) => return text(413, "request body too large\n"),
-        };
-        self.invoke(&id, hold, http::Request::from_parts(parts, body))
-            .await
-    }
-}
-
-fn text(status: u16, body: &'static str) -> http::Response<Full<Bytes>> {
-    http::Response::builder()
-        .status(status)
-        .body(Full::new(Bytes::from_static(body.as_bytes())))
-        .expect("static response")
-}
-
-/// Cores this process used since the previous call (from `/proc/self/stat`).
-fn cpu_used() -> f64 {
-    static LAST: Mutex<Option<(std::time::Instant, f64)>> = Mutex::new(None);
-    let Some(total) = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|stat| {
-            let after = stat.rsplit_once(')')?.1;
-            let fields: Vec<&str> = after.split_whitespace().collect();
-            let ticks: f64 =
-                fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-            Some(ticks / 100.0)
-        })
-    else {
-        return 0.0;
-    };
-    let now = std::time::Instant::now();
-    let mut last = LAST.lock().unwrap();
-    let used = match *last {
-        Some((then, before)) => (total - before) / now.duration_since(then).as_secs_f64().max(1e-3),
-        None => 0.0,
-    };
-    *last = Some((now, total));
-    used.max(0.0)
-}
-
-/// Resident memory of this process, in bytes.
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
-}
-
-/// [`WorkerRpc`] over a [`SandboxHost`].
-pub struct WorkerService(Arc<SandboxHost>);
-
-#[async_trait]
-impl WorkerRpc for WorkerService {
-    async fn prepare(
-        &self,
-        request: Request<proto::Function>,
-    ) -> Result<Response<proto::Empty>, Status> {
-        self.0
-            .prepare(request.get_ref())
-            .await
-            .map_err(Status::failed_precondition)?;
-        Ok(Response::new(proto::Empty {}))
-    }
-
-    async fn create_sandboxes(
-        &self,
-        request: Request<proto::CreateSandboxes>,
-    ) -> Result<Response<proto::CreateSandboxesReply>, Status> {
-        let replies = futures_util::future::join_all(
-            request
-                .into_inner()
-                .placements
-                .into_iter()
-                .map(|placement| self.0.create_placement(placement)),
-        )
-        .await;
-        let mut reply = proto::CreateSandboxesReply::default();
-        for one in replies {
-            reply.created.extend(one.created);
-            reply.failed.extend(one.failed);
-        }
-        Ok(Response::new(reply))
-    }
-
-    async fn delete_sandboxes(
-        &self,
-        request: Request<proto::SandboxIds>,
-    ) -> Result<Response<proto::Empty>, Status> {
-        self.0.delete(&request.get_ref().ids);
-        Ok(Response::new(proto::Empty {}))
-    }
-
-    async fn list_sandboxes(
-        &self,
-        _: Request<proto::Empty>,
-    ) -> Result<Response<proto::SandboxList>, Status> {
-        let sandboxes = self
-            .0
-            .sandboxes
-            .read()
-            .unwrap()
-            .iter()
-            .map(|(id, s)| proto::WorkerSandbox {
-                id: id.clone(),
-                function: s.function.clone(),
-                version: s.version,
-            })
-            .collect();
-        Ok(Response::new(proto::SandboxList { sandboxes }))
-    }
 }
 
 /// Binds a worker's two listeners, serves them, and registers; returns the host. The
@@ -681,12 +433,13 @@ pub async fn start(
     runtime: Arc<dyn Runtime>,
     artifacts: ArtifactStore,
     control: &str,
+    membership: Option<Membership>,
 ) -> anyhow::Result<Arc<SandboxHost>> {
     let grpc = tokio::net::TcpListener::bind(grpc_listen).await?;
     let data = tokio::net::TcpListener::bind(data_listen).await?;
     config.grpc_address = grpc.local_addr()?.to_string();
     config.data_address = data.local_addr()?.to_string();
-    let host = SandboxHost::new(config, runtime, artifacts, control)?;
+    let host = SandboxHost::new(config, runtime, artifacts, control, membership)?;
     let service = host.grpc_service();
     tokio::spawn(async move {
         let incoming = nodelay(grpc);
@@ -722,6 +475,7 @@ mod tests {
     use super::*;
     use baton_api::{FunctionName, ProcessMode};
     use baton_runtime::fake::FakeRuntime;
+    use http_body_util::BodyExt;
 
     /// A worker with the fake runtime (sandboxes take 50 ms to create) and no control plane.
     fn host(artifacts: &tempfile::TempDir) -> Arc<SandboxHost> {
@@ -733,12 +487,13 @@ mod tests {
             memory_bytes: 1 << 30,
             log_lines: 10,
             token: None,
+            state_address: String::new(),
         };
         let runtime = Arc::new(FakeRuntime {
             creation_delay: Duration::from_millis(50),
         });
         let store = ArtifactStore::open(artifacts.path()).unwrap();
-        SandboxHost::new(config, runtime, store, "http://127.0.0.1:1").unwrap()
+        SandboxHost::new(config, runtime, store, "http://127.0.0.1:1", None).unwrap()
     }
 
     fn placement(id: &str, spec_json: Vec<u8>) -> proto::Placement {
