@@ -9,6 +9,7 @@ pub mod cluster_auth;
 pub mod data_plane;
 mod error;
 mod grpc_error;
+mod log_wire;
 mod name;
 mod openfaas;
 pub mod outbound;
@@ -17,6 +18,7 @@ mod service;
 mod spec;
 
 pub use error::{ApiError, ErrorKind};
+pub use log_wire::{entry_from_wire, query_from_wire, query_to_wire, rfc3339, unix_micros};
 pub use name::{FunctionName, NameError};
 pub use openfaas::{
     DeployRequest, FunctionStatus, LABEL_QUEUE, LABEL_SCALE_MAX, LABEL_SCALE_MIN,
@@ -24,8 +26,8 @@ pub use openfaas::{
 };
 pub use quantity::{format_duration, parse_duration, parse_memory};
 pub use service::{
-    DeployMode, FunctionAdmin, FunctionHost, InvokeOutcome, Invoker, LogEntry, PreparedHandle,
-    Replicas,
+    DeployMode, FunctionAdmin, FunctionHost, InvokeOutcome, Invoker, LogEntries, LogEntry,
+    LogQuery, PreparedHandle, Replicas,
 };
 pub use spec::{
     ArtifactDigest, FunctionSpec, Limits, ProcessMode, RuntimeSpec, Scaling, SpecError,

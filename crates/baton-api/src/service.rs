@@ -4,9 +4,11 @@
 use crate::{ApiError, DeployRequest, FunctionSpec, FunctionStatus};
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_core::Stream;
 use serde::{Deserialize, Serialize};
 use std::any::Any;
-use std::time::Duration;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
 
 /// A response and how it was produced.
 #[derive(Debug)]
@@ -42,20 +44,50 @@ pub enum DeployMode {
     Upsert,
 }
 
-/// One line of a function's output, as `GET /system/logs` returns it (OpenFaaS's shape).
+/// One line of a function's output, as `GET /system/logs` returns it (OpenFaaS's shape,
+/// plus `stream`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogEntry {
     /// The function.
     pub name: String,
     /// Always `"baton"`.
     pub namespace: String,
-    /// `stdout`, `stderr` or `baton` (the platform's notes).
+    /// The sandbox that printed it (OpenFaaS: the pod).
     pub instance: String,
     /// RFC 3339 time the line was read.
     pub timestamp: String,
     /// The line.
     pub text: String,
+    /// `stdout`, `stderr` or `baton` (the platform's notes about the sandbox).
+    #[serde(default)]
+    pub stream: String,
 }
+
+/// What `GET /system/logs` asks for, with OpenFaaS's parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogQuery {
+    /// The function.
+    pub name: String,
+    /// At most the last `tail` lines (of each worker, in a cluster) before following.
+    pub tail: usize,
+    /// Only lines read at or after this time.
+    pub since: Option<SystemTime>,
+    /// Only the lines of this sandbox.
+    pub instance: Option<String>,
+    /// Keep the stream open and send new lines as they are printed.
+    pub follow: bool,
+}
+
+impl LogQuery {
+    /// True when a line of `instance` read at `time` is asked for (ignoring `tail`).
+    pub fn matches(&self, instance: &str, time: SystemTime) -> bool {
+        self.since.is_none_or(|since| time >= since)
+            && self.instance.as_deref().is_none_or(|i| i == instance)
+    }
+}
+
+/// Log lines as they come: finite, or open while a follower listens.
+pub type LogEntries = Pin<Box<dyn Stream<Item = LogEntry> + Send>>;
 
 /// Manages registrations: what the gateway calls for `/system/*`.
 #[async_trait]
@@ -73,8 +105,8 @@ pub trait FunctionAdmin: Send + Sync + 'static {
     async fn list(&self) -> Result<Vec<FunctionStatus>, ApiError>;
     /// One function.
     async fn get(&self, name: &str) -> Result<FunctionStatus, ApiError>;
-    /// The last `tail` lines `name` printed.
-    async fn logs(&self, name: &str, tail: usize) -> Result<Vec<LogEntry>, ApiError>;
+    /// What `name` printed, as `query` asks; 404 for an unknown function.
+    async fn logs(&self, query: LogQuery) -> Result<LogEntries, ApiError>;
     /// The cluster's workers and gateways (`GET /system/nodes`, Baton's own), as JSON;
     /// `None` on a single node, which has no others.
     async fn nodes(&self) -> Result<Option<serde_json::Value>, ApiError> {
@@ -114,6 +146,6 @@ pub trait FunctionHost: Send + Sync + 'static {
     async fn deactivate(&self, name: &str);
     /// Sandbox counts of `name`.
     fn replicas(&self, name: &str) -> Replicas;
-    /// The last `tail` lines `name` printed.
-    fn logs(&self, name: &str, tail: usize) -> Vec<LogEntry>;
+    /// What a function printed on this host, as `query` asks.
+    fn logs(&self, query: &LogQuery) -> LogEntries;
 }

@@ -475,9 +475,18 @@ pub struct LogsArgs {
     pub target: Target,
     /// The function.
     pub name: String,
-    /// How many of the most recent lines.
-    #[arg(long, default_value_t = 100)]
-    pub tail: usize,
+    /// How many of the most recent lines (of each worker, in a cluster); 0 or less: all.
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
+    pub tail: i64,
+    /// Keep printing new lines as the function prints them, until Ctrl-C.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only lines printed within this long, e.g. `10m`, `1h`.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only the lines of one sandbox (the name in brackets in each line).
+    #[arg(long)]
+    pub instance: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

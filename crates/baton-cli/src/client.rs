@@ -125,6 +125,48 @@ impl ApiClient {
             .context("the node did not answer in time")?
     }
 
+    /// GETs `path` and calls `each` with every line of the body as it arrives (a followed
+    /// log stream has no end); only the answer's head has a deadline.
+    pub async fn get_lines(
+        &self,
+        path: &str,
+        mut each: impl FnMut(&str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let request = self
+            .request(http::Method::GET, path)
+            .body(Full::new(Bytes::new()))
+            .context("building the request")?;
+        let response = tokio::time::timeout(CALL_TIMEOUT, self.client.request(request))
+            .await
+            .context("the node did not answer in time")?
+            .map_err(|e| anyhow::anyhow!("cannot reach Baton at {}: {e}", self.base))?;
+        let (parts, mut body) = response.into_parts();
+        if !parts.status.is_success() {
+            let text = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            bail!(
+                "{} {}",
+                parts.status.as_u16(),
+                String::from_utf8_lossy(&text).trim_end()
+            );
+        }
+        let mut pending = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame.context("reading the response")?.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                each(String::from_utf8_lossy(&line[..end]).as_ref())?;
+            }
+        }
+        Ok(())
+    }
+
     pub async fn get(&self, path: &str) -> anyhow::Result<Reply> {
         self.send(self.request(http::Method::GET, path), Bytes::new())
             .await

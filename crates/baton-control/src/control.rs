@@ -2,7 +2,8 @@ use crate::{Registration, Store, Table};
 use async_trait::async_trait;
 use baton_api::{
     ApiError, ArtifactDigest, DeployMode, DeployRequest, ErrorKind, FunctionAdmin, FunctionHost,
-    FunctionName, FunctionSpec, FunctionStatus, LogEntry, ProcessMode, ResourceLimits, RuntimeSpec,
+    FunctionName, FunctionSpec, FunctionStatus, LogEntries, LogQuery, ProcessMode, ResourceLimits,
+    RuntimeSpec,
 };
 use baton_runtime::ArtifactStore;
 use bytes::Bytes;
@@ -338,10 +339,10 @@ impl FunctionAdmin for ControlPlane {
         Ok(self.status(&registration))
     }
 
-    async fn logs(&self, name: &str, tail: usize) -> Result<Vec<LogEntry>, ApiError> {
-        if !self.registry.read().unwrap().contains_key(name) {
-            return Err(ApiError::not_found(name));
+    async fn logs(&self, query: LogQuery) -> Result<LogEntries, ApiError> {
+        if !self.registry.read().unwrap().contains_key(&query.name) {
+            return Err(ApiError::not_found(&query.name));
         }
-        Ok(self.host.logs(name, tail))
+        Ok(self.host.logs(&query))
     }
 }

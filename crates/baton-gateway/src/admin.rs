@@ -6,9 +6,11 @@ use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use baton_api::{
-    ApiError, DeployMode, DeployRequest, ErrorKind, FunctionStatus, ResourceLimits, SystemInfo,
+    ApiError, DeployMode, DeployRequest, ErrorKind, FunctionStatus, LogQuery, ResourceLimits,
+    SystemInfo,
 };
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -247,9 +249,15 @@ pub(crate) struct LogsQuery {
     name: String,
     /// OpenFaaS's meaning: the last N lines; 0 or less (faas-cli sends -1) means all.
     tail: Option<i64>,
+    /// `true` keeps the stream open (`faas-cli logs` sends it by default).
+    follow: Option<String>,
+    /// RFC 3339 time: only lines read at or after it.
+    since: Option<String>,
+    /// Only the lines of one sandbox (the `instance` of a line).
+    instance: Option<String>,
 }
 
-/// Most log lines one request returns.
+/// Most log lines one request returns before following.
 const MAX_LOG_LINES: usize = 10_000;
 
 /// The lines `tail` asks for: at most [`MAX_LOG_LINES`], all of them when 0 or less.
@@ -261,23 +269,87 @@ fn log_lines(tail: Option<i64>) -> usize {
     }
 }
 
-/// `GET /system/logs?name=…&tail=N`: newline-delimited JSON, one line per log line.
+/// A boolean query parameter as Go's `strconv.ParseBool` (which OpenFaaS uses) reads it.
+fn parse_bool(text: &str, key: &str) -> Result<bool, ApiError> {
+    match text {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        other => Err(ApiError::bad_request(format!(
+            "{key}={other:?}: expected true or false"
+        ))),
+    }
+}
+
+/// An RFC 3339 time as Go's `time.RFC3339` writes it: `Z` or a `±hh:mm` offset, with or
+/// without fractional seconds.
+fn parse_rfc3339(text: &str) -> Result<std::time::SystemTime, ApiError> {
+    let bad = || {
+        ApiError::bad_request(format!(
+            "since={text:?}: expected an RFC 3339 time such as 2026-12-03T08:00:00Z"
+        ))
+    };
+    let (local, offset) = match text
+        .len()
+        .checked_sub(6)
+        .filter(|&i| text.is_char_boundary(i))
+        .map(|i| text.split_at(i))
+    {
+        Some((local, offset))
+            if (offset.starts_with('+') || offset.starts_with('-'))
+                && offset.as_bytes()[3] == b':' =>
+        {
+            let hours: u64 = offset[1..3].parse().map_err(|_| bad())?;
+            let minutes: u64 = offset[4..6].parse().map_err(|_| bad())?;
+            let seconds = std::time::Duration::from_secs(hours * 3600 + minutes * 60);
+            (local, Some((offset.starts_with('+'), seconds)))
+        }
+        _ => (text, None),
+    };
+    let local =
+        humantime::parse_rfc3339_weak(local.trim_end_matches(['Z', 'z'])).map_err(|_| bad())?;
+    Ok(match offset {
+        // 10:00+02:00 is 08:00 UTC.
+        Some((true, by)) => local - by,
+        Some((false, by)) => local + by,
+        None => local,
+    })
+}
+
+impl LogsQuery {
+    fn into_query(self) -> Result<LogQuery, ApiError> {
+        Ok(LogQuery {
+            tail: log_lines(self.tail),
+            follow: match self.follow.as_deref() {
+                None | Some("") => false,
+                Some(text) => parse_bool(text, "follow")?,
+            },
+            since: match self.since.as_deref() {
+                None | Some("") => None,
+                Some(text) => Some(parse_rfc3339(text)?),
+            },
+            instance: self.instance.filter(|i| !i.is_empty()),
+            name: self.name,
+        })
+    }
+}
+
+/// `GET /system/logs?name=…&tail=N&follow=…&since=…&instance=…`: newline-delimited JSON,
+/// one line per log line, streamed (and kept open with `follow=true`).
 pub(crate) async fn logs(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<LogsQuery>,
 ) -> Reply<Response> {
-    let entries = shared
-        .admin
-        .logs(&query.name, log_lines(query.tail))
-        .await?;
-    let mut body = String::new();
-    for entry in entries {
-        body.push_str(
-            &serde_json::to_string(&entry).map_err(|e| ApiError::internal(e.to_string()))?,
-        );
-        body.push('\n');
-    }
-    Ok(([(http::header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+    let entries = shared.admin.logs(query.into_query()?).await?;
+    let lines = entries.map(|entry| {
+        let mut line = serde_json::to_vec(&entry).expect("log entries serialize");
+        line.push(b'\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(line))
+    });
+    Ok((
+        [(http::header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(lines),
+    )
+        .into_response())
 }
 
 /// `GET /system/nodes`: workers, their sandboxes and load, and gateways (cluster mode).
@@ -291,6 +363,38 @@ pub(crate) async fn nodes(State(shared): State<Arc<Shared>>) -> Reply<Json<serde
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn since_reads_as_go_writes_it() {
+        let utc = humantime::parse_rfc3339("2026-12-03T08:00:00Z").unwrap();
+        let cases = [
+            ("2026-12-03T08:00:00Z", Some(utc)),
+            ("2026-12-03T08:00:00.000Z", Some(utc)),
+            ("2026-12-03T10:00:00+02:00", Some(utc)),
+            ("2026-12-03T03:30:00-04:30", Some(utc)),
+            ("2026-12-03T08:00:00", Some(utc)),
+            ("yesterday", None),
+            ("2026-12-03T08:00:00+2", None),
+            ("2026-12-03T08:00:00+éé", None),
+            ("ééééé", None),
+            ("", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_rfc3339(text).ok(), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn follow_reads_as_go_parses_booleans() {
+        for (text, expected) in [
+            ("true", Some(true)),
+            ("1", Some(true)),
+            ("False", Some(false)),
+            ("yes", None),
+        ] {
+            assert_eq!(parse_bool(text, "follow").ok(), expected, "{text}");
+        }
+    }
 
     #[test]
     fn tail_reads_as_openfaas_means_it() {

@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
 
     let digest = artifacts.put(baton_guests::HELLO)?;
     let function = runtime.prepare_bytes(baton_guests::HELLO, &spec(digest))?;
-    let logs = FunctionLogs::new(10);
+    let logs = std::sync::Arc::new(FunctionLogs::new(10)).sink("floor");
     let request = || {
         http::Request::builder()
             .uri("/")
@@ -93,7 +93,7 @@ async fn main() -> anyhow::Result<()> {
     );
     // The same, 32 requests at a time on 2 worker threads: what the node's runtime sees.
     let function = std::sync::Arc::new(function);
-    let logs = std::sync::Arc::new(logs);
+
     let started = Instant::now();
     let tasks: Vec<_> = (0..32)
         .map(|_| {

@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
         RuntimeSpec::Wasm { component: digest },
     );
     let function = runtime.prepare_bytes(baton_guests::HELLO, &spec)?;
-    let logs = Arc::new(FunctionLogs::new(10));
+    let logs = Arc::new(FunctionLogs::new(10)).sink("floor");
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("wasm floor listening on http://{listen}/");
     loop {

@@ -3,7 +3,7 @@
 //! simulate a large cluster (Dirigent's scalability runs use a 40 ms fake), and measure the
 //! control plane rather than the sandboxes.
 
-use crate::{FunctionLogs, InvokeError, Prepared, Request, Response, Runtime, Sandbox};
+use crate::{InvokeError, LogSink, Prepared, Request, Response, Runtime, Sandbox};
 use async_trait::async_trait;
 use baton_api::FunctionSpec;
 use std::sync::Arc;
@@ -33,10 +33,7 @@ struct FakeFunction {
 
 #[async_trait]
 impl Prepared for FakeFunction {
-    async fn create_sandbox(
-        &self,
-        _logs: Arc<FunctionLogs>,
-    ) -> Result<Arc<dyn Sandbox>, InvokeError> {
+    async fn create_sandbox(&self, _logs: LogSink) -> Result<Arc<dyn Sandbox>, InvokeError> {
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
@@ -80,7 +77,7 @@ mod tests {
         let prepared = runtime.prepare(&spec).await.unwrap();
         let started = tokio::time::Instant::now();
         let sandbox = prepared
-            .create_sandbox(Arc::new(FunctionLogs::new(10)))
+            .create_sandbox(Arc::new(crate::FunctionLogs::new(10)).sink("s"))
             .await
             .unwrap();
         assert!(started.elapsed() >= Duration::from_millis(30));

@@ -18,7 +18,7 @@ pub mod wasm;
 
 pub use artifacts::ArtifactStore;
 pub use error::InvokeError;
-pub use logs::{FunctionLogs, LogLine, LogStream};
+pub use logs::{FunctionLogs, LogLine, LogSink, LogStream};
 pub use multi::Runtimes;
 
 use async_trait::async_trait;
@@ -43,10 +43,7 @@ pub trait Runtime: Send + Sync + 'static {
 #[async_trait]
 pub trait Prepared: Send + Sync + 'static {
     /// Creates a sandbox; it writes what the function prints to `logs`.
-    async fn create_sandbox(
-        &self,
-        logs: Arc<FunctionLogs>,
-    ) -> Result<Arc<dyn Sandbox>, InvokeError>;
+    async fn create_sandbox(&self, logs: LogSink) -> Result<Arc<dyn Sandbox>, InvokeError>;
 }
 
 /// One isolated place where a function runs: a wasm instance factory or a process.

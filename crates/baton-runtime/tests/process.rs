@@ -36,7 +36,7 @@ async fn sandbox(
         .await
         .unwrap();
     let logs = Arc::new(FunctionLogs::new(100));
-    let sandbox = prepared.create_sandbox(logs.clone()).await;
+    let sandbox = prepared.create_sandbox(logs.sink("s")).await;
     (dir, sandbox.unwrap_or_else(|e| panic!("{e}")), logs)
 }
 
@@ -159,7 +159,7 @@ async fn http_mode_process_that_exits_at_once_fails_creation_with_its_output() {
         .await
         .unwrap();
     let error = prepared
-        .create_sandbox(Arc::new(FunctionLogs::new(10)))
+        .create_sandbox(Arc::new(FunctionLogs::new(10)).sink("s"))
         .await
         .err()
         .unwrap();
@@ -189,7 +189,7 @@ async fn http_mode_process_that_never_listens_fails_after_the_ready_timeout() {
         .await
         .unwrap();
     let error = prepared
-        .create_sandbox(Arc::new(FunctionLogs::new(10)))
+        .create_sandbox(Arc::new(FunctionLogs::new(10)).sink("s"))
         .await
         .err()
         .unwrap();

@@ -45,7 +45,7 @@ async fn sandbox(
     let digest = f.artifacts.put(bytes).unwrap();
     let prepared = f.runtime.prepare(&spec("f", digest, limits)).await.unwrap();
     let logs = Arc::new(FunctionLogs::new(100));
-    (prepared.create_sandbox(logs.clone()).await.unwrap(), logs)
+    (prepared.create_sandbox(logs.sink("s")).await.unwrap(), logs)
 }
 
 fn get(path: &str) -> http::Request<Bytes> {
@@ -281,7 +281,7 @@ async fn a_second_runtime_loads_the_compiled_component_from_disk() {
             http::Request::get("/?name=Ada")
                 .body(bytes::Bytes::new())
                 .unwrap(),
-            &baton_runtime::FunctionLogs::new(10),
+            &std::sync::Arc::new(baton_runtime::FunctionLogs::new(10)).sink("s"),
         )
         .await
         .unwrap();

@@ -1,10 +1,12 @@
 //! The worker as the control plane sees it.
 
-use crate::worker::rfc3339;
 use crate::{FunctionPool, Worker};
 use async_trait::async_trait;
-use baton_api::{ApiError, FunctionHost, FunctionSpec, LogEntry, PreparedHandle, Replicas};
+use baton_api::{
+    ApiError, FunctionHost, FunctionSpec, LogEntries, LogQuery, PreparedHandle, Replicas,
+};
 use baton_runtime::Prepared;
+use futures_util::StreamExt;
 use std::sync::Arc;
 
 #[async_trait]
@@ -52,20 +54,17 @@ impl FunctionHost for Worker {
         self.pool(name).map(|p| p.replicas()).unwrap_or_default()
     }
 
-    fn logs(&self, name: &str, tail: usize) -> Vec<LogEntry> {
-        let Some(logs) = self.logs.lock().unwrap().get(name).cloned() else {
-            return Vec::new();
+    fn logs(&self, query: &LogQuery) -> LogEntries {
+        // A follower waits for sandboxes not created yet; a one-off read makes nothing.
+        let logs = match query.follow {
+            true => self.logs_of(&query.name),
+            false => match self.logs.lock().unwrap().get(&query.name).cloned() {
+                Some(logs) => logs,
+                None => return Box::pin(futures_util::stream::empty()),
+            },
         };
-        logs.tail(tail)
-            .into_iter()
-            .map(|line| LogEntry {
-                name: name.to_owned(),
-                namespace: "baton".into(),
-                instance: line.stream.as_str().into(),
-                timestamp: rfc3339(line.time),
-                text: line.text,
-            })
-            .collect()
+        let name = query.name.clone();
+        Box::pin(logs.query(query).map(move |line| line.entry(&name)))
     }
 }
 

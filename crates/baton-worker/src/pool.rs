@@ -79,6 +79,13 @@ enum Next {
     Wait,
 }
 
+/// A name for a new sandbox of `function`, unique on this node while it runs: what
+/// `/system/logs` shows as the instance.
+fn sandbox_id(function: &str) -> String {
+    static CREATED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!("{function}-{}", CREATED.fetch_add(1, Ordering::Relaxed) + 1)
+}
+
 impl FunctionPool {
     /// An empty pool for `spec`, whose sandboxes `prepared` makes.
     pub fn new(
@@ -179,7 +186,8 @@ impl FunctionPool {
         let started = Instant::now();
         let created = tokio::time::timeout_at(
             deadline.into(),
-            self.prepared.create_sandbox(self.logs.clone()),
+            self.prepared
+                .create_sandbox(self.logs.sink(&sandbox_id(self.spec.name.as_str()))),
         )
         .await;
         let sandbox = match created {

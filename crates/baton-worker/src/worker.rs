@@ -137,8 +137,3 @@ impl Invoker for Worker {
             .map(|p| p.spec().limits.max_body_bytes)
     }
 }
-
-/// Formats a log time as RFC 3339.
-pub(crate) fn rfc3339(time: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_millis(time).to_string()
-}

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use baton_api::{ErrorKind, FunctionName, FunctionSpec, Limits, ProcessMode, RuntimeSpec, Scaling};
-use baton_runtime::{FunctionLogs, InvokeError, Prepared, Request, Response, Sandbox};
+use baton_runtime::{FunctionLogs, InvokeError, LogSink, Prepared, Request, Response, Sandbox};
 use baton_worker::FunctionPool;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,10 +22,7 @@ struct FakeSandbox {
 
 #[async_trait]
 impl Prepared for FakePrepared {
-    async fn create_sandbox(
-        &self,
-        _logs: Arc<FunctionLogs>,
-    ) -> Result<Arc<dyn Sandbox>, InvokeError> {
+    async fn create_sandbox(&self, _logs: LogSink) -> Result<Arc<dyn Sandbox>, InvokeError> {
         self.created.fetch_add(1, Ordering::SeqCst);
         let alive = Arc::new(AtomicBool::new(true));
         self.alive.lock().unwrap().push(alive.clone());

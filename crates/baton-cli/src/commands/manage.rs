@@ -178,20 +178,32 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
     let client = ApiClient::new(&args.target)?;
-    let reply = client
-        .get(&format!(
-            "/system/logs?name={}&tail={}",
-            args.name, args.tail
-        ))
-        .await?
-        .ok()?;
-    for line in reply.text().lines() {
-        if args.target.json {
-            println!("{line}");
-            continue;
-        }
-        let entry: LogEntry = serde_json::from_str(line)?;
-        println!("{} {:<6} {}", entry.timestamp, entry.instance, entry.text);
+    let mut path = format!(
+        "/system/logs?name={}&tail={}&follow={}",
+        args.name, args.tail, args.follow
+    );
+    if let Some(since) = &args.since {
+        let ago = baton_api::parse_duration(since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+        let time = std::time::SystemTime::now() - ago;
+        path.push_str(&format!("&since={}", baton_api::rfc3339(time)));
     }
+    if let Some(instance) = &args.instance {
+        path.push_str(&format!("&instance={instance}"));
+    }
+    let json = args.target.json;
+    client
+        .get_lines(&path, |line| {
+            if json {
+                println!("{line}");
+                return Ok(());
+            }
+            let entry: LogEntry = serde_json::from_str(line)?;
+            println!(
+                "{} [{}] {:<6} {}",
+                entry.timestamp, entry.instance, entry.stream, entry.text
+            );
+            Ok(())
+        })
+        .await?;
     Ok(ExitCode::SUCCESS)
 }

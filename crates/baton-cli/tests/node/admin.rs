@@ -1,7 +1,8 @@
 //! The /system API: validation, conflicts, auth, logs.
 
-use crate::harness::{BATON, Node, Options};
+use crate::harness::{BATON, Node, Options, next_line};
 use serde_json::json;
+use std::time::Duration;
 
 #[tokio::test]
 async fn bad_deployments_are_refused_with_a_reason_and_store_nothing() {
@@ -203,7 +204,8 @@ async fn logs_show_what_functions_print() {
             .as_str()
             .unwrap()
             .contains("misbehave asked to trap")
-            && l["instance"] == "stderr"),
+            && l["stream"] == "stderr"
+            && l["instance"].as_str().unwrap().starts_with("bad-")),
         "{lines:?}"
     );
     // faas-cli asks for everything with tail=-1.
@@ -211,4 +213,101 @@ async fn logs_show_what_functions_print() {
     assert_eq!(all.status, 200, "{}", all.text());
     assert_eq!(all.text(), logs.text());
     assert_eq!(node.get("/system/logs?name=ghost").await.status, 404);
+
+    // since and instance filter; bad values are refused with the reason.
+    let instance = lines[0]["instance"].as_str().unwrap().to_owned();
+    let mine = node
+        .get(&format!(
+            "/system/logs?name=bad&tail=-1&instance={instance}"
+        ))
+        .await;
+    assert_eq!(mine.text(), logs.text());
+    let other = node.get("/system/logs?name=bad&instance=bad-0").await;
+    assert_eq!((other.status, other.text()), (200, String::new()));
+    let future = node
+        .get("/system/logs?name=bad&since=2999-01-01T00:00:00Z")
+        .await;
+    assert_eq!((future.status, future.text()), (200, String::new()));
+    let past = node
+        .get("/system/logs?name=bad&since=2000-01-01T02:00:00%2B02:00")
+        .await;
+    assert_eq!(past.text(), logs.text());
+    for bad in ["since=yesterday", "follow=maybe"] {
+        let reply = node.get(&format!("/system/logs?name=bad&{bad}")).await;
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.text());
+        assert!(
+            reply.text().contains(bad.split('=').next().unwrap()),
+            "{}",
+            reply.text()
+        );
+    }
+}
+
+#[tokio::test]
+async fn followed_logs_stream_new_lines_as_functions_print_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    node.upload("bad", baton_guests::MISBEHAVE, json!({})).await;
+    assert_eq!(node.get("/function/bad/trap").await.status, 500);
+    // What faas-cli sends: everything, then follow.
+    let mut lines = node
+        .lines("/system/logs?name=bad&tail=-1&follow=true")
+        .await;
+    // A trap prints several lines; the one that names it comes once per call.
+    let trapped = async |lines: &mut tokio::sync::mpsc::Receiver<String>| loop {
+        let line = next_line(lines).await;
+        if line["text"].as_str().unwrap().contains("asked to trap") {
+            return line;
+        }
+    };
+    let first = trapped(&mut lines).await;
+    assert_eq!(node.get("/function/bad/trap").await.status, 500);
+    let second = trapped(&mut lines).await;
+    assert!(second["timestamp"].as_str() >= first["timestamp"].as_str());
+    assert_eq!(second["stream"], "stderr");
+
+    // `baton logs -f` prints them too, as they come.
+    let mut cli = std::process::Command::new(BATON)
+        .args([
+            "logs",
+            "bad",
+            "--follow",
+            "--tail",
+            "0",
+            "--gateway",
+            &node.url,
+        ])
+        .env("BATON_TOKEN", node.token.as_deref().unwrap())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = cli.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    // The CLI may connect after a call: call until a line naming the trap reaches it.
+    let mut printed = None;
+    'calls: for _ in 0..600 {
+        assert_eq!(node.get("/function/bad/trap").await.status, 500);
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            if line.contains("asked to trap") {
+                printed = Some(line);
+                break 'calls;
+            }
+        }
+    }
+    let _ = cli.kill();
+    let _ = cli.wait();
+    let printed = printed.expect("baton logs -f printed nothing");
+    assert!(
+        printed.contains("[bad-") && printed.contains("asked to trap"),
+        "{printed}"
+    );
 }

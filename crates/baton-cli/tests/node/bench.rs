@@ -3,6 +3,8 @@
 use crate::harness::BATON;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// `baton bench baseline` on an ephemeral port.
 fn baseline() -> (Child, String) {
@@ -107,9 +109,43 @@ fn closed_and_open_loops_report_counts_and_percentiles() {
     server.kill().unwrap();
 }
 
+/// A hello-world server in this process that counts what it served; everything it holds
+/// (listener, connections) closes when the runtime is dropped.
+fn counting_server() -> (tokio::runtime::Runtime, String, Arc<AtomicUsize>) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = served.clone();
+    runtime.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_request| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    async {
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                        ))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (runtime, url, served)
+}
+
 #[test]
 fn a_target_that_dies_mid_run_is_reported_as_errors_with_partial_results() {
-    let (mut server, url) = baseline();
+    let (server, url, served) = counting_server();
     let out = tempfile::tempdir().unwrap();
     let run = Command::new(BATON)
         .args([
@@ -119,7 +155,7 @@ fn a_target_that_dies_mid_run_is_reported_as_errors_with_partial_results() {
             "-c",
             "2",
             "--duration",
-            "3s",
+            "8s",
             "--warmup",
             "0s",
             "--timeout",
@@ -131,8 +167,16 @@ fn a_target_that_dies_mid_run_is_reported_as_errors_with_partial_results() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1000));
-    server.kill().unwrap();
+    // Dies once the run is under way, however slow the machine is to start it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while served.load(Ordering::SeqCst) < 20 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the load never arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(server);
     let summary = json_of(&run.wait_with_output().unwrap());
     assert!(
         summary["requests"].as_u64().unwrap() > 0,

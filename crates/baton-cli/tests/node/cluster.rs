@@ -343,32 +343,36 @@ async fn load_scales_out_across_workers_within_the_per_sandbox_limit() {
         json!({"envVars": {"max_inflight": "1"}, "labels": {"com.openfaas.scale.max": "6"}}),
     )
     .await;
+    // Six callers keep calling until the autoscaler has answered their load (however long
+    // a loaded machine takes).
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let calls: Vec<_> = (0..6)
         .map(|_| {
             let url = format!("{}/function/busy?ms=300", gateway.url);
+            let stop = stop.clone();
             tokio::spawn(async move {
                 let client = reqwest_like::client();
                 let mut statuses = Vec::new();
-                for _ in 0..6 {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     statuses.push(reqwest_like::get(&client, &url).await);
                 }
                 statuses
             })
         })
         .collect();
-    let mut most = 0;
-    for _ in 0..20 {
-        most = most.max(cluster.sandbox_count("busy").await);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let scaled = eventually(Duration::from_secs(60), || async {
+        cluster.sandbox_count("busy").await >= 3
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for call in calls {
         for status in call.await.unwrap() {
             assert_eq!(status, 200);
         }
     }
     assert!(
-        most >= 3,
-        "six concurrent callers of a one-at-a-time function got {most} sandboxes"
+        scaled,
+        "six concurrent callers of a one-at-a-time function never got three sandboxes"
     );
     let spread = cluster.placement("busy").await;
     assert!(
@@ -429,23 +433,54 @@ async fn killing_a_worker_fails_only_its_in_flight_requests() {
         cluster.placement("busy").await
     );
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let callers: Vec<_> = (0..3)
         .map(|_| {
             let (url, stop) = (format!("{gateway}/function/busy?ms=50"), stop.clone());
+            let served = served.clone();
             tokio::spawn(async move {
                 let client = reqwest_like::client();
                 let mut statuses = Vec::new();
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    statuses.push(reqwest_like::get(&client, &url).await);
+                    let status = reqwest_like::get(&client, &url).await;
+                    if status == 200 {
+                        served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    statuses.push(status);
                 }
                 statuses
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let served_at_least = |n: usize| {
+        let served = served.clone();
+        async move {
+            eventually(Duration::from_secs(60), || async {
+                served.load(std::sync::atomic::Ordering::SeqCst) >= n
+            })
+            .await
+        }
+    };
+    assert!(served_at_least(10).await, "no calls served before the kill");
     let (victim, mut role) = cluster.workers.remove(1);
     role.kill();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The dead worker is taken out and its sandbox replaced elsewhere...
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            let placement = cluster.placement("busy").await;
+            placement.iter().all(|(id, _)| *id != victim)
+                && placement.iter().map(|(_, ids)| ids.len()).sum::<usize>() == 3
+        })
+        .await,
+        "not replaced: {}",
+        cluster.nodes().await
+    );
+    // ...and calls go on being served.
+    let now = served.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        served_at_least(now + 15).await,
+        "calls stopped after the kill"
+    );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut failed = 0;
     let mut after_kill_ok = 0;
@@ -465,17 +500,6 @@ async fn killing_a_worker_fails_only_its_in_flight_requests() {
     assert!(
         after_kill_ok > 10,
         "requests after the kill did not succeed"
-    );
-    // The dead worker is taken out and its sandbox replaced elsewhere.
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            let placement = cluster.placement("busy").await;
-            placement.iter().all(|(id, _)| *id != victim)
-                && placement.iter().map(|(_, ids)| ids.len()).sum::<usize>() == 3
-        })
-        .await,
-        "not replaced: {}",
-        cluster.nodes().await
     );
 }
 
@@ -728,6 +752,88 @@ async fn state_replicates_across_workers_and_a_restarted_worker_catches_up() {
         cluster.converged(80, &["w0", "w1", "w2"]).await,
         "never converged on 80"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_gathers_logs_from_every_worker_and_follows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), "redb");
+    let (a, b) = (&cluster.gateways[0], &cluster.gateways[1]);
+    deploy(
+        a,
+        "bad",
+        baton_guests::MISBEHAVE,
+        json!({"labels": {"com.openfaas.scale.min": "3"}}),
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            cluster.sandbox_count("bad").await == 3
+        })
+        .await
+    );
+    let sandboxes: Vec<String> = cluster
+        .placement("bad")
+        .await
+        .into_iter()
+        .flat_map(|(_, ids)| ids)
+        .collect();
+    // Calls, six at once (least-in-flight balancing sends one-at-a-time calls to one
+    // sandbox), until every sandbox trapped at least once.
+    let calls = || async {
+        let statuses = futures_util::future::join_all(
+            (0..6).map(|_| async { a.get("/function/bad/trap").await.status }),
+        )
+        .await;
+        assert!(statuses.iter().all(|s| *s == 500), "{statuses:?}");
+    };
+    let traps = |text: &str| {
+        text.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|l| l["text"].as_str().unwrap().contains("asked to trap"))
+            .map(|l| l["instance"].as_str().unwrap().to_owned())
+            .collect::<std::collections::HashSet<String>>()
+    };
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            calls().await;
+            let logs = b.get("/system/logs?name=bad&tail=-1").await;
+            assert_eq!(logs.status, 200, "{}", logs.text());
+            traps(&logs.text()).len() == 3
+        })
+        .await,
+        "the gateway did not gather every worker's lines: {:?} of {sandboxes:?}",
+        traps(&b.get("/system/logs?name=bad&tail=-1").await.text())
+    );
+    let seen = traps(&b.get("/system/logs?name=bad&tail=-1").await.text());
+    let expected: std::collections::HashSet<String> = sandboxes.iter().cloned().collect();
+    assert_eq!(seen, expected);
+    // One sandbox's lines only.
+    let one = &sandboxes[0];
+    let only = b
+        .get(&format!("/system/logs?name=bad&tail=-1&instance={one}"))
+        .await;
+    assert_eq!(traps(&only.text()), [one.clone()].into());
+    assert_eq!(b.get("/system/logs?name=ghost").await.status, 404);
+
+    // Followed through one gateway while another sends the calls.
+    let mut lines = b.lines("/system/logs?name=bad&tail=0&follow=true").await;
+    let mut followed = std::collections::HashSet::new();
+    for _ in 0..300 {
+        calls().await;
+        while let Ok(Some(line)) =
+            tokio::time::timeout(Duration::from_millis(100), lines.recv()).await
+        {
+            let line: Value = serde_json::from_str(&line).unwrap();
+            if line["text"].as_str().unwrap().contains("asked to trap") {
+                followed.insert(line["instance"].as_str().unwrap().to_owned());
+            }
+        }
+        if followed.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(followed, expected, "not every worker's lines were followed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

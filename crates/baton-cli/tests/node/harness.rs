@@ -160,6 +160,40 @@ impl Node {
         }
     }
 
+    /// GETs `path` (with the token for `/system`) and hands over the body's lines as they
+    /// arrive: for followed log streams. The stream is dropped with the receiver.
+    pub async fn lines(&self, path: &str) -> tokio::sync::mpsc::Receiver<String> {
+        let mut request = http::Request::get(format!("{}{path}", self.url));
+        if let Some(token) = &self.token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request.body(Full::new(Bytes::new())).unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(60), self.client.request(request))
+            .await
+            .expect("no answer within 60 s")
+            .expect("request failed");
+        assert_eq!(response.status(), 200, "{path}");
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move {
+            let mut body = response.into_body();
+            let mut pending = Vec::new();
+            while let Some(Ok(frame)) = body.frame().await {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                pending.extend_from_slice(&data);
+                while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=end).collect();
+                    let line = String::from_utf8_lossy(&line[..end]).into_owned();
+                    if tx.send(line).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        rx
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.send("GET", path, &[], Bytes::new()).await
     }
@@ -252,6 +286,16 @@ pub fn free_ports(n: usize) -> Vec<u16> {
         .iter()
         .map(|l| l.local_addr().unwrap().port())
         .collect()
+}
+
+/// The next line of a stream from [`Node::lines`] as JSON; panics when none comes within a
+/// minute (a deadline against hangs).
+pub async fn next_line(lines: &mut tokio::sync::mpsc::Receiver<String>) -> serde_json::Value {
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.recv())
+        .await
+        .expect("no line within 60 s")
+        .expect("the stream ended");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
 }
 
 /// Polls `check` until it holds or `limit` passes; the limit is a deadline against hangs, not

@@ -5,7 +5,9 @@ use super::{Cluster, FunctionState};
 use crate::autoscaler::{ConcurrencyWindow, KpaState};
 use async_trait::async_trait;
 use baton_api::cluster::{self as proto, GatewayUpdate};
-use baton_api::{ApiError, FunctionHost, FunctionSpec, LogEntry, PreparedHandle, Replicas};
+use baton_api::{
+    ApiError, FunctionHost, FunctionSpec, LogEntries, LogQuery, PreparedHandle, Replicas,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -70,9 +72,9 @@ impl FunctionHost for ClusterHost {
         self.0.replicas_of(name)
     }
 
-    fn logs(&self, _name: &str, _tail: usize) -> Vec<LogEntry> {
-        // Output stays on the workers in cluster mode; `baton logs` reads a single node.
-        Vec::new()
+    fn logs(&self, _query: &LogQuery) -> LogEntries {
+        // Output stays on the workers: gateways gather it from them.
+        Box::pin(futures_util::stream::empty())
     }
 }
 

@@ -633,6 +633,7 @@ impl Cluster {
                         memory_used: w.memory_used,
                         millis_since_heartbeat: w.last_heartbeat.elapsed().as_millis() as u64,
                         sandboxes,
+                        grpc_address: w.record.grpc_address.clone(),
                     }
                 })
                 .collect(),

@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 use baton_api::cluster::{self as proto};
 use baton_api::cluster_auth::{ClientAuth, ControlConn, control_conn};
-use baton_api::{ApiError, DeployMode, DeployRequest, FunctionAdmin, FunctionStatus, LogEntry};
+use baton_api::{
+    ApiError, DeployMode, DeployRequest, FunctionAdmin, FunctionStatus, LogEntries, LogQuery,
+};
 use bytes::Bytes;
 use serde_json::json;
 use std::time::Duration;
@@ -14,6 +16,8 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(120);
 /// Forwards the admin API to the control plane.
 pub struct ClusterAdmin {
     control: ControlConn,
+    /// For the workers, which gateways ask for logs.
+    auth: ClientAuth,
 }
 
 impl ClusterAdmin {
@@ -21,6 +25,7 @@ impl ClusterAdmin {
     pub fn new(url: &str, auth: &ClientAuth) -> anyhow::Result<Self> {
         Ok(ClusterAdmin {
             control: control_conn(url, auth)?,
+            auth: auth.clone(),
         })
     }
 
@@ -87,10 +92,21 @@ impl FunctionAdmin for ClusterAdmin {
         status(&reply.get_ref().json)
     }
 
-    async fn logs(&self, name: &str, _tail: usize) -> Result<Vec<LogEntry>, ApiError> {
-        // Output stays on the workers in cluster mode; the function must still exist.
-        self.get(name).await?;
-        Ok(Vec::new())
+    async fn logs(&self, query: LogQuery) -> Result<LogEntries, ApiError> {
+        // The function must exist; its output is on the workers.
+        self.get(&query.name).await?;
+        let nodes = self
+            .client()
+            .list_nodes(request(proto::Empty {}))
+            .await?
+            .into_inner();
+        let workers = nodes
+            .workers
+            .into_iter()
+            .filter(|w| w.alive && !w.grpc_address.is_empty())
+            .map(|w| w.grpc_address)
+            .collect();
+        super::logs::gather(workers, &self.auth, &query).await
     }
 
     async fn nodes(&self) -> Result<Option<serde_json::Value>, ApiError> {

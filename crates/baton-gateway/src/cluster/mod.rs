@@ -9,6 +9,7 @@
 //! to the control plane's autoscaler every second.
 
 mod admin;
+mod logs;
 mod route;
 
 pub use admin::ClusterAdmin;

@@ -1,6 +1,6 @@
 use super::command::{CommandTemplate, kill_group};
 use super::output::read_bounded;
-use crate::{FunctionLogs, InvokeError, LogStream, Request, Response, Sandbox};
+use crate::{InvokeError, LogSink, LogStream, Request, Response, Sandbox};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::os::unix::process::ExitStatusExt;
@@ -21,7 +21,7 @@ impl ClassicFunction {
         ClassicFunction { template }
     }
 
-    pub(crate) fn sandbox(&self, logs: Arc<FunctionLogs>) -> ClassicSandbox {
+    pub(crate) fn sandbox(&self, logs: LogSink) -> ClassicSandbox {
         ClassicSandbox {
             template: self.template.clone(),
             logs,
@@ -32,7 +32,7 @@ impl ClassicFunction {
 /// A classic "sandbox" is only a handle: the isolation is the process each request forks.
 pub(crate) struct ClassicSandbox {
     template: Arc<CommandTemplate>,
-    logs: Arc<FunctionLogs>,
+    logs: LogSink,
 }
 
 /// The CGI-style variables of the OpenFaaS classic watchdog: `Http_Method`, `Http_Path`,

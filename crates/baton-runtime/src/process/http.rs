@@ -1,6 +1,6 @@
 use super::command::{CommandTemplate, kill_group};
 use super::output::pump_lines;
-use crate::{FunctionLogs, InvokeError, LogStream, Request, Response, Sandbox};
+use crate::{InvokeError, LogSink, LogStream, Request, Response, Sandbox};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -61,7 +61,7 @@ impl HttpFunction {
     }
 
     /// Starts the process on a free loopback port and waits until it accepts connections.
-    pub(crate) async fn start(&self, logs: Arc<FunctionLogs>) -> Result<HttpSandbox, InvokeError> {
+    pub(crate) async fn start(&self, logs: LogSink) -> Result<HttpSandbox, InvokeError> {
         let failed = |m: String| InvokeError::SandboxFailed(m);
         // The port is free now; a race with another binder shows up as a readiness failure.
         let port = std::net::TcpListener::bind("127.0.0.1:0")

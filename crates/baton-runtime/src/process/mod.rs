@@ -14,7 +14,7 @@ mod http;
 mod isolation;
 mod output;
 
-use crate::{FunctionLogs, InvokeError, Prepared, Runtime, Sandbox};
+use crate::{InvokeError, LogSink, Prepared, Runtime, Sandbox};
 use anyhow::bail;
 use async_trait::async_trait;
 use baton_api::{FunctionSpec, ProcessMode, RuntimeSpec};
@@ -153,20 +153,14 @@ impl Runtime for ProcessRuntime {
 /// Both modes' `Prepared`: classic sandboxes are cheap handles, http ones are processes.
 #[async_trait]
 impl Prepared for classic::ClassicFunction {
-    async fn create_sandbox(
-        &self,
-        logs: Arc<FunctionLogs>,
-    ) -> Result<Arc<dyn Sandbox>, InvokeError> {
+    async fn create_sandbox(&self, logs: LogSink) -> Result<Arc<dyn Sandbox>, InvokeError> {
         Ok(Arc::new(self.sandbox(logs)))
     }
 }
 
 #[async_trait]
 impl Prepared for http::HttpFunction {
-    async fn create_sandbox(
-        &self,
-        logs: Arc<FunctionLogs>,
-    ) -> Result<Arc<dyn Sandbox>, InvokeError> {
+    async fn create_sandbox(&self, logs: LogSink) -> Result<Arc<dyn Sandbox>, InvokeError> {
         Ok(Arc::new(self.start(logs).await?))
     }
 }

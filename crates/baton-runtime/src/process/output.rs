@@ -1,5 +1,4 @@
-use crate::{FunctionLogs, LogStream};
-use std::sync::Arc;
+use crate::{LogSink, LogStream};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
 /// Reads at most `limit` bytes of `reader`; `Err(())` if there was more.
@@ -19,7 +18,7 @@ pub(crate) async fn read_bounded(
 pub(crate) fn pump_lines(
     reader: impl AsyncRead + Unpin + Send + 'static,
     stream: LogStream,
-    logs: Arc<FunctionLogs>,
+    logs: LogSink,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(reader);

@@ -16,7 +16,7 @@ pub use outbound::{
 };
 pub use sandbox::{NAMESPACE_LABEL, WasmFunction, state_namespace};
 
-use crate::{ArtifactStore, FunctionLogs, InvokeError, Prepared, Runtime, Sandbox};
+use crate::{ArtifactStore, InvokeError, LogSink, Prepared, Runtime, Sandbox};
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use baton_api::{FunctionSpec, RuntimeSpec};
@@ -220,10 +220,7 @@ struct PreparedWasm(Arc<WasmFunction>);
 
 #[async_trait]
 impl Prepared for PreparedWasm {
-    async fn create_sandbox(
-        &self,
-        logs: Arc<FunctionLogs>,
-    ) -> Result<Arc<dyn Sandbox>, InvokeError> {
+    async fn create_sandbox(&self, logs: LogSink) -> Result<Arc<dyn Sandbox>, InvokeError> {
         Ok(Arc::new(WasmSandbox::new(self.0.clone(), logs)))
     }
 }

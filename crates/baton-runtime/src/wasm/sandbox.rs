@@ -1,5 +1,5 @@
 use super::outbound::FunctionOutbound;
-use crate::{FunctionLogs, InvokeError, LogStream, Request, Response, Sandbox};
+use crate::{InvokeError, LogSink, LogStream, Request, Response, Sandbox};
 use async_trait::async_trait;
 use baton_api::FunctionSpec;
 use baton_state::Agent;
@@ -153,7 +153,7 @@ impl WasmFunction {
     pub async fn handle(
         self: &Arc<Self>,
         request: Request,
-        logs: &FunctionLogs,
+        logs: &LogSink,
     ) -> Result<Response, InvokeError> {
         let stdout = MemoryOutputPipe::new(CAPTURED_OUTPUT);
         let stderr = MemoryOutputPipe::new(CAPTURED_OUTPUT);
@@ -320,7 +320,7 @@ fn internal(error: wasmtime::Error) -> InvokeError {
 /// its output goes.
 pub(crate) struct WasmSandbox {
     function: Arc<WasmFunction>,
-    logs: Arc<FunctionLogs>,
+    logs: LogSink,
 }
 
 #[async_trait]
@@ -332,7 +332,7 @@ impl Sandbox for WasmSandbox {
 
 impl WasmSandbox {
     /// A sandbox of `function`, sharing its prepared code, writing output to `logs`.
-    pub(crate) fn new(function: Arc<WasmFunction>, logs: Arc<FunctionLogs>) -> Self {
+    pub(crate) fn new(function: Arc<WasmFunction>, logs: LogSink) -> Self {
         WasmSandbox { function, logs }
     }
 }

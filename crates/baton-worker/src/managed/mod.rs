@@ -303,7 +303,10 @@ impl SandboxHost {
         let logs = self.logs_of(&function.name);
         let results = futures_util::future::join_all(placement.sandbox_ids.into_iter().map(|id| {
             let (prepared, logs) = (prepared.clone(), logs.clone());
-            async move { (id, prepared.create_sandbox(logs).await) }
+            async move {
+                let created = prepared.create_sandbox(logs.sink(&id)).await;
+                (id, created)
+            }
         }))
         .await;
         let mut sandboxes = self.sandboxes.write().unwrap();

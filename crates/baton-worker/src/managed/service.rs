@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use baton_api::cluster::worker_server::{Worker as WorkerRpc, WorkerServer};
 use baton_api::cluster::{self as proto};
 use baton_api::cluster_auth::{MAX_MESSAGE_BYTES, ServerAuth};
+use futures_util::StreamExt;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -26,8 +27,49 @@ impl SandboxHost {
 /// [`WorkerRpc`] over a [`SandboxHost`].
 pub struct WorkerService(Arc<SandboxHost>);
 
+/// Lines a log stream holds for a slow gateway before it waits (backpressure, not loss).
+const LOG_STREAM_BUFFER: usize = 256;
+
 #[async_trait]
 impl WorkerRpc for WorkerService {
+    type LogsStream = tokio_stream::wrappers::ReceiverStream<Result<proto::LogLine, Status>>;
+
+    async fn logs(
+        &self,
+        request: Request<proto::LogRequest>,
+    ) -> Result<Response<Self::LogsStream>, Status> {
+        let query = baton_api::query_from_wire(request.get_ref());
+        // A follower waits for sandboxes not created yet; a one-off read makes nothing.
+        let logs = match query.follow {
+            true => Some(self.0.logs_of(&query.name)),
+            false => self.0.logs.lock().unwrap().get(&query.name).cloned(),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(LOG_STREAM_BUFFER);
+        if let Some(logs) = logs {
+            let lines = logs.query(&query);
+            let function = query.name.clone();
+            // Ends when the lines do, or when the gateway hangs up (the send fails).
+            tokio::spawn(async move {
+                let mut lines = std::pin::pin!(lines);
+                while let Some(line) = lines.next().await {
+                    let line = proto::LogLine {
+                        function: function.clone(),
+                        instance: line.instance.to_string(),
+                        stream: line.stream.as_str().into(),
+                        unix_micros: baton_api::unix_micros(line.time),
+                        text: line.text,
+                    };
+                    if tx.send(Ok(line)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
+    }
+
     async fn prepare(
         &self,
         request: Request<proto::Function>,
