@@ -10,6 +10,8 @@ use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
 use tonic::{Request, Status};
 
 /// Largest message on the cluster protocol: a component upload or artifact fetch.
@@ -93,10 +95,82 @@ impl Interceptor for ServerAuth {
     }
 }
 
-/// A control-plane client that sends the cluster token.
-pub type ControlConn = ControlClient<InterceptedService<Channel, ClientAuth>>;
-/// A worker client that sends the cluster token.
-pub type WorkerConn = WorkerClient<InterceptedService<Channel, ClientAuth>>;
+/// How a client of the cluster protocol reaches its server: over the network (with the
+/// cluster token), or in the same process (`baton up`: the same messages, no socket).
+pub type Transport = BoxCloneSyncService<
+    http::Request<tonic::body::Body>,
+    http::Response<tonic::body::Body>,
+    TransportError,
+>;
+
+/// A call that did not reach its server (the network's error; in-process calls never fail
+/// this way). A concrete type, not `BoxError`: the generated clients' async methods need an
+/// error whose conversion holds for every lifetime.
+#[derive(Debug)]
+pub struct TransportError(tower::BoxError);
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for TransportError {
+    // The network's error itself, so tonic finds what it maps to a status (a failed
+    // connection is UNAVAILABLE) by walking the chain.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
+/// A control-plane client.
+pub type ControlConn = ControlClient<Transport>;
+/// A worker client.
+pub type WorkerConn = WorkerClient<Transport>;
+
+fn network(url: &str, auth: &ClientAuth) -> anyhow::Result<Transport> {
+    let service = InterceptedService::new(channel(url)?, auth.clone());
+    Ok(BoxCloneSyncService::new(
+        service
+            .map_response(|response| response.map(tonic::body::Body::new))
+            .map_err(|e| TransportError(e.into())),
+    ))
+}
+
+/// A transport that calls `server` (a generated `…Server`) in this process.
+pub fn in_process<S, B>(server: S) -> Transport
+where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<B>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: tonic::codegen::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
+{
+    BoxCloneSyncService::new(
+        server
+            .map_response(|response| response.map(tonic::body::Body::new))
+            .map_err(|never| match never {}),
+    )
+}
+
+/// A control-plane client over `transport` (see [`control_conn`] for the network one).
+pub fn control_client(transport: Transport) -> ControlConn {
+    ControlClient::new(transport)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// A worker client over `transport` (see [`worker_conn`] for the network one).
+pub fn worker_client(transport: Transport) -> WorkerConn {
+    WorkerClient::new(transport)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
 
 fn channel(url: &str) -> anyhow::Result<Channel> {
     Ok(Channel::from_shared(url.to_owned())?
@@ -107,18 +181,12 @@ fn channel(url: &str) -> anyhow::Result<Channel> {
 
 /// A client of the control plane at `url` (connected lazily: it may be down).
 pub fn control_conn(url: &str, auth: &ClientAuth) -> anyhow::Result<ControlConn> {
-    Ok(ControlClient::with_interceptor(channel(url)?, auth.clone())
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    Ok(control_client(network(url, auth)?))
 }
 
 /// A client of the worker whose gRPC service is at `address` (`host:port`).
 pub fn worker_conn(address: &str, auth: &ClientAuth) -> anyhow::Result<WorkerConn> {
-    Ok(
-        WorkerClient::with_interceptor(channel(&format!("http://{address}"))?, auth.clone())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES),
-    )
+    Ok(worker_client(network(&format!("http://{address}"), auth)?))
 }
 
 #[cfg(test)]
