@@ -10,9 +10,9 @@ use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tonic::{Request, Status};
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
-use tonic::{Request, Status};
 
 /// Largest message on the cluster protocol: a component upload or artifact fetch.
 pub const MAX_MESSAGE_BYTES: usize = 300 << 20;

@@ -159,9 +159,11 @@ impl DeployRequest {
             scaling.max = parse_label(max, LABEL_SCALE_MAX)?;
         }
         if let Some(idle) = self.labels.get(LABEL_SCALE_ZERO_DURATION) {
-            scaling.keep_alive_ms = parse_duration(idle)
-                .map_err(|e| err(format!("{LABEL_SCALE_ZERO_DURATION}: {e}")))?
-                .as_millis() as u64;
+            scaling.keep_alive_ms = Some(
+                parse_duration(idle)
+                    .map_err(|e| err(format!("{LABEL_SCALE_ZERO_DURATION}: {e}")))?
+                    .as_millis() as u64,
+            );
         }
         if let Some(target) = self.labels.get(LABEL_SCALE_TARGET) {
             scaling.target = parse_label(target, LABEL_SCALE_TARGET)?;

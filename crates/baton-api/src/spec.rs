@@ -112,8 +112,9 @@ pub struct Scaling {
     pub min: u32,
     /// Most sandboxes at once.
     pub max: u32,
-    /// Idle time after which a sandbox above `min` is reaped, in milliseconds.
-    pub keep_alive_ms: u64,
+    /// Idle time after which the function scales to zero (`com.openfaas.scale.zero-duration`),
+    /// in milliseconds; `None`: the platform's default (`scale_to_zero_grace`).
+    pub keep_alive_ms: Option<u64>,
     /// Requests that may wait for a free sandbox before new ones get 429.
     pub queue: u32,
     /// Concurrency one sandbox should carry before the cluster autoscaler adds another;
@@ -126,7 +127,7 @@ impl Default for Scaling {
         Scaling {
             min: 0,
             max: 4,
-            keep_alive_ms: 300_000,
+            keep_alive_ms: None,
             queue: 1024,
             target: 0,
         }

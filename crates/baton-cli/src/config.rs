@@ -68,6 +68,26 @@ struct WasmSection {
     max_memory: Option<String>,
 }
 
+/// The node's worker: how often the autoscaler decides (and so how soon idle sandboxes go),
+/// and how much output it keeps.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// How often scaling decisions are taken (scale to zero, `scaling.min` restored).
+    /// Default 1 s.
+    pub reap_interval: Duration,
+    /// Lines of output kept per function for `/system/logs`. Default 1000.
+    pub log_lines: usize,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            reap_interval: Duration::from_secs(1),
+            log_lines: 1000,
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WorkerSection {
@@ -97,7 +117,7 @@ pub struct NodeConfig {
     pub examples: bool,
     pub log_json: bool,
     pub wasm: baton_runtime::wasm::WasmConfig,
-    pub worker: baton_worker::WorkerConfig,
+    pub worker: WorkerSettings,
     pub async_calls: baton_gateway::AsyncConfig,
     pub ready_timeout: Duration,
     pub state: crate::state::StateConfig,
@@ -173,7 +193,7 @@ impl NodeConfig {
                     .map_err(|e| anyhow::anyhow!("outbound.allow_private: {e}"))?,
             );
         }
-        let mut worker = baton_worker::WorkerConfig::default();
+        let mut worker = WorkerSettings::default();
         if let Some(interval) = &file.worker.reap_interval {
             worker.reap_interval = duration(interval, "worker.reap_interval")?;
         }

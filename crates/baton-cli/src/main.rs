@@ -9,6 +9,7 @@ mod examples;
 mod manifest;
 mod node;
 mod output;
+mod platform;
 mod state;
 mod token;
 

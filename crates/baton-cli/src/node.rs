@@ -2,14 +2,13 @@
 
 use crate::config::NodeConfig;
 use anyhow::Context;
-use baton_api::{FunctionAdmin, FunctionHost, Invoker};
-use baton_control::{ControlPlane, RedbStore};
+use baton_api::Invoker;
+use baton_control::RedbStore;
 use baton_runtime::process::{ProcessConfig, ProcessRuntime};
 use baton_runtime::wasm::{
     CompileCache, PlatformFuture, PlatformService, WasiBody, WasmRuntime, platform_body,
 };
 use baton_runtime::{ArtifactStore, Runtimes};
-use baton_worker::Worker;
 use std::sync::Arc;
 
 /// Runs a node until SIGINT or SIGTERM.
@@ -63,19 +62,18 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         wasm: Arc::new(wasm),
         process: Arc::new(process),
     };
-    let worker = Worker::new(Arc::new(runtimes), config.worker.clone());
-    let _maintenance = worker.run_maintenance();
     let store = RedbStore::open(&data.join("registry.redb")).context(
         "opening the registry (is another baton using this data directory? set BATON_DATA_DIR)",
     )?;
-    let control = Arc::new(
-        ControlPlane::open(
-            Arc::new(store),
-            worker.clone() as Arc<dyn FunctionHost>,
-            artifacts,
-        )
-        .await?,
-    );
+    let platform = crate::platform::start(
+        node_cluster_config(config.worker.reap_interval),
+        Arc::new(store),
+        Arc::new(runtimes),
+        artifacts,
+        config.worker.log_lines,
+    )
+    .await?;
+    let control = platform.control.clone();
     if config.examples {
         crate::examples::deploy(control.as_ref(), data).await?;
     }
@@ -94,6 +92,7 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
                 .as_ref()
                 .map(|s| state_metrics(s.agent.clone(), s.metrics.clone())),
             outbound.clone(),
+            platform.invoker.clone(),
             std::iter::once(gateway_stats.clone())
                 .chain(state.as_ref().map(|s| s.api_stats.clone()))
                 .collect(),
@@ -101,8 +100,8 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
     };
     let router = baton_gateway::router(
         gateway,
-        worker.clone() as Arc<dyn Invoker>,
-        control.clone() as Arc<dyn FunctionAdmin>,
+        platform.invoker.clone() as Arc<dyn Invoker>,
+        platform.admin.clone(),
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -139,6 +138,26 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The cluster manager of a single node: its one worker runs in the same process and cannot
+/// die on its own, so it is never declared dead for missing heartbeats.
+fn node_cluster_config(
+    scaling_interval: std::time::Duration,
+) -> baton_control::cluster::ClusterConfig {
+    let defaults = baton_control::cluster::ClusterConfig::default();
+    baton_control::cluster::ClusterConfig {
+        missed_heartbeats: 3600,
+        scaling_interval,
+        validate_processes: true,
+        // Functions without com.openfaas.scale.zero-duration stay warm 5 minutes, as the
+        // single node always kept them.
+        kpa: baton_control::autoscaler::KpaConfig {
+            scale_to_zero_grace: std::time::Duration::from_secs(300),
+            ..defaults.kpa.clone()
+        },
+        ..defaults
+    }
+}
+
 /// The gateway's routes as functions reach them: in-process, without a TCP hop.
 fn platform_service(router: axum::Router) -> PlatformService {
     Arc::new(move |request: http::Request<WasiBody>| {
@@ -159,12 +178,14 @@ fn platform_service(router: axum::Router) -> PlatformService {
 fn node_metrics(
     state: Option<baton_gateway::MetricsSource>,
     outbound: Arc<baton_runtime::wasm::Outbound>,
+    invoker: Arc<baton_gateway::cluster::ClusterInvoker>,
     listeners: Vec<Arc<baton_gateway::ListenerStats>>,
 ) -> baton_gateway::MetricsSource {
     Arc::new(move |out: &mut String| {
         if let Some(state) = &state {
             state(out)?;
         }
+        invoker.render_metrics(out)?;
         for listener in &listeners {
             listener.render(out)?;
         }

@@ -280,6 +280,16 @@ async fn functions_scale_from_zero_on_any_gateway_and_back_to_zero() {
     assert_eq!(first.status, 200, "{}", first.text());
     assert_eq!(first.text(), "Hello, Ada!\n");
     assert_eq!(first.header("x-baton-cold-start"), "true");
+    // The other gateway learns of the new sandbox from the control plane's stream.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            a.get("/metrics")
+                .await
+                .text()
+                .contains("baton_function_sandboxes{function_name=\"hello\"} 1")
+        })
+        .await
+    );
     let warm = a.get("/function/hello?name=Bo").await;
     assert_eq!(warm.text(), "Hello, Bo!\n");
     assert_eq!(warm.header("x-baton-cold-start"), "false");

@@ -17,7 +17,8 @@ pub struct ClusterHost(pub Arc<Cluster>);
 #[async_trait]
 impl FunctionHost for ClusterHost {
     async fn prepare(&self, spec: &FunctionSpec) -> Result<PreparedHandle, ApiError> {
-        if matches!(spec.runtime, baton_api::RuntimeSpec::Wasm { .. }) {
+        let wasm = matches!(spec.runtime, baton_api::RuntimeSpec::Wasm { .. });
+        if wasm || self.0.config.validate_processes {
             // Compiles the component (cached on disk), so a bad one is refused here and
             // not on every worker.
             self.0

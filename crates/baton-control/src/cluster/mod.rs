@@ -24,7 +24,7 @@ use crate::{Store, Table};
 use baton_api::cluster::{
     self as proto, Endpoint, EndpointDelta, GatewayUpdate, SandboxIds, WorkerInfo,
 };
-use baton_api::cluster_auth::{ClientAuth, WorkerConn, worker_conn};
+use baton_api::cluster_auth::{ClientAuth, Transport, WorkerConn, worker_client, worker_conn};
 use baton_api::{FunctionSpec, Replicas};
 use baton_runtime::Runtime;
 use serde::{Deserialize, Serialize};
@@ -53,6 +53,10 @@ pub struct ClusterConfig {
     pub worker_rpc_timeout: Duration,
     /// The cluster token sent to workers.
     pub auth: ClientAuth,
+    /// Also check process functions at deploy (their program, their limits against this
+    /// machine): right when the control plane runs beside its only worker (`baton up`),
+    /// wrong when workers are other machines.
+    pub validate_processes: bool,
 }
 
 impl Default for ClusterConfig {
@@ -66,6 +70,7 @@ impl Default for ClusterConfig {
             sandbox_cpu: 0.1,
             worker_rpc_timeout: Duration::from_secs(30),
             auth: ClientAuth::default(),
+            validate_processes: false,
         }
     }
 }
@@ -199,6 +204,11 @@ impl FunctionState {
             target: self.spec.target_concurrency(),
             min: self.spec.scaling.min,
             max: self.spec.scaling.max,
+            scale_to_zero_grace: self
+                .spec
+                .scaling
+                .keep_alive_ms
+                .map_or(base.scale_to_zero_grace, Duration::from_millis),
             ..base.clone()
         }
     }
@@ -240,6 +250,9 @@ pub struct Cluster {
     /// Set while a restarted control plane adopts what workers run: no creation until then.
     pub(crate) recovering: AtomicBool,
     pub(crate) started: Instant,
+    /// Workers in this process (`baton up`), by the gRPC address they register with: reached
+    /// through their service directly, not a socket.
+    in_process: Mutex<HashMap<String, Transport>>,
 }
 
 impl Cluster {
@@ -258,7 +271,17 @@ impl Cluster {
             validator,
             recovering: AtomicBool::new(true),
             started: Instant::now(),
+            in_process: Mutex::default(),
         }))
+    }
+
+    /// Reaches the worker that registers with `address` through `transport` (a worker in
+    /// this process) instead of the network.
+    pub fn connect_in_process(&self, address: &str, transport: Transport) {
+        self.in_process
+            .lock()
+            .unwrap()
+            .insert(address.to_owned(), transport);
     }
 
     /// Milliseconds since the cluster manager started: the autoscaler's clock.
@@ -412,7 +435,16 @@ impl Cluster {
         record: WorkerRecord,
         heartbeat: Instant,
     ) -> anyhow::Result<()> {
-        let client = worker_conn(&record.grpc_address, &self.config.auth)?;
+        let local = self
+            .in_process
+            .lock()
+            .unwrap()
+            .get(&record.grpc_address)
+            .cloned();
+        let client = match local {
+            Some(transport) => worker_client(transport),
+            None => worker_conn(&record.grpc_address, &self.config.auth)?,
+        };
         let (creations, queue) = mpsc::channel(CREATION_QUEUE);
         tokio::spawn(
             self.clone()

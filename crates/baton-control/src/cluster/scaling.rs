@@ -113,7 +113,8 @@ impl Cluster {
             let f = state.functions.get_mut(function)?;
             f.desired = replicas;
             f.kpa.last_active_ms = Some(self.now_ms());
-            f.pinned_until = Some(Instant::now() + self.config.kpa.scale_to_zero_grace);
+            let grace = f.kpa_config(&self.config.kpa).scale_to_zero_grace;
+            f.pinned_until = Some(Instant::now() + grace);
         }
         self.reconcile(function);
         let changed = self

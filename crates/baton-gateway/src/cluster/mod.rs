@@ -9,22 +9,20 @@
 //! to the control plane's autoscaler every second.
 
 mod admin;
+mod data;
 mod logs;
 mod route;
 
 pub use admin::ClusterAdmin;
+pub use data::{DataPlane, Forward, HttpDataPlane, SandboxCall};
 
 use crate::balance::{LoadBalancer, load_balancer};
 use async_trait::async_trait;
 use baton_api::cluster::{self as proto, GatewayUpdate};
 use baton_api::cluster_auth::{ClientAuth, ControlConn, control_conn};
-use baton_api::data_plane::{SANDBOX_MISSING, SANDBOX_WAIT};
 use baton_api::{ApiError, ErrorKind, FunctionSpec, InvokeOutcome, Invoker};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use route::{Endpoint, Route};
+use route::Route;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,28 +58,36 @@ pub struct ClusterInvoker {
     control: ControlConn,
     routes: RwLock<HashMap<String, Arc<Route>>>,
     balancer: Box<dyn LoadBalancer>,
-    http: Client<HttpConnector, Full<Bytes>>,
+    data: Arc<dyn DataPlane>,
     connected: AtomicBool,
+    /// Woken after every update from the control plane.
+    applied: tokio::sync::Notify,
 }
 
 impl ClusterInvoker {
     /// A gateway following the control plane at `config.control`; spawns the update stream
     /// and the load reports.
     pub fn start(config: ClusterGatewayConfig) -> anyhow::Result<Arc<Self>> {
+        let control = control_conn(&config.control, &config.auth)?;
+        Self::start_with(config, control, Arc::new(HttpDataPlane::new()))
+    }
+
+    /// A gateway that reaches the control plane through `control` and sandboxes through
+    /// `data` (`baton up`: both in the same process).
+    pub fn start_with(
+        config: ClusterGatewayConfig,
+        control: ControlConn,
+        data: Arc<dyn DataPlane>,
+    ) -> anyhow::Result<Arc<Self>> {
         let balancer = load_balancer(&config.load_balancing).map_err(anyhow::Error::msg)?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(1)));
-        let http = Client::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
         let invoker = Arc::new(ClusterInvoker {
-            control: control_conn(&config.control, &config.auth)?,
+            control,
             config,
             routes: RwLock::default(),
             balancer,
-            http,
+            data,
             connected: AtomicBool::new(false),
+            applied: tokio::sync::Notify::new(),
         });
         tokio::spawn(invoker.clone().follow());
         tokio::spawn(invoker.clone().report_load());
@@ -200,6 +206,31 @@ impl ClusterInvoker {
                 route.update_endpoints(&delta.added, &delta.removed);
             }
         }
+        drop(routes);
+        self.applied.notify_waiters();
+    }
+
+    /// Waits until this gateway serves `function` at `version` or later (`None`: no longer
+    /// serves it), for at most `limit`; true when it does. `baton up` answers a deploy only
+    /// once its own gateway routes to it, so the next request sees what was deployed.
+    pub async fn synced(&self, function: &str, version: Option<u64>, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let applied = self.applied.notified();
+            tokio::pin!(applied);
+            applied.as_mut().enable();
+            let serving = self.route(function).map(|r| r.version);
+            let done = match version {
+                Some(version) => serving.is_some_and(|v| v >= version),
+                None => serving.is_none(),
+            };
+            if done {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, applied).await.is_err() {
+                return false;
+            }
+        }
     }
 
     /// Samples each function's concurrency ten times a second and reports the mean.
@@ -299,66 +330,6 @@ impl ClusterInvoker {
         });
     }
 
-    async fn forward(
-        &self,
-        endpoint: &Endpoint,
-        spec: &FunctionSpec,
-        parts: &http::request::Parts,
-        body: &Bytes,
-    ) -> Result<http::Response<Bytes>, Forward> {
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut builder = http::Request::builder()
-            .method(parts.method.clone())
-            .uri(format!("{}{}", endpoint.base, path));
-        for (name, value) in &parts.headers {
-            if name != http::header::HOST && name != http::header::CONNECTION {
-                builder = builder.header(name, value);
-            }
-        }
-        if endpoint.placed.load(Ordering::Acquire) {
-            let hold = spec.limits.timeout().min(PLACED_HOLD);
-            builder = builder.header(SANDBOX_WAIT, hold.as_millis().to_string());
-        }
-        let request = builder
-            .body(Full::new(body.clone()))
-            .map_err(|e| Forward::Failed(format!("building the request: {e}")))?;
-        let deadline = spec.limits.timeout() + Duration::from_secs(2);
-        let response = match tokio::time::timeout(deadline, self.http.request(request)).await {
-            Err(_) => {
-                return Err(Forward::Failed(format!(
-                    "worker {} did not answer within the function's timeout",
-                    endpoint.worker
-                )));
-            }
-            Ok(Err(error)) if error.is_connect() => {
-                return Err(Forward::Unreachable(format!("{error}")));
-            }
-            Ok(Err(error)) => {
-                return Err(Forward::Failed(format!(
-                    "worker {} failed during the request: {error}",
-                    endpoint.worker
-                )));
-            }
-            Ok(Ok(response)) => response,
-        };
-        if response.headers().contains_key(SANDBOX_MISSING) {
-            return Err(Forward::Missing);
-        }
-        let (parts, body) = response.into_parts();
-        let limit = spec.limits.max_output_bytes as usize + 64 * 1024;
-        let body = Limited::new(body, limit)
-            .collect()
-            .await
-            .map_err(|e| {
-                Forward::Failed(format!(
-                    "reading the answer from worker {}: {e}",
-                    endpoint.worker
-                ))
-            })?
-            .to_bytes();
-        Ok(http::Response::from_parts(parts, body))
-    }
-
     /// Prometheus text for `/metrics`: sandboxes, queued and in-flight requests per function.
     pub fn render_metrics(&self, out: &mut String) -> std::fmt::Result {
         let routes = self.routes.read().unwrap();
@@ -401,15 +372,6 @@ impl ClusterInvoker {
     }
 }
 
-enum Forward {
-    /// Nothing reached the worker: safe to try another sandbox.
-    Unreachable(String),
-    /// The sandbox is not on the worker (deleted meanwhile): nothing ran.
-    Missing,
-    /// The request may have run; it is not retried.
-    Failed(String),
-}
-
 fn parse_spec(function: &proto::Function) -> Option<FunctionSpec> {
     match serde_json::from_slice(&function.spec_json) {
         Ok(spec) => Some(spec),
@@ -444,7 +406,20 @@ impl Invoker for ClusterInvoker {
             if let Some(lease) = route.acquire(self.balancer.as_ref()) {
                 let endpoint = lease.endpoint.clone();
                 let held = endpoint.placed.load(Ordering::Acquire);
-                let result = self.forward(&endpoint, &route.spec, &parts, &body).await;
+                let hold = endpoint
+                    .placed
+                    .load(Ordering::Acquire)
+                    .then(|| route.spec.limits.timeout().min(PLACED_HOLD));
+                let call = SandboxCall {
+                    worker: &endpoint.worker,
+                    base: &endpoint.base,
+                    sandbox: &endpoint.sandbox,
+                    hold,
+                    spec: &route.spec,
+                    parts: &parts,
+                    body: &body,
+                };
+                let result = self.data.call(call).await;
                 drop(lease);
                 attempts += 1;
                 match result {
@@ -495,23 +470,28 @@ impl Invoker for ClusterInvoker {
                 .is_err()
             {
                 let timeout = baton_api::format_duration(route.spec.limits.timeout());
-                return Err(if route.endpoint_count() == 0 {
-                    ApiError::new(
-                        ErrorKind::Unavailable,
-                        format!(
-                            "no sandbox of {function} became ready within its timeout of {timeout}{}",
-                            if self.is_connected() {
-                                ""
-                            } else {
-                                " (the control plane is unreachable)"
-                            }
-                        ),
-                    )
-                } else {
+                return Err(if route.endpoint_count() > 0 {
                     ApiError::new(
                         ErrorKind::Timeout,
                         format!(
                             "every sandbox of {function} stayed busy for its timeout of {timeout}"
+                        ),
+                    )
+                } else if self.is_connected() {
+                    // A sandbox was asked for and did not start in time: the function's
+                    // own start is too slow (or never listens), a timeout as a cold start
+                    // in the request's path would be.
+                    ApiError::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "no sandbox of {function} became ready within its timeout of {timeout}"
+                        ),
+                    )
+                } else {
+                    ApiError::new(
+                        ErrorKind::Unavailable,
+                        format!(
+                            "no sandbox of {function} became ready within its timeout of {timeout} (the control plane is unreachable)"
                         ),
                     )
                 });

@@ -58,6 +58,14 @@ pub struct ManagedConfig {
     pub state_address: String,
 }
 
+/// An error message as the gateway writes one: ending in exactly the newline it has, or one.
+fn with_newline(mut message: String) -> String {
+    if !message.ends_with('\n') {
+        message.push('\n');
+    }
+    message
+}
+
 /// Told the replication peers of the worker's state agent each time the control plane's
 /// list of them changes (`Replication::set_peers`).
 pub type Membership = Arc<dyn Fn(Vec<String>) + Send + Sync>;
@@ -127,7 +135,7 @@ pub struct SandboxHost {
     settled: Notify,
     /// The most recent sandbox ids whose creation failed or that were deleted, oldest first:
     /// a request held for one of them will never find it.
-    gone: Mutex<VecDeque<String>>,
+    gone: Mutex<VecDeque<(String, Option<String>)>>,
     held: AtomicU32,
     cpu: baton_runtime::resources::CpuMeter,
     membership: Option<Membership>,
@@ -144,7 +152,21 @@ impl SandboxHost {
         membership: Option<Membership>,
     ) -> anyhow::Result<Arc<Self>> {
         let control = control_conn(control, &ClientAuth::new(config.token.as_deref())?)?;
-        Ok(Arc::new(SandboxHost {
+        Ok(Self::with_control(
+            config, runtime, artifacts, control, membership,
+        ))
+    }
+
+    /// A worker that answers to the control plane through `control` (`baton up`: in the
+    /// same process).
+    pub fn with_control(
+        config: ManagedConfig,
+        runtime: Arc<dyn Runtime>,
+        artifacts: ArtifactStore,
+        control: ControlConn,
+        membership: Option<Membership>,
+    ) -> Arc<Self> {
+        Arc::new(SandboxHost {
             config,
             runtime,
             artifacts,
@@ -157,7 +179,7 @@ impl SandboxHost {
             held: AtomicU32::new(0),
             cpu: Default::default(),
             membership,
-        }))
+        })
     }
 
     /// The worker's id.
@@ -178,6 +200,27 @@ impl SandboxHost {
     /// How many sandboxes exist.
     pub fn sandbox_count(&self) -> usize {
         self.sandboxes.read().unwrap().len()
+    }
+
+    /// What `query.name` printed on this worker, as `query` asks.
+    pub fn logs(&self, query: &baton_api::LogQuery) -> baton_api::LogEntries {
+        use futures_util::StreamExt;
+        match self.function_logs(query) {
+            Some(logs) => {
+                let name = query.name.clone();
+                Box::pin(logs.query(query).map(move |line| line.entry(&name)))
+            }
+            None => Box::pin(futures_util::stream::empty()),
+        }
+    }
+
+    /// The logs `query` reads: a follower waits for sandboxes not created yet, so it makes
+    /// the function's logs; a one-off read makes nothing.
+    fn function_logs(&self, query: &baton_api::LogQuery) -> Option<Arc<FunctionLogs>> {
+        match query.follow {
+            true => Some(self.logs_of(&query.name)),
+            false => self.logs.lock().unwrap().get(&query.name).cloned(),
+        }
     }
 
     fn logs_of(&self, name: &str) -> Arc<FunctionLogs> {
@@ -264,18 +307,24 @@ impl SandboxHost {
     async fn create_placement(&self, placement: proto::Placement) -> proto::CreateSandboxesReply {
         let reply = self.create_placed(placement).await;
         // Also wakes the holds of the sandboxes just created.
-        self.forget(reply.failed.iter().map(|f| &f.sandbox_id));
+        self.forget(
+            reply
+                .failed
+                .iter()
+                .map(|f| (f.sandbox_id.clone(), Some(f.message.clone()))),
+        );
         reply
     }
 
-    /// Remembers `ids` as gone and ends the holds waiting for them.
-    fn forget<'a>(&self, ids: impl Iterator<Item = &'a String>) {
+    /// Remembers sandboxes as gone (with why their creation failed, or `None` when they
+    /// were deleted) and ends the holds waiting for them.
+    fn forget(&self, ids: impl Iterator<Item = (String, Option<String>)>) {
         let mut gone = self.gone.lock().unwrap();
-        for id in ids {
+        for entry in ids {
             if gone.len() == GONE_KEPT {
                 gone.pop_front();
             }
-            gone.push_back(id.clone());
+            gone.push_back(entry);
         }
         drop(gone);
         self.settled.notify_waiters();
@@ -335,30 +384,35 @@ impl SandboxHost {
         reply
     }
 
-    /// Sandbox `id`, waiting up to `hold` for it to be created when it is not there yet.
-    async fn sandbox(&self, id: &str, hold: Duration) -> Option<Arc<ManagedSandbox>> {
-        let find = || self.sandboxes.read().unwrap().get(id).cloned();
-        if let Some(sandbox) = find() {
-            return Some(sandbox);
+    /// Sandbox `id`, waiting up to `hold` for it to be created when it is not there yet;
+    /// `Err(Some(why))` when its creation failed, `Err(None)` when it is not here.
+    async fn sandbox(
+        &self,
+        id: &str,
+        hold: Duration,
+    ) -> Result<Arc<ManagedSandbox>, Option<String>> {
+        let find = || self.sandboxes.read().unwrap().get(id).cloned().ok_or(None);
+        if let Ok(sandbox) = find() {
+            return Ok(sandbox);
         }
         if hold.is_zero() {
-            return None;
+            return Err(None);
         }
         // Given back on drop: also when the gateway hangs up during the hold.
         let held = Held::enter(&self.held);
         if held.count > MAX_HELD {
-            return None;
+            return Err(None);
         }
         let deadline = tokio::time::Instant::now() + hold.min(MAX_HOLD);
         loop {
             let settled = self.settled.notified();
             tokio::pin!(settled);
             settled.as_mut().enable();
-            if let Some(sandbox) = find() {
-                return Some(sandbox);
+            if let Ok(sandbox) = find() {
+                return Ok(sandbox);
             }
-            if self.gone.lock().unwrap().iter().any(|g| g == id) {
-                return None;
+            if let Some((_, why)) = self.gone.lock().unwrap().iter().find(|(g, _)| g == id) {
+                return Err(why.clone());
             }
             if tokio::time::timeout_at(deadline, settled).await.is_err() {
                 return find();
@@ -368,20 +422,31 @@ impl SandboxHost {
 
     /// Serves one invocation of sandbox `id`, holding it up to `hold` for the sandbox to be
     /// created.
-    async fn invoke(
+    pub async fn invoke(
         &self,
         id: &str,
         hold: Duration,
         request: http::Request<Bytes>,
     ) -> http::Response<Full<Bytes>> {
-        let Some(sandbox) = self.sandbox(id, hold).await else {
-            return http::Response::builder()
-                .status(404)
-                .header(SANDBOX_MISSING, "1")
-                .body(Full::new(Bytes::from(format!(
-                    "no sandbox {id} on this worker\n"
-                ))))
-                .expect("static response");
+        let sandbox = match self.sandbox(id, hold).await {
+            Ok(sandbox) => sandbox,
+            // The request waited for this sandbox: it gets the reason, as a cold start would.
+            Err(Some(why)) => {
+                return http::Response::builder()
+                    .status(502)
+                    .header("content-type", "text/plain; charset=utf-8")
+                    .body(Full::new(Bytes::from(with_newline(why))))
+                    .expect("static response");
+            }
+            Err(None) => {
+                return http::Response::builder()
+                    .status(404)
+                    .header(SANDBOX_MISSING, "1")
+                    .body(Full::new(Bytes::from(format!(
+                        "no sandbox {id} on this worker\n"
+                    ))))
+                    .expect("static response");
+            }
         };
         let result = {
             // Counted until the invocation ends, also when the gateway gives up on it.
@@ -395,7 +460,7 @@ impl SandboxHost {
                 http::Response::builder()
                     .status(error.kind.http_status())
                     .header("content-type", "text/plain; charset=utf-8")
-                    .body(Full::new(Bytes::from(format!("{}\n", error.message))))
+                    .body(Full::new(Bytes::from(with_newline(error.message))))
                     .expect("status from a known kind")
             }
         }
@@ -408,7 +473,7 @@ impl SandboxHost {
             let mut sandboxes = self.sandboxes.write().unwrap();
             ids.iter().filter_map(|id| sandboxes.remove(id)).collect()
         };
-        self.forget(ids.iter());
+        self.forget(ids.iter().map(|id| (id.clone(), None)));
         for sandbox in removed {
             tokio::spawn(async move {
                 let deadline = tokio::time::Instant::now() + sandbox.spec.limits.timeout();
@@ -552,7 +617,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_held_request_ends_as_missing_when_its_creation_fails() {
+    async fn a_held_request_gets_the_reason_its_creation_failed() {
         let dir = tempfile::tempdir().unwrap();
         let host = host(&dir);
         let held = host.invoke("s2", Duration::from_secs(60), request());
@@ -563,7 +628,13 @@ mod tests {
         });
         let (response, reply) = within.await.expect("the failure ended the hold");
         assert_eq!(reply.failed.len(), 1);
-        assert!(is_missing(&response));
+        assert_eq!(response.status(), 502);
+        assert!(!is_missing(&response));
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            String::from_utf8_lossy(&body).contains("unreadable function spec"),
+            "{body:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -39,11 +39,7 @@ impl WorkerRpc for WorkerService {
         request: Request<proto::LogRequest>,
     ) -> Result<Response<Self::LogsStream>, Status> {
         let query = baton_api::query_from_wire(request.get_ref());
-        // A follower waits for sandboxes not created yet; a one-off read makes nothing.
-        let logs = match query.follow {
-            true => Some(self.0.logs_of(&query.name)),
-            false => self.0.logs.lock().unwrap().get(&query.name).cloned(),
-        };
+        let logs = self.0.function_logs(&query);
         let (tx, rx) = tokio::sync::mpsc::channel(LOG_STREAM_BUFFER);
         if let Some(logs) = logs {
             let lines = logs.query(&query);

@@ -1,0 +1,189 @@
+//! `baton up` as the cluster in one process: the control plane, one managed worker and a
+//! gateway, the same components as `baton control`, `baton worker` and `baton gateway`, wired
+//! through in-process transports (the cluster protocol's messages without a socket, and
+//! invocations called straight into the worker).
+
+use async_trait::async_trait;
+use baton_api::cluster::control_server::ControlServer;
+use baton_api::cluster_auth::{MAX_MESSAGE_BYTES, control_client, in_process};
+use baton_api::data_plane::SANDBOX_MISSING;
+use baton_api::{
+    ApiError, DeployMode, DeployRequest, FunctionAdmin, FunctionStatus, LogEntries, LogQuery,
+};
+use baton_control::ControlPlane;
+use baton_control::Store;
+use baton_control::cluster::{Cluster, ClusterConfig, ClusterHost, ControlService};
+use baton_gateway::cluster::{
+    ClusterGatewayConfig, ClusterInvoker, DataPlane, Forward, SandboxCall,
+};
+use baton_runtime::{ArtifactStore, Runtime};
+use baton_worker::managed::{ManagedConfig, SandboxHost};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The worker's address as the control plane knows it: not a socket.
+const IN_PROCESS: &str = "in-process";
+
+/// The running roles of a node.
+pub struct OnePlatform {
+    /// The gateway's invoker: routing, queueing, scale from zero.
+    pub invoker: Arc<ClusterInvoker>,
+    /// The admin API: the control plane, with logs read from the worker.
+    pub admin: Arc<dyn FunctionAdmin>,
+    /// The registry.
+    pub control: Arc<ControlPlane>,
+}
+
+/// Starts the control plane, the worker and the gateway over `store`, running sandboxes
+/// through `runtime`; returns once the worker has registered.
+pub async fn start(
+    config: ClusterConfig,
+    store: Arc<dyn Store>,
+    runtime: Arc<dyn Runtime>,
+    artifacts: ArtifactStore,
+    log_lines: usize,
+) -> anyhow::Result<OnePlatform> {
+    let cluster = Cluster::new(config, store.clone(), runtime.clone())?;
+    let control = Arc::new(
+        ControlPlane::open(
+            store,
+            Arc::new(ClusterHost(cluster.clone())),
+            artifacts.clone(),
+        )
+        .await?,
+    );
+    let control_transport = in_process(
+        ControlServer::new(ControlService::new(
+            control.clone(),
+            cluster.clone(),
+            artifacts.clone(),
+        ))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    );
+    let host = SandboxHost::with_control(
+        ManagedConfig {
+            id: "local".into(),
+            grpc_address: IN_PROCESS.into(),
+            data_address: IN_PROCESS.into(),
+            cpu_cores: std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64),
+            memory_bytes: baton_runtime::resources::memory_bytes().unwrap_or(8 << 30),
+            log_lines,
+            token: None,
+            state_address: String::new(),
+        },
+        runtime,
+        artifacts,
+        control_client(control_transport.clone()),
+        None,
+    );
+    cluster.connect_in_process(IN_PROCESS, in_process(host.grpc_service()));
+    cluster.recover().await?;
+    cluster.spawn_loops();
+    tokio::spawn(host.clone().run());
+    let invoker = ClusterInvoker::start_with(
+        ClusterGatewayConfig {
+            id: "local".into(),
+            address: IN_PROCESS.into(),
+            control: IN_PROCESS.into(),
+            load_balancing: "least-in-flight".into(),
+            metrics_interval: Duration::from_secs(1),
+            auth: Default::default(),
+        },
+        control_client(control_transport),
+        Arc::new(LocalDataPlane(host.clone())),
+    )?;
+    // Ready once the worker is registered and the gateway follows the control plane.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !(invoker.is_connected() && cluster.nodes().workers.iter().any(|w| w.alive)) {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the node's worker did not register with its control plane"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let admin = Arc::new(NodeAdmin {
+        control: control.clone(),
+        host,
+        gateway: invoker.clone(),
+    });
+    Ok(OnePlatform {
+        invoker,
+        admin,
+        control,
+    })
+}
+
+/// Invocations called straight into the worker of this process.
+struct LocalDataPlane(Arc<SandboxHost>);
+
+#[async_trait]
+impl DataPlane for LocalDataPlane {
+    async fn call(&self, call: SandboxCall<'_>) -> Result<http::Response<Bytes>, Forward> {
+        let request = http::Request::from_parts(call.parts.clone(), call.body.clone());
+        let hold = call.hold.unwrap_or(Duration::ZERO);
+        let response = self.0.invoke(call.sandbox, hold, request).await;
+        if response.headers().contains_key(SANDBOX_MISSING) {
+            return Err(Forward::Missing);
+        }
+        let (parts, body) = response.into_parts();
+        let body = match body.collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(never) => match never {},
+        };
+        Ok(http::Response::from_parts(parts, body))
+    }
+}
+
+/// The control plane's admin API, with logs read from the worker in this process.
+struct NodeAdmin {
+    control: Arc<ControlPlane>,
+    host: Arc<SandboxHost>,
+    gateway: Arc<ClusterInvoker>,
+}
+
+/// Longest a deploy or a removal waits for the node's gateway to route accordingly (the
+/// update travels in-process: microseconds, unless the node is starved).
+const SYNC_LIMIT: Duration = Duration::from_secs(10);
+
+#[async_trait]
+impl FunctionAdmin for NodeAdmin {
+    async fn deploy(
+        &self,
+        request: DeployRequest,
+        upload: Option<Bytes>,
+        mode: DeployMode,
+    ) -> Result<FunctionStatus, ApiError> {
+        let status = self.control.deploy(request, upload, mode).await?;
+        // Read-your-deploy: the next request through this node sees this version.
+        if !self
+            .gateway
+            .synced(&status.name, Some(status.version), SYNC_LIMIT)
+            .await
+        {
+            tracing::warn!(function = %status.name, "deployed, but the gateway has not caught up yet");
+        }
+        Ok(status)
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), ApiError> {
+        self.control.delete(name).await?;
+        self.gateway.synced(name, None, SYNC_LIMIT).await;
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<FunctionStatus>, ApiError> {
+        self.control.list().await
+    }
+
+    async fn get(&self, name: &str) -> Result<FunctionStatus, ApiError> {
+        self.control.get(name).await
+    }
+
+    async fn logs(&self, query: LogQuery) -> Result<LogEntries, ApiError> {
+        self.control.get(&query.name).await?;
+        Ok(self.host.logs(&query))
+    }
+}
