@@ -247,6 +247,10 @@ pub struct BenchClusterArgs {
     /// (until they report an idle CPU) (cold-starts).
     #[arg(long, default_value_t = 120)]
     pub settle: u64,
+    /// cold-starts on one `baton up` (the same path in one process) instead of a cluster of
+    /// processes; --workers is ignored.
+    #[arg(long)]
+    pub node: bool,
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,

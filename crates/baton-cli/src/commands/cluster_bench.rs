@@ -303,8 +303,135 @@ async fn recovery(args: &BenchClusterArgs) -> anyhow::Result<Value> {
     }))
 }
 
+/// Where cold starts are measured: a cluster of processes, or one `baton up`.
+enum ColdTarget {
+    Cluster(Box<Setup>),
+    Node {
+        node: Box<Proc>,
+        url: String,
+        token: String,
+        _dir: tempfile::TempDir,
+    },
+}
+
+impl ColdTarget {
+    async fn start(args: &BenchClusterArgs) -> anyhow::Result<ColdTarget> {
+        if !args.node {
+            return Ok(ColdTarget::Cluster(Box::new(
+                Setup::start(args.workers, false).await?,
+            )));
+        }
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("node");
+        let up = [
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--examples",
+            "false",
+            "--data-dir",
+            data.to_str().unwrap_or("node"),
+        ]
+        .map(String::from);
+        let node = spawn(&up, "baton listening on ").await?;
+        let url = node
+            .line
+            .strip_prefix("baton listening on ")
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_default()
+            .to_owned();
+        let token = crate::token::read(&data).context("the node's admin token")?;
+        let node = Box::new(node);
+        Ok(ColdTarget::Node {
+            node,
+            url,
+            token,
+            _dir: dir,
+        })
+    }
+
+    fn gateway_url(&self) -> String {
+        match self {
+            ColdTarget::Cluster(setup) => setup.gateway_url(),
+            ColdTarget::Node { url, .. } => url.clone(),
+        }
+    }
+
+    async fn deploy(&self, name: &str, component: &[u8]) -> anyhow::Result<()> {
+        let (url, token) = match self {
+            ColdTarget::Cluster(setup) => {
+                return setup
+                    .deploy(json!({"service": name}), Some(component.to_vec()))
+                    .await;
+            }
+            ColdTarget::Node { url, token, .. } => (url, token),
+        };
+        let request = http::Request::post(format!("{url}/system/functions"))
+            .header("content-type", "application/wasm")
+            .header("x-baton-deployment", json!({"service": name}).to_string())
+            .header("authorization", format!("Bearer {token}"))
+            .body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(
+                component,
+            )))?;
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        let response = client.request(request).await?;
+        if !response.status().is_success() {
+            bail!("deploying {name}: {}", response.status());
+        }
+        Ok(())
+    }
+
+    /// Waits until the workers have finished preparing what was deployed (their CPU is
+    /// idle), at most until `deadline`.
+    async fn settle(&self, deadline: Instant) -> anyhow::Result<()> {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        while Instant::now() < deadline {
+            let idle = match self {
+                ColdTarget::Cluster(setup) => {
+                    let nodes = setup.nodes().await?;
+                    nodes.workers.iter().all(|w| w.cpu_used < 0.05)
+                }
+                ColdTarget::Node { node, .. } => {
+                    let ticks = |pid| -> Option<f64> {
+                        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                        let after = stat
+                            .rsplit_once(')')?
+                            .1
+                            .split_whitespace()
+                            .collect::<Vec<_>>();
+                        Some(
+                            after.get(11)?.parse::<f64>().ok()?
+                                + after.get(12)?.parse::<f64>().ok()?,
+                        )
+                    };
+                    let pid = node.child.id().unwrap_or_default();
+                    let before = ticks(pid).unwrap_or_default();
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let used = ticks(pid).unwrap_or_default() - before;
+                    // Less than 5 % of a core over the half second.
+                    used <= 0.025 * procfs_ticks() as f64
+                }
+            };
+            if idle {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Ok(())
+    }
+}
+
+/// Clock ticks per second, as `/proc/<pid>/stat` counts CPU time.
+fn procfs_ticks() -> u64 {
+    // SAFETY: sysconf takes an integer name and reads no memory of ours.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).unwrap_or(100)
+}
+
 async fn cold_starts(args: &BenchClusterArgs) -> anyhow::Result<Value> {
-    let setup = Setup::start(args.workers, false).await?;
+    let setup = ColdTarget::start(args).await?;
     let component = baton_guests::HELLO.to_vec();
     let rates: Vec<f64> = args
         .rates
@@ -320,24 +447,17 @@ async fn cold_starts(args: &BenchClusterArgs) -> anyhow::Result<Value> {
     eprintln!("deploying {total} functions ...");
     for chunk in (0..total).collect::<Vec<_>>().chunks(8) {
         futures_util::future::try_join_all(chunk.iter().map(|i| {
-            setup.deploy(
-                json!({"service": format!("cold{i}")}),
-                Some(component.clone()),
-            )
+            let name = format!("cold{i}");
+            let (setup, component) = (&setup, &component);
+            async move { setup.deploy(&name, component).await }
         }))
         .await?;
     }
     // Let every worker finish preparing (the pre-pull each deploy triggers): wait until the
     // workers report an idle CPU, at most `--settle` seconds.
-    let deadline = Instant::now() + Duration::from_secs(args.settle);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    while Instant::now() < deadline {
-        let nodes = setup.nodes().await?;
-        if nodes.workers.iter().all(|w| w.cpu_used < 0.05) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    setup
+        .settle(Instant::now() + Duration::from_secs(args.settle))
+        .await?;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .pool_max_idle_per_host(256)
         .build_http::<http_body_util::Full<bytes::Bytes>>();
@@ -410,7 +530,8 @@ async fn cold_starts(args: &BenchClusterArgs) -> anyhow::Result<Value> {
         );
     }
     Ok(
-        json!({"scenario": "cold-starts", "workers": args.workers, "runtime": "wasm (hello)", "rates": results}),
+        json!({"scenario": "cold-starts", "target": if args.node { "baton up" } else { "cluster" },
+            "workers": if args.node { 1 } else { args.workers }, "runtime": "wasm (hello)", "rates": results}),
     )
 }
 
