@@ -109,10 +109,13 @@ async fn a_full_queue_answers_429_with_retry_after() {
             .status,
         201
     );
+    // Warm first: requests waiting for a cold start count against the queue too, so four
+    // calls to a function at zero would race its creation.
+    assert_eq!(node.get("/function/slow/sleep?ms=1").await.status, 200);
     let calls: Vec<_> = (0..4)
         .map(|_| {
             let node = node.clone();
-            tokio::spawn(async move { node.get("/function/slow/sleep?ms=1500").await })
+            tokio::spawn(async move { node.get("/function/slow/sleep?ms=3000").await })
         })
         .collect();
     let mut statuses = Vec::new();
