@@ -4,12 +4,11 @@
 use crate::cli::{ControlArgs, GatewayArgs, WorkerArgs};
 use crate::state::{RunningState, StateConfig};
 use anyhow::{Context, bail};
-use baton_api::cluster::control_server::ControlServer;
-use baton_api::cluster_auth::{ClientAuth, MAX_MESSAGE_BYTES, ServerAuth};
+use baton_api::cluster_auth::{ClientAuth, ServerAuth};
 use baton_api::{FunctionAdmin, Invoker, parse_duration, parse_memory};
 use baton_control::autoscaler::KpaConfig;
-use baton_control::cluster::{Cluster, ClusterConfig, ClusterHost, ControlService};
-use baton_control::{ControlPlane, open_store};
+use baton_control::cluster::{ClusterConfig, open_control};
+use baton_control::open_store;
 use baton_gateway::cluster::{ClusterAdmin, ClusterGatewayConfig, ClusterInvoker};
 use baton_runtime::fake::FakeRuntime;
 use baton_runtime::process::{ProcessConfig, ProcessRuntime};
@@ -88,29 +87,12 @@ pub async fn control(args: ControlArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening the store {:?}", args.store))?;
     let validator: Arc<dyn Runtime> = Arc::new(wasm_runtime(&dir, &artifacts)?);
-    let cluster = Cluster::new(config, store.clone(), validator)?;
-    let registry = Arc::new(
-        ControlPlane::open(
-            store,
-            Arc::new(ClusterHost(cluster.clone())),
-            artifacts.clone(),
-        )
-        .await?,
-    );
+    let (cluster, registry, control) = open_control(config, store, validator, artifacts).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen} (in use? set --listen)"))?;
     let address = listener.local_addr()?;
-    let service = InterceptedService::new(
-        ControlServer::new(ControlService::new(
-            registry.clone(),
-            cluster.clone(),
-            artifacts,
-        ))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        ServerAuth::new(args.cluster_token.as_deref()),
-    );
+    let service = InterceptedService::new(control, ServerAuth::new(args.cluster_token.as_deref()));
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service)

@@ -4,15 +4,14 @@
 //! invocations called straight into the worker).
 
 use async_trait::async_trait;
-use baton_api::cluster::control_server::ControlServer;
-use baton_api::cluster_auth::{MAX_MESSAGE_BYTES, control_client, in_process};
+use baton_api::cluster_auth::{control_client, in_process};
 use baton_api::data_plane::SANDBOX_MISSING;
 use baton_api::{
     ApiError, DeployMode, DeployRequest, FunctionAdmin, FunctionStatus, LogEntries, LogQuery,
 };
 use baton_control::ControlPlane;
 use baton_control::Store;
-use baton_control::cluster::{Cluster, ClusterConfig, ClusterHost, ControlService};
+use baton_control::cluster::{ClusterConfig, open_control};
 use baton_gateway::cluster::{
     ClusterGatewayConfig, ClusterInvoker, DataPlane, Forward, SandboxCall,
 };
@@ -45,24 +44,9 @@ pub async fn start(
     artifacts: ArtifactStore,
     log_lines: usize,
 ) -> anyhow::Result<OnePlatform> {
-    let cluster = Cluster::new(config, store.clone(), runtime.clone())?;
-    let control = Arc::new(
-        ControlPlane::open(
-            store,
-            Arc::new(ClusterHost(cluster.clone())),
-            artifacts.clone(),
-        )
-        .await?,
-    );
-    let control_transport = in_process(
-        ControlServer::new(ControlService::new(
-            control.clone(),
-            cluster.clone(),
-            artifacts.clone(),
-        ))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES),
-    );
+    let (cluster, control, server) =
+        open_control(config, store, runtime.clone(), artifacts.clone()).await?;
+    let control_transport = in_process(server);
     let host = SandboxHost::with_control(
         ManagedConfig {
             id: "local".into(),

@@ -16,7 +16,7 @@ mod scaling;
 mod service;
 
 pub use host::ClusterHost;
-pub use service::ControlService;
+pub use service::{ControlService, open_control};
 
 use crate::autoscaler::{ConcurrencyWindow, KpaConfig, KpaState};
 use crate::placement::{Demand, Placement, WorkerLoad, placement_policy};

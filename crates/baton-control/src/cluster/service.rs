@@ -3,8 +3,9 @@
 
 use super::Cluster;
 use crate::ControlPlane;
-use baton_api::cluster::control_server::Control;
+use baton_api::cluster::control_server::{Control, ControlServer};
 use baton_api::cluster::{self as proto, GatewayUpdate};
+use baton_api::cluster_auth::MAX_MESSAGE_BYTES;
 use baton_api::{ApiError, DeployMode, DeployRequest, FunctionAdmin};
 use baton_runtime::ArtifactStore;
 use bytes::Bytes;
@@ -23,6 +24,38 @@ pub struct ControlService {
     registry: Arc<ControlPlane>,
     cluster: Arc<Cluster>,
     artifacts: ArtifactStore,
+}
+
+/// The control plane of a cluster, opened: the cluster manager over `store`, checking
+/// components with `validator`, and the registry whose host it is; then the gRPC service of
+/// both (served on a socket by `baton control`, called in-process by `baton up`).
+pub async fn open_control(
+    config: super::ClusterConfig,
+    store: Arc<dyn crate::Store>,
+    validator: Arc<dyn baton_runtime::Runtime>,
+    artifacts: ArtifactStore,
+) -> anyhow::Result<(
+    Arc<Cluster>,
+    Arc<ControlPlane>,
+    ControlServer<ControlService>,
+)> {
+    let cluster = Cluster::new(config, store.clone(), validator)?;
+    let registry = Arc::new(
+        ControlPlane::open(
+            store,
+            Arc::new(super::ClusterHost(cluster.clone())),
+            artifacts.clone(),
+        )
+        .await?,
+    );
+    let server = ControlServer::new(ControlService::new(
+        registry.clone(),
+        cluster.clone(),
+        artifacts,
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    Ok((cluster, registry, server))
 }
 
 impl ControlService {
