@@ -9,7 +9,7 @@ use baton_api::{FunctionAdmin, Invoker, parse_duration, parse_memory};
 use baton_control::autoscaler::KpaConfig;
 use baton_control::cluster::{ClusterConfig, open_control};
 use baton_control::open_store;
-use baton_gateway::cluster::{ClusterAdmin, ClusterGatewayConfig, ClusterInvoker};
+use baton_gateway::cluster::{ClusterAdmin, ClusterGatewayConfig, ClusterInvoker, SyncedAdmin};
 use baton_runtime::fake::FakeRuntime;
 use baton_runtime::process::{ProcessConfig, ProcessRuntime};
 use baton_runtime::wasm::{CompileCache, WasmConfig, WasmRuntime};
@@ -134,7 +134,10 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         metrics_interval: duration(&args.metrics_interval, "metrics-interval")?,
         auth: auth.clone(),
     })?;
-    let admin = Arc::new(ClusterAdmin::new(&args.control, &auth)?);
+    let admin = Arc::new(SyncedAdmin::new(
+        Arc::new(ClusterAdmin::new(&args.control, &auth)?),
+        invoker.clone(),
+    ));
     let metrics_source = invoker.clone();
     let router = baton_gateway::router(
         baton_gateway::GatewayConfig {

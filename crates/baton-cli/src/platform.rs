@@ -13,7 +13,7 @@ use baton_control::ControlPlane;
 use baton_control::Store;
 use baton_control::cluster::{ClusterConfig, open_control};
 use baton_gateway::cluster::{
-    ClusterGatewayConfig, ClusterInvoker, DataPlane, Forward, SandboxCall,
+    ClusterGatewayConfig, ClusterInvoker, DataPlane, Forward, SandboxCall, SyncedAdmin,
 };
 use baton_runtime::{ArtifactStore, Runtime};
 use baton_worker::managed::{ManagedConfig, SandboxHost};
@@ -88,11 +88,13 @@ pub async fn start(
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let admin = Arc::new(NodeAdmin {
-        control: control.clone(),
-        host,
-        gateway: invoker.clone(),
-    });
+    let admin = Arc::new(SyncedAdmin::new(
+        Arc::new(NodeAdmin {
+            control: control.clone(),
+            host,
+        }),
+        invoker.clone(),
+    ));
     Ok(OnePlatform {
         invoker,
         admin,
@@ -125,12 +127,7 @@ impl DataPlane for LocalDataPlane {
 struct NodeAdmin {
     control: Arc<ControlPlane>,
     host: Arc<SandboxHost>,
-    gateway: Arc<ClusterInvoker>,
 }
-
-/// Longest a deploy or a removal waits for the node's gateway to route accordingly (the
-/// update travels in-process: microseconds, unless the node is starved).
-const SYNC_LIMIT: Duration = Duration::from_secs(10);
 
 #[async_trait]
 impl FunctionAdmin for NodeAdmin {
@@ -140,22 +137,11 @@ impl FunctionAdmin for NodeAdmin {
         upload: Option<Bytes>,
         mode: DeployMode,
     ) -> Result<FunctionStatus, ApiError> {
-        let status = self.control.deploy(request, upload, mode).await?;
-        // Read-your-deploy: the next request through this node sees this version.
-        if !self
-            .gateway
-            .synced(&status.name, Some(status.version), SYNC_LIMIT)
-            .await
-        {
-            tracing::warn!(function = %status.name, "deployed, but the gateway has not caught up yet");
-        }
-        Ok(status)
+        self.control.deploy(request, upload, mode).await
     }
 
     async fn delete(&self, name: &str) -> Result<(), ApiError> {
-        self.control.delete(name).await?;
-        self.gateway.synced(name, None, SYNC_LIMIT).await;
-        Ok(())
+        self.control.delete(name).await
     }
 
     async fn list(&self) -> Result<Vec<FunctionStatus>, ApiError> {

@@ -12,9 +12,11 @@ mod admin;
 mod data;
 mod logs;
 mod route;
+mod synced;
 
 pub use admin::ClusterAdmin;
 pub use data::{DataPlane, Forward, HttpDataPlane, SandboxCall};
+pub use synced::SyncedAdmin;
 
 use crate::balance::{LoadBalancer, load_balancer};
 use async_trait::async_trait;
