@@ -271,7 +271,7 @@ async fn functions_scale_from_zero_on_any_gateway_and_back_to_zero() {
 
     // Deployed through one gateway, served by both; the first call is a cold start.
     assert!(
-        eventually(Duration::from_secs(10), || async {
+        eventually(Duration::from_secs(60), || async {
             b.get("/system/functions").await.text().contains("hello")
         })
         .await
@@ -282,7 +282,7 @@ async fn functions_scale_from_zero_on_any_gateway_and_back_to_zero() {
     assert_eq!(first.header("x-baton-cold-start"), "true");
     // The other gateway learns of the new sandbox from the control plane's stream.
     assert!(
-        eventually(Duration::from_secs(10), || async {
+        eventually(Duration::from_secs(60), || async {
             a.get("/metrics")
                 .await
                 .text()
@@ -306,7 +306,7 @@ async fn functions_scale_from_zero_on_any_gateway_and_back_to_zero() {
 
     // Idle past the grace period: back to zero, and the next call is cold again.
     assert!(
-        eventually(Duration::from_secs(20), || async {
+        eventually(Duration::from_secs(60), || async {
             cluster.sandbox_count("hello").await == 0
         })
         .await,
@@ -431,7 +431,7 @@ async fn killing_a_worker_fails_only_its_in_flight_requests() {
     )
     .await;
     assert!(
-        eventually(Duration::from_secs(20), || async {
+        eventually(Duration::from_secs(60), || async {
             cluster
                 .placement("busy")
                 .await
@@ -525,7 +525,7 @@ async fn control_plane_restart(store: &str, dir: &Path) {
     .await;
     deploy(gateway, "echo", baton_guests::ECHO, json!({})).await;
     assert!(
-        eventually(Duration::from_secs(10), || async {
+        eventually(Duration::from_secs(60), || async {
             cluster.sandbox_count("hello").await == 2
         })
         .await
@@ -557,13 +557,13 @@ async fn control_plane_restart(store: &str, dir: &Path) {
     cluster.start_control();
     // No registration lost; the running sandboxes are adopted, not recreated.
     assert!(
-        eventually(Duration::from_secs(10), || async {
+        eventually(Duration::from_secs(60), || async {
             cluster.gateways[0].names().await == vec!["echo".to_owned(), "hello".to_owned()]
         })
         .await
     );
     assert!(
-        eventually(Duration::from_secs(10), || async {
+        eventually(Duration::from_secs(60), || async {
             let mut now = cluster.placement("hello").await;
             let mut was = before.clone();
             now.sort();
@@ -577,7 +577,7 @@ async fn control_plane_restart(store: &str, dir: &Path) {
     // Both gateways are back in sync: a new function reaches them and is served.
     deploy(&cluster.gateways[0], "late", baton_guests::ECHO, json!({})).await;
     assert!(
-        eventually(Duration::from_secs(10), || async {
+        eventually(Duration::from_secs(60), || async {
             cluster.gateways[1].post("/function/late", "").await.status != 404
         })
         .await,
@@ -726,7 +726,7 @@ async fn state_replicates_across_workers_and_a_restarted_worker_catches_up() {
     let (victim, mut role) = cluster.workers.remove(2);
     role.kill();
     assert!(
-        eventually(Duration::from_secs(10), || async {
+        eventually(Duration::from_secs(60), || async {
             cluster
                 .placement("counter")
                 .await

@@ -5,8 +5,8 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// Generous deadline for convergence (anti-entropy runs every 200 ms in these clusters).
-const CONVERGE: Duration = Duration::from_secs(30);
+/// A deadline against hangs for convergence (anti-entropy runs every 200 ms in these clusters).
+const CONVERGE: Duration = Duration::from_secs(60);
 
 struct Cluster {
     _dir: tempfile::TempDir,
