@@ -168,6 +168,13 @@ pub struct WorkerArgs {
     /// Run no state agent: functions get no `baton:platform/state` and no `BATON_API`.
     #[arg(long)]
     pub no_state: bool,
+    /// When a state write is acknowledged: `durable` (after its fsync) or `async`.
+    #[arg(long, env = "BATON_STATE_DURABILITY", default_value = "durable")]
+    pub state_durability: String,
+    /// The admin token of the worker's platform API (every namespace) [default: one made
+    /// in the data directory, `admin-token`, mode 0600].
+    #[arg(long, env = "BATON_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Log format: `text` or `json`.
     #[arg(long, env = "BATON_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -198,7 +205,8 @@ pub enum BenchCommand {
 
 #[derive(Debug, Args)]
 pub struct BenchStateArgs {
-    /// Nodes to start (each a `baton up` on loopback, all peers of each other).
+    /// Nodes to start (each a `baton up` on loopback, all peers of each other; with
+    /// --cluster, workers).
     #[arg(long, default_value_t = 5)]
     pub nodes: usize,
     /// Allreduce runs per system.
@@ -216,6 +224,10 @@ pub struct BenchStateArgs {
     /// Writes timed for convergence.
     #[arg(long, default_value_t = 300)]
     pub writes: usize,
+    /// Run on a cluster (control plane, gateway and --nodes workers, each worker with its
+    /// state agent) instead of --nodes `baton up` peers.
+    #[arg(long)]
+    pub cluster: bool,
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,

@@ -271,12 +271,19 @@ async fn real_runtime(
                     secret: args.cluster_token.clone(),
                     ..ReplicationConfig::default()
                 },
-                durability: Durability::Durable,
+                durability: match args.state_durability.as_str() {
+                    "durable" => Durability::Durable,
+                    "async" => Durability::Async,
+                    other => bail!("--state-durability {other:?}: expected durable or async"),
+                },
                 limits: Limits::default(),
                 fault_injection: false,
             };
             // Tools on this machine reach every namespace with it, as on a node.
-            let admin = crate::token::load_or_create(dir)?;
+            let admin = match &args.token {
+                Some(token) => token.clone(),
+                None => crate::token::load_or_create(dir)?,
+            };
             let capabilities = baton_state::Capabilities::new(Some(admin));
             let running = crate::state::start(&config, dir, capabilities.clone()).await?;
             Some((Arc::new(running), capabilities))

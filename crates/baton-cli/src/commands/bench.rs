@@ -179,6 +179,23 @@ impl LocalNode {
         })
     }
 
+    /// A cluster worker seen as a node: `child` is the worker process, `url` the gateway in
+    /// front of it, `state_api` its platform API.
+    pub(super) fn worker(
+        child: tokio::process::Child,
+        url: String,
+        state_api: String,
+        token: String,
+    ) -> anyhow::Result<Self> {
+        Ok(LocalNode {
+            child,
+            url,
+            state_api: Some(state_api),
+            token,
+            _dir: tempfile::tempdir()?,
+        })
+    }
+
     /// The node's resident memory in bytes (Linux).
     pub(super) fn rss_bytes(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;

@@ -24,12 +24,14 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A role process, killed on drop.
-struct Proc {
-    child: tokio::process::Child,
-    line: String,
+pub(super) struct Proc {
+    pub(super) child: tokio::process::Child,
+    /// Its readiness line.
+    pub(super) line: String,
 }
 
-async fn spawn(args: &[String], ready: &str) -> anyhow::Result<Proc> {
+/// Starts `baton <args>` and waits for its stdout line starting with `ready`.
+pub(super) async fn spawn(args: &[String], ready: &str) -> anyhow::Result<Proc> {
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
         .args(args)
         .env("BATON_LOG", "warn")
@@ -366,21 +368,7 @@ impl ColdTarget {
             }
             ColdTarget::Node { url, token, .. } => (url, token),
         };
-        let request = http::Request::post(format!("{url}/system/functions"))
-            .header("content-type", "application/wasm")
-            .header("x-baton-deployment", json!({"service": name}).to_string())
-            .header("authorization", format!("Bearer {token}"))
-            .body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(
-                component,
-            )))?;
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http();
-        let response = client.request(request).await?;
-        if !response.status().is_success() {
-            bail!("deploying {name}: {}", response.status());
-        }
-        Ok(())
+        upload(url, token, name, component).await
     }
 
     /// Waits until the workers have finished preparing what was deployed (their CPU is
@@ -421,6 +409,29 @@ impl ColdTarget {
         }
         Ok(())
     }
+}
+
+/// Deploys `component` as `name` through the gateway at `url` (`POST /system/functions`).
+pub(super) async fn upload(
+    url: &str,
+    token: &str,
+    name: &str,
+    component: &[u8],
+) -> anyhow::Result<()> {
+    let request = http::Request::post(format!("{url}/system/functions"))
+        .header("content-type", "application/wasm")
+        .header("x-baton-deployment", json!({"service": name}).to_string())
+        .header("authorization", format!("Bearer {token}"))
+        .body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(
+            component,
+        )))?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let response = client.request(request).await?;
+    if !response.status().is_success() {
+        bail!("deploying {name}: {}", response.status());
+    }
+    Ok(())
 }
 
 /// Clock ticks per second, as `/proc/<pid>/stat` counts CPU time.

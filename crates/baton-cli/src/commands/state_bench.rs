@@ -14,6 +14,7 @@
 //!   each node's resident memory.
 
 use super::bench::LocalNode;
+use super::cluster_bench::{Proc, spawn, upload};
 use crate::cli::BenchStateArgs;
 use anyhow::{Context, bail};
 use bytes::Bytes;
@@ -104,6 +105,99 @@ async fn start_nodes(n: usize, durability: &str, token: &str) -> anyhow::Result<
     // Let every link connect before measuring.
     tokio::time::sleep(Duration::from_millis(500)).await;
     Ok(nodes)
+}
+
+/// A cluster: a control plane, one gateway and `n` workers with their state agents (peers
+/// through the control plane's membership). Each "node" is the gateway with one worker's
+/// platform API: calls go through the gateway (the cluster places the sandboxes), reads go
+/// to each worker. The other processes are returned to be kept alive.
+async fn start_cluster(
+    n: usize,
+    durability: &str,
+    token: &str,
+) -> anyhow::Result<(Vec<LocalNode>, Vec<Proc>, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let control_url = format!("http://127.0.0.1:{port}");
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    eprintln!("starting the control plane, {n} workers and a gateway");
+    let control = spawn(
+        &[
+            "control",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+            &path("control"),
+        ]
+        .map(String::from),
+        "baton control listening",
+    )
+    .await?;
+    let mut workers = Vec::new();
+    for i in 0..n {
+        let id = format!("w{i}");
+        let worker = spawn(
+            &[
+                "worker",
+                "--control",
+                &control_url,
+                "--id",
+                &id,
+                "--data-dir",
+                &path(&id),
+                "--state-durability",
+                durability,
+                "--token",
+                token,
+            ]
+            .map(String::from),
+            "baton worker",
+        )
+        .await?;
+        workers.push(worker);
+    }
+    let gateway = spawn(
+        &[
+            "gateway",
+            "--control",
+            &control_url,
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            token,
+        ]
+        .map(String::from),
+        "baton gateway listening on ",
+    )
+    .await?;
+    let url = gateway
+        .line
+        .strip_prefix("baton gateway listening on ")
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_default()
+        .to_owned();
+    upload(&url, token, "hello", baton_guests::HELLO).await?;
+    upload(&url, token, "allreduce", baton_guests::ALLREDUCE).await?;
+    let mut nodes = Vec::new();
+    for worker in workers {
+        let api = worker
+            .line
+            .split_once(" state-api ")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .context("a worker without a state API")?
+            .to_owned();
+        nodes.push(LocalNode::worker(
+            worker.child,
+            url.clone(),
+            api,
+            token.to_owned(),
+        )?);
+    }
+    // Let every agent learn its peers (one heartbeat) and connect before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok((nodes, vec![control, gateway], dir))
 }
 
 fn api(node: &LocalNode) -> &str {
@@ -413,7 +507,14 @@ pub async fn run(args: BenchStateArgs) -> anyhow::Result<ExitCode> {
         Client::builder(TokioExecutor::new()).build_http(),
         token.clone(),
     );
-    let nodes = start_nodes(args.nodes, &args.durability, &token).await?;
+    let (nodes, _roles, _dir) = match args.cluster {
+        true => start_cluster(args.nodes, &args.durability, &token).await?,
+        false => (
+            start_nodes(args.nodes, &args.durability, &token).await?,
+            Vec::new(),
+            tempfile::tempdir()?,
+        ),
+    };
     let idle_rss: Vec<u64> = nodes.iter().filter_map(LocalNode::rss_bytes).collect();
     let redis = if args.redis == "none" {
         None
@@ -460,7 +561,11 @@ pub async fn run(args: BenchStateArgs) -> anyhow::Result<ExitCode> {
     let single = counter_rate(&http, &nodes[0], 64, 1, args.seconds).await?;
     eprintln!("convergence over {} writes...", args.writes);
     let converge = convergence(&http, &nodes, args.writes).await?;
-    let (set_delta, set_state) = set_bytes(&http, &nodes, 2000).await?;
+    // Workers serve no /metrics of their own yet: the bytes are measured on nodes only.
+    let (set_delta, set_state) = match args.cluster {
+        true => (f64::NAN, f64::NAN),
+        false => set_bytes(&http, &nodes, 2000).await?,
+    };
     let mib = |v: &[u64]| {
         v.iter()
             .map(|b| *b as f64 / (1 << 20) as f64)
