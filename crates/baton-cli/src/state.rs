@@ -1,7 +1,6 @@
 //! The `[state]` section of the node config and the start of the node's state agent.
 
 use crate::cli::UpArgs;
-use crate::config::duration;
 use anyhow::{Context, bail};
 use baton_state::{Agent, Durability, Limits, Replication, ReplicationConfig, StateMetrics};
 use serde::Deserialize;
@@ -36,6 +35,10 @@ pub struct StateConfig {
     pub durability: Durability,
     pub limits: Limits,
     pub fault_injection: bool,
+}
+
+fn duration(text: &str, key: &str) -> anyhow::Result<std::time::Duration> {
+    baton_api::parse_duration(text).map_err(|e| anyhow::anyhow!("{key}: {e}"))
 }
 
 fn address(text: &str, key: &str) -> anyhow::Result<SocketAddr> {

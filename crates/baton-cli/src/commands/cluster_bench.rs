@@ -30,6 +30,17 @@ pub(super) struct Proc {
     pub(super) line: String,
 }
 
+impl Proc {
+    /// The first word after `prefix` in the readiness line: the address a role announced.
+    pub(super) fn announced(&self, prefix: &str) -> String {
+        self.line
+            .strip_prefix(prefix)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
 /// Starts `baton <args>` and waits for its stdout line starting with `ready`.
 pub(super) async fn spawn(args: &[String], ready: &str) -> anyhow::Result<Proc> {
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
@@ -153,12 +164,7 @@ impl Setup {
     }
 
     fn gateway_url(&self) -> String {
-        self.gateway
-            .line
-            .strip_prefix("baton gateway listening on ")
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or_default()
-            .to_owned()
+        self.gateway.announced("baton gateway listening on ")
     }
 
     async fn deploy(&self, request: Value, upload: Option<Vec<u8>>) -> anyhow::Result<()> {
@@ -336,12 +342,7 @@ impl ColdTarget {
         ]
         .map(String::from);
         let node = spawn(&up, "baton listening on ").await?;
-        let url = node
-            .line
-            .strip_prefix("baton listening on ")
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or_default()
-            .to_owned();
+        let url = node.announced("baton listening on ");
         let token = crate::token::read(&data).context("the node's admin token")?;
         let node = Box::new(node);
         Ok(ColdTarget::Node {

@@ -172,12 +172,7 @@ async fn start_cluster(
         "baton gateway listening on ",
     )
     .await?;
-    let url = gateway
-        .line
-        .strip_prefix("baton gateway listening on ")
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_default()
-        .to_owned();
+    let url = gateway.announced("baton gateway listening on ");
     upload(&url, token, "hello", baton_guests::HELLO).await?;
     upload(&url, token, "allreduce", baton_guests::ALLREDUCE).await?;
     let mut nodes = Vec::new();
