@@ -15,7 +15,7 @@ use baton_runtime::process::{ProcessConfig, ProcessRuntime};
 use baton_runtime::wasm::{CompileCache, WasmConfig, WasmRuntime};
 use baton_runtime::{ArtifactStore, Runtime, Runtimes};
 use baton_state::{Durability, Limits, ReplicationConfig};
-use baton_worker::managed::{self, ManagedConfig, Membership};
+use baton_worker::managed::{self, ManagedConfig, StateHooks};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -200,8 +200,12 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         None => baton_runtime::resources::memory_bytes().unwrap_or(8 << 30),
     };
     // The workers of one process share its state agent: one node, one replica.
-    let membership = state.clone().map(|state| {
-        Arc::new(move |peers: Vec<String>| state.replication.set_peers(peers)) as Membership
+    let hooks = state.clone().map(|state| StateHooks {
+        membership: {
+            let state = state.clone();
+            Arc::new(move |peers: Vec<String>| state.replication.set_peers(peers))
+        },
+        metrics: crate::node::state_metrics(state.agent.clone(), state.metrics.clone()),
     });
     let state_address = state
         .as_ref()
@@ -229,7 +233,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
             runtime.clone(),
             artifacts.clone(),
             &args.control,
-            membership.clone(),
+            hooks.clone(),
         )
         .await
         .with_context(|| format!("starting worker {id}"))?;

@@ -194,7 +194,7 @@ fn node_metrics(
 }
 
 /// Renders the state agent's metrics, refreshing the gauges that need a walk of the objects.
-fn state_metrics(
+pub(crate) fn state_metrics(
     agent: baton_state::Agent,
     metrics: baton_state::StateMetrics,
 ) -> baton_gateway::MetricsSource {

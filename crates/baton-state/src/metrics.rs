@@ -31,6 +31,7 @@ pub struct MetricsInner {
     pub(crate) dropped_messages: Family<PeerLabel, Counter>,
     pub(crate) rejected: Family<ReasonLabel, Counter>,
     pub(crate) peers_connected: Gauge,
+    pub(crate) peers: Gauge,
     pub(crate) objects: Gauge,
     pub(crate) state_bytes: Gauge,
     pub(crate) lag: Histogram,
@@ -55,6 +56,7 @@ impl Default for StateMetrics {
             dropped_messages: Family::default(),
             rejected: Family::default(),
             peers_connected: Gauge::default(),
+            peers: Gauge::default(),
             objects: Gauge::default(),
             state_bytes: Gauge::default(),
             // 100 µs to ~30 s.
@@ -100,6 +102,11 @@ impl Default for StateMetrics {
             "peers_connected",
             "Peers this node currently ships to",
             inner.peers_connected.clone(),
+        );
+        registry.register(
+            "peers",
+            "Peers this node is told to ship to (its configuration, or the cluster's membership)",
+            inner.peers.clone(),
         );
         registry.register(
             "objects",

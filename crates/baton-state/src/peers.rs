@@ -137,6 +137,7 @@ async fn manage_links(
     let mut running: HashMap<String, JoinHandle<()>> = HashMap::new();
     loop {
         let wanted = peers.borrow_and_update().clone();
+        agent.inner().metrics.peers.set(wanted.len() as i64);
         running.retain(|peer, task| {
             let keep = wanted.contains(peer);
             if !keep {
@@ -215,9 +216,9 @@ async fn link(
                 backoff = Duration::from_millis(50);
                 last_error.clear();
                 tracing::info!(%peer, "state peer connected");
-                metrics.peers_connected.inc();
+                // Counted down also when the link is aborted (the peer left the membership).
+                let _connected = Connected::new(&metrics.peers_connected);
                 let result = serve_link(&mut conn, &mut frames, &agent, &config, &label).await;
-                metrics.peers_connected.dec();
                 if let Err(error) = result {
                     tracing::warn!(%peer, %error, "state peer link lost");
                 }
@@ -235,6 +236,22 @@ async fn link(
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// One connected link in `baton_state_peers_connected`, for as long as it lives.
+struct Connected(prometheus_client::metrics::gauge::Gauge);
+
+impl Connected {
+    fn new(gauge: &prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Connected(gauge.clone())
+    }
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

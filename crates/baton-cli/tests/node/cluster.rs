@@ -69,6 +69,8 @@ struct Cluster {
     workers: Vec<(String, Role)>,
     /// Each worker's platform API (`http://…`), from its readiness line.
     state_apis: std::collections::HashMap<String, String>,
+    /// Each worker's data listener (`host:port`), where its `/metrics` is.
+    data_addresses: std::collections::HashMap<String, String>,
     gateways: Vec<Node>,
 }
 
@@ -130,7 +132,32 @@ impl Cluster {
             .and_then(|(_, rest)| rest.split_whitespace().next())
             .unwrap_or_else(|| panic!("no state API in {line:?}"));
         self.state_apis.insert(id.to_owned(), api.to_owned());
+        let data = line
+            .split_once(" data ")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no data address in {line:?}"));
+        self.data_addresses.insert(id.to_owned(), data.to_owned());
         self.workers.push((id.to_owned(), role));
+    }
+
+    /// The value of the metric line starting with `name ` on worker `id`'s `/metrics`.
+    async fn worker_metric(&self, id: &str, name: &str) -> Option<f64> {
+        let url = format!("http://{}/metrics", self.data_addresses[id]);
+        let client = reqwest_like::client();
+        let (status, body) = reqwest_like::send(&client, "GET", &url, &[], Bytes::new()).await;
+        assert_eq!(status, 200, "{url}");
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} "))?.trim().parse().ok())
+    }
+
+    /// True once worker `id`'s state agent is told of `peers` peers and linked to them all.
+    async fn has_peers(&self, id: &str, peers: f64) -> bool {
+        eventually(Duration::from_secs(60), || async {
+            self.worker_metric(id, "baton_state_peers").await == Some(peers)
+                && self.worker_metric(id, "baton_state_peers_connected").await == Some(peers)
+        })
+        .await
     }
 
     /// Calls object `path` (`namespace/name`) on worker `id` through its platform API, with
@@ -178,6 +205,7 @@ impl Cluster {
             control: None,
             workers: Vec::new(),
             state_apis: Default::default(),
+            data_addresses: Default::default(),
             gateways: Vec::new(),
         };
         cluster.start_control();
@@ -721,6 +749,13 @@ async fn state_replicates_across_workers_and_a_restarted_worker_catches_up() {
         cluster.converged(30, &["w0", "w1", "w2"]).await,
         "never converged on 30"
     );
+    // The control plane told each agent of the two others.
+    for id in ["w0", "w1", "w2"] {
+        assert!(
+            cluster.has_peers(id, 2.0).await,
+            "{id} does not link to both others"
+        );
+    }
 
     // A worker killed with SIGKILL misses what is added while it is away...
     let (victim, mut role) = cluster.workers.remove(2);
@@ -736,6 +771,13 @@ async fn state_replicates_across_workers_and_a_restarted_worker_catches_up() {
         .await,
         "the dead worker is still listed alive"
     );
+    // A member that leaves is dropped from every agent's peers.
+    for id in ["w0", "w1"] {
+        assert!(
+            cluster.has_peers(id, 1.0).await,
+            "{id} still counts the dead worker"
+        );
+    }
     visit(&cluster.gateways[1], 20).await;
     assert!(
         cluster.converged(50, &["w0", "w1"]).await,
@@ -745,6 +787,12 @@ async fn state_replicates_across_workers_and_a_restarted_worker_catches_up() {
     // ...and catches up after a restart from its data directory; what is added on it
     // reaches the others (it is their peer again).
     cluster.start_worker(&victim);
+    for id in ["w0", "w1", "w2"] {
+        assert!(
+            cluster.has_peers(id, 2.0).await,
+            "{id} did not take the worker back"
+        );
+    }
     assert!(
         cluster.converged(50, &["w2"]).await,
         "the restarted worker never caught up"

@@ -1,4 +1,4 @@
-//! The data listener: gateways' invocations, `ANY /sandbox/{id}/{path}`.
+//! The data listener: gateways' invocations, `ANY /sandbox/{id}/{path}`, and `/metrics`.
 
 use super::{SANDBOX_WAIT, SandboxHost};
 use bytes::Bytes;
@@ -7,6 +7,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 impl SandboxHost {
+    /// `GET /metrics`: the worker's sandboxes and its state agent's replication (Prometheus
+    /// text; open, by the Prometheus convention, like a node's).
+    fn metrics(&self) -> http::Response<Full<Bytes>> {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP baton_worker_sandboxes Sandboxes on this worker.\n# TYPE baton_worker_sandboxes gauge\nbaton_worker_sandboxes {}",
+            self.sandbox_count()
+        );
+        if let Some(state) = &self.state {
+            let _ = (state.metrics)(&mut out);
+        }
+        http::Response::builder()
+            .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+            .body(Full::new(Bytes::from(out)))
+            .expect("static response")
+    }
+
     /// Serves invocations from gateways on `listener`: `ANY /sandbox/{id}/{path}`.
     pub async fn serve_data(self: Arc<Self>, listener: tokio::net::TcpListener) {
         loop {
@@ -34,6 +53,9 @@ impl SandboxHost {
         request: http::Request<hyper::body::Incoming>,
     ) -> http::Response<Full<Bytes>> {
         let (mut parts, body) = request.into_parts();
+        if parts.uri.path() == "/metrics" {
+            return self.metrics();
+        }
         let Some(rest) = parts.uri.path().strip_prefix("/sandbox/") else {
             return text(404, "worker data plane: use /sandbox/{id}/{path}\n");
         };

@@ -62,8 +62,8 @@ impl SandboxHost {
             return;
         }
         tracing::info!(worker = %self.config.id, ?peers, "state peers changed");
-        if let Some(membership) = &self.membership {
-            membership(peers.clone());
+        if let Some(state) = &self.state {
+            (state.membership)(peers.clone());
         }
         *known = peers;
     }

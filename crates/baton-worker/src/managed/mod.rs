@@ -66,9 +66,15 @@ fn with_newline(mut message: String) -> String {
     message
 }
 
-/// Told the replication peers of the worker's state agent each time the control plane's
-/// list of them changes (`Replication::set_peers`).
-pub type Membership = Arc<dyn Fn(Vec<String>) + Send + Sync>;
+/// What the worker's state agent takes from the worker and gives it.
+#[derive(Clone)]
+pub struct StateHooks {
+    /// Told the agent's replication peers each time the control plane's list of them
+    /// changes (`Replication::set_peers`).
+    pub membership: Arc<dyn Fn(Vec<String>) + Send + Sync>,
+    /// Appends the agent's metrics (Prometheus text) to the worker's `/metrics`.
+    pub metrics: Arc<dyn Fn(&mut String) -> std::fmt::Result + Send + Sync>,
+}
 
 struct ManagedSandbox {
     function: String,
@@ -138,7 +144,7 @@ pub struct SandboxHost {
     gone: Mutex<VecDeque<(String, Option<String>)>>,
     held: AtomicU32,
     cpu: baton_runtime::resources::CpuMeter,
-    membership: Option<Membership>,
+    state: Option<StateHooks>,
 }
 
 impl SandboxHost {
@@ -149,11 +155,11 @@ impl SandboxHost {
         runtime: Arc<dyn Runtime>,
         artifacts: ArtifactStore,
         control: &str,
-        membership: Option<Membership>,
+        state: Option<StateHooks>,
     ) -> anyhow::Result<Arc<Self>> {
         let control = control_conn(control, &ClientAuth::new(config.token.as_deref())?)?;
         Ok(Self::with_control(
-            config, runtime, artifacts, control, membership,
+            config, runtime, artifacts, control, state,
         ))
     }
 
@@ -164,7 +170,7 @@ impl SandboxHost {
         runtime: Arc<dyn Runtime>,
         artifacts: ArtifactStore,
         control: ControlConn,
-        membership: Option<Membership>,
+        state: Option<StateHooks>,
     ) -> Arc<Self> {
         Arc::new(SandboxHost {
             config,
@@ -178,7 +184,7 @@ impl SandboxHost {
             gone: Mutex::default(),
             held: AtomicU32::new(0),
             cpu: Default::default(),
-            membership,
+            state,
         })
     }
 
@@ -501,13 +507,13 @@ pub async fn start(
     runtime: Arc<dyn Runtime>,
     artifacts: ArtifactStore,
     control: &str,
-    membership: Option<Membership>,
+    state: Option<StateHooks>,
 ) -> anyhow::Result<Arc<SandboxHost>> {
     let grpc = tokio::net::TcpListener::bind(grpc_listen).await?;
     let data = tokio::net::TcpListener::bind(data_listen).await?;
     config.grpc_address = grpc.local_addr()?.to_string();
     config.data_address = data.local_addr()?.to_string();
-    let host = SandboxHost::new(config, runtime, artifacts, control, membership)?;
+    let host = SandboxHost::new(config, runtime, artifacts, control, state)?;
     let service = host.grpc_service();
     tokio::spawn(async move {
         let incoming = nodelay(grpc);
