@@ -121,6 +121,8 @@ pub(super) struct LocalNode {
     pub(super) state_api: Option<String>,
     /// The node's admin token (for `/system/*` and the platform API).
     pub(super) token: String,
+    /// Where its metrics are: the node's gateway, or a cluster worker's data listener.
+    pub(super) metrics: String,
     _dir: tempfile::TempDir,
 }
 
@@ -172,6 +174,7 @@ impl LocalNode {
             .context("the local node did not start within 60 s")??;
         Ok(LocalNode {
             child,
+            metrics: format!("{url}/metrics"),
             url,
             state_api,
             token,
@@ -180,15 +183,17 @@ impl LocalNode {
     }
 
     /// A cluster worker seen as a node: `child` is the worker process, `url` the gateway in
-    /// front of it, `state_api` its platform API.
+    /// front of it, `state_api` its platform API, `data` its data listener (`host:port`).
     pub(super) fn worker(
         child: tokio::process::Child,
         url: String,
         state_api: String,
+        data: &str,
         token: String,
     ) -> anyhow::Result<Self> {
         Ok(LocalNode {
             child,
+            metrics: format!("http://{data}/metrics"),
             url,
             state_api: Some(state_api),
             token,

@@ -183,10 +183,17 @@ async fn start_cluster(
             .and_then(|(_, rest)| rest.split_whitespace().next())
             .context("a worker without a state API")?
             .to_owned();
+        let data = worker
+            .line
+            .split_once(" data ")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .context("a worker without a data address")?
+            .to_owned();
         nodes.push(LocalNode::worker(
             worker.child,
             url.clone(),
             api,
+            &data,
             token.to_owned(),
         )?);
     }
@@ -461,9 +468,7 @@ fn metric(text: &str, name: &str) -> f64 {
 async fn sent_bytes(http: &Http, nodes: &[LocalNode]) -> anyhow::Result<f64> {
     let mut total = 0.0;
     for node in nodes {
-        let (_, body) = http
-            .call("GET", &format!("{}/metrics", node.url), Bytes::new())
-            .await?;
+        let (_, body) = http.call("GET", &node.metrics, Bytes::new()).await?;
         total += metric(
             &String::from_utf8_lossy(&body),
             "baton_state_sent_bytes_total",
@@ -483,9 +488,7 @@ async fn set_bytes(http: &Http, nodes: &[LocalNode], ops: usize) -> anyhow::Resu
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let delta = (sent_bytes(http, nodes).await? - before) / ops as f64 / (nodes.len() - 1) as f64;
-    let (_, body) = http
-        .call("GET", &format!("{}/metrics", nodes[0].url), Bytes::new())
-        .await?;
+    let (_, body) = http.call("GET", &nodes[0].metrics, Bytes::new()).await?;
     let state = metric(&String::from_utf8_lossy(&body), "baton_state_state_bytes");
     Ok((delta, state))
 }
@@ -556,11 +559,7 @@ pub async fn run(args: BenchStateArgs) -> anyhow::Result<ExitCode> {
     let single = counter_rate(&http, &nodes[0], 64, 1, args.seconds).await?;
     eprintln!("convergence over {} writes...", args.writes);
     let converge = convergence(&http, &nodes, args.writes).await?;
-    // Workers serve no /metrics of their own yet: the bytes are measured on nodes only.
-    let (set_delta, set_state) = match args.cluster {
-        true => (f64::NAN, f64::NAN),
-        false => set_bytes(&http, &nodes, 2000).await?,
-    };
+    let (set_delta, set_state) = set_bytes(&http, &nodes, 2000).await?;
     let mib = |v: &[u64]| {
         v.iter()
             .map(|b| *b as f64 / (1 << 20) as f64)
