@@ -510,6 +510,36 @@ kill -9 $PPID 2>/dev/null; ls /proc | grep -c '^[0-9]'
     assert!(gone, "a child of the function outlived its request");
 }
 
+#[tokio::test]
+async fn a_node_killed_with_sigkill_takes_its_http_servers_along() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("node"), Options::default());
+    // An http-mode server whose command line names a directory no other test uses.
+    let code = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        code.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let marker = format!("server-{}-{}.py", std::process::id(), fastrand_u16());
+    std::fs::write(code.path().join(&marker), baton_guests::python::HTTP_SERVER).unwrap();
+    let spec = json!({"service": "srv", "envProcess": format!("python3 {marker}"),
+                      "workingDir": code.path().display().to_string(), "envVars": {"mode": "http"}});
+    assert_eq!(node.deploy("POST", spec).await.status, 201);
+    assert_eq!(node.get("/function/srv").await.status, 200);
+    let running = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", &marker])
+            .output()
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(false)
+    };
+    assert!(running(), "the server is not running");
+    node.kill();
+    let gone = eventually(Duration::from_secs(60), || async { !running() }).await;
+    assert!(gone, "the function's server outlived the node");
+}
+
 fn fastrand_u16() -> u16 {
     (std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -26,6 +26,8 @@ const UID_COUNT: u32 = 50_000;
 /// One function's sandbox settings, ready for the child.
 #[derive(Debug)]
 pub(crate) struct Isolation {
+    /// The node's pid: the process that spawns the function.
+    node: libc::pid_t,
     uid: u32,
     function_dir: CString,
     /// Directories covered by an empty tmpfs (the node's data directory).
@@ -39,6 +41,7 @@ impl Isolation {
         let c = |s: &str| CString::new(s).map_err(|_| io::Error::other("NUL in a path"));
         let dir = dir.canonicalize()?;
         Ok(Isolation {
+            node: std::process::id() as libc::pid_t,
             uid: uid_for(name),
             function_dir: c(&dir.to_string_lossy())?,
             hidden: hide
@@ -66,6 +69,13 @@ impl Isolation {
         // SAFETY (whole block): every pointer is to a C string literal or a CString owned by
         // `self`, alive across the calls, or null where the call allows it; no call allocates.
         unsafe {
+            // Die with the node, even a `kill -9` of it: the function (below) dies with this
+            // process, and everything in its PID namespace with the function. Checked after
+            // setting, for a node that died before.
+            check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
+            if libc::getppid() != self.node {
+                libc::_exit(137);
+            }
             check(libc::unshare(
                 libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC,
             ))?;
@@ -144,11 +154,6 @@ impl Isolation {
             if child > 0 {
                 wait_and_exit(child);
             }
-            // In the function: die with the process the node holds. (Its parent is outside
-            // the namespace, so getppid reads 0 and cannot tell whether the parent already
-            // died; it waits for this child, so it dies only when the node kills it, and then
-            // the node kills the whole group as well.)
-            check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
             // Its own /proc: its own processes only, never the node's.
             check(libc::mount(
                 c"proc".as_ptr(),
@@ -161,6 +166,12 @@ impl Isolation {
             check(libc::setgroups(0, std::ptr::null()))?;
             check(libc::setgid(self.uid))?;
             check(libc::setuid(self.uid))?;
+            // In the function: die with the process the node holds (which dies with the node).
+            // Set after the change of user, which clears it. (Its parent is outside the
+            // namespace, so getppid reads 0 and cannot tell whether the parent already died;
+            // the parent waits for this child, so it dies only when the node kills it or dies,
+            // and then the node's kill of the group or this signal ends the function.)
+            check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
             check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
         }
         Ok(())
