@@ -2,8 +2,9 @@
 # A/B of two `baton` binaries (say, the previous commit's and this one's), each running
 # `baton up` with the examples, loaded in turn with the same wrk, several rounds, with each
 # server's CPU time per request from /proc: the warm wasm `hello` (32 connections), the
-# classic-mode Python example (a process per request, 1 connection), and `hello`'s latency
-# while 50 connections load the classic function. Only the ratios of one run count (the
+# classic-mode Python example (a process per request, 1 connection) beside the floor under
+# it (the same handler run directly), and `hello`'s latency idle and while 50 connections
+# load the classic function. Only the ratios of one run count (the
 # machine's speed varies 2x within an hour).
 #
 #   benchmarks/ab-warm.sh OLD_BATON NEW_BATON [seconds-per-run] [rounds]   (defaults 10, 3)
@@ -42,6 +43,14 @@ load() { # name port pid [path] [connections]
 }
 
 echo "# ab-warm $(date -u '+%F %T UTC'), $(nproc) cores; old=$OLD new=$NEW; wrk -t1 -c32 -d${DURATION}s"
+# The floor under a classic request: the function's own start, run directly, one at a time.
+floor() {
+  local start end n=50
+  start=$(date +%s%N)
+  for _ in $(seq $n); do echo hi | /usr/bin/python3 examples/python-classic/handler.py >/dev/null; done
+  end=$(date +%s%N)
+  awk -v ns=$((end - start)) -v n=$n 'BEGIN { printf "floor: the handler run directly, %.1f ms each (%.0f/s)\n", ns / n / 1e6, n / (ns / 1e9) }'
+}
 start old "$OLD" 18191
 start new "$NEW" 18192
 for round in $(seq "$ROUNDS"); do
@@ -49,8 +58,12 @@ for round in $(seq "$ROUNDS"); do
   load old 18191 "$PID_old"
   load new 18192 "$PID_new"
   echo "## round $round: python-classic, 1 connection"
+  floor
   load old 18191 "$PID_old" python-classic 1
   load new 18192 "$PID_new" python-classic 1
+  echo "## round $round: hello, 4 connections, idle"
+  load old 18191 "$PID_old" hello 4
+  load new 18192 "$PID_new" hello 4
   echo "## round $round: hello, 4 connections, while 50 connections load python-classic"
   for side in old:18191 new:18192; do
     name=${side%%:*} port=${side##*:}

@@ -1,8 +1,10 @@
 //! Types every part of Baton agrees on: function names and specs, limits, the OpenFaaS JSON
 //! shapes of the HTTP API, and the error kinds a client can act on.
 //!
-//! This crate has no I/O so that the gateway, control plane, worker and CLI can share it
-//! without pulling in each other's dependencies.
+//! This crate has no network or runtime I/O so that the gateway, control plane, worker and
+//! CLI can share it without pulling in each other's dependencies; it reads files only to
+//! parse the deployment manifests a user names ([`manifest`]), kept here beside the OpenFaaS
+//! shapes they turn into (and within reach of the fuzz targets).
 #![deny(missing_docs)]
 
 pub mod cluster_auth;
@@ -10,6 +12,7 @@ pub mod data_plane;
 mod error;
 mod grpc_error;
 mod log_wire;
+pub mod manifest;
 mod name;
 mod openfaas;
 pub mod outbound;

@@ -313,6 +313,7 @@ async fn real_runtime(
         platform_api: state.as_ref().map(|(s, _)| format!("http://{}", s.api)),
         capabilities: state.as_ref().map(|(_, c)| c.clone()),
         isolate: true,
+        launcher: Some(crate::LAUNCHER.into()),
         hide: vec![dir.to_path_buf()],
     });
     let runtimes = Runtimes {

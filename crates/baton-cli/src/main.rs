@@ -6,7 +6,6 @@ mod cluster;
 mod commands;
 mod config;
 mod examples;
-mod manifest;
 mod node;
 mod output;
 mod platform;
@@ -15,7 +14,18 @@ mod token;
 
 use clap::Parser;
 
+/// This binary, as the launcher of function processes: the kernel's name for the running
+/// executable, which holds even while a rebuild replaces the file.
+const LAUNCHER: &str = "/proc/self/exe";
+
 fn main() -> std::process::ExitCode {
+    // Function processes start from this binary (see `baton_runtime::process::launch_main`):
+    // before anything else, so the launcher stays small and single-threaded.
+    let mut args = std::env::args_os();
+    if args.nth(1).as_deref() == Some(std::ffi::OsStr::new(baton_runtime::process::LAUNCH_COMMAND))
+    {
+        baton_runtime::process::launch_main(args);
+    }
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -55,9 +55,11 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         platform_api: state.as_ref().map(|s| format!("http://{}", s.api)),
         capabilities: Some(capabilities),
         isolate: true,
+        launcher: Some(crate::LAUNCHER.into()),
         hide: vec![data.clone()],
     });
     let isolation = process.isolation().clone();
+    let cgroups = process.cgroups();
     let runtimes = Runtimes {
         wasm: Arc::new(wasm),
         process: Arc::new(process),
@@ -131,6 +133,15 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         Err(why) => tracing::warn!(
             %why,
             "process functions are NOT isolated on this node: they run as its user and see its files (README, \"Behaviour worth knowing\")"
+        ),
+    }
+    match cgroups {
+        Ok(()) => tracing::info!(
+            "process sandboxes have control groups: their memory limit, at most 256 processes, CPU shared by weight with the node"
+        ),
+        Err(why) => tracing::warn!(
+            %why,
+            "process sandboxes have NO control groups on this node: memory is bounded by RLIMIT_DATA, and they compete for CPU with the node"
         ),
     }
     baton_gateway::serve(gateway_stats, listener, router, shutdown_signal()).await;

@@ -24,6 +24,7 @@ mod agent;
 mod capability;
 mod entry;
 mod error;
+#[cfg(feature = "guest")]
 pub mod guest;
 pub mod http;
 mod key;
@@ -40,3 +41,46 @@ pub use key::ObjectKey;
 pub use metrics::StateMetrics;
 pub use object::{Kind, Object, Op, Query, Value};
 pub use peers::{Replication, ReplicationConfig};
+
+/// Entry points for the fuzz targets in `fuzz/` (built with `--cfg fuzzing` only): what a
+/// peer's bytes go through before anything trusts them.
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    use crate::entry::{Entry, Update};
+
+    /// Decodes `data` as a peer frame and as one update, merges every update that decodes
+    /// into an empty entry twice (a merge is idempotent: the second changes no state) and
+    /// reads the result as the APIs would.
+    pub fn peer_bytes(data: &[u8]) {
+        let mut updates: Vec<Update> = Vec::new();
+        if let Ok(crate::wire::Frame::Updates(entries) | crate::wire::Frame::Repairs(entries)) =
+            postcard::from_bytes::<crate::wire::Frame>(data)
+        {
+            updates.extend(entries.iter().filter_map(|e| baton_crdt::decode(e).ok()));
+        }
+        updates.extend(baton_crdt::decode::<Update>(data).ok());
+        for update in &updates {
+            let mut entry = Entry::default();
+            entry.merge(update);
+            let (object, seen) = (entry.object.clone(), entry.seen.clone());
+            entry.merge(update);
+            assert_eq!(
+                entry.object, object,
+                "merging an update twice changed the object"
+            );
+            assert_eq!(
+                entry.seen, seen,
+                "merging an update twice changed its coverage"
+            );
+            if let Some(object) = &entry.object {
+                let whole = crate::Query::VectorSum {
+                    offset: 0,
+                    len: None,
+                };
+                for query in [crate::Query::Value, crate::Query::MapKeys, whole] {
+                    let _ = object.read("fuzzed", &query);
+                }
+            }
+        }
+    }
+}

@@ -1,9 +1,9 @@
 use crate::cli::DeployArgs;
 use crate::client::ApiClient;
-use crate::manifest::{ManifestFunction, read_manifest, read_stack};
 use anyhow::{Context, bail};
 use baton_api::DeployRequest;
 use baton_api::FunctionStatus;
+use baton_api::manifest::{ManifestFunction, read_manifest, read_stack};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -540,6 +540,44 @@ async fn a_node_killed_with_sigkill_takes_its_http_servers_along() {
     assert!(gone, "the function's server outlived the node");
 }
 
+#[tokio::test]
+async fn a_sandbox_memory_limit_counts_its_files_and_the_sandbox_ends_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    // 96 MiB written to the sandbox's private /tmp with a 32 MiB limit: RLIMIT_DATA never
+    // saw files, the sandbox's control group does.
+    let scripts = dir.path().join("filler");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(
+        scripts.join("fill.sh"),
+        "if [ \"$1\" = small ]; then echo small-ok; exit 0; fi\n\
+         head -c 100663296 /dev/zero > /tmp/fill && echo filled\n",
+    )
+    .unwrap();
+    let deploy = |name: &str, arg: &str| {
+        json!({"service": name, "envProcess": format!("sh fill.sh {arg}"),
+               "envVars": {"mode": "classic"}, "limits": {"memory": "32Mi"},
+               "workingDir": scripts.display().to_string()})
+    };
+    assert_eq!(
+        node.deploy("POST", deploy("filler", "big")).await.status,
+        201
+    );
+    assert_eq!(
+        node.deploy("POST", deploy("small", "small")).await.status,
+        201
+    );
+    let reply = node.post("/function/filler", "").await;
+    assert_eq!(reply.status, 500, "{}", reply.text());
+    assert!(!reply.text().contains("filled"), "{}", reply.text());
+    // The node and the other sandboxes are unharmed, and the memory came back.
+    assert_eq!(node.get("/healthz").await.status, 200);
+    let small = node.post("/function/small", "").await;
+    assert_eq!((small.status, small.text().trim()), (200, "small-ok"));
+    let again = node.post("/function/filler", "").await;
+    assert_eq!(again.status, 500, "{}", again.text());
+}
+
 fn fastrand_u16() -> u16 {
     (std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 /// Bytes of stderr kept per invocation.
 const STDERR_LIMIT: u64 = 64 * 1024;
 
-/// A classic-mode function: every request forks a process.
+/// A classic-mode function: a process per request.
 pub(crate) struct ClassicFunction {
     template: Arc<CommandTemplate>,
 }
@@ -22,17 +22,77 @@ impl ClassicFunction {
     }
 
     pub(crate) fn sandbox(&self, logs: LogSink) -> ClassicSandbox {
-        ClassicSandbox {
+        let sandbox = ClassicSandbox {
             template: self.template.clone(),
             logs,
-        }
+            ahead: std::sync::Mutex::new(None),
+        };
+        sandbox.start_ahead();
+        sandbox
     }
 }
 
-/// A classic "sandbox" is only a handle: the isolation is the process each request forks.
+/// A classic sandbox: a handle whose requests each run a process. With a launcher it keeps
+/// one process started ahead, waiting in its sandbox for the next request's environment
+/// (see `launch.rs`), so a request pays only the function's own start.
 pub(crate) struct ClassicSandbox {
     template: Arc<CommandTemplate>,
     logs: LogSink,
+    ahead: std::sync::Mutex<Option<Started>>,
+}
+
+/// A started process and its control groups; the process goes first (killed if still
+/// running), then its groups.
+struct Started {
+    child: tokio::process::Child,
+    _groups: super::cgroup::SandboxGroups,
+}
+
+impl ClassicSandbox {
+    /// Starts a process with `env` added; with `env_on_stdin`, it waits for more on stdin.
+    fn start(&self, env_on_stdin: bool, env: Vec<(String, String)>) -> std::io::Result<Started> {
+        let mut command = self.template.command_for(env_on_stdin);
+        command
+            .envs(env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = command.spawn()?;
+        let groups = self.template.groups(child.id());
+        Ok(Started {
+            child,
+            _groups: groups,
+        })
+    }
+
+    /// Starts the next request's process ahead, where processes start from the launcher.
+    fn start_ahead(&self) {
+        if !self.template.has_launcher() {
+            return;
+        }
+        match self.start(true, Vec::new()) {
+            Ok(started) => *self.ahead.lock().unwrap_or_else(|e| e.into_inner()) = Some(started),
+            Err(error) => self.logs.push_text(
+                LogStream::Platform,
+                format!("could not start a process ahead of requests: {error}").as_bytes(),
+            ),
+        }
+    }
+
+    /// The process for a request, and what to write to its stdin before the body: the one
+    /// started ahead (then the next is started), or a new one.
+    fn process_for(&self, env: Vec<(String, String)>) -> std::io::Result<(Started, Vec<u8>)> {
+        let ahead = self.ahead.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut started) = ahead
+            && matches!(started.child.try_wait(), Ok(None))
+        {
+            self.start_ahead();
+            return Ok((started, super::launch::encode_env(&env)));
+        }
+        let started = self.start(false, env)?;
+        self.start_ahead();
+        Ok((started, Vec::new()))
+    }
 }
 
 /// The CGI-style variables of the OpenFaaS classic watchdog: `Http_Method`, `Http_Path`,
@@ -72,15 +132,15 @@ fn cgi_environment(request: &Request) -> Vec<(String, String)> {
 impl Sandbox for ClassicSandbox {
     async fn invoke(&self, request: Request) -> Result<Response, InvokeError> {
         let template = &self.template;
-        let mut command = template.command();
-        command
-            .envs(cgi_environment(&request))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().map_err(|e| {
+        let (started, prefix) = self.process_for(cgi_environment(&request)).map_err(|e| {
             InvokeError::SandboxFailed(format!("could not start the function's process: {e}"))
         })?;
+        // The child is dropped first (killed if this invocation is abandoned), then its groups.
+        let Started {
+            child,
+            _groups: _sandbox_groups,
+        } = started;
+        let mut child = child;
         let pid = child.id();
         let (Some(mut stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
@@ -93,7 +153,9 @@ impl Sandbox for ClassicSandbox {
         let body = request.into_body();
         tokio::spawn(async move {
             // A process that does not read its input closes the pipe early; that is its choice.
-            let _ = stdin.write_all(&body).await;
+            if stdin.write_all(&prefix).await.is_ok() {
+                let _ = stdin.write_all(&body).await;
+            }
         });
         let max_output = template.max_output;
         let run = async {

@@ -1,3 +1,4 @@
+use super::launch::Launch;
 use anyhow::bail;
 use baton_api::FunctionSpec;
 use std::path::{Path, PathBuf};
@@ -7,25 +8,30 @@ use tokio::process::Command;
 /// `BATON_TOKEN`, stays with the node.
 const INHERITED: [&str; 5] = ["PATH", "HOME", "LANG", "LC_ALL", "TZ"];
 
-/// Processes an isolated function's user may have at once.
-const MAX_PROCESSES: u64 = 256;
+/// How the node confines a function's processes.
+#[derive(Debug, Default)]
+pub(crate) struct Confinement {
+    /// Its sandbox, where the node can isolate processes.
+    pub(crate) isolation: Option<super::isolation::Isolation>,
+    /// The binary that launches its processes; none: fork the node (see `launch.rs`).
+    pub(crate) launcher: Option<PathBuf>,
+    /// Its control groups, where the node has them (only with a launcher).
+    pub(crate) cgroups: Vec<PathBuf>,
+}
 
 /// How to start a function's process: program, arguments, environment and limits.
 #[derive(Debug)]
 pub(crate) struct CommandTemplate {
-    program: PathBuf,
-    args: Vec<String>,
+    launch: Launch,
+    /// The binary that launches functions' processes; none: fork the node (see `launch.rs`).
+    launcher: Option<PathBuf>,
     dir: PathBuf,
     env: Vec<(String, String)>,
-    memory_bytes: u64,
-    cpu_seconds: u64,
     pub(crate) timeout: std::time::Duration,
     pub(crate) max_output: u64,
     pub(crate) content_type: Option<String>,
     /// The function's token for the node-local API, revoked when the last sandbox goes.
     _capability: Option<baton_state::Capability>,
-    /// Its sandbox, where the node can isolate processes.
-    isolation: Option<std::sync::Arc<super::isolation::Isolation>>,
 }
 
 impl CommandTemplate {
@@ -36,8 +42,13 @@ impl CommandTemplate {
         spec: &FunctionSpec,
         platform_env: Vec<(String, String)>,
         capability: Option<baton_state::Capability>,
-        isolation: Option<super::isolation::Isolation>,
+        confinement: Confinement,
     ) -> Self {
+        let Confinement {
+            isolation,
+            launcher,
+            cgroups,
+        } = confinement;
         let mut env: Vec<(String, String)> = INHERITED
             .iter()
             .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
@@ -55,20 +66,25 @@ impl CommandTemplate {
                 env.push(("HOME".to_owned(), "/tmp".to_owned()));
                 super::isolation::program_inside(&program, &dir)
             }
-            None => program,
+            None => std::path::absolute(&program).unwrap_or(program),
         };
         CommandTemplate {
-            program,
-            args,
+            launch: Launch {
+                memory_bytes: spec.limits.memory_bytes,
+                cpu_seconds: spec.limits.cpu_seconds,
+                isolation,
+                cgroups,
+                env_on_stdin: false,
+                program,
+                args,
+            },
+            launcher,
             dir,
             env,
-            memory_bytes: spec.limits.memory_bytes,
-            cpu_seconds: spec.limits.cpu_seconds,
             timeout: spec.limits.timeout(),
             max_output: spec.limits.max_output_bytes,
             content_type: spec.env.get("content_type").cloned(),
             _capability: capability,
-            isolation: isolation.map(std::sync::Arc::new),
         }
     }
 
@@ -76,10 +92,24 @@ impl CommandTemplate {
     /// function's environment and rlimits, in its sandbox where the node isolates processes,
     /// killed if its handle is dropped.
     pub(crate) fn command(&self) -> Command {
-        let mut command = Command::new(&self.program);
+        self.command_for(false)
+    }
+
+    /// Whether processes start from the launcher, which can be started ahead of a request.
+    pub(crate) fn has_launcher(&self) -> bool {
+        self.launcher.is_some()
+    }
+
+    /// [`CommandTemplate::command`]; with `env_on_stdin` (launcher only) the process waits
+    /// for its request's environment on stdin (`launch::encode_env`) before the exec.
+    pub(crate) fn command_for(&self, env_on_stdin: bool) -> Command {
+        let launch = Launch {
+            env_on_stdin,
+            ..self.launch.clone()
+        };
+        let mut command = Command::from(launch.command(self.launcher.as_deref()));
         command
-            .args(&self.args)
-            .current_dir(if self.isolation.is_some() {
+            .current_dir(if self.launch.isolation.is_some() {
                 Path::new("/")
             } else {
                 &self.dir
@@ -87,40 +117,13 @@ impl CommandTemplate {
             .env_clear()
             .envs(self.env.iter().cloned());
         command.process_group(0).kill_on_drop(true);
-        let memory = self.memory_bytes;
-        let cpu = self.cpu_seconds;
-        let isolation = self.isolation.clone();
-        // SAFETY: the closure runs in the child between fork and exec; it calls only
-        // `setrlimit` and `Isolation::enter`, which are made for that place (async-signal-safe,
-        // no allocation), and touches no memory shared with the parent.
-        unsafe {
-            command.pre_exec(move || {
-                set_limit(libc::RLIMIT_DATA, memory)?;
-                if cpu > 0 {
-                    set_limit(libc::RLIMIT_CPU, cpu)?;
-                }
-                if let Some(isolation) = &isolation {
-                    // Counted per user: each function has its own, so this bounds a fork bomb.
-                    set_limit(libc::RLIMIT_NPROC, MAX_PROCESSES)?;
-                    isolation.enter()?;
-                }
-                Ok(())
-            });
-        }
         command
     }
-}
 
-fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
-    let limit = libc::rlimit {
-        rlim_cur: value,
-        rlim_max: value,
-    };
-    // SAFETY: `limit` is a valid rlimit living for the duration of the call.
-    if unsafe { libc::setrlimit(resource, &limit) } != 0 {
-        return Err(std::io::Error::last_os_error());
+    /// The control groups the launcher `pid` makes for its sandbox, removed when dropped.
+    pub(crate) fn groups(&self, pid: Option<u32>) -> super::cgroup::SandboxGroups {
+        super::cgroup::SandboxGroups::new(&self.launch.cgroups, pid)
     }
-    Ok(())
 }
 
 /// Kills the process group led by `pid`.

@@ -78,6 +78,7 @@ impl HttpFunction {
             .spawn()
             .map_err(|e| failed(format!("could not start the function's process: {e}")))?;
         let pid = child.id();
+        let groups = self.template.groups(pid);
         let mut pumps = Vec::new();
         if let Some(stdout) = child.stdout.take() {
             pumps.push(pump_lines(stdout, LogStream::Stdout, logs.clone()));
@@ -90,6 +91,7 @@ impl HttpFunction {
         let watcher_logs = logs.clone();
         tokio::spawn(async move {
             let status = child.wait().await;
+            drop(groups);
             // Let the last lines reach the logs before the death is noticed, so the error
             // that reports it can quote them; a grandchild holding the pipes open is not
             // waited for.

@@ -3,7 +3,8 @@
 //! nothing of the node's data), its own PID namespace (it sees only its own processes, and all
 //! of them die with it), and no way to gain privileges.
 //!
-//! The work happens in the child between fork and exec ([`Isolation::enter`]): unshare the
+//! The work happens in the launcher before it execs the function ([`Isolation::enter`], see
+//! `launch.rs`): unshare the
 //! mount, PID and IPC namespaces, remount, then fork once more so the function is PID 1 of its
 //! namespace; the process the node holds waits for it and exits with its status, and the
 //! function dies (with everything it started) when that process is killed
@@ -23,15 +24,15 @@ const FUNCTION_DIR_C: &std::ffi::CStr = c"/tmp/function";
 const UID_BASE: u32 = 610_000;
 const UID_COUNT: u32 = 50_000;
 
-/// One function's sandbox settings, ready for the child.
-#[derive(Debug)]
+/// One function's sandbox settings, ready for the launcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Isolation {
     /// The node's pid: the process that spawns the function.
-    node: libc::pid_t,
-    uid: u32,
-    function_dir: CString,
+    pub(super) node: libc::pid_t,
+    pub(super) uid: u32,
+    pub(super) function_dir: CString,
     /// Directories covered by an empty tmpfs (the node's data directory).
-    hidden: Vec<CString>,
+    pub(super) hidden: Vec<CString>,
 }
 
 impl Isolation {
@@ -52,10 +53,10 @@ impl Isolation {
         })
     }
 
-    /// Enters the sandbox; call only in the child between fork and exec.
+    /// Enters the sandbox; call only in a single-threaded process about to exec.
     ///
     /// # Safety
-    /// The caller is the single-threaded child of a fork, about to exec: this forks again,
+    /// The caller is single-threaded and about to exec: this forks again,
     /// and the intermediate process never returns (it waits for the function and exits).
     pub(crate) unsafe fn enter(&self) -> io::Result<()> {
         let check = |result: libc::c_int| {
@@ -236,16 +237,21 @@ pub(crate) fn uid_for(name: &str) -> u32 {
 }
 
 /// Whether this machine lets the node isolate processes (root, or the capabilities to make
-/// namespaces and mount), found by running `true` isolated once.
-pub(crate) fn available() -> Result<(), String> {
+/// namespaces and mount), found by running `true` isolated once, started as functions are.
+pub(crate) fn available(launcher: Option<&Path>) -> Result<(), String> {
     let dir = std::env::temp_dir();
     let isolation = Isolation::new("baton-probe", &dir, &[]).map_err(|e| e.to_string())?;
-    let mut command = std::process::Command::new("/bin/true");
+    let launch = super::launch::Launch {
+        memory_bytes: libc::RLIM_INFINITY,
+        cpu_seconds: 0,
+        isolation: Some(isolation),
+        cgroups: Vec::new(),
+        env_on_stdin: false,
+        program: "/bin/true".into(),
+        args: Vec::new(),
+    };
+    let mut command = launch.command(launcher);
     command.current_dir("/");
-    // SAFETY: `enter` is made for this place: the child between fork and exec.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut command, move || isolation.enter());
-    }
     match command.status() {
         Ok(status) if status.success() => Ok(()),
         Ok(status) => Err(format!("an isolated test process exited with {status}")),

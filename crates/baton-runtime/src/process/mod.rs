@@ -8,17 +8,21 @@
 //! Processes get the function's environment plus `PATH`, `HOME` and `LANG` of the node, never
 //! the node's own secrets. Memory is bounded by `RLIMIT_DATA` and CPU by `RLIMIT_CPU`.
 
+mod cgroup;
 mod classic;
 mod command;
 mod http;
 mod isolation;
+mod launch;
 mod output;
+
+pub use launch::{LAUNCH_COMMAND, launch_main};
 
 use crate::{InvokeError, LogSink, Prepared, Runtime, Sandbox};
 use anyhow::bail;
 use async_trait::async_trait;
 use baton_api::{FunctionSpec, ProcessMode, RuntimeSpec};
-use command::CommandTemplate;
+use command::{CommandTemplate, Confinement};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +44,10 @@ pub struct ProcessConfig {
     pub isolate: bool,
     /// Directories isolated functions never see (the node's data directory).
     pub hide: Vec<PathBuf>,
+    /// A binary that runs [`launch_main`] when its first argument is [`LAUNCH_COMMAND`]
+    /// (`baton` itself): processes start from it, so the node never forks itself. Without
+    /// one, each process is forked from the node.
+    pub launcher: Option<PathBuf>,
 }
 
 impl Default for ProcessConfig {
@@ -51,6 +59,7 @@ impl Default for ProcessConfig {
             capabilities: None,
             isolate: false,
             hide: Vec::new(),
+            launcher: None,
         }
     }
 }
@@ -60,6 +69,7 @@ pub struct ProcessRuntime {
     config: ProcessConfig,
     client: http::ProxyClient,
     isolation: Result<(), String>,
+    cgroups: Result<cgroup::Cgroups, String>,
 }
 
 impl ProcessRuntime {
@@ -67,19 +77,34 @@ impl ProcessRuntime {
     /// sandbox) that the machine lets it isolate processes.
     pub fn new(config: ProcessConfig) -> Self {
         let isolation = match config.isolate {
-            true => isolation::available(),
+            true => isolation::available(config.launcher.as_deref()),
             false => Err("not asked for".to_string()),
         };
+        let cgroups = match (&config.launcher, config.isolate) {
+            (Some(_), true) => cgroup::Cgroups::open(),
+            (None, true) => Err("control groups need the launcher".to_string()),
+            (_, false) => Err("not asked for".to_string()),
+        };
+        if let Ok(cgroups) = &cgroups {
+            cgroup::remove_orphans(cgroups);
+        }
         ProcessRuntime {
             config,
             client: http::ProxyClient::new(),
             isolation,
+            cgroups,
         }
     }
 
     /// Whether process functions run isolated, or why not.
     pub fn isolation(&self) -> &Result<(), String> {
         &self.isolation
+    }
+
+    /// Whether process sandboxes get control groups (memory, CPU weight, processes), or why
+    /// not (they get rlimits then).
+    pub fn cgroups(&self) -> Result<(), String> {
+        self.cgroups.as_ref().map(|_| ()).map_err(Clone::clone)
     }
 }
 
@@ -130,6 +155,12 @@ impl Runtime for ProcessRuntime {
             )?),
             Err(_) => None,
         };
+        let cgroups = match &self.cgroups {
+            Ok(cgroups) => cgroups
+                .function(spec.name.as_str())
+                .map_err(|e| anyhow::anyhow!("making the function's control groups: {e}"))?,
+            Err(_) => Vec::new(),
+        };
         let template = Arc::new(CommandTemplate::new(
             program,
             command[1..].to_vec(),
@@ -137,7 +168,11 @@ impl Runtime for ProcessRuntime {
             spec,
             platform_env,
             capability,
-            isolation,
+            Confinement {
+                isolation,
+                launcher: self.config.launcher.clone(),
+                cgroups,
+            },
         ));
         Ok(match mode {
             ProcessMode::Classic => Arc::new(classic::ClassicFunction::new(template)),

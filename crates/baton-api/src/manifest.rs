@@ -1,8 +1,8 @@
 //! What `baton deploy` reads: a `baton.toml` manifest or an OpenFaaS `stack.yml`, both turned
 //! into OpenFaaS deployment requests.
 
+use crate::{DeployRequest, ResourceLimits};
 use anyhow::{Context, bail};
-use baton_api::{DeployRequest, ResourceLimits};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 /// One function to deploy; wasm components are uploaded from `component`.
 #[derive(Debug)]
 pub struct Deployment {
+    /// The deployment as the OpenFaaS API takes it.
     pub request: DeployRequest,
+    /// The component file to upload with it, for a wasm function.
     pub component: Option<PathBuf>,
 }
 
@@ -71,6 +73,7 @@ impl ManifestFunction {
         }
     }
 
+    /// The deployment of function `name`; files it names are relative to `base`.
     pub fn into_deployment(self, name: &str, base: &Path) -> anyhow::Result<Deployment> {
         let mut request = DeployRequest {
             service: name.to_owned(),
@@ -86,14 +89,14 @@ impl ManifestFunction {
         let mut labels = self.labels;
         let scale = [
             (
-                baton_api::LABEL_SCALE_MIN,
+                crate::LABEL_SCALE_MIN,
                 self.min_scale.map(|v| v.to_string()),
             ),
             (
-                baton_api::LABEL_SCALE_MAX,
+                crate::LABEL_SCALE_MAX,
                 self.max_scale.map(|v| v.to_string()),
             ),
-            (baton_api::LABEL_SCALE_ZERO_DURATION, self.keep_alive),
+            (crate::LABEL_SCALE_ZERO_DURATION, self.keep_alive),
         ];
         for (label, value) in scale {
             if let Some(value) = value {
@@ -146,8 +149,13 @@ fn base_of(path: &Path) -> PathBuf {
 pub fn read_manifest(path: &Path) -> anyhow::Result<Vec<Deployment>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_manifest(&text, path)
+}
+
+/// Reads the text of a `baton.toml` found at `path` (files it names are relative to it).
+pub fn parse_manifest(text: &str, path: &Path) -> anyhow::Result<Vec<Deployment>> {
     let manifest: Manifest =
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if manifest.functions.is_empty() {
         bail!("{}: no [functions.NAME] tables", path.display());
     }
@@ -194,8 +202,13 @@ struct StackFunction {
 pub fn read_stack(path: &Path) -> anyhow::Result<Vec<Deployment>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_stack(&text, path)
+}
+
+/// Reads the text of a `stack.yml` found at `path` (handlers are relative to it).
+pub fn parse_stack(text: &str, path: &Path) -> anyhow::Result<Vec<Deployment>> {
     let stack: Stack =
-        serde_yaml_ng::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        serde_yaml_ng::from_str(text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let base = base_of(path);
     let mut out = Vec::new();
     for (name, function) in stack.functions {
@@ -272,7 +285,7 @@ mod tests {
             Some(dir.path().join("hello.wasm").as_path())
         );
         assert_eq!(hello.request.env_vars["exec_timeout"], "2s");
-        assert_eq!(hello.request.labels[baton_api::LABEL_SCALE_MAX], "3");
+        assert_eq!(hello.request.labels[crate::LABEL_SCALE_MAX], "3");
         assert_eq!(
             hello.request.limits.as_ref().unwrap().memory.as_deref(),
             Some("64Mi")
