@@ -34,9 +34,12 @@ pub fn query_from_wire(request: &LogRequest) -> LogQuery {
     }
 }
 
-/// RFC 3339 with milliseconds, in UTC: how log lines and creation times are shown.
+/// RFC 3339 with milliseconds, in UTC: how log lines and creation times are shown. Times the
+/// format cannot show (before 1970, after 9999, as a peer may send) are clamped to its range.
 pub fn rfc3339(time: SystemTime) -> String {
-    humantime::format_rfc3339_millis(time).to_string()
+    // 9999-12-31T23:59:59.999Z.
+    let last = UNIX_EPOCH + Duration::from_millis(253_402_300_799_999);
+    humantime::format_rfc3339_millis(time.clamp(UNIX_EPOCH, last)).to_string()
 }
 
 /// A worker's line as `GET /system/logs` shows it.
@@ -54,6 +57,28 @@ pub fn entry_from_wire(line: LogLine) -> LogEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_from_any_time_are_shown_clamped_to_the_formats_range() {
+        // Found by the fuzz target `cluster_messages`: a worker's line stamped past year 9999
+        // made the gateway panic.
+        let line = |unix_micros| LogLine {
+            unix_micros,
+            ..LogLine::default()
+        };
+        assert_eq!(
+            entry_from_wire(line(u64::MAX)).timestamp,
+            "9999-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            entry_from_wire(line(0)).timestamp,
+            "1970-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            rfc3339(UNIX_EPOCH - Duration::from_secs(1)),
+            "1970-01-01T00:00:00.000Z"
+        );
+    }
 
     #[test]
     fn a_query_survives_the_wire() {

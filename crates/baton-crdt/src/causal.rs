@@ -17,11 +17,31 @@ pub struct Dot {
 }
 
 /// The events a replica has seen: a version vector for the contiguous prefix of each replica,
-/// plus the few out-of-order dots beyond it.
+/// plus the few out-of-order dots beyond it. Decoding compacts what a peer sent, so equal
+/// contexts compare equal however they were written.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "ContextParts")]
 pub struct CausalContext {
     compact: BTreeMap<ReplicaId, u64>,
     cloud: BTreeSet<Dot>,
+}
+
+/// [`CausalContext`] as written, before it is compacted.
+#[derive(Deserialize)]
+struct ContextParts {
+    compact: BTreeMap<ReplicaId, u64>,
+    cloud: BTreeSet<Dot>,
+}
+
+impl From<ContextParts> for CausalContext {
+    fn from(parts: ContextParts) -> Self {
+        let mut context = CausalContext {
+            compact: parts.compact,
+            cloud: parts.cloud,
+        };
+        context.compact();
+        context
+    }
 }
 
 impl CausalContext {
@@ -167,9 +187,21 @@ impl<V: Clone + PartialEq> DotStore for DotFun<V> {
     }
 }
 
-/// A map from keys to dot stores: the store of sets and maps.
+/// A map from keys to dot stores: the store of sets and maps. A key whose store is empty is
+/// absent (joins drop it), so decoding drops such keys a peer sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    from = "BTreeMap<K, S>",
+    bound(deserialize = "K: Ord + Deserialize<'de>, S: DotStore + Deserialize<'de>")
+)]
 pub struct DotMap<K: Ord, S>(pub BTreeMap<K, S>);
+
+impl<K: Ord, S: DotStore> From<BTreeMap<K, S>> for DotMap<K, S> {
+    fn from(mut map: BTreeMap<K, S>) -> Self {
+        map.retain(|_, store| !store.is_empty());
+        DotMap(map)
+    }
+}
 
 impl<K: Ord, S> Default for DotMap<K, S> {
     fn default() -> Self {

@@ -3,7 +3,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A register where the write with the highest timestamp wins; ties (equal timestamps) go to
-/// the higher replica id, so every replica picks the same value.
+/// the higher replica id, so every replica picks the same value, and a tie on both (which one
+/// replica never makes, but a peer may send) to the greater value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LwwRegister<T> {
     stamp: Option<(u64, ReplicaId)>,
@@ -19,7 +20,7 @@ impl<T> Default for LwwRegister<T> {
     }
 }
 
-impl<T: Clone + PartialEq> LwwRegister<T> {
+impl<T: Clone + Ord> LwwRegister<T> {
     /// Writes `value` at `timestamp` (e.g. wall-clock milliseconds) as `replica`; returns the
     /// delta. The stamp used is moved past every stamp this register has seen, as a hybrid
     /// logical clock does, so a write always wins over what its writer saw, and one replica
@@ -43,9 +44,9 @@ impl<T: Clone + PartialEq> LwwRegister<T> {
     }
 }
 
-impl<T: Clone + PartialEq> Lattice for LwwRegister<T> {
+impl<T: Clone + Ord> Lattice for LwwRegister<T> {
     fn join(&mut self, other: &Self) {
-        if other.stamp > self.stamp {
+        if (&other.stamp, &other.value) > (&self.stamp, &self.value) {
             self.stamp = other.stamp;
             self.value = other.value.clone();
         }

@@ -113,6 +113,22 @@ mod tests {
     use super::*;
     use baton_crdt::PNCounter;
 
+    /// Found by the fuzz target `state_peer` (`fuzz/regressions/state_peer/`): an update whose
+    /// object a peer wrote in a form joins do not leave (a map key with nothing in it) changed
+    /// again when merged a second time, so a duplicate delivery looked like news.
+    #[test]
+    fn a_peers_update_merged_twice_changes_nothing_the_second_time() {
+        let crash = include_bytes!(
+            "../../../fuzz/regressions/state_peer/crash-772917a29f1d9ef90f9070981b3adc738ebcdc84"
+        );
+        let update: Update = baton_crdt::decode(crash).unwrap();
+        let mut entry = Entry::default();
+        entry.merge(&update);
+        let object = entry.object.clone();
+        entry.merge(&update);
+        assert_eq!(entry.object, object);
+    }
+
     fn counter_delta(origin: ReplicaId, from: u64, to: u64, amount: i64) -> Update {
         let mut c = PNCounter::default();
         for _ in from..to {
