@@ -11,6 +11,8 @@ pub enum ErrorKind {
     NotFound,
     /// The function exists already, or a concurrent change won (409).
     Conflict,
+    /// The request body did not arrive within the listener's deadline (408).
+    RequestTimeout,
     /// The request body is larger than the function accepts (413).
     PayloadTooLarge,
     /// Every sandbox is busy and the wait queue is full (429).
@@ -34,6 +36,7 @@ impl ErrorKind {
             ErrorKind::BadRequest => 400,
             ErrorKind::Unauthorized => 401,
             ErrorKind::NotFound => 404,
+            ErrorKind::RequestTimeout => 408,
             ErrorKind::Conflict => 409,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::Overloaded => 429,

@@ -174,13 +174,7 @@ async fn read_upload(request: Request) -> Result<Bytes, ApiError> {
         .await
         .map_err(|_| late())?
     {
-        let frame = frame.map_err(|error| {
-            if error.is::<http_body_util::LengthLimitError>() {
-                too_large()
-            } else {
-                ApiError::bad_request(format!("reading the request body: {error}"))
-            }
-        })?;
+        let frame = frame.map_err(|error| crate::listener::body_error(error, too_large))?;
         if let Ok(data) = frame.into_data() {
             bytes.extend_from_slice(&data);
         }
@@ -211,13 +205,12 @@ fn check_component_header(bytes: &[u8]) -> Result<(), ApiError> {
 async fn read_body(request: Request, limit: usize) -> Result<Bytes, ApiError> {
     match Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
-            ErrorKind::PayloadTooLarge,
-            format!("request body exceeds {limit} bytes"),
-        )),
-        Err(error) => Err(ApiError::bad_request(format!(
-            "reading the request body: {error}"
-        ))),
+        Err(error) => Err(crate::listener::body_error(error, || {
+            ApiError::new(
+                ErrorKind::PayloadTooLarge,
+                format!("request body exceeds {limit} bytes"),
+            )
+        })),
     }
 }
 

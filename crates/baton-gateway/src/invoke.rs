@@ -50,12 +50,7 @@ pub(crate) async fn address(
     }
     let body = match Limited::new(body, max_body as usize).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Err(error) => {
-            return Err(ApiError::bad_request(format!(
-                "reading the request body: {error}"
-            )));
-        }
+        Err(error) => return Err(crate::listener::body_error(error, too_large)),
     };
     let mut function_path =
         String::with_capacity(rest.len() + 1 + parts.uri.query().map_or(0, |q| q.len() + 1));

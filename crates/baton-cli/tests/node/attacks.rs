@@ -419,6 +419,47 @@ async fn slow_headers_are_cut_and_connections_are_capped() {
 }
 
 #[tokio::test]
+async fn bodies_that_never_finish_get_408_and_free_their_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(
+        dir.path(),
+        Options {
+            config: Some("[listener]\nbody_read_timeout = \"1s\"\n".into()),
+            ..Options::default()
+        },
+    );
+    assert_eq!(
+        node.upload("hello", baton_guests::HELLO, json!({}))
+            .await
+            .status,
+        201
+    );
+    let address = authority(&node.url).to_owned();
+    // A body announced at 100 bytes of which 10 arrive, to a function and to the admin API.
+    for head in [
+        "POST /function/hello HTTP/1.1\r\nHost: x\r\n".to_string(),
+        format!(
+            "POST /system/functions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n",
+            node.token.as_deref().unwrap()
+        ),
+    ] {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream
+            .write_all(format!("{head}Content-Length: 100\r\n\r\n{{\"service\":").as_bytes())
+            .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut reply = [0u8; 512];
+        let read = stream.read(&mut reply).unwrap();
+        let text = String::from_utf8_lossy(&reply[..read]);
+        assert!(text.starts_with("HTTP/1.1 408"), "{head}: {text}");
+        assert!(text.contains("did not arrive within 1 s"), "{text}");
+    }
+    assert_eq!(node.get("/function/hello").await.status, 200);
+}
+
+#[tokio::test]
 async fn what_a_crash_left_behind_is_removed_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), Options::default());
