@@ -43,6 +43,9 @@ pub enum Command {
 /// Durations are like `500ms`, `2s`, `1m`.
 #[derive(Debug, Args)]
 pub struct ControlArgs {
+    /// TOML config file: this role's flags as keys of its section (README "Configuration").
+    #[arg(long, env = "BATON_CONFIG")]
+    pub config: Option<PathBuf>,
     /// gRPC address gateways and workers connect to (beyond loopback only with
     /// --cluster-token).
     #[arg(long, env = "BATON_CONTROL_LISTEN", default_value = "127.0.0.1:9090")]
@@ -90,6 +93,9 @@ pub struct ControlArgs {
 
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
+    /// TOML config file: this role's flags as keys of its section (README "Configuration").
+    #[arg(long, env = "BATON_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address to serve HTTP on.
     #[arg(long, env = "BATON_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
@@ -119,6 +125,9 @@ pub struct GatewayArgs {
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
+    /// TOML config file: this role's flags as keys of its section (README "Configuration").
+    #[arg(long, env = "BATON_CONFIG")]
+    pub config: Option<PathBuf>,
     /// The control plane's gRPC URL.
     #[arg(long, env = "BATON_CONTROL", default_value = "http://127.0.0.1:9090")]
     pub control: String,

@@ -31,12 +31,18 @@ struct FileConfig {
     outbound: OutboundSection,
     #[serde(default)]
     listener: ListenerSection,
+    /// The cluster roles' sections, checked by `role_config` and read by those roles.
+    #[serde(default, rename = "control")]
+    _control: Option<toml::Table>,
+    #[serde(default, rename = "gateway")]
+    _gateway: Option<toml::Table>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListenerSection {
     header_read_timeout: Option<String>,
+    body_read_timeout: Option<String>,
     max_connections: Option<usize>,
 }
 
@@ -44,6 +50,9 @@ fn listener_limits(section: &ListenerSection) -> anyhow::Result<baton_gateway::L
     let mut limits = baton_gateway::ListenerLimits::default();
     if let Some(text) = &section.header_read_timeout {
         limits.header_read_timeout = duration(text, "listener.header_read_timeout")?;
+    }
+    if let Some(text) = &section.body_read_timeout {
+        limits.body_read_timeout = duration(text, "listener.body_read_timeout")?;
     }
     if let Some(max) = section.max_connections {
         if max == 0 {
@@ -88,11 +97,14 @@ impl Default for WorkerSettings {
     }
 }
 
+/// `[worker]`: the node's worker keys here; the rest are the `baton worker` role's flags,
+/// checked by `role_config`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct WorkerSection {
     reap_interval: Option<String>,
     log_lines: Option<usize>,
+    #[serde(flatten)]
+    _role: toml::Table,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -235,6 +247,7 @@ impl NodeConfig {
 fn load(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
+    crate::role_config::check(&text, path)?;
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
 }
 

@@ -9,6 +9,7 @@ mod examples;
 mod node;
 mod output;
 mod platform;
+mod role_config;
 mod state;
 mod token;
 
@@ -26,7 +27,14 @@ fn main() -> std::process::ExitCode {
     {
         baton_runtime::process::launch_main(args);
     }
-    let cli = cli::Cli::parse();
+    let argv = match role_config::with_file(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let cli = cli::Cli::parse_from(argv);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

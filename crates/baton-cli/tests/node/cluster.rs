@@ -985,3 +985,52 @@ async fn with_a_cluster_token_only_members_take_part() {
     );
     assert_eq!(stranger_gateway.get("/function/hello").await.status, 404);
 }
+
+#[test]
+fn one_config_file_configures_every_role_and_each_refuses_a_bad_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("baton.toml");
+    let config = path.to_str().unwrap();
+    std::fs::write(
+        &path,
+        "listen = \"127.0.0.1:0\"\n\n[control]\nlisten = \"127.0.0.1:0\"\nscale_to_zero_grace = \"5m\"\n\n[gateway]\nload_balancing = \"power-of-two\"\n\n[worker]\nreap_interval = \"1s\"\ncount = 2\n",
+    )
+    .unwrap();
+    // The control plane's address came from its section: a free port, not the default 9090.
+    let data = dir.path().join("control");
+    let (control, line) = Role::start(
+        &[
+            "control",
+            "--config",
+            config,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        "baton control listening",
+    );
+    assert!(
+        line.contains("127.0.0.1:") && !line.contains(":9090"),
+        "{line}"
+    );
+    drop(control);
+    // A typo in one role's section is refused by every role, naming the file and line.
+    std::fs::write(
+        &path,
+        "[control]\nlisten = \"127.0.0.1:0\"\n\n[gateway]\nload_balance = \"random\"\n",
+    )
+    .unwrap();
+    for role in ["control", "gateway", "worker", "up"] {
+        let output = Command::new(BATON)
+            .args([role, "--config", config])
+            .env("BATON_DATA_DIR", dir.path().join(role))
+            .env_remove("BATON_LISTEN")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{role}: {stderr}");
+        assert!(
+            stderr.contains("baton.toml, line 5") && stderr.contains("load_balance"),
+            "{role}: {stderr}"
+        );
+    }
+}
