@@ -166,7 +166,7 @@ impl<V> Default for DotFun<V> {
     }
 }
 
-impl<V: Clone + PartialEq> DotStore for DotFun<V> {
+impl<V: Clone + Ord> DotStore for DotFun<V> {
     fn dots(&self, out: &mut BTreeSet<Dot>) {
         out.extend(self.0.keys().copied());
     }
@@ -176,12 +176,18 @@ impl<V: Clone + PartialEq> DotStore for DotFun<V> {
     }
 
     fn join_with(&mut self, ours: &CausalContext, other: &Self, theirs: &CausalContext) {
-        // A dot names one write, so both sides hold the same value for a shared dot.
         self.0
             .retain(|dot, _| other.0.contains_key(dot) || !theirs.contains(dot));
         for (dot, value) in &other.0 {
-            if !ours.contains(dot) {
-                self.0.insert(*dot, value.clone());
+            match self.0.get_mut(dot) {
+                // A dot names one write, so both sides hold the same value for a shared dot;
+                // a peer that sends another gets the same answer on every replica.
+                Some(mine) if *value > *mine => *mine = value.clone(),
+                Some(_) => {}
+                None if !ours.contains(dot) => {
+                    self.0.insert(*dot, value.clone());
+                }
+                None => {}
             }
         }
     }

@@ -27,7 +27,7 @@ macro_rules! causal_value {
 }
 
 causal_value!(EwFlag, crate::DotSet, []);
-causal_value!(MvRegister<T>, crate::DotFun<T>, [T: Clone + PartialEq]);
+causal_value!(MvRegister<T>, crate::DotFun<T>, [T: Clone + Ord]);
 causal_value!(AwSet<T>, DotMap<T, crate::DotSet>, [T: Ord + Clone]);
 
 /// An observed-remove map whose values are causal CRDTs (flags, multi-value registers, sets,

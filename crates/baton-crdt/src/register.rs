@@ -66,7 +66,7 @@ impl<T> Default for MvRegister<T> {
     }
 }
 
-impl<T: Clone + PartialEq> MvRegister<T> {
+impl<T: Clone + Ord> MvRegister<T> {
     /// Writes `value` as `replica`, replacing every value seen; returns the delta.
     pub fn write(&mut self, replica: ReplicaId, value: T) -> MvRegister<T> {
         let dot = self.0.context.next_dot(replica);
@@ -84,7 +84,7 @@ impl<T: Clone + PartialEq> MvRegister<T> {
     }
 }
 
-impl<T: Clone + PartialEq> Lattice for MvRegister<T> {
+impl<T: Clone + Ord> Lattice for MvRegister<T> {
     fn join(&mut self, other: &Self) {
         self.0.join(&other.0);
     }

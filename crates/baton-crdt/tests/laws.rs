@@ -190,11 +190,21 @@ fn decoded_states_are_normalised_as_joins_leave_them() {
     assert_eq!(read.clone().joined(&read), read);
 }
 
-/// Found by the fuzz target `crdt_join` (`fuzz/regressions/crdt_join/crash-414afdbe…`): two
-/// last-writer-wins registers with the same stamp and different values joined differently in
-/// either order, so replicas could keep different values for ever.
+/// Found by the fuzz target `crdt_join` (`fuzz/regressions/crdt_join/crash-414afdbe…` and
+/// `crash-7b271972…`): two registers holding different values for the same write (the same
+/// stamp, or the same dot), as a peer may send them, joined differently in either order, so
+/// replicas could keep different values for ever.
 #[test]
 fn registers_tied_on_their_stamp_join_the_same_either_way() {
+    let crash = include_bytes!(
+        "../../../fuzz/regressions/crdt_join/crash-7b27197229be9effb9a7f8d371ef17786b7fc367"
+    );
+    let (a, b) = crash[1..].split_at((crash.len() - 1) / 2);
+    let (a, b) = (
+        decode::<MvRegister<String>>(a).unwrap(),
+        decode::<MvRegister<String>>(b).unwrap(),
+    );
+    assert_eq!(a.clone().joined(&b), b.clone().joined(&a));
     let crash = include_bytes!(
         "../../../fuzz/regressions/crdt_join/crash-414afdbe1fa1678e0244af1027755463205db83e"
     );
