@@ -357,19 +357,11 @@ async fn bad_images_uploads_and_limits_are_refused_without_harm() {
 #[tokio::test]
 async fn slow_headers_are_cut_and_connections_are_capped() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(
+    let node = node_with_hello(
         dir.path(),
-        Options {
-            config: Some("[listener]\nheader_read_timeout = \"1s\"\nmax_connections = 64\n".into()),
-            ..Options::default()
-        },
-    );
-    assert_eq!(
-        node.upload("hello", baton_guests::HELLO, json!({}))
-            .await
-            .status,
-        201
-    );
+        "[listener]\nheader_read_timeout = \"1s\"\nmax_connections = 64\n",
+    )
+    .await;
     let address = authority(&node.url).to_owned();
     // Attack 5: connections that never finish their headers, more than the cap.
     let mut idle: Vec<std::net::TcpStream> = (0..200)
@@ -421,19 +413,7 @@ async fn slow_headers_are_cut_and_connections_are_capped() {
 #[tokio::test]
 async fn bodies_that_never_finish_get_408_and_free_their_connection() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(
-        dir.path(),
-        Options {
-            config: Some("[listener]\nbody_read_timeout = \"1s\"\n".into()),
-            ..Options::default()
-        },
-    );
-    assert_eq!(
-        node.upload("hello", baton_guests::HELLO, json!({}))
-            .await
-            .status,
-        201
-    );
+    let node = node_with_hello(dir.path(), "[listener]\nbody_read_timeout = \"1s\"\n").await;
     let address = authority(&node.url).to_owned();
     // A body announced at 100 bytes of which 10 arrive, to a function and to the admin API.
     for head in [
@@ -617,6 +597,24 @@ async fn a_sandbox_memory_limit_counts_its_files_and_the_sandbox_ends_cleanly() 
     assert_eq!((small.status, small.text().trim()), (200, "small-ok"));
     let again = node.post("/function/filler", "").await;
     assert_eq!(again.status, 500, "{}", again.text());
+}
+
+/// A node with `config` and the `hello` component deployed.
+async fn node_with_hello(dir: &std::path::Path, config: &str) -> Node {
+    let node = Node::start(
+        dir,
+        Options {
+            config: Some(config.into()),
+            ..Options::default()
+        },
+    );
+    assert_eq!(
+        node.upload("hello", baton_guests::HELLO, json!({}))
+            .await
+            .status,
+        201
+    );
+    node
 }
 
 fn fastrand_u16() -> u16 {
