@@ -1,7 +1,7 @@
 //! Control groups for function processes, where the machine offers them (v2, or v1's `cpu`,
 //! `memory` and `pids` hierarchies).
 //!
-//! The node makes one group of its own beside itself (`baton-<pid>`), one per function inside
+//! The node makes one group of its own beside itself (`baton-<pid>-<n>`), one per function inside
 //! it, and the launcher puts each sandbox's process tree in a group of its own inside its
 //! function's (named after the launcher's pid), with the sandbox's memory limit and a cap on
 //! processes. CPU is shared by weight: the node's group of functions weighs as much as one of
@@ -26,7 +26,7 @@ pub(crate) const MAX_PROCESSES: u64 = 256;
 /// The node's groups, one per hierarchy that has a controller it uses.
 #[derive(Debug)]
 pub(crate) struct Cgroups {
-    /// `<mount>/<the node's group>/baton-<pid>`.
+    /// `<mount>/<the node's group>/baton-<pid>-<n>`.
     bases: Vec<PathBuf>,
 }
 
@@ -48,7 +48,14 @@ impl Cgroups {
         if hierarchies.is_empty() {
             return Err("no cgroup hierarchy with the cpu, memory or pids controller".into());
         }
-        let name = format!("baton-{}", std::process::id());
+        // One tree per runtime: several workers in one process (`--count`) each have their
+        // own, and one ending removes only its own.
+        static OPENED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "baton-{}-{}",
+            std::process::id(),
+            OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let mut bases = Vec::new();
         for hierarchy in hierarchies {
             let base = hierarchy.dir.join(&name);
@@ -295,7 +302,7 @@ fn remove_tree(dir: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
-/// Removes groups left by nodes that died without removing theirs (`baton-<pid>` of a
+/// Removes groups left by nodes that died without removing theirs (`baton-<pid>-<n>` of a
 /// process that no longer exists), beside the node's own.
 pub(crate) fn remove_orphans(cgroups: &Cgroups) {
     for base in &cgroups.bases {
@@ -310,6 +317,7 @@ pub(crate) fn remove_orphans(cgroups: &Cgroups) {
             let Some(pid) = name
                 .to_str()
                 .and_then(|n| n.strip_prefix("baton-"))
+                .and_then(|rest| rest.split('-').next())
                 .and_then(|p| p.parse::<u32>().ok())
             else {
                 continue;
