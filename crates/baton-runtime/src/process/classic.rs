@@ -80,18 +80,16 @@ impl ClassicSandbox {
     }
 
     /// The process for a request, and what to write to its stdin before the body: the one
-    /// started ahead (then the next is started), or a new one.
+    /// started ahead, or a new one. The caller starts the next one ahead once this one has
+    /// its input, off the request's own start.
     fn process_for(&self, env: Vec<(String, String)>) -> std::io::Result<(Started, Vec<u8>)> {
         let ahead = self.ahead.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(mut started) = ahead
             && matches!(started.child.try_wait(), Ok(None))
         {
-            self.start_ahead();
             return Ok((started, super::launch::encode_env(&env)));
         }
-        let started = self.start(false, env)?;
-        self.start_ahead();
-        Ok((started, Vec::new()))
+        Ok((self.start(false, env)?, Vec::new()))
     }
 }
 
@@ -157,6 +155,7 @@ impl Sandbox for ClassicSandbox {
                 let _ = stdin.write_all(&body).await;
             }
         });
+        self.start_ahead();
         let max_output = template.max_output;
         let run = async {
             let stdout = async {

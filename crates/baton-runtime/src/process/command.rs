@@ -103,11 +103,8 @@ impl CommandTemplate {
     /// [`CommandTemplate::command`]; with `env_on_stdin` (launcher only) the process waits
     /// for its request's environment on stdin (`launch::encode_env`) before the exec.
     pub(crate) fn command_for(&self, env_on_stdin: bool) -> Command {
-        let launch = Launch {
-            env_on_stdin,
-            ..self.launch.clone()
-        };
-        let mut command = Command::from(launch.command(self.launcher.as_deref()));
+        let mut command =
+            Command::from(self.launch.command(self.launcher.as_deref(), env_on_stdin));
         command
             .current_dir(if self.launch.isolation.is_some() {
                 Path::new("/")

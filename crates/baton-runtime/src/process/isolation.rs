@@ -250,7 +250,7 @@ pub(crate) fn available(launcher: Option<&Path>) -> Result<(), String> {
         program: "/bin/true".into(),
         args: Vec::new(),
     };
-    let mut command = launch.command(launcher);
+    let mut command = launch.command(launcher, false);
     command.current_dir("/");
     match command.status() {
         Ok(status) if status.success() => Ok(()),

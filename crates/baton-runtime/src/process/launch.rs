@@ -48,11 +48,16 @@ pub(crate) struct Launch {
 impl Launch {
     /// The command that runs this launch: the launcher binary given `launcher`, else the
     /// program itself with the launch applied between fork and exec.
-    pub(crate) fn command(&self, launcher: Option<&Path>) -> std::process::Command {
+    /// With `env_on_stdin` (launcher only), the process waits for more environment on stdin.
+    pub(crate) fn command(
+        &self,
+        launcher: Option<&Path>,
+        env_on_stdin: bool,
+    ) -> std::process::Command {
         match launcher {
             Some(exe) => {
                 let mut command = std::process::Command::new(exe);
-                command.arg(LAUNCH_COMMAND).args(self.to_args());
+                command.arg(LAUNCH_COMMAND).args(self.to_args(env_on_stdin));
                 command
             }
             None => {
@@ -93,7 +98,8 @@ impl Launch {
 
     /// The launcher's arguments: `--memory N --cpu N [--cgroup DIR]… [--sandbox NODE UID DIR
     /// [--hide DIR]…] -- PROGRAM ARGS…`.
-    fn to_args(&self) -> Vec<OsString> {
+    /// `env_on_stdin` asks for `--env-on-stdin` whatever the field says.
+    fn to_args(&self, env_on_stdin: bool) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec![
             "--memory".into(),
             self.memory_bytes.to_string().into(),
@@ -103,7 +109,7 @@ impl Launch {
         for group in &self.cgroups {
             args.extend(["--cgroup".into(), group.clone().into()]);
         }
-        if self.env_on_stdin {
+        if self.env_on_stdin || env_on_stdin {
             args.push("--env-on-stdin".into());
         }
         if let Some(isolation) = &self.isolation {
@@ -338,7 +344,7 @@ mod tests {
             launch(Some(sandbox), &["handler.py"]),
             launch(Some(bare), &["--"]),
         ] {
-            assert_eq!(Launch::parse(launch.to_args()), Ok(launch.clone()));
+            assert_eq!(Launch::parse(launch.to_args(false)), Ok(launch.clone()));
         }
     }
 
