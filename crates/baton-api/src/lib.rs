@@ -11,6 +11,7 @@ pub mod cluster_auth;
 pub mod data_plane;
 mod error;
 mod grpc_error;
+mod ids;
 mod log_wire;
 pub mod manifest;
 mod name;
@@ -21,6 +22,7 @@ mod service;
 mod spec;
 
 pub use error::{ApiError, ErrorKind};
+pub use ids::{GatewayId, SandboxId, WorkerId};
 pub use log_wire::{entry_from_wire, query_from_wire, query_to_wire, rfc3339, unix_micros};
 pub use name::{FunctionName, NameError};
 pub use openfaas::{

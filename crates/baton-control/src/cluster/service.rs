@@ -1,7 +1,7 @@
 //! The control plane's gRPC service: the registry's admin API for gateways, registration
 //! and heartbeats for workers, update streams and load reports for gateways.
 
-use super::Cluster;
+use super::{Cluster, Event};
 use crate::ControlPlane;
 use baton_api::cluster::control_server::{Control, ControlServer};
 use baton_api::cluster::{self as proto, GatewayUpdate};
@@ -196,7 +196,7 @@ impl Control for ControlService {
         }
         let rx = self
             .cluster
-            .connect_gateway(info.id, info.address)
+            .connect_gateway(info.id.into(), info.address)
             .await
             .map_err(internal)?;
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -207,7 +207,10 @@ impl Control for ControlService {
         request: Request<proto::GatewayMetrics>,
     ) -> Result<Response<proto::Empty>, Status> {
         let metrics = request.into_inner();
-        self.cluster.report_load(&metrics.gateway_id, &metrics.load);
+        self.cluster.handle(Event::Load {
+            gateway: metrics.gateway_id.into(),
+            loads: metrics.load,
+        });
         Ok(Response::new(proto::Empty {}))
     }
 
@@ -227,12 +230,17 @@ impl Control for ControlService {
         request: Request<proto::Failure>,
     ) -> Result<Response<proto::Empty>, Status> {
         let failure = request.into_inner();
-        if failure.sandbox_id.is_empty() {
-            self.cluster.suspect(failure.worker_id, failure.reason);
-        } else {
-            self.cluster
-                .sandbox_failed(&failure.worker_id, &failure.sandbox_id);
-        }
+        let worker = failure.worker_id.into();
+        self.cluster.handle(match failure.sandbox_id.is_empty() {
+            true => Event::Unreachable {
+                worker,
+                reason: failure.reason,
+            },
+            false => Event::SandboxFailed {
+                worker,
+                sandbox: failure.sandbox_id.into(),
+            },
+        });
         Ok(Response::new(proto::Empty {}))
     }
 
