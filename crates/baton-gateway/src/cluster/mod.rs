@@ -22,7 +22,7 @@ use crate::balance::{LoadBalancer, load_balancer};
 use async_trait::async_trait;
 use baton_api::cluster::{self as proto, GatewayUpdate};
 use baton_api::cluster_auth::{ClientAuth, ControlConn, control_conn};
-use baton_api::{ApiError, ErrorKind, FunctionSpec, InvokeOutcome, Invoker};
+use baton_api::{ApiError, ErrorKind, FunctionSpec, InvokeOutcome, Invoker, WorkerId};
 use bytes::Bytes;
 use route::Route;
 use std::collections::{HashMap, HashSet};
@@ -315,13 +315,13 @@ impl ClusterInvoker {
     }
 
     /// A worker did not answer: drop its endpoints here and tell the control plane.
-    fn worker_unreachable(&self, worker: &str, reason: String) {
+    fn worker_unreachable(&self, worker: &WorkerId, reason: String) {
         for route in self.routes.read().unwrap().values() {
             route.drop_worker(worker);
         }
         let mut control = self.control.clone();
         let failure = proto::Failure {
-            worker_id: worker.to_owned(),
+            worker_id: worker.to_string(),
             sandbox_id: String::new(),
             reason,
         };
@@ -413,9 +413,9 @@ impl Invoker for ClusterInvoker {
                     .load(Ordering::Acquire)
                     .then(|| route.spec.limits.timeout().min(PLACED_HOLD));
                 let call = SandboxCall {
-                    worker: &endpoint.worker,
+                    worker: endpoint.worker.as_str(),
                     base: &endpoint.base,
-                    sandbox: &endpoint.sandbox,
+                    sandbox: endpoint.sandbox.as_str(),
                     hold,
                     spec: &route.spec,
                     parts: &parts,

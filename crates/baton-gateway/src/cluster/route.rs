@@ -2,16 +2,16 @@
 //! the wait queue, and the load samples for the autoscaler.
 
 use crate::balance::{LoadBalancer, Slot};
-use baton_api::FunctionSpec;
 use baton_api::cluster as proto;
+use baton_api::{FunctionSpec, SandboxId, WorkerId};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::Notify;
 
 /// A sandbox as the gateway reaches it.
 pub(crate) struct Endpoint {
-    pub(crate) sandbox: String,
-    pub(crate) worker: String,
+    pub(crate) sandbox: SandboxId,
+    pub(crate) worker: WorkerId,
     /// `http://{worker data address}/sandbox/{id}`.
     pub(crate) base: String,
     in_flight: AtomicU32,
@@ -23,8 +23,8 @@ pub(crate) struct Endpoint {
 impl Endpoint {
     fn new(e: &proto::Endpoint, placed: bool) -> Arc<Self> {
         Arc::new(Endpoint {
-            sandbox: e.sandbox_id.clone(),
-            worker: e.worker_id.clone(),
+            sandbox: SandboxId::from(e.sandbox_id.as_str()),
+            worker: WorkerId::from(e.worker_id.as_str()),
             base: format!("http://{}/sandbox/{}", e.address, e.sandbox_id),
             in_flight: AtomicU32::new(0),
             placed: AtomicBool::new(placed),
@@ -148,7 +148,7 @@ impl Route {
         let kept: Vec<Arc<Endpoint>> = endpoints
             .iter()
             .map(
-                |e| match current.iter().find(|c| c.sandbox == e.sandbox_id) {
+                |e| match current.iter().find(|c| c.sandbox.as_str() == e.sandbox_id) {
                     Some(known) => {
                         known.placed.store(false, Ordering::Release);
                         known.clone()
@@ -173,9 +173,9 @@ impl Route {
 
     fn add_endpoints(&self, added: &[proto::Endpoint], removed: &[String], placed: bool) {
         let mut current = self.endpoints.write().unwrap();
-        current.retain(|e| !removed.contains(&e.sandbox));
+        current.retain(|e| !removed.iter().any(|r| *r == e.sandbox.as_str()));
         for e in added {
-            match current.iter().find(|c| c.sandbox == e.sandbox_id) {
+            match current.iter().find(|c| c.sandbox.as_str() == e.sandbox_id) {
                 // Announced as created (whichever of the two messages came first).
                 Some(known) if !placed => known.placed.store(false, Ordering::Release),
                 Some(_) => {}
@@ -193,18 +193,18 @@ impl Route {
         }
     }
 
-    pub(crate) fn remove_endpoint(&self, sandbox: &str) {
+    pub(crate) fn remove_endpoint(&self, sandbox: &SandboxId) {
         self.endpoints
             .write()
             .unwrap()
-            .retain(|e| e.sandbox != sandbox);
+            .retain(|e| e.sandbox != *sandbox);
     }
 
-    pub(crate) fn drop_worker(&self, worker: &str) {
+    pub(crate) fn drop_worker(&self, worker: &WorkerId) {
         self.endpoints
             .write()
             .unwrap()
-            .retain(|e| e.worker != worker);
+            .retain(|e| e.worker != *worker);
     }
 
     /// The function was removed or replaced: wake every waiter so it looks again.
