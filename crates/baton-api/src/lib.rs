@@ -18,6 +18,7 @@ mod name;
 mod openfaas;
 pub mod outbound;
 mod quantity;
+pub mod ready;
 mod service;
 mod spec;
 

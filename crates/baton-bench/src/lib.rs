@@ -1,5 +1,7 @@
 //! Baton's measurement harness: every figure in `BENCHMARKS.md` comes from here.
 //!
+//! - [`harness`]: starting Baton's roles as processes and waiting until they are ready,
+//!   shared with the integration tests.
 //! - [`load`]: the load generator, closed loop and open loop (constant or Poisson arrivals),
 //!   HTTP/1.1 keep-alive or HTTP/2, latency in HDR histograms.
 //! - [`scenario`]: scenario files under `benchmarks/`.
@@ -9,6 +11,7 @@
 //!   the same generator in the same run.
 #![deny(missing_docs)]
 
+pub mod harness;
 pub mod load;
 pub mod report;
 pub mod scenario;

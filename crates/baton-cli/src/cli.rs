@@ -46,6 +46,10 @@ pub struct ControlArgs {
     /// TOML config file: this role's flags as keys of its section (README "Configuration").
     #[arg(long, env = "BATON_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Once listening, write where to this file as JSON (`http`, `grpc`, `state_api`,
+    /// `workers`): for scripts and tests that start Baton on port 0.
+    #[arg(long, env = "BATON_READY_FILE")]
+    pub ready_file: Option<PathBuf>,
     /// gRPC address gateways and workers connect to (beyond loopback only with
     /// --cluster-token).
     #[arg(long, env = "BATON_CONTROL_LISTEN", default_value = "127.0.0.1:9090")]
@@ -96,6 +100,10 @@ pub struct GatewayArgs {
     /// TOML config file: this role's flags as keys of its section (README "Configuration").
     #[arg(long, env = "BATON_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Once listening, write where to this file as JSON (`http`, `grpc`, `state_api`,
+    /// `workers`): for scripts and tests that start Baton on port 0.
+    #[arg(long, env = "BATON_READY_FILE")]
+    pub ready_file: Option<PathBuf>,
     /// Address to serve HTTP on.
     #[arg(long, env = "BATON_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
@@ -128,6 +136,10 @@ pub struct WorkerArgs {
     /// TOML config file: this role's flags as keys of its section (README "Configuration").
     #[arg(long, env = "BATON_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Once listening, write where to this file as JSON (`http`, `grpc`, `state_api`,
+    /// `workers`): for scripts and tests that start Baton on port 0.
+    #[arg(long, env = "BATON_READY_FILE")]
+    pub ready_file: Option<PathBuf>,
     /// The control plane's gRPC URL.
     #[arg(long, env = "BATON_CONTROL", default_value = "http://127.0.0.1:9090")]
     pub control: String,
@@ -348,6 +360,10 @@ pub struct UpArgs {
     /// TOML config file (see README "Configuration").
     #[arg(long, env = "BATON_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Once listening, write where to this file as JSON (`http`, `grpc`, `state_api`,
+    /// `workers`): for scripts and tests that start Baton on port 0.
+    #[arg(long, env = "BATON_READY_FILE")]
+    pub ready_file: Option<PathBuf>,
     /// Address to serve HTTP on [default: 127.0.0.1:8080].
     #[arg(long, env = "BATON_LISTEN")]
     pub listen: Option<String>,

@@ -5,6 +5,7 @@ use crate::cli::{ControlArgs, GatewayArgs, WorkerArgs};
 use crate::state::{RunningState, StateConfig};
 use anyhow::{Context, bail};
 use baton_api::cluster_auth::{ClientAuth, ServerAuth};
+use baton_api::ready::{Ready, ReadyWorker};
 use baton_api::{FunctionAdmin, Invoker, parse_duration, parse_memory};
 use baton_control::autoscaler::KpaConfig;
 use baton_control::cluster::{ClusterConfig, open_control};
@@ -108,6 +109,14 @@ pub async fn control(args: ControlArgs) -> anyhow::Result<()> {
         "baton control listening on grpc://{address} with {} function(s), {adopted} sandbox(es) adopted",
         registry.names().len()
     );
+    write_ready(
+        &args.ready_file,
+        Ready {
+            role: "control".into(),
+            grpc: Some(format!("grpc://{address}")),
+            ..Ready::default()
+        },
+    )?;
     server.await??;
     Ok(())
 }
@@ -154,6 +163,14 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         "baton gateway listening on http://{address} following {}",
         args.control
     );
+    write_ready(
+        &args.ready_file,
+        Ready {
+            role: "gateway".into(),
+            http: Some(format!("http://{address}")),
+            ..Ready::default()
+        },
+    )?;
     let limits = baton_gateway::ListenerLimits::default();
     let stats = baton_gateway::ListenerStats::new("gateway", &limits);
     baton_gateway::serve(stats, listener, router, crate::node::shutdown_signal()).await;
@@ -211,6 +228,12 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|s| s.replication.address().to_string())
         .unwrap_or_default();
+    let mut ready = Ready {
+        role: "worker".into(),
+        state_api: state.as_ref().map(|s| format!("http://{}", s.api)),
+        state_peers: state.as_ref().map(|_| state_address.clone()),
+        ..Ready::default()
+    };
     for n in 0..args.count {
         let id = if args.count == 1 {
             base_id.clone()
@@ -248,7 +271,13 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
             host.data_address(),
             args.control
         );
+        ready.workers.push(ReadyWorker {
+            id,
+            grpc: host.grpc_address().to_string(),
+            data: host.data_address().to_string(),
+        });
     }
+    write_ready(&args.ready_file, ready)?;
     crate::node::shutdown_signal().await;
     Ok(())
 }
@@ -321,4 +350,14 @@ async fn real_runtime(
         process: Arc::new(process),
     };
     Ok((Arc::new(runtimes), state.map(|(s, _)| s)))
+}
+
+/// Writes the ready file, when asked for one (`--ready-file`).
+fn write_ready(path: &Option<std::path::PathBuf>, ready: Ready) -> anyhow::Result<()> {
+    match path {
+        Some(path) => ready
+            .write(path)
+            .with_context(|| format!("writing the ready file {}", path.display())),
+        None => Ok(()),
+    }
 }

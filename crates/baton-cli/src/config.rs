@@ -133,6 +133,8 @@ pub struct NodeConfig {
     pub async_calls: baton_gateway::AsyncConfig,
     pub ready_timeout: Duration,
     pub state: crate::state::StateConfig,
+    /// Where to say, once listening, what this node serves (`--ready-file`).
+    pub ready_file: Option<PathBuf>,
     /// Bounds of the gateway's listener.
     pub listener: baton_gateway::ListenerLimits,
 }
@@ -240,6 +242,7 @@ impl NodeConfig {
             async_calls,
             ready_timeout,
             listener: listener_limits(&file.listener)?,
+            ready_file: args.ready_file.clone(),
         })
     }
 }

@@ -119,7 +119,18 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
             state.replication.address()
         );
     }
-    // This line is the readiness signal scripts and tests wait for.
+    if let Some(path) = &config.ready_file {
+        let ready = baton_api::ready::Ready {
+            role: "up".into(),
+            http: Some(format!("http://{address}")),
+            state_api: state.as_ref().map(|s| format!("http://{}", s.api)),
+            state_peers: state.as_ref().map(|s| s.replication.address().to_string()),
+            ..Default::default()
+        };
+        ready
+            .write(path)
+            .with_context(|| format!("writing the ready file {}", path.display()))?;
+    }
     println!(
         "baton listening on http://{address} with {} function(s): {}",
         names.len(),

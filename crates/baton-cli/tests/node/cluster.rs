@@ -2,62 +2,35 @@
 //! on loopback: one control plane, two gateways, three workers.
 
 use crate::harness::{BATON, Node, eventually, free_ports};
+use baton_bench::harness::Process;
 use bytes::Bytes;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A role process; killed when dropped.
-struct Role {
-    child: Child,
-}
-
-/// Starts `baton <args>` and waits for the stdout line starting with `ready`; returns the
-/// process and that line.
-fn spawn(args: &[&str], ready: &str) -> (Child, String) {
-    let mut child = Command::new(BATON)
+/// Starts `baton <args>` and waits until it is ready (its ready file, then `/healthz`).
+fn start_role(args: &[&str], dir: &Path) -> Process {
+    let mut command = Command::new(BATON);
+    command
         .args(args)
         .env_remove("BATON_TOKEN")
         .env_remove("BATON_DATA_DIR")
         .env_remove("BATON_LISTEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting baton");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let ready = ready.to_owned();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with(&ready) {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("baton {args:?} did not get ready within 60 s"));
-    (child, line)
+        .stderr(Stdio::inherit());
+    Process::start(command, dir).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-impl Role {
-    fn start(args: &[&str], ready: &str) -> (Role, String) {
-        let (child, line) = spawn(args, ready);
-        (Role { child }, line)
-    }
+/// A server the test started itself (Redis); killed when dropped.
+struct Server {
+    child: Child,
+}
 
-    fn kill(&mut self) {
+impl Drop for Server {
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-impl Drop for Role {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -65,9 +38,9 @@ struct Cluster {
     dir: PathBuf,
     control_port: u16,
     store: String,
-    control: Option<Role>,
-    workers: Vec<(String, Role)>,
-    /// Each worker's platform API (`http://…`), from its readiness line.
+    control: Option<Process>,
+    workers: Vec<(String, Process)>,
+    /// Each worker's platform API (`http://…`), from its ready file.
     state_apis: std::collections::HashMap<String, String>,
     /// Each worker's data listener (`host:port`), where its `/metrics` is.
     data_addresses: std::collections::HashMap<String, String>,
@@ -82,7 +55,7 @@ impl Cluster {
     fn start_control(&mut self) {
         let listen = format!("127.0.0.1:{}", self.control_port);
         let data = self.dir.join("control");
-        let (role, _) = Role::start(
+        let role = start_role(
             &[
                 "control",
                 "--listen",
@@ -106,7 +79,7 @@ impl Cluster {
                 "--scale-to-zero-grace",
                 "2s",
             ],
-            "baton control listening",
+            &self.dir,
         );
         self.control = Some(role);
     }
@@ -115,7 +88,7 @@ impl Cluster {
     /// on a restart).
     fn start_worker(&mut self, id: &str) {
         let data = self.dir.join(id);
-        let (role, line) = Role::start(
+        let role = start_role(
             &[
                 "worker",
                 "--control",
@@ -125,18 +98,16 @@ impl Cluster {
                 "--data-dir",
                 data.to_str().unwrap(),
             ],
-            "baton worker",
+            &self.dir,
         );
-        let api = line
-            .split_once(" state-api ")
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no state API in {line:?}"));
-        self.state_apis.insert(id.to_owned(), api.to_owned());
-        let data = line
-            .split_once(" data ")
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no data address in {line:?}"));
-        self.data_addresses.insert(id.to_owned(), data.to_owned());
+        let ready = role.ready();
+        let api = ready
+            .state_api
+            .clone()
+            .expect("a worker without a state API");
+        self.state_apis.insert(id.to_owned(), api);
+        let data = ready.workers[0].data.clone();
+        self.data_addresses.insert(id.to_owned(), data);
         self.workers.push((id.to_owned(), role));
     }
 
@@ -214,16 +185,11 @@ impl Cluster {
             cluster.start_worker(&format!("w{n}"));
         }
         for _ in 0..2 {
-            let (child, line) = spawn(
+            let gateway = start_role(
                 &["gateway", "--control", &control, "--listen", "127.0.0.1:0"],
-                "baton gateway listening on ",
+                dir,
             );
-            let url = line
-                .strip_prefix("baton gateway listening on ")
-                .and_then(|r| r.split_whitespace().next())
-                .unwrap()
-                .to_owned();
-            cluster.gateways.push(Node::from_child(child, url, dir));
+            cluster.gateways.push(Node::from_process(gateway, dir));
         }
         cluster
     }
@@ -270,7 +236,7 @@ async fn deploy(node: &Node, name: &str, component: &'static [u8], settings: Val
 }
 
 /// Redis for the store tests: the machine's on 6379, or one started for the test.
-fn redis_url(dir: &Path) -> (String, Option<Role>) {
+fn redis_url(dir: &Path) -> (String, Option<Server>) {
     if std::net::TcpStream::connect("127.0.0.1:6379").is_ok() {
         return ("redis://127.0.0.1:6379/".into(), None);
     }
@@ -287,7 +253,7 @@ fn redis_url(dir: &Path) -> (String, Option<Role>) {
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    (format!("redis://127.0.0.1:{port}/"), Some(Role { child }))
+    (format!("redis://127.0.0.1:{port}/"), Some(Server { child }))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -904,7 +870,7 @@ async fn with_a_cluster_token_only_members_take_part() {
     let listen = format!("127.0.0.1:{port}");
     let control = format!("http://{listen}");
     let data = dir.path().join("control");
-    let _control = Role::start(
+    let _control = start_role(
         &[
             "control",
             "--listen",
@@ -914,10 +880,10 @@ async fn with_a_cluster_token_only_members_take_part() {
             "--cluster-token",
             token,
         ],
-        "baton control listening",
+        dir.path(),
     );
     let member_dir = dir.path().join("member");
-    let _member = Role::start(
+    let _member = start_role(
         &[
             "worker",
             "--control",
@@ -929,10 +895,10 @@ async fn with_a_cluster_token_only_members_take_part() {
             "--data-dir",
             member_dir.to_str().unwrap(),
         ],
-        "baton worker",
+        dir.path(),
     );
     let stranger_dir = dir.path().join("stranger");
-    let _stranger = Role::start(
+    let _stranger = start_role(
         &[
             "worker",
             "--control",
@@ -942,20 +908,14 @@ async fn with_a_cluster_token_only_members_take_part() {
             "--data-dir",
             stranger_dir.to_str().unwrap(),
         ],
-        "baton worker",
+        dir.path(),
     );
     let gateway = |token: Option<&str>| {
         let mut args = vec!["gateway", "--control", &control, "--listen", "127.0.0.1:0"];
         if let Some(token) = token {
             args.extend(["--cluster-token", token]);
         }
-        let (child, line) = spawn(&args, "baton gateway listening on ");
-        let url = line
-            .strip_prefix("baton gateway listening on ")
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap()
-            .to_owned();
-        Node::from_child(child, url, dir.path())
+        Node::from_process(start_role(&args, dir.path()), dir.path())
     };
     let (member_gateway, stranger_gateway) = (gateway(Some(token)), gateway(None));
 
@@ -1000,7 +960,7 @@ fn one_config_file_configures_every_role_and_each_refuses_a_bad_key() {
     .unwrap();
     // The control plane's address came from its section: a free port, not the default 9090.
     let data = dir.path().join("control");
-    let (control, line) = Role::start(
+    let control = start_role(
         &[
             "control",
             "--config",
@@ -1008,11 +968,12 @@ fn one_config_file_configures_every_role_and_each_refuses_a_bad_key() {
             "--data-dir",
             data.to_str().unwrap(),
         ],
-        "baton control listening",
+        dir.path(),
     );
+    let grpc = control.ready().grpc.clone().unwrap_or_default();
     assert!(
-        line.contains("127.0.0.1:") && !line.contains(":9090"),
-        "{line}"
+        grpc.starts_with("grpc://127.0.0.1:") && !grpc.ends_with(":9090"),
+        "{grpc}"
     );
     drop(control);
     // A typo in one role's section is refused by every role, naming the file and line.

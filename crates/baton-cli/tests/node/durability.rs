@@ -53,7 +53,7 @@ async fn deployments_survive_a_restart_without_recompiling() {
 async fn every_acknowledged_deployment_survives_kill_9_mid_stream() {
     let dir = tempfile::tempdir().unwrap();
     let node = Arc::new(Node::start(dir.path(), Options::default()));
-    let pid = node.child.id() as i32;
+    let pid = node.process.pid() as i32;
     let acknowledged = Arc::new(std::sync::Mutex::new(Vec::new()));
     let deployer = {
         let (node, acknowledged) = (node.clone(), acknowledged.clone());

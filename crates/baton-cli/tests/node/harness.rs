@@ -1,20 +1,20 @@
 //! Starting `baton up` in a temporary data directory and talking HTTP to it.
 
+use baton_bench::harness::Process;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BATON: &str = env!("CARGO_BIN_EXE_baton");
 
 /// A running node; killed when dropped.
 pub struct Node {
-    pub child: Child,
+    pub process: Process,
     pub url: String,
     pub data_dir: PathBuf,
     pub token: Option<String>,
@@ -65,7 +65,6 @@ impl Node {
             .env("BATON_EXAMPLES", options.examples.to_string())
             .env_remove("BATON_TOKEN")
             .env_remove("BATON_CONFIG")
-            .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some(token) = &options.token {
             command.env("BATON_TOKEN", token);
@@ -78,24 +77,9 @@ impl Node {
         for (key, value) in &options.env {
             command.env(key, value);
         }
-        let mut child = command.spawn().expect("starting baton");
-        let stdout = child.stdout.take().unwrap();
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut state_api = None;
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("baton state api on ") {
-                    state_api = rest.split_whitespace().next().map(str::to_owned);
-                }
-                if let Some(rest) = line.strip_prefix("baton listening on ") {
-                    let url = rest.split_whitespace().next().unwrap_or_default();
-                    let _ = sender.send((url.to_owned(), state_api.take()));
-                }
-            }
-        });
-        let (url, state_api) = receiver
-            .recv_timeout(Duration::from_secs(60))
-            .expect("baton did not report its address within 60 s");
+        let process = Process::start(command, data_dir.parent().unwrap_or(data_dir))
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let (url, state_api) = (process.url(), process.ready().state_api.clone());
         // Without a token of ours, the node made one in its data directory, as the CLI finds it.
         let token = options.token.or_else(|| {
             std::fs::read_to_string(data_dir.join("admin-token"))
@@ -103,7 +87,7 @@ impl Node {
                 .map(|t| t.trim().to_owned())
         });
         Node {
-            child,
+            process,
             url,
             data_dir: data_dir.to_path_buf(),
             token,
@@ -112,11 +96,11 @@ impl Node {
         }
     }
 
-    /// A node for a process started elsewhere (a cluster gateway) serving at `url`.
-    pub fn from_child(child: Child, url: String, data_dir: &Path) -> Node {
+    /// A node for a process started elsewhere (a cluster gateway).
+    pub fn from_process(process: Process, data_dir: &Path) -> Node {
         Node {
-            child,
-            url,
+            url: process.url(),
+            process,
             data_dir: data_dir.to_path_buf(),
             token: None,
             state_api: None,
@@ -250,8 +234,7 @@ impl Node {
 
     /// `kill -9`.
     pub fn kill(mut self) -> PathBuf {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+        self.process.kill();
         self.data_dir.clone()
     }
 
@@ -266,13 +249,6 @@ impl Node {
             command.env("BATON_TOKEN", token);
         }
         command.stdin(Stdio::null()).output().unwrap()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
