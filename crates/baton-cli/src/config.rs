@@ -261,6 +261,7 @@ mod tests {
     fn args() -> UpArgs {
         UpArgs {
             config: None,
+            ready_file: None,
             listen: None,
             data_dir: None,
             token: None,
