@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 pub const START_DEADLINE: Duration = Duration::from_secs(120);
 
 /// How often the ready file and `/healthz` are looked at.
-const POLL: Duration = Duration::from_millis(10);
+const POLL: Duration = Duration::from_millis(2);
 
 /// A started role; killed (and reaped) when dropped.
 pub struct Process {
@@ -50,6 +50,12 @@ impl Process {
         };
         process.ready = process.wait_ready(&what)?;
         Ok(process)
+    }
+
+    /// [`Process::start`] from async code: the waiting runs on a blocking thread.
+    pub async fn start_async(command: Command, dir: &std::path::Path) -> anyhow::Result<Process> {
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || Process::start(command, &dir)).await?
     }
 
     fn wait_ready(&mut self, what: &str) -> anyhow::Result<Ready> {

@@ -5,6 +5,7 @@
 //! - [`load`]: the load generator, closed loop and open loop (constant or Poisson arrivals),
 //!   HTTP/1.1 keep-alive or HTTP/2, latency in HDR histograms.
 //! - [`scenario`]: scenario files under `benchmarks/`.
+//! - [`suites`]: the state and cluster suites, on nodes and clusters they start.
 //! - [`report`]: terminal summary, JSON, CSV time series and SVG plots.
 //! - [`serve_baseline`]: a bare hyper hello-world answering what the `hello` example answers,
 //!   so a scenario reports Baton's figures as a ratio to the best this machine can do with
@@ -15,6 +16,7 @@ pub mod harness;
 pub mod load;
 pub mod report;
 pub mod scenario;
+pub mod suites;
 mod svg;
 pub mod template;
 pub mod trace;

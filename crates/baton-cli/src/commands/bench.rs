@@ -3,17 +3,17 @@
 use super::deploy::deploy_one;
 use crate::cli::{BenchLoadArgs, BenchRunArgs, Target};
 use crate::client::ApiClient;
-use anyhow::{Context, bail};
+use anyhow::Context;
 use baton_api::DeployRequest;
 use baton_bench::load::{LoadReport, LoadSpec, Shape};
 use baton_bench::report::{Summary, write_files};
 use baton_bench::scenario::{DeploySpec, Scenario};
+use baton_bench::suites::LocalNode;
 use bytes::Bytes;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-use tokio::io::AsyncBufReadExt;
 
 fn duration(text: &str, what: &str) -> anyhow::Result<Duration> {
     baton_api::parse_duration(text).map_err(|e| anyhow::anyhow!("{what}: {e}"))
@@ -113,110 +113,14 @@ pub async fn load(args: BenchLoadArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A node started for one scenario run, in a temporary data directory; stopped when dropped.
-pub(super) struct LocalNode {
-    child: tokio::process::Child,
-    pub(super) url: String,
-    /// The node-local platform API.
-    pub(super) state_api: Option<String>,
-    /// The node's admin token (for `/system/*` and the platform API).
-    pub(super) token: String,
-    /// Where its metrics are: the node's gateway, or a cluster worker's data listener.
-    pub(super) metrics: String,
-    _dir: tempfile::TempDir,
-}
-
-impl LocalNode {
-    pub(super) async fn start() -> anyhow::Result<Self> {
-        Self::start_with(false, &[]).await
-    }
-
-    /// A node with (or without) the examples and extra environment variables.
-    pub(super) async fn start_with(
-        examples: bool,
-        env: &[(String, String)],
-    ) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let token = env.iter().find(|(k, _)| k == "BATON_TOKEN").map_or_else(
-            || uuid::Uuid::new_v4().simple().to_string(),
-            |(_, v)| v.clone(),
-        );
-        let mut child = tokio::process::Command::new(std::env::current_exe()?)
-            .arg("up")
-            .env("BATON_LISTEN", "127.0.0.1:0")
-            .env("BATON_DATA_DIR", dir.path())
-            .env("BATON_EXAMPLES", examples.to_string())
-            .env("BATON_LOG", "warn")
-            .env("BATON_TOKEN", &token)
-            .env_remove("BATON_CONFIG")
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting a local node")?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let wait = async {
-            let mut state_api = None;
-            while let Some(line) = lines.next_line().await? {
-                if let Some(rest) = line.strip_prefix("baton state api on ") {
-                    state_api = rest.split_whitespace().next().map(str::to_owned);
-                }
-                if let Some(rest) = line.strip_prefix("baton listening on ") {
-                    let url = rest.split_whitespace().next().unwrap_or_default();
-                    return Ok((url.to_owned(), state_api));
-                }
-            }
-            bail!("the local node exited before it was ready")
-        };
-        let (url, state_api) = tokio::time::timeout(Duration::from_secs(60), wait)
-            .await
-            .context("the local node did not start within 60 s")??;
-        Ok(LocalNode {
-            child,
-            metrics: format!("{url}/metrics"),
-            url,
-            state_api,
-            token,
-            _dir: dir,
-        })
-    }
-
-    /// A cluster worker seen as a node: `child` is the worker process, `url` the gateway in
-    /// front of it, `state_api` its platform API, `data` its data listener (`host:port`).
-    pub(super) fn worker(
-        child: tokio::process::Child,
-        url: String,
-        state_api: String,
-        data: &str,
-        token: String,
-    ) -> anyhow::Result<Self> {
-        Ok(LocalNode {
-            child,
-            metrics: format!("http://{data}/metrics"),
-            url,
-            state_api: Some(state_api),
-            token,
-            _dir: tempfile::tempdir()?,
-        })
-    }
-
-    /// The node's resident memory in bytes (Linux).
-    pub(super) fn rss_bytes(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib * 1024)
-    }
-}
-
 /// `local` (a node started for the run) or a node's URL, with a client of its API; keep the
 /// first value alive for as long as the node is needed.
 pub(super) async fn resolve_target(
     target: &str,
 ) -> anyhow::Result<(Option<LocalNode>, String, ApiClient)> {
     let local = if target == "local" {
-        Some(LocalNode::start().await?)
+        let binary = std::env::current_exe().context("finding the baton binary")?;
+        Some(LocalNode::start(&binary, false, &[]).await?)
     } else {
         None
     };
@@ -232,12 +136,6 @@ pub(super) async fn resolve_target(
         json: false,
     })?;
     Ok((local, url, client))
-}
-
-impl Drop for LocalNode {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
 }
 
 /// The component a scenario names: an embedded example or test guest, or a file.

@@ -1,11 +1,10 @@
 //! One module per subcommand.
 
 mod bench;
-mod cluster_bench;
 mod deploy;
 mod invoke;
 mod manage;
-mod state_bench;
+mod suites;
 mod trace;
 
 use crate::cli::{BenchCommand, Cli, Command, TraceCommand};
@@ -44,8 +43,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => manage::logs(args).await,
         Command::Bench(BenchCommand::Run(args)) => bench::run(args).await,
         Command::Bench(BenchCommand::Load(args)) => bench::load(*args).await,
-        Command::Bench(BenchCommand::State(args)) => state_bench::run(args).await,
-        Command::Bench(BenchCommand::Cluster(args)) => cluster_bench::run(args).await,
+        Command::Bench(BenchCommand::State(args)) => suites::state(args).await,
+        Command::Bench(BenchCommand::Cluster(args)) => suites::cluster(args).await,
         Command::Bench(BenchCommand::Trace(TraceCommand::Generate(args))) => trace::generate(args),
         Command::Bench(BenchCommand::Trace(TraceCommand::Replay(args))) => {
             trace::replay(args).await

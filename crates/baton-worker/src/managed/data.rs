@@ -17,6 +17,11 @@ impl SandboxHost {
             "# HELP baton_worker_sandboxes Sandboxes on this worker.\n# TYPE baton_worker_sandboxes gauge\nbaton_worker_sandboxes {}",
             self.sandbox_count()
         );
+        let _ = writeln!(
+            out,
+            "# HELP baton_worker_functions_prepared Function versions fetched and compiled, ready for sandboxes.\n# TYPE baton_worker_functions_prepared gauge\nbaton_worker_functions_prepared {}",
+            self.prepared_count()
+        );
         if let Some(state) = &self.state {
             let _ = (state.metrics)(&mut out);
         }

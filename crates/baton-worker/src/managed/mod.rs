@@ -240,6 +240,16 @@ impl SandboxHost {
 
     /// Prepares `function` once per version: reads its spec, fetches its component when
     /// missing, compiles. Later calls for the same version share the result.
+    /// Function versions prepared successfully (for `/metrics`: a benchmark waits on it
+    /// rather than on time before it measures).
+    fn prepared_count(&self) -> usize {
+        let prepared = self.prepared.lock().unwrap();
+        prepared
+            .values()
+            .filter(|cell| cell.get().is_some_and(Result::is_ok))
+            .count()
+    }
+
     async fn prepare(&self, function: &proto::Function) -> Result<PreparedFunction, String> {
         let key = format!("{}@{}", function.name, function.version);
         let cell = {

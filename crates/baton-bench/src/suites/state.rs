@@ -1,4 +1,4 @@
-//! `baton bench state`: the replicated-state benchmarks, on nodes it starts itself.
+//! The replicated-state suite (`baton bench state`), on nodes or a cluster it starts itself.
 //!
 //! - allreduce (MISO's): 1000 calls of the `allreduce` function, each adding a chunk of 1000
 //!   elements into a 1,000,000-element vector, 5 at a time, spread over the nodes; timed until
@@ -13,18 +13,14 @@
 //! - replication bytes per operation against the size of the full state MISO would ship, and
 //!   each node's resident memory.
 
-use super::bench::LocalNode;
-use super::cluster_bench::{Proc, spawn, upload};
-use crate::cli::BenchStateArgs;
+use super::{Http, LocalNode, bench_token, upload};
+use crate::harness::Process;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use futures_util::future::join_all;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use std::process::ExitCode;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -35,38 +31,28 @@ const CONCURRENCY: usize = 5;
 /// Elements have values `(i % 10) + 1`: the complete vector sums to this.
 const EXPECTED_SUM: f64 = (ELEMENTS / 10 * 55) as f64;
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// Longest the nodes may take to link to each other: a deadline against hangs.
+const LINK_DEADLINE: Duration = Duration::from_secs(60);
 
-/// A client of the nodes' APIs, sending their (shared) admin token.
-#[derive(Clone)]
-struct Http(HttpClient, Arc<str>);
-
-impl Http {
-    async fn call(
-        &self,
-        method: &str,
-        url: &str,
-        body: impl Into<Bytes>,
-    ) -> anyhow::Result<(u16, Bytes)> {
-        let request = http::Request::builder()
-            .method(method)
-            .uri(url)
-            .header(http::header::AUTHORIZATION, format!("Bearer {}", self.1))
-            .body(Full::new(body.into()))?;
-        let response = tokio::time::timeout(Duration::from_secs(60), self.0.request(request))
-            .await
-            .context("no answer within 60 s")??;
-        let status = response.status().as_u16();
-        Ok((status, response.into_body().collect().await?.to_bytes()))
-    }
-
-    async fn json(&self, method: &str, url: &str, body: impl Into<Bytes>) -> anyhow::Result<Value> {
-        let (status, body) = self.call(method, url, body).await?;
-        if status != 200 {
-            bail!("{url}: {status} {}", String::from_utf8_lossy(&body));
-        }
-        Ok(serde_json::from_slice(&body)?)
-    }
+/// What one run of the suite measures and on what.
+#[derive(Debug, Clone)]
+pub struct StateBench {
+    /// The `baton` binary that is started.
+    pub binary: PathBuf,
+    /// Nodes (or workers, with `cluster`).
+    pub nodes: usize,
+    /// Allreduce runs.
+    pub runs: usize,
+    /// The Redis to compare with; `None` skips that side.
+    pub redis: Option<String>,
+    /// `async` or `durable`.
+    pub durability: String,
+    /// Seconds of each counter-throughput measurement.
+    pub seconds: u64,
+    /// Writes timed for convergence.
+    pub writes: usize,
+    /// A control plane, a gateway and `nodes` workers instead of `nodes` nodes.
+    pub cluster: bool,
 }
 
 fn stats(mut samples: Vec<f64>) -> Value {
@@ -76,13 +62,18 @@ fn stats(mut samples: Vec<f64>) -> Value {
     json!({"n": samples.len(), "mean": mean, "p50": at(0.5), "p99": at(0.99), "min": samples[0], "max": at(1.0)})
 }
 
-async fn start_nodes(n: usize, durability: &str, token: &str) -> anyhow::Result<Vec<LocalNode>> {
+async fn start_nodes(
+    config: &StateBench,
+    http: &Http,
+    token: &str,
+) -> anyhow::Result<Vec<LocalNode>> {
+    let (n, durability) = (config.nodes, config.durability.as_str());
     let ports: Vec<u16> = (0..n)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").map(|l| l.local_addr().unwrap().port()))
         .collect::<Result<_, _>>()?;
     let dir = tempfile::tempdir()?;
-    let config = dir.path().join("state.toml");
-    std::fs::write(&config, format!("[state]\ndurability = \"{durability}\"\n"))?;
+    let file = dir.path().join("state.toml");
+    std::fs::write(&file, format!("[state]\ndurability = \"{durability}\"\n"))?;
     let mut nodes = Vec::new();
     for (i, port) in ports.iter().enumerate() {
         let peers: Vec<String> = ports
@@ -96,15 +87,41 @@ async fn start_nodes(n: usize, durability: &str, token: &str) -> anyhow::Result<
                 format!("127.0.0.1:{port}"),
             ),
             ("BATON_STATE_PEERS".to_string(), peers.join(",")),
-            ("BATON_CONFIG".to_string(), config.display().to_string()),
+            ("BATON_CONFIG".to_string(), file.display().to_string()),
             ("BATON_TOKEN".to_string(), token.to_string()),
         ];
         eprintln!("starting node {}/{n}", i + 1);
-        nodes.push(LocalNode::start_with(true, &env).await?);
+        nodes.push(LocalNode::start(&config.binary, true, &env).await?);
     }
-    // Let every link connect before measuring.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    await_links(http, &nodes).await?;
     Ok(nodes)
+}
+
+/// Waits until every node's state agent is linked to all the others.
+async fn await_links(http: &Http, nodes: &[LocalNode]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + LINK_DEADLINE;
+    let peers = (nodes.len() - 1) as f64;
+    for node in nodes {
+        let connected = "baton_state_peers_connected";
+        http.await_metric(&node.metrics, connected, |n| n >= peers, deadline)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Starts `baton <args>` and waits until it is ready.
+async fn start_role(
+    binary: &std::path::Path,
+    args: &[&str],
+    dir: &std::path::Path,
+) -> anyhow::Result<Process> {
+    let mut command = Command::new(binary);
+    command
+        .args(args)
+        .env("BATON_LOG", "warn")
+        .env_remove("BATON_TOKEN")
+        .stderr(Stdio::inherit());
+    Process::start_async(command, dir).await
 }
 
 /// A cluster: a control plane, one gateway and `n` workers with their state agents (peers
@@ -112,10 +129,11 @@ async fn start_nodes(n: usize, durability: &str, token: &str) -> anyhow::Result<
 /// platform API: calls go through the gateway (the cluster places the sandboxes), reads go
 /// to each worker. The other processes are returned to be kept alive.
 async fn start_cluster(
-    n: usize,
-    durability: &str,
+    config: &StateBench,
+    http: &Http,
     token: &str,
-) -> anyhow::Result<(Vec<LocalNode>, Vec<Proc>, tempfile::TempDir)> {
+) -> anyhow::Result<(Vec<LocalNode>, Vec<Process>, tempfile::TempDir)> {
+    let (n, binary) = (config.nodes, config.binary.as_path());
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -123,42 +141,35 @@ async fn start_cluster(
     let control_url = format!("http://127.0.0.1:{port}");
     let path = |name: &str| dir.path().join(name).display().to_string();
     eprintln!("starting the control plane, {n} workers and a gateway");
-    let control = spawn(
-        &[
-            "control",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-            &path("control"),
-        ]
-        .map(String::from),
-        "baton control listening",
+    let listen = format!("127.0.0.1:{port}");
+    let control_dir = path("control");
+    let control = start_role(
+        binary,
+        &["control", "--listen", &listen, "--data-dir", &control_dir],
+        dir.path(),
     )
     .await?;
     let mut workers = Vec::new();
     for i in 0..n {
         let id = format!("w{i}");
-        let worker = spawn(
-            &[
-                "worker",
-                "--control",
-                &control_url,
-                "--id",
-                &id,
-                "--data-dir",
-                &path(&id),
-                "--state-durability",
-                durability,
-                "--token",
-                token,
-            ]
-            .map(String::from),
-            "baton worker",
-        )
-        .await?;
-        workers.push(worker);
+        let data = path(&id);
+        let args = [
+            "worker",
+            "--control",
+            &control_url,
+            "--id",
+            &id,
+            "--data-dir",
+            &data,
+            "--state-durability",
+            &config.durability,
+            "--token",
+            token,
+        ];
+        workers.push(start_role(binary, &args, dir.path()).await?);
     }
-    let gateway = spawn(
+    let gateway = start_role(
+        binary,
         &[
             "gateway",
             "--control",
@@ -167,38 +178,19 @@ async fn start_cluster(
             "127.0.0.1:0",
             "--token",
             token,
-        ]
-        .map(String::from),
-        "baton gateway listening on ",
+        ],
+        dir.path(),
     )
     .await?;
-    let url = gateway.announced("baton gateway listening on ");
+    let url = gateway.url();
     upload(&url, token, "hello", baton_guests::HELLO).await?;
     upload(&url, token, "allreduce", baton_guests::ALLREDUCE).await?;
-    let mut nodes = Vec::new();
-    for worker in workers {
-        let api = worker
-            .line
-            .split_once(" state-api ")
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .context("a worker without a state API")?
-            .to_owned();
-        let data = worker
-            .line
-            .split_once(" data ")
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .context("a worker without a data address")?
-            .to_owned();
-        nodes.push(LocalNode::worker(
-            worker.child,
-            url.clone(),
-            api,
-            &data,
-            token.to_owned(),
-        )?);
-    }
-    // Let every agent learn its peers (one heartbeat) and connect before measuring.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let nodes = workers
+        .into_iter()
+        .map(|worker| LocalNode::worker(worker, url.clone(), token.to_owned()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // Every agent learns its peers from the control plane (a heartbeat) and links to them.
+    await_links(http, &nodes).await?;
     Ok((nodes, vec![control, gateway], dir))
 }
 
@@ -458,21 +450,12 @@ async fn convergence(http: &Http, nodes: &[LocalNode], writes: usize) -> anyhow:
     Ok(samples)
 }
 
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 async fn sent_bytes(http: &Http, nodes: &[LocalNode]) -> anyhow::Result<f64> {
     let mut total = 0.0;
     for node in nodes {
-        let (_, body) = http.call("GET", &node.metrics, Bytes::new()).await?;
-        total += metric(
-            &String::from_utf8_lossy(&body),
-            "baton_state_sent_bytes_total",
-        );
+        total += http
+            .metric(&node.metrics, "baton_state_sent_bytes_total")
+            .await?;
     }
     Ok(total)
 }
@@ -486,54 +469,65 @@ async fn set_bytes(http: &Http, nodes: &[LocalNode], ops: usize) -> anyhow::Resu
         let body = json!({"op": "set-add", "member": format!("user-{i:06}")}).to_string();
         http.json("POST", &url, body).await?;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every add has reached every node before the bytes are counted.
+    let deadline = Instant::now() + LINK_DEADLINE;
+    for node in nodes {
+        let url = format!("{}/v1/state/bench/members", api(node));
+        loop {
+            let reading = http.json("GET", &url, Bytes::new()).await?;
+            if reading["value"].as_array().map_or(0, Vec::len) >= ops {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{url}: not every member arrived: {reading}");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
     let delta = (sent_bytes(http, nodes).await? - before) / ops as f64 / (nodes.len() - 1) as f64;
-    let (_, body) = http.call("GET", &nodes[0].metrics, Bytes::new()).await?;
-    let state = metric(&String::from_utf8_lossy(&body), "baton_state_state_bytes");
+    let state = http
+        .metric(&nodes[0].metrics, "baton_state_state_bytes")
+        .await?;
     Ok((delta, state))
 }
 
-pub async fn run(args: BenchStateArgs) -> anyhow::Result<ExitCode> {
-    if args.nodes < 2 {
+/// Runs the suite; its report as JSON (see [`text`] for people).
+pub async fn run(config: &StateBench) -> anyhow::Result<Value> {
+    if config.nodes < 2 {
         bail!("--nodes must be at least 2");
     }
-    if !matches!(args.durability.as_str(), "async" | "durable") {
+    if !matches!(config.durability.as_str(), "async" | "durable") {
         bail!("--durability must be `async` or `durable`");
     }
-    let token: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
-    let http = Http(
-        Client::builder(TokioExecutor::new()).build_http(),
-        token.clone(),
-    );
-    let (nodes, _roles, _dir) = match args.cluster {
-        true => start_cluster(args.nodes, &args.durability, &token).await?,
+    let token = bench_token();
+    let http = Http::new(&token);
+    let (nodes, _roles, _dir) = match config.cluster {
+        true => start_cluster(config, &http, &token).await?,
         false => (
-            start_nodes(args.nodes, &args.durability, &token).await?,
+            start_nodes(config, &http, &token).await?,
             Vec::new(),
             tempfile::tempdir()?,
         ),
     };
     let idle_rss: Vec<u64> = nodes.iter().filter_map(LocalNode::rss_bytes).collect();
-    let redis = if args.redis == "none" {
-        None
-    } else {
-        let client = redis::Client::open(args.redis.as_str())?;
+    let redis = if let Some(url) = &config.redis {
+        let client = redis::Client::open(url.as_str())?;
         let mut pool = Vec::new();
         for _ in 0..CONCURRENCY {
             pool.push(
                 client
                     .get_multiplexed_async_connection()
                     .await
-                    .with_context(|| {
-                        format!("connecting to {} (or pass --redis none)", args.redis)
-                    })?,
+                    .with_context(|| format!("connecting to {url} (or pass --redis none)"))?,
             );
         }
         Some(pool)
+    } else {
+        None
     };
     let (mut baton_ms, mut baton_write_ms, mut redis_ms) = (Vec::new(), Vec::new(), Vec::new());
     let mut floor_ms = Vec::new();
-    for run in 0..args.runs {
+    for run in 0..config.runs {
         floor_ms.push(call_floor(&http, &nodes).await?);
         let timed = allreduce_baton(&http, &nodes, run).await?;
         baton_ms.push(timed.total);
@@ -544,7 +538,7 @@ pub async fn run(args: BenchStateArgs) -> anyhow::Result<ExitCode> {
         eprintln!(
             "allreduce run {}/{}: baton {:.1} ms (calls done at {:.1}; hello calls {:.1}){}",
             run + 1,
-            args.runs,
+            config.runs,
             baton_ms[run],
             baton_write_ms[run],
             floor_ms[run],
@@ -555,10 +549,10 @@ pub async fn run(args: BenchStateArgs) -> anyhow::Result<ExitCode> {
     }
     let peak_rss: Vec<u64> = nodes.iter().filter_map(LocalNode::rss_bytes).collect();
     eprintln!("counter throughput on node 1...");
-    let batched = counter_rate(&http, &nodes[0], 4, 1000, args.seconds).await?;
-    let single = counter_rate(&http, &nodes[0], 64, 1, args.seconds).await?;
-    eprintln!("convergence over {} writes...", args.writes);
-    let converge = convergence(&http, &nodes, args.writes).await?;
+    let batched = counter_rate(&http, &nodes[0], 4, 1000, config.seconds).await?;
+    let single = counter_rate(&http, &nodes[0], 64, 1, config.seconds).await?;
+    eprintln!("convergence over {} writes...", config.writes);
+    let converge = convergence(&http, &nodes, config.writes).await?;
     let (set_delta, set_state) = set_bytes(&http, &nodes, 2000).await?;
     let mib = |v: &[u64]| {
         v.iter()
@@ -567,9 +561,10 @@ pub async fn run(args: BenchStateArgs) -> anyhow::Result<ExitCode> {
     };
     let baton_stats = stats(baton_ms);
     let redis_stats = (!redis_ms.is_empty()).then(|| stats(redis_ms));
-    let report = json!({
-        "nodes": args.nodes,
-        "durability": args.durability,
+    Ok(json!({
+        "nodes": config.nodes,
+        "cluster": config.cluster,
+        "durability": config.durability,
         "allreduce_ms": {
             "baton": baton_stats,
             "baton_calls_done": stats(baton_write_ms),
@@ -582,64 +577,86 @@ pub async fn run(args: BenchStateArgs) -> anyhow::Result<ExitCode> {
         "set_add_replication_bytes_per_op_per_peer": set_delta,
         "set_full_state_bytes_at_end": set_state,
         "rss_mib": {"idle": mib(&idle_rss), "after_allreduce": mib(&peak_rss)},
-    });
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        let r = &report;
-        println!(
-            "allreduce (1M elements, 1000 chunks, 5 concurrent, {} nodes, {}):",
-            args.nodes, args.durability
-        );
-        println!(
-            "  baton  mean {:.1} ms  p50 {:.1}  p99 {:.1}",
-            r["allreduce_ms"]["baton"]["mean"].as_f64().unwrap_or(0.0),
-            r["allreduce_ms"]["baton"]["p50"].as_f64().unwrap_or(0.0),
-            r["allreduce_ms"]["baton"]["p99"].as_f64().unwrap_or(0.0)
-        );
-        println!(
-            "         calls done after mean {:.1} ms, then every node reads the sum",
-            r["allreduce_ms"]["baton_calls_done"]["mean"]
-                .as_f64()
-                .unwrap_or(0.0)
-        );
-        println!(
-            "  floor  mean {:.1} ms for the same 1000 calls to `hello` (no state)",
-            r["allreduce_ms"]["hello_calls_floor"]["mean"]
-                .as_f64()
-                .unwrap_or(0.0)
-        );
-        if let Some(redis) = r["allreduce_ms"]["redis"].as_object() {
-            println!(
-                "  redis  mean {:.1} ms  p50 {:.1}  p99 {:.1}",
-                redis["mean"].as_f64().unwrap_or(0.0),
-                redis["p50"].as_f64().unwrap_or(0.0),
-                redis["p99"].as_f64().unwrap_or(0.0)
-            );
-        }
-        println!(
-            "counter increments/s on one node: {batched:.0} (batches of 1000), {single:.0} (one per request)"
-        );
-        println!(
-            "convergence after a write: p50 {:.2} ms  p99 {:.2} ms",
-            r["convergence_ms"]["p50"].as_f64().unwrap_or(0.0),
-            r["convergence_ms"]["p99"].as_f64().unwrap_or(0.0)
-        );
-        println!(
-            "set add: {set_delta:.0} replication bytes/op/peer; full state at the end {set_state:.0} bytes"
-        );
-        let list = |v: &[u64]| {
-            mib(v)
-                .iter()
-                .map(|m| format!("{m:.0}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        println!(
-            "node RSS MiB idle {}, after allreduce {}",
-            list(&idle_rss),
-            list(&peak_rss)
+    }))
+}
+
+/// The report for people.
+pub fn text(r: &Value) -> String {
+    use std::fmt::Write as _;
+    let f = |v: &Value| v.as_f64().unwrap_or(0.0);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "allreduce (1M elements, 1000 chunks, 5 concurrent, {} {}, {}):",
+        r["nodes"],
+        if r["cluster"] == true {
+            "workers"
+        } else {
+            "nodes"
+        },
+        r["durability"].as_str().unwrap_or_default()
+    );
+    let a = &r["allreduce_ms"];
+    let _ = writeln!(
+        out,
+        "  baton  mean {:.1} ms  p50 {:.1}  p99 {:.1}",
+        f(&a["baton"]["mean"]),
+        f(&a["baton"]["p50"]),
+        f(&a["baton"]["p99"])
+    );
+    let _ = writeln!(
+        out,
+        "         calls done after mean {:.1} ms, then every node reads the sum",
+        f(&a["baton_calls_done"]["mean"])
+    );
+    let _ = writeln!(
+        out,
+        "  floor  mean {:.1} ms for the same 1000 calls to `hello` (no state)",
+        f(&a["hello_calls_floor"]["mean"])
+    );
+    if a["redis"].is_object() {
+        let _ = writeln!(
+            out,
+            "  redis  mean {:.1} ms  p50 {:.1}  p99 {:.1}",
+            f(&a["redis"]["mean"]),
+            f(&a["redis"]["p50"]),
+            f(&a["redis"]["p99"])
         );
     }
-    Ok(ExitCode::SUCCESS)
+    let c = &r["counter_increments_per_second"];
+    let _ = writeln!(
+        out,
+        "counter increments/s on one node: {:.0} (batches of 1000), {:.0} (one per request)",
+        f(&c["batched_1000"]),
+        f(&c["one_per_request_64_clients"])
+    );
+    let _ = writeln!(
+        out,
+        "convergence after a write: p50 {:.2} ms  p99 {:.2} ms",
+        f(&r["convergence_ms"]["p50"]),
+        f(&r["convergence_ms"]["p99"])
+    );
+    let _ = writeln!(
+        out,
+        "set add: {:.0} replication bytes/op/peer; full state at the end {:.0} bytes",
+        f(&r["set_add_replication_bytes_per_op_per_peer"]),
+        f(&r["set_full_state_bytes_at_end"])
+    );
+    let list = |v: &Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|m| format!("{:.0}", f(m)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    let _ = writeln!(
+        out,
+        "node RSS MiB idle {}, after allreduce {}",
+        list(&r["rss_mib"]["idle"]),
+        list(&r["rss_mib"]["after_allreduce"])
+    );
+    out
 }

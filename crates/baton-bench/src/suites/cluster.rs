@@ -1,4 +1,4 @@
-//! `baton bench cluster`: the cluster manager's benchmarks, on processes it starts itself
+//! The cluster manager's suite (`baton bench cluster`), on processes it starts itself
 //! (`baton control`, `baton gateway`, `baton worker`) on loopback.
 //!
 //! - `creations`: sandbox creations per second by one control plane, with fake workers
@@ -11,66 +11,89 @@
 //!   from each request's intended send time to its full response, through the gateway.
 //! - `recovery`: `--functions` functions and `--sandboxes` sandboxes on fake workers, then
 //!   `kill -9` of the control plane and a restart; timed from the restart to the control
-//!   plane serving with every sandbox adopted (its readiness line), then checked.
+//!   plane serving with every sandbox adopted (its ready file), then checked.
 
-use crate::cli::BenchClusterArgs;
+use super::{Http, upload};
+use crate::harness::Process;
 use anyhow::{Context, bail};
 use baton_api::cluster::{self as proto};
 use baton_api::cluster_auth::{ClientAuth, ControlConn, control_conn};
 use serde_json::{Value, json};
-use std::process::{ExitCode, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// A role process, killed on drop.
-pub(super) struct Proc {
-    pub(super) child: tokio::process::Child,
-    /// Its readiness line.
-    pub(super) line: String,
+/// Which measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Sandbox creations per second with fake workers.
+    Creations,
+    /// Scale-from-zero latency with the wasm runtime.
+    ColdStarts,
+    /// Control-plane restart to every sandbox adopted.
+    Recovery,
 }
 
-impl Proc {
-    /// The first word after `prefix` in the readiness line: the address a role announced.
-    pub(super) fn announced(&self, prefix: &str) -> String {
-        self.line
-            .strip_prefix(prefix)
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or_default()
-            .to_owned()
+impl std::str::FromStr for Scenario {
+    type Err = anyhow::Error;
+
+    fn from_str(name: &str) -> anyhow::Result<Self> {
+        Ok(match name {
+            "creations" => Scenario::Creations,
+            "cold-starts" => Scenario::ColdStarts,
+            "recovery" => Scenario::Recovery,
+            other => {
+                bail!("unknown scenario {other:?}; expected creations, cold-starts or recovery")
+            }
+        })
     }
 }
 
-/// Starts `baton <args>` and waits for its stdout line starting with `ready`.
-pub(super) async fn spawn(args: &[String], ready: &str) -> anyhow::Result<Proc> {
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+/// What one run of the suite measures and on what.
+#[derive(Debug, Clone)]
+pub struct ClusterBench {
+    /// The `baton` binary that is started.
+    pub binary: PathBuf,
+    /// The measurement.
+    pub scenario: Scenario,
+    /// Workers (fake ones for creations and recovery).
+    pub workers: usize,
+    /// Functions registered (creations, recovery).
+    pub functions: usize,
+    /// Sandboxes in total (creations, recovery).
+    pub sandboxes: usize,
+    /// Repetitions (creations, recovery).
+    pub runs: usize,
+    /// Arrival rates per second (cold starts).
+    pub rates: Vec<f64>,
+    /// Seconds at each rate (cold starts).
+    pub seconds: u64,
+    /// Longest wait for the workers to finish preparing (cold starts).
+    pub settle: Duration,
+    /// Cold starts through one `baton up` rather than a cluster.
+    pub node: bool,
+}
+
+/// Starts `baton <args>` (quiet logs, no token from the environment) and waits until it
+/// is ready.
+async fn start_role(binary: &Path, args: &[String], dir: &Path) -> anyhow::Result<Process> {
+    let mut command = Command::new(binary);
+    command
         .args(args)
         .env("BATON_LOG", "warn")
         .env_remove("BATON_TOKEN")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let line = tokio::time::timeout(Duration::from_secs(300), async {
-        while let Some(line) = lines.next_line().await? {
-            if line.starts_with(ready) {
-                return anyhow::Ok(line);
-            }
-        }
-        bail!("baton {args:?} exited before it was ready")
-    })
-    .await
-    .context("a role did not get ready within 300 s")??;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(Proc { child, line })
+        .stderr(Stdio::inherit());
+    Process::start_async(command, dir).await
 }
 
 struct Setup {
     dir: tempfile::TempDir,
     port: u16,
-    control: Option<Proc>,
-    _workers: Proc,
-    gateway: Proc,
+    binary: PathBuf,
+    control: Option<Process>,
+    workers: Process,
+    gateway: Process,
     client: ControlConn,
 }
 
@@ -87,13 +110,13 @@ fn control_args(dir: &std::path::Path, port: u16) -> Vec<String> {
 }
 
 impl Setup {
-    async fn start(workers: usize, fake: bool) -> anyhow::Result<Setup> {
+    async fn start(binary: &Path, workers: usize, fake: bool) -> anyhow::Result<Setup> {
         let dir = tempfile::tempdir()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let url = format!("http://127.0.0.1:{port}");
-        let control = spawn(&control_args(dir.path(), port), "baton control listening").await?;
+        let control = start_role(binary, &control_args(dir.path(), port), dir.path()).await?;
         let mut worker_args: Vec<String> = [
             "worker",
             "--control",
@@ -122,26 +145,20 @@ impl Setup {
                 .map(String::from),
             );
         }
-        let ready = format!(
-            "baton worker bench{}",
-            if workers > 1 {
-                format!("-{}", workers - 1)
-            } else {
-                String::new()
-            }
-        );
-        let workers_proc = spawn(&worker_args, &ready).await?;
-        let gateway = spawn(
+        let workers_proc = start_role(binary, &worker_args, dir.path()).await?;
+        let gateway = start_role(
+            binary,
             &["gateway", "--control", &url, "--listen", "127.0.0.1:0"].map(String::from),
-            "baton gateway listening on ",
+            dir.path(),
         )
         .await?;
         let client = control_conn(&url, &ClientAuth::default())?;
         let setup = Setup {
             dir,
             port,
+            binary: binary.to_path_buf(),
             control: Some(control),
-            _workers: workers_proc,
+            workers: workers_proc,
             gateway,
             client,
         };
@@ -164,7 +181,7 @@ impl Setup {
     }
 
     fn gateway_url(&self) -> String {
-        self.gateway.announced("baton gateway listening on ")
+        self.gateway.url()
     }
 
     async fn deploy(&self, request: Value, upload: Option<Vec<u8>>) -> anyhow::Result<()> {
@@ -187,6 +204,17 @@ impl Setup {
             .list_nodes(proto::Empty {})
             .await?
             .into_inner())
+    }
+
+    /// Waits until no worker holds a sandbox.
+    async fn await_workers_empty(&self, deadline: Instant) -> anyhow::Result<()> {
+        let http = Http::new("");
+        for worker in &self.workers.ready().workers {
+            let metrics = format!("http://{}/metrics", worker.data);
+            http.await_metric(&metrics, "baton_worker_sandboxes", |n| n == 0.0, deadline)
+                .await?;
+        }
+        Ok(())
     }
 
     async fn sandboxes(&self) -> anyhow::Result<usize> {
@@ -234,8 +262,8 @@ async fn scale_all(setup: &Setup, functions: usize, per: u32) -> anyhow::Result<
     Ok(ready.iter().sum())
 }
 
-async fn creations(args: &BenchClusterArgs) -> anyhow::Result<Value> {
-    let setup = Setup::start(args.workers, true).await?;
+async fn creations(args: &ClusterBench) -> anyhow::Result<Value> {
+    let setup = Setup::start(&args.binary, args.workers, true).await?;
     let per = args.sandboxes.div_ceil(args.functions);
     register_fake(&setup, args.functions, per).await?;
     let mut runs = Vec::new();
@@ -264,7 +292,7 @@ async fn creations(args: &BenchClusterArgs) -> anyhow::Result<Value> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         // Let the workers finish draining and destroying before the next run.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        setup.await_workers_empty(deadline).await?;
     }
     runs.sort_by(f64::total_cmp);
     Ok(json!({
@@ -274,8 +302,8 @@ async fn creations(args: &BenchClusterArgs) -> anyhow::Result<Value> {
     }))
 }
 
-async fn recovery(args: &BenchClusterArgs) -> anyhow::Result<Value> {
-    let mut setup = Setup::start(args.workers, true).await?;
+async fn recovery(args: &ClusterBench) -> anyhow::Result<Value> {
+    let mut setup = Setup::start(&args.binary, args.workers, true).await?;
     let per = args.sandboxes.div_ceil(args.functions);
     register_fake(&setup, args.functions, per).await?;
     scale_all(&setup, args.functions, per as u32).await?;
@@ -283,12 +311,13 @@ async fn recovery(args: &BenchClusterArgs) -> anyhow::Result<Value> {
     let mut runs = Vec::new();
     for run in 0..args.runs {
         if let Some(mut control) = setup.control.take() {
-            control.child.kill().await?;
+            control.kill();
         }
         let started = Instant::now();
-        let control = spawn(
+        let control = start_role(
+            &setup.binary,
             &control_args(setup.dir.path(), setup.port),
-            "baton control listening",
+            setup.dir.path(),
         )
         .await?;
         let ready = started.elapsed().as_secs_f64();
@@ -315,7 +344,7 @@ async fn recovery(args: &BenchClusterArgs) -> anyhow::Result<Value> {
 enum ColdTarget {
     Cluster(Box<Setup>),
     Node {
-        node: Box<Proc>,
+        node: Box<Process>,
         url: String,
         token: String,
         _dir: tempfile::TempDir,
@@ -323,10 +352,10 @@ enum ColdTarget {
 }
 
 impl ColdTarget {
-    async fn start(args: &BenchClusterArgs) -> anyhow::Result<ColdTarget> {
+    async fn start(args: &ClusterBench) -> anyhow::Result<ColdTarget> {
         if !args.node {
             return Ok(ColdTarget::Cluster(Box::new(
-                Setup::start(args.workers, false).await?,
+                Setup::start(&args.binary, args.workers, false).await?,
             )));
         }
         let dir = tempfile::tempdir()?;
@@ -341,9 +370,13 @@ impl ColdTarget {
             data.to_str().unwrap_or("node"),
         ]
         .map(String::from);
-        let node = spawn(&up, "baton listening on ").await?;
-        let url = node.announced("baton listening on ");
-        let token = crate::token::read(&data).context("the node's admin token")?;
+        let node = start_role(&args.binary, &up, dir.path()).await?;
+        let url = node.url();
+        // Without a token of its own, a node makes one in its data directory.
+        let token = std::fs::read_to_string(data.join("admin-token"))
+            .context("the node's admin token")?
+            .trim()
+            .to_owned();
         let node = Box::new(node);
         Ok(ColdTarget::Node {
             node,
@@ -372,10 +405,23 @@ impl ColdTarget {
         upload(url, token, name, component).await
     }
 
-    /// Waits until the workers have finished preparing what was deployed (their CPU is
-    /// idle), at most until `deadline`.
-    async fn settle(&self, deadline: Instant) -> anyhow::Result<()> {
-        tokio::time::sleep(Duration::from_secs(2)).await;
+    /// Waits until the workers have prepared the `functions` deployed and their CPU is
+    /// idle again, at most until `deadline`.
+    async fn settle(&self, functions: usize, deadline: Instant) -> anyhow::Result<()> {
+        if let ColdTarget::Cluster(setup) = self {
+            let http = Http::new("");
+            for worker in &setup.workers.ready().workers {
+                let metrics = format!("http://{}/metrics", worker.data);
+                let prepared = "baton_worker_functions_prepared";
+                if let Err(error) = http
+                    .await_metric(&metrics, prepared, |n| n >= functions as f64, deadline)
+                    .await
+                {
+                    eprintln!("settling: {error:#}");
+                    return Ok(());
+                }
+            }
+        }
         while Instant::now() < deadline {
             let idle = match self {
                 ColdTarget::Cluster(setup) => {
@@ -383,24 +429,17 @@ impl ColdTarget {
                     nodes.workers.iter().all(|w| w.cpu_used < 0.05)
                 }
                 ColdTarget::Node { node, .. } => {
-                    let ticks = |pid| -> Option<f64> {
-                        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-                        let after = stat
-                            .rsplit_once(')')?
-                            .1
-                            .split_whitespace()
-                            .collect::<Vec<_>>();
-                        Some(
-                            after.get(11)?.parse::<f64>().ok()?
-                                + after.get(12)?.parse::<f64>().ok()?,
-                        )
+                    let cpu = |pid: u32| -> Option<f64> {
+                        let stat = procfs::process::Process::new(pid as i32)
+                            .ok()?
+                            .stat()
+                            .ok()?;
+                        Some((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
                     };
-                    let pid = node.child.id().unwrap_or_default();
-                    let before = ticks(pid).unwrap_or_default();
+                    let before = cpu(node.pid()).unwrap_or_default();
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    let used = ticks(pid).unwrap_or_default() - before;
                     // Less than 5 % of a core over the half second.
-                    used <= 0.025 * procfs_ticks() as f64
+                    cpu(node.pid()).unwrap_or_default() - before <= 0.025
                 }
             };
             if idle {
@@ -412,45 +451,10 @@ impl ColdTarget {
     }
 }
 
-/// Deploys `component` as `name` through the gateway at `url` (`POST /system/functions`).
-pub(super) async fn upload(
-    url: &str,
-    token: &str,
-    name: &str,
-    component: &[u8],
-) -> anyhow::Result<()> {
-    let request = http::Request::post(format!("{url}/system/functions"))
-        .header("content-type", "application/wasm")
-        .header("x-baton-deployment", json!({"service": name}).to_string())
-        .header("authorization", format!("Bearer {token}"))
-        .body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(
-            component,
-        )))?;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http();
-    let response = client.request(request).await?;
-    if !response.status().is_success() {
-        bail!("deploying {name}: {}", response.status());
-    }
-    Ok(())
-}
-
-/// Clock ticks per second, as `/proc/<pid>/stat` counts CPU time.
-fn procfs_ticks() -> u64 {
-    // SAFETY: sysconf takes an integer name and reads no memory of ours.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(ticks).unwrap_or(100)
-}
-
-async fn cold_starts(args: &BenchClusterArgs) -> anyhow::Result<Value> {
+async fn cold_starts(args: &ClusterBench) -> anyhow::Result<Value> {
     let setup = ColdTarget::start(args).await?;
     let component = baton_guests::HELLO.to_vec();
-    let rates: Vec<f64> = args
-        .rates
-        .split(',')
-        .map(|r| r.trim().parse::<f64>())
-        .collect::<Result<_, _>>()
-        .context("--rates: comma-separated numbers")?;
+    let rates = &args.rates;
     let per_rate: Vec<usize> = rates
         .iter()
         .map(|r| (r * args.seconds as f64).ceil() as usize)
@@ -469,9 +473,7 @@ async fn cold_starts(args: &BenchClusterArgs) -> anyhow::Result<Value> {
     }
     // Let every worker finish preparing (the pre-pull each deploy triggers): wait until the
     // workers report an idle CPU, at most `--settle` seconds.
-    setup
-        .settle(Instant::now() + Duration::from_secs(args.settle))
-        .await?;
+    setup.settle(total, Instant::now() + args.settle).await?;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .pool_max_idle_per_host(256)
         .build_http::<http_body_util::Full<bytes::Bytes>>();
@@ -485,9 +487,8 @@ async fn cold_starts(args: &BenchClusterArgs) -> anyhow::Result<Value> {
         let count = count.min(total - next);
         let latencies = Arc::new(std::sync::Mutex::new(Vec::with_capacity(count)));
         let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let start = tokio::time::Instant::now()
-            + Duration::from_millis(100)
-            + baton_bench::load::TIMER_SLACK;
+        let start =
+            tokio::time::Instant::now() + Duration::from_millis(100) + crate::load::TIMER_SLACK;
         let mut tasks = Vec::new();
         for k in 0..count {
             let intended = start + Duration::from_secs_f64(k as f64 / rate);
@@ -497,8 +498,8 @@ async fn cold_starts(args: &BenchClusterArgs) -> anyhow::Result<Value> {
             tasks.push(tokio::spawn(async move {
                 // Wake early and yield to the arrival: the timer alone is up to 1 ms late,
                 // which latency measured from the intended time would count.
-                tokio::time::sleep_until(intended - baton_bench::load::TIMER_SLACK).await;
-                baton_bench::load::yield_until(intended.into_std()).await;
+                tokio::time::sleep_until(intended - crate::load::TIMER_SLACK).await;
+                crate::load::yield_until(intended.into_std()).await;
                 match client.get(url).await {
                     Ok(response) if response.status() == 200 => {
                         let cold = response
@@ -549,17 +550,11 @@ async fn cold_starts(args: &BenchClusterArgs) -> anyhow::Result<Value> {
     )
 }
 
-pub async fn run(args: BenchClusterArgs) -> anyhow::Result<ExitCode> {
-    let result = match args.scenario.as_str() {
-        "creations" => creations(&args).await?,
-        "cold-starts" => cold_starts(&args).await?,
-        "recovery" => recovery(&args).await?,
-        other => bail!("unknown scenario {other:?}; expected creations, cold-starts or recovery"),
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
-    } else {
-        println!("{result:#}");
+/// Runs the suite; its report as JSON.
+pub async fn run(config: &ClusterBench) -> anyhow::Result<Value> {
+    match config.scenario {
+        Scenario::Creations => creations(config).await,
+        Scenario::ColdStarts => cold_starts(config).await,
+        Scenario::Recovery => recovery(config).await,
     }
-    Ok(ExitCode::SUCCESS)
 }

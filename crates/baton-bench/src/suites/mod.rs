@@ -1,0 +1,9 @@
+//! The benchmark suites that start Baton themselves, on loopback: `baton bench state`
+//! ([`state`]) and `baton bench cluster` ([`cluster`]). Each takes a plain configuration (the
+//! CLI only turns flags into it) and returns its report as JSON, with a text rendering.
+
+pub mod cluster;
+mod local;
+pub mod state;
+
+pub use local::{Http, LocalNode, bench_token, metric, upload};

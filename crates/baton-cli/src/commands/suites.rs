@@ -1,0 +1,59 @@
+//! `baton bench state` and `baton bench cluster`: flags into the suites' configurations
+//! (the suites themselves are `baton_bench::suites`), then their reports printed.
+
+use crate::cli::{BenchClusterArgs, BenchStateArgs};
+use anyhow::Context;
+use baton_bench::suites::{cluster, state};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// The suites start this very binary's roles.
+fn binary() -> anyhow::Result<std::path::PathBuf> {
+    std::env::current_exe().context("finding the baton binary")
+}
+
+pub async fn state(args: BenchStateArgs) -> anyhow::Result<ExitCode> {
+    let config = state::StateBench {
+        binary: binary()?,
+        nodes: args.nodes,
+        runs: args.runs,
+        redis: (args.redis != "none").then_some(args.redis),
+        durability: args.durability,
+        seconds: args.seconds,
+        writes: args.writes,
+        cluster: args.cluster,
+    };
+    let report = state::run(&config).await?;
+    match args.json {
+        true => println!("{}", serde_json::to_string_pretty(&report)?),
+        false => print!("{}", state::text(&report)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn cluster(args: BenchClusterArgs) -> anyhow::Result<ExitCode> {
+    let rates = args
+        .rates
+        .split(',')
+        .map(|r| r.trim().parse::<f64>())
+        .collect::<Result<Vec<_>, _>>()
+        .context("--rates: comma-separated numbers")?;
+    let config = cluster::ClusterBench {
+        binary: binary()?,
+        scenario: args.scenario.parse()?,
+        workers: args.workers,
+        functions: args.functions,
+        sandboxes: args.sandboxes,
+        runs: args.runs,
+        rates,
+        seconds: args.seconds,
+        settle: Duration::from_secs(args.settle),
+        node: args.node,
+    };
+    let report = cluster::run(&config).await?;
+    match args.json {
+        true => println!("{}", serde_json::to_string_pretty(&report)?),
+        false => println!("{report:#}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
