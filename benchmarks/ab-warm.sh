@@ -27,6 +27,7 @@ start() { # name binary port
   BATON_TOKEN=$TOKEN BATON_LISTEN=127.0.0.1:$3 BATON_DATA_DIR=$WORK/$1 BATON_EXAMPLES=true BATON_LOG=warn \
     "$2" up >"$WORK/$1.log" 2>&1 &
   PIDS+=($!); eval "PID_$1=$!"
+  # The log line, not the ready file: the older build of an A/B may predate ready files.
   until grep -q "baton listening" "$WORK/$1.log" 2>/dev/null; do sleep 0.01; done
   curl -sf "http://127.0.0.1:$3/function/hello" >/dev/null
 }

@@ -29,9 +29,11 @@ exec > >(tee "$OUT") 2>&1
 now_ns() { date +%s%N; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 start_node() { # data-dir examples
-  BATON_TOKEN=$TOKEN BATON_LISTEN=127.0.0.1:$PORT BATON_DATA_DIR=$1 BATON_EXAMPLES=$2 BATON_LOG=warn "$BATON" up >"$WORK/up.log" 2>&1 &
+  rm -f "$WORK/up.ready"
+  BATON_TOKEN=$TOKEN BATON_LISTEN=127.0.0.1:$PORT BATON_DATA_DIR=$1 BATON_EXAMPLES=$2 BATON_LOG=warn \
+    BATON_READY_FILE="$WORK/up.ready" "$BATON" up >"$WORK/up.log" 2>&1 &
   NODE=$!; PIDS+=("$NODE")
-  until grep -q "baton listening" "$WORK/up.log" 2>/dev/null; do sleep 0.01; done
+  until [ -s "$WORK/up.ready" ]; do kill -0 "$NODE" || { cat "$WORK/up.log"; exit 1; }; sleep 0.01; done
 }
 stop_node() { kill "$NODE"; wait "$NODE" 2>/dev/null || true; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

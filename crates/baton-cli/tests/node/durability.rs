@@ -207,3 +207,36 @@ impl JsonOrNull for crate::harness::Reply {
         serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
     }
 }
+
+#[tokio::test]
+async fn a_restart_keeps_a_users_function_named_like_an_example_and_removed_examples_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = || Options {
+        examples: true,
+        ..Options::default()
+    };
+    let node = Node::start(dir.path(), examples());
+    assert!(node.names().await.contains(&"hello".to_owned()));
+    // The user takes the name `echo` for a function of their own and removes `hello`.
+    let own = json!({"service": "echo", "envProcess": "cat", "image": "my-echo"});
+    let reply = node.deploy("PUT", own).await;
+    assert!(reply.status < 300, "{} {}", reply.status, reply.text());
+    let reply = node
+        .send(
+            "DELETE",
+            "/system/functions",
+            &[],
+            json!({"functionName": "hello"}).to_string(),
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    node.kill();
+
+    let node = Node::start(dir.path(), examples());
+    let names = node.names().await;
+    assert!(!names.contains(&"hello".to_owned()), "{names:?}");
+    assert!(names.contains(&"counter".to_owned()), "{names:?}");
+    let echo = node.get("/system/function/echo").await.json();
+    assert_eq!(echo["image"], "my-echo", "{echo}");
+    assert!(echo["labels"].get("baton.example").is_none(), "{echo}");
+}
