@@ -30,7 +30,10 @@ pub struct Metrics(Arc<Inner>);
 struct Inner {
     registry: Registry,
     invocations: Family<FunctionCode, Counter>,
-    started: Family<FunctionLabel, Counter>,
+    /// `gateway_function_invocation_started`, by function: rendered by hand, as OpenMetrics
+    /// would name a counter `…_started_total` where OpenFaaS's dashboards look for
+    /// `…_started`.
+    started: RwLock<HashMap<String, AtomicU64>>,
     seconds: Family<FunctionCode, Histogram>,
     cold_starts: Family<FunctionLabel, Counter>,
     cold_start_seconds: Family<FunctionLabel, Histogram>,
@@ -50,7 +53,6 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::default();
         let invocations = Family::<FunctionCode, Counter>::default();
-        let started = Family::<FunctionLabel, Counter>::default();
         let seconds = Family::<FunctionCode, Histogram>::new_with_constructor(|| {
             Histogram::new(latency_buckets())
         });
@@ -64,11 +66,6 @@ impl Metrics {
             "gateway_function_invocation",
             "Invocations completed, by function and status code",
             invocations.clone(),
-        );
-        registry.register(
-            "gateway_function_invocation_started",
-            "Invocations started, by function",
-            started.clone(),
         );
         registry.register(
             "gateway_functions_seconds",
@@ -98,7 +95,7 @@ impl Metrics {
         Metrics(Arc::new(Inner {
             registry,
             invocations,
-            started,
+            started: RwLock::default(),
             seconds,
             cold_starts,
             cold_start_seconds,
@@ -109,12 +106,22 @@ impl Metrics {
     }
 
     pub(crate) fn started(&self, function: &str) {
-        self.0
-            .started
-            .get_or_create(&FunctionLabel {
-                function_name: function.to_owned(),
-            })
-            .inc();
+        count(&self.0.started, function);
+    }
+
+    /// `gateway_function_invocation_started` in OpenMetrics text, typed `unknown` so its
+    /// samples may keep OpenFaaS's name (a counter's must end in `_total`).
+    fn render_started(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let started = self.0.started.read().unwrap();
+        let mut names: Vec<&String> = started.keys().collect();
+        names.sort();
+        out.push_str("# HELP gateway_function_invocation_started Invocations started, by function.\n");
+        out.push_str("# TYPE gateway_function_invocation_started unknown\n");
+        for name in names {
+            let n = started[name].load(Ordering::Relaxed);
+            let _ = writeln!(out, "gateway_function_invocation_started{{function_name=\"{name}\"}} {n}");
+        }
     }
 
     pub(crate) fn finished(
@@ -143,17 +150,7 @@ impl Metrics {
                 .get_or_create(&label)
                 .observe(cold.as_secs_f64());
         }
-        if let Some(total) = self.0.totals.read().unwrap().get(function) {
-            total.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        self.0
-            .totals
-            .write()
-            .unwrap()
-            .entry(function.to_owned())
-            .or_default()
-            .fetch_add(1, Ordering::Relaxed);
+        count(&self.0.totals, function);
     }
 
     pub(crate) fn total(&self, function: &str) -> u64 {
@@ -170,6 +167,20 @@ impl Metrics {
     }
 }
 
+/// Adds one to `function`'s count (a read lock on the common path).
+fn count(counts: &RwLock<HashMap<String, AtomicU64>>, function: &str) {
+    if let Some(n) = counts.read().unwrap().get(function) {
+        n.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    counts
+        .write()
+        .unwrap()
+        .entry(function.to_owned())
+        .or_default()
+        .fetch_add(1, Ordering::Relaxed);
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -178,20 +189,24 @@ impl Default for Metrics {
 
 /// `GET /metrics`.
 pub(crate) async fn render(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    // Without a control plane (cluster mode, while it is down) the gauges keep their values.
-    for status in shared.admin.list().await.unwrap_or_default() {
-        shared
-            .metrics
-            .0
-            .replicas
-            .get_or_create(&FunctionLabel {
-                function_name: status.name,
-            })
-            .set(status.replicas as i64);
+    // Without a control plane (cluster mode, while it is down) the gauges keep their values;
+    // with one, a deleted function's gauge goes.
+    if let Ok(functions) = shared.admin.list().await {
+        let metrics = &shared.metrics.0;
+        metrics.replicas.clear();
+        for status in functions {
+            metrics
+                .replicas
+                .get_or_create(&FunctionLabel {
+                    function_name: status.name,
+                })
+                .set(status.replicas as i64);
+        }
     }
     let mut text = String::new();
     let encoded =
         prometheus_client::encoding::text::encode_registry(&mut text, &shared.metrics.0.registry)
+            .map(|()| shared.metrics.render_started(&mut text))
             .and_then(|()| match &shared.extra_metrics {
                 Some(extra) => extra(&mut text),
                 None => Ok(()),

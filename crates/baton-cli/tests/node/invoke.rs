@@ -225,6 +225,12 @@ async fn metrics_use_openfaas_names_and_count_cold_starts() {
         metrics.contains(r#"gateway_service_count{function_name="hello"} 1"#),
         "{metrics}"
     );
+    // OpenFaaS's exact name (dashboards query it), not OpenMetrics' `…_started_total`.
+    assert!(
+        metrics.contains(r#"gateway_function_invocation_started{function_name="hello"} 3"#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("invocation_started_total"), "{metrics}");
     assert!(
         !metrics.contains("ghost"),
         "unknown names must not create series"
@@ -232,6 +238,18 @@ async fn metrics_use_openfaas_names_and_count_cold_starts() {
     let listed = node.get("/system/function/hello").await.json();
     assert_eq!(listed["invocationCount"], 3);
     assert_eq!(node.get("/healthz").await.status, 200);
+    // A deleted function's gauge goes with it.
+    let reply = node
+        .send(
+            "DELETE",
+            "/system/functions",
+            &[],
+            json!({"functionName": "hello"}).to_string(),
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    let metrics = node.get("/metrics").await.text();
+    assert!(!metrics.contains("gateway_service_count{"), "{metrics}");
 }
 
 /// Sends a request head declaring `length` bytes plus the first few bytes of the body, and
