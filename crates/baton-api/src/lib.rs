@@ -28,7 +28,7 @@ pub use log_wire::{entry_from_wire, query_from_wire, query_to_wire, rfc3339, uni
 pub use name::{FunctionName, NameError};
 pub use openfaas::{
     DeployRequest, FunctionStatus, LABEL_QUEUE, LABEL_SCALE_MAX, LABEL_SCALE_MIN,
-    LABEL_SCALE_TARGET, LABEL_SCALE_ZERO_DURATION, ResourceLimits, SystemInfo,
+    LABEL_SCALE_TARGET, LABEL_SCALE_ZERO_DURATION, NAMESPACE, ResourceLimits, SystemInfo,
 };
 pub use quantity::{format_duration, parse_duration, parse_memory};
 pub use service::{

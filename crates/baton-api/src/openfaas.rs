@@ -91,6 +91,13 @@ impl DeployRequest {
     pub fn into_spec(self, component: Option<ArtifactDigest>) -> Result<FunctionSpec, SpecError> {
         let err = |m: String| SpecError(m);
         let name = FunctionName::new(&self.service).map_err(|e| err(e.to_string()))?;
+        if let Some(namespace) = self.namespace.as_deref().filter(|n| !n.is_empty())
+            && namespace != NAMESPACE
+        {
+            return Err(err(format!(
+                "namespace {namespace:?} does not exist: Baton has one namespace, {NAMESPACE:?}"
+            )));
+        }
         let runtime = match (self.is_process(), component) {
             (true, _) if names_a_file(&self.image) => {
                 return Err(err(format!(
@@ -203,6 +210,9 @@ fn parse_label(value: &str, what: &str) -> Result<u32, SpecError> {
         .parse()
         .map_err(|_| SpecError(format!("{what} {value:?} is not a whole number")))
 }
+
+/// The one namespace Baton has (OpenFaaS's `namespace` fields and `/system/namespaces`).
+pub const NAMESPACE: &str = "baton";
 
 /// One entry of `GET /system/functions` (OpenFaaS `FunctionStatus`, plus Baton's fields).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -50,14 +50,20 @@ pub async fn deploy(admin: &dyn FunctionAdmin, data_dir: &Path) -> anyhow::Resul
         Plan::Deploy => true,
         Plan::Keep => {
             if existing.contains_key(name) {
-                tracing::info!(function = name, "a function of yours has an example's name: the example is not deployed");
+                tracing::info!(
+                    function = name,
+                    "a function of yours has an example's name: the example is not deployed"
+                );
             }
             false
         }
     };
     deploy_wanted(admin, data_dir, &wanted).await?;
-    std::fs::write(&marker, "the examples were deployed here once; removed ones stay removed\n")
-        .with_context(|| format!("writing {}", marker.display()))?;
+    std::fs::write(
+        &marker,
+        "the examples were deployed here once; removed ones stay removed\n",
+    )
+    .with_context(|| format!("writing {}", marker.display()))?;
     Ok(())
 }
 
@@ -154,7 +160,11 @@ mod tests {
             (Some(&users), false, Plan::Keep),
         ];
         for (existing, first, expected) in cases {
-            assert_eq!(plan(existing, first), expected, "{existing:?} first={first}");
+            assert_eq!(
+                plan(existing, first),
+                expected,
+                "{existing:?} first={first}"
+            );
         }
     }
 }

@@ -100,7 +100,7 @@ impl ControlPlane {
         FunctionStatus {
             name: spec.name.to_string(),
             image: spec.image.clone(),
-            namespace: "baton".into(),
+            namespace: baton_api::NAMESPACE.into(),
             env_process,
             env_vars: spec.env.clone(),
             labels: spec.labels.clone(),
@@ -110,7 +110,7 @@ impl ControlPlane {
                 cpu: None,
             },
             replicas: replicas.running,
-            available_replicas: replicas.ready,
+            available_replicas: available_replicas(spec, replicas),
             invocation_count: 0,
             created_at: humantime::format_rfc3339_millis(
                 UNIX_EPOCH + Duration::from_millis(registration.created_at_ms),
@@ -344,5 +344,15 @@ impl FunctionAdmin for ControlPlane {
             return Err(ApiError::not_found(&query.name));
         }
         Ok(self.host.logs(&query))
+    }
+}
+/// `availableReplicas` as faas-cli reads it (`ready`, `describe`: "Ready" when above zero):
+/// the sandboxes ready now, and at least one for a function that starts on demand (a
+/// maximum above zero), since a call to it is served. The choice the "Fit the ecosystem"
+/// issue asks for; `replicas` still counts the sandboxes that exist.
+fn available_replicas(spec: &FunctionSpec, replicas: baton_api::Replicas) -> u64 {
+    match spec.scaling.max {
+        0 => replicas.ready,
+        _ => replicas.ready.max(1),
     }
 }

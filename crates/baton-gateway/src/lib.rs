@@ -23,6 +23,7 @@ mod error;
 mod invoke;
 mod listener;
 mod metrics;
+mod namespace;
 
 use axum::Router;
 use axum::routing::{any, get, post};
@@ -90,6 +91,8 @@ pub fn router(
         .route("/system/info", get(admin::info))
         .route("/system/logs", get(admin::logs))
         .route("/system/nodes", get(admin::nodes))
+        .route("/system/namespaces", get(namespace::list))
+        .layer(axum::middleware::from_fn(namespace::only_ours))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             auth::require_token,

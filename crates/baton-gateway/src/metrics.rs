@@ -116,11 +116,16 @@ impl Metrics {
         let started = self.0.started.read().unwrap();
         let mut names: Vec<&String> = started.keys().collect();
         names.sort();
-        out.push_str("# HELP gateway_function_invocation_started Invocations started, by function.\n");
+        out.push_str(
+            "# HELP gateway_function_invocation_started Invocations started, by function.\n",
+        );
         out.push_str("# TYPE gateway_function_invocation_started unknown\n");
         for name in names {
             let n = started[name].load(Ordering::Relaxed);
-            let _ = writeln!(out, "gateway_function_invocation_started{{function_name=\"{name}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "gateway_function_invocation_started{{function_name=\"{name}\"}} {n}"
+            );
         }
     }
 

@@ -16,7 +16,7 @@ pub async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
             vec![
                 f.name.clone(),
                 f.runtime.clone(),
-                format!("{}/{}", f.available_replicas, f.replicas),
+                format!("{}/{}", f.available_replicas.min(f.replicas), f.replicas),
                 f.invocation_count.to_string(),
                 f.version.to_string(),
                 f.image.clone(),
@@ -134,10 +134,13 @@ pub async fn describe(args: NameArgs) -> anyhow::Result<ExitCode> {
     }
     println!("version:      {}", f.version);
     println!("created:      {}", f.created_at);
-    println!(
-        "replicas:     {} ready of {}",
-        f.available_replicas, f.replicas
-    );
+    match f.replicas {
+        0 if f.available_replicas > 0 => println!("replicas:     0 (starts on demand)"),
+        running => println!(
+            "replicas:     {} ready of {running}",
+            f.available_replicas.min(running)
+        ),
+    }
     println!("invocations:  {}", f.invocation_count);
     println!("timeout:      {} ms", f.timeout_ms);
     println!(

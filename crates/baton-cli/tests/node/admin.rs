@@ -311,3 +311,50 @@ async fn followed_logs_stream_new_lines_as_functions_print_them() {
         "{printed}"
     );
 }
+
+/// What faas-cli asks about namespaces and readiness (faas-cli `proxy/namespaces.go`,
+/// `proxy/describe.go`, `commands/ready.go`: ready when `availableReplicas` > 0).
+#[tokio::test]
+async fn one_namespace_and_functions_at_zero_are_ready_as_faas_cli_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    assert_eq!(
+        node.upload("hello", baton_guests::HELLO, json!({}))
+            .await
+            .status,
+        201
+    );
+    let namespaces = node.get("/system/namespaces").await;
+    assert_eq!(namespaces.status, 200, "{}", namespaces.text());
+    assert_eq!(namespaces.json(), json!(["baton"]));
+    for (query, status) in [
+        ("", 200),
+        ("?namespace=", 200),
+        ("?namespace=baton", 200),
+        ("?namespace=openfaas-fn", 400),
+    ] {
+        let reply = node.get(&format!("/system/function/hello{query}")).await;
+        assert_eq!(reply.status, status, "{query}: {}", reply.text());
+    }
+    let foreign = node.get("/system/functions?namespace=other").await;
+    assert!(
+        foreign.text().contains("one namespace"),
+        "{}",
+        foreign.text()
+    );
+    // Scaled to zero, it starts on demand: ready for faas-cli, with no sandbox yet.
+    let hello = node.get("/system/function/hello").await.json();
+    assert_eq!(
+        (
+            hello["replicas"].as_u64(),
+            hello["availableReplicas"].as_u64()
+        ),
+        (Some(0), Some(1)),
+        "{hello}"
+    );
+    // A deployment into another namespace is refused, not placed in Baton's.
+    let other = json!({"service": "cat", "envProcess": "cat", "namespace": "team-a"});
+    let reply = node.deploy("POST", other).await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(reply.text().contains("team-a"), "{}", reply.text());
+}
