@@ -13,14 +13,13 @@
 //!   `kill -9` of the control plane and a restart; timed from the restart to the control
 //!   plane serving with every sandbox adopted (its ready file), then checked.
 
-use super::{Http, upload};
+use super::{Http, start_role, upload};
 use crate::harness::Process;
 use anyhow::{Context, bail};
 use baton_api::cluster::{self as proto};
 use baton_api::cluster_auth::{ClientAuth, ControlConn, control_conn};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,18 +72,6 @@ pub struct ClusterBench {
     pub settle: Duration,
     /// Cold starts through one `baton up` rather than a cluster.
     pub node: bool,
-}
-
-/// Starts `baton <args>` (quiet logs, no token from the environment) and waits until it
-/// is ready.
-async fn start_role(binary: &Path, args: &[String], dir: &Path) -> anyhow::Result<Process> {
-    let mut command = Command::new(binary);
-    command
-        .args(args)
-        .env("BATON_LOG", "warn")
-        .env_remove("BATON_TOKEN")
-        .stderr(Stdio::inherit());
-    Process::start_async(command, dir).await
 }
 
 struct Setup {

@@ -14,6 +14,22 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Starts `baton <args>` from `binary` (quiet logs, no token from the environment) and
+/// waits until it is ready; its ready file goes in `dir`.
+pub async fn start_role<S: AsRef<std::ffi::OsStr>>(
+    binary: &Path,
+    args: &[S],
+    dir: &Path,
+) -> anyhow::Result<Process> {
+    let mut command = Command::new(binary);
+    command
+        .args(args)
+        .env("BATON_LOG", "warn")
+        .env_remove("BATON_TOKEN")
+        .stderr(Stdio::inherit());
+    Process::start_async(command, dir).await
+}
+
 /// A fresh admin token for the nodes of one run (they never outlive it).
 pub fn bench_token() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))

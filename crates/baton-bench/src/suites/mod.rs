@@ -6,4 +6,4 @@ pub mod cluster;
 mod local;
 pub mod state;
 
-pub use local::{Http, LocalNode, bench_token, metric, upload};
+pub use local::{Http, LocalNode, bench_token, metric, start_role, upload};

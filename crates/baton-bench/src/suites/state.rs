@@ -13,14 +13,13 @@
 //! - replication bytes per operation against the size of the full state MISO would ship, and
 //!   each node's resident memory.
 
-use super::{Http, LocalNode, bench_token, upload};
+use super::{Http, LocalNode, bench_token, start_role, upload};
 use crate::harness::Process;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -107,21 +106,6 @@ async fn await_links(http: &Http, nodes: &[LocalNode]) -> anyhow::Result<()> {
             .await?;
     }
     Ok(())
-}
-
-/// Starts `baton <args>` and waits until it is ready.
-async fn start_role(
-    binary: &std::path::Path,
-    args: &[&str],
-    dir: &std::path::Path,
-) -> anyhow::Result<Process> {
-    let mut command = Command::new(binary);
-    command
-        .args(args)
-        .env("BATON_LOG", "warn")
-        .env_remove("BATON_TOKEN")
-        .stderr(Stdio::inherit());
-    Process::start_async(command, dir).await
 }
 
 /// A cluster: a control plane, one gateway and `n` workers with their state agents (peers

@@ -221,14 +221,7 @@ async fn a_restart_keeps_a_users_function_named_like_an_example_and_removed_exam
     let own = json!({"service": "echo", "envProcess": "cat", "image": "my-echo"});
     let reply = node.deploy("PUT", own).await;
     assert!(reply.status < 300, "{} {}", reply.status, reply.text());
-    let reply = node
-        .send(
-            "DELETE",
-            "/system/functions",
-            &[],
-            json!({"functionName": "hello"}).to_string(),
-        )
-        .await;
+    let reply = node.remove("hello").await;
     assert_eq!(reply.status, 202, "{}", reply.text());
     node.kill();
 

@@ -218,6 +218,12 @@ impl Node {
         .await
     }
 
+    /// `DELETE /system/functions` for `name`, as faas-cli sends it.
+    pub async fn remove(&self, name: &str) -> Reply {
+        let body = serde_json::json!({ "functionName": name }).to_string();
+        self.send("DELETE", "/system/functions", &[], body).await
+    }
+
     pub async fn names(&self) -> Vec<String> {
         let reply = self.get("/system/functions").await;
         assert_eq!(reply.status, 200, "{}", reply.text());

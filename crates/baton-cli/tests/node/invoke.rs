@@ -239,14 +239,7 @@ async fn metrics_use_openfaas_names_and_count_cold_starts() {
     assert_eq!(listed["invocationCount"], 3);
     assert_eq!(node.get("/healthz").await.status, 200);
     // A deleted function's gauge goes with it.
-    let reply = node
-        .send(
-            "DELETE",
-            "/system/functions",
-            &[],
-            json!({"functionName": "hello"}).to_string(),
-        )
-        .await;
+    let reply = node.remove("hello").await;
     assert_eq!(reply.status, 202, "{}", reply.text());
     let metrics = node.get("/metrics").await.text();
     assert!(!metrics.contains("gateway_service_count{"), "{metrics}");

@@ -1,6 +1,6 @@
 //! Membership: workers joining, beating, failing and being adopted; sandboxes dying.
 
-use super::{Effect, Effects, Manager, Millis, Placed, Running, Worker, WorkerRecord};
+use super::{Added, Effect, Effects, Manager, Millis, Placed, Running, Worker, WorkerRecord};
 use baton_api::{SandboxId, WorkerId};
 use std::collections::BTreeMap;
 
@@ -58,7 +58,7 @@ impl Manager {
             return;
         };
         let mut orphans = Vec::new();
-        let mut added: BTreeMap<String, (u64, Vec<baton_api::cluster::Endpoint>)> = BTreeMap::new();
+        let mut added = Added::new();
         for sandbox in running {
             let Some(f) = self
                 .functions
@@ -100,14 +100,7 @@ impl Manager {
             tracing::info!(%worker, sandboxes = adopted, "adopted running sandboxes");
         }
         let functions: Vec<String> = added.keys().cloned().collect();
-        for (function, (version, endpoints)) in added {
-            effects.push(Self::endpoints_update(
-                &function,
-                version,
-                endpoints,
-                Vec::new(),
-            ));
-        }
+        Self::push_added(added, effects);
         for function in functions {
             effects.push(Effect::Wake(function.clone()));
             self.reconcile(&function, effects);

@@ -367,6 +367,9 @@ pub struct Manager {
 /// Effects gathered while one event is handled.
 pub(crate) type Effects = Vec<Effect>;
 
+/// Sandboxes that joined, per function: (its version, their endpoints).
+type Added = BTreeMap<String, (u64, Vec<Endpoint>)>;
+
 impl Manager {
     /// An empty picture, recovering (nothing is created until [`Event::Recovered`]);
     /// sandbox ids are drawn from `seed`.
@@ -605,6 +608,18 @@ impl Manager {
                 removed: removed.into_iter().map(SandboxId::into_string).collect(),
             }],
         })
+    }
+
+    /// Announces `added` to every gateway, one update per function.
+    fn push_added(added: Added, effects: &mut Effects) {
+        for (function, (version, endpoints)) in added {
+            effects.push(Self::endpoints_update(
+                &function,
+                version,
+                endpoints,
+                Vec::new(),
+            ));
+        }
     }
 
     /// Schedulable workers and their loads, for placement.

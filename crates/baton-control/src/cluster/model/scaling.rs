@@ -1,7 +1,7 @@
 //! Scaling: the autoscaler's passes, scale from zero, manual scale, and bringing each
 //! function's sandboxes to its desired count as creations are answered.
 
-use super::{Effect, Effects, Manager, Millis, Pending, Placed};
+use super::{Added, Effect, Effects, Manager, Millis, Pending, Placed};
 use crate::autoscaler::{KpaState, decide};
 use baton_api::cluster as proto;
 use baton_api::{GatewayId, SandboxId, WorkerId};
@@ -203,7 +203,7 @@ impl Manager {
     ) {
         let mut orphans = Vec::new();
         // Per function: (version, endpoints added).
-        let mut added: BTreeMap<String, (u64, Vec<baton_api::cluster::Endpoint>)> = BTreeMap::new();
+        let mut added = Added::new();
         let mut touched = std::collections::BTreeSet::new();
         let address = self
             .workers
@@ -274,14 +274,7 @@ impl Manager {
         for (function, (count, first)) in failures {
             tracing::warn!(%worker, %function, count, error = %first, "sandbox creation failed");
         }
-        for (function, (version, endpoints)) in added {
-            effects.push(Self::endpoints_update(
-                &function,
-                version,
-                endpoints,
-                Vec::new(),
-            ));
-        }
+        Self::push_added(added, effects);
         if !orphans.is_empty() {
             effects.push(Effect::Delete {
                 worker: worker.clone(),
