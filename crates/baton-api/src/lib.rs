@@ -36,7 +36,7 @@ pub use service::{
     LogQuery, PreparedHandle, Replicas,
 };
 pub use spec::{
-    ArtifactDigest, FunctionSpec, Limits, ProcessMode, RuntimeSpec, Scaling, SpecError,
+    ArtifactDigest, FunctionSpec, Limits, MAX_SCALE, ProcessMode, RuntimeSpec, Scaling, SpecError,
 };
 
 /// The cluster protocol between control plane, gateways and workers (`proto/cluster.proto`),

@@ -107,6 +107,10 @@ pub trait FunctionAdmin: Send + Sync + 'static {
     async fn get(&self, name: &str) -> Result<FunctionStatus, ApiError>;
     /// What `name` printed, as `query` asks; 404 for an unknown function.
     async fn logs(&self, query: LogQuery) -> Result<LogEntries, ApiError>;
+    /// Sets a function's scale by hand (`POST /system/scale-function/{name}`), at most its
+    /// `scale.max`; it holds for the function's scale-to-zero grace, then the autoscaler
+    /// decides again. Returns once the change is made, not once it is reached.
+    async fn scale(&self, name: &str, replicas: u32) -> Result<(), ApiError>;
     /// The cluster's workers and gateways (`GET /system/nodes`, Baton's own), as JSON;
     /// `None` on a single node, which has no others.
     async fn nodes(&self) -> Result<Option<serde_json::Value>, ApiError> {
@@ -144,6 +148,8 @@ pub trait FunctionHost: Send + Sync + 'static {
     }
     /// Stops serving `name` and releases its sandboxes.
     async fn deactivate(&self, name: &str);
+    /// Sets `name`'s scale by hand (see [`FunctionAdmin::scale`]).
+    async fn scale(&self, name: &str, replicas: u32) -> Result<(), ApiError>;
     /// Sandbox counts of `name`.
     fn replicas(&self, name: &str) -> Replicas;
     /// What a function printed on this host, as `query` asks.

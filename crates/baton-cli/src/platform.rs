@@ -152,6 +152,10 @@ impl FunctionAdmin for NodeAdmin {
         self.control.get(name).await
     }
 
+    async fn scale(&self, name: &str, replicas: u32) -> Result<(), ApiError> {
+        self.control.scale(name, replicas).await
+    }
+
     async fn logs(&self, query: LogQuery) -> Result<LogEntries, ApiError> {
         self.control.get(&query.name).await?;
         Ok(self.host.logs(&query))

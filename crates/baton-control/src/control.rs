@@ -322,6 +322,21 @@ impl FunctionAdmin for ControlPlane {
         Ok(())
     }
 
+    async fn scale(&self, name: &str, replicas: u32) -> Result<(), ApiError> {
+        if !self.registry.read().unwrap().contains_key(name) {
+            return Err(ApiError::not_found(name));
+        }
+        if replicas > baton_api::MAX_SCALE {
+            return Err(ApiError::bad_request(format!(
+                "replicas {replicas} is more than the {} sandboxes a function may have",
+                baton_api::MAX_SCALE
+            )));
+        }
+        self.host.scale(name, replicas).await?;
+        tracing::info!(function = %name, replicas, "scaled by hand");
+        Ok(())
+    }
+
     async fn list(&self) -> Result<Vec<FunctionStatus>, ApiError> {
         let registrations: Vec<Registration> =
             self.registry.read().unwrap().values().cloned().collect();

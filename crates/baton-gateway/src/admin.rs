@@ -237,6 +237,47 @@ pub(crate) async fn info() -> Json<SystemInfo> {
     Json(SystemInfo::current(env!("CARGO_PKG_VERSION")))
 }
 
+/// OpenFaaS's `ScaleServiceRequest`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ScaleRequest {
+    #[serde(default)]
+    service_name: String,
+    #[serde(default)]
+    service_namespace: String,
+    replicas: u64,
+}
+
+/// `POST /system/scale-function/{name}` with `{"serviceName", "replicas"}`: `202` once the
+/// change is made; the sandboxes follow.
+pub(crate) async fn scale(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Reply<http::StatusCode> {
+    let request: ScaleRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid scale request: {e}")))?;
+    if !request.service_name.is_empty() && request.service_name != name {
+        return Err(ApiError::bad_request(format!(
+            "serviceName {:?} is not the function in the path, {name:?}",
+            request.service_name
+        ))
+        .into());
+    }
+    let namespace = request.service_namespace.as_str();
+    if !namespace.is_empty() && namespace != baton_api::NAMESPACE {
+        return Err(ApiError::bad_request(format!(
+            "namespace {namespace:?} does not exist: Baton has one namespace, {:?}",
+            baton_api::NAMESPACE
+        ))
+        .into());
+    }
+    let replicas = u32::try_from(request.replicas)
+        .map_err(|_| ApiError::bad_request(format!("replicas {} is too many", request.replicas)))?;
+    shared.admin.scale(&name, replicas).await?;
+    Ok(http::StatusCode::ACCEPTED)
+}
+
 #[derive(Deserialize)]
 pub(crate) struct LogsQuery {
     name: String,

@@ -92,6 +92,7 @@ pub fn router(
         .route("/system/logs", get(admin::logs))
         .route("/system/nodes", get(admin::nodes))
         .route("/system/namespaces", get(namespace::list))
+        .route("/system/scale-function/{name}", post(admin::scale))
         .layer(axum::middleware::from_fn(namespace::only_ours))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),

@@ -240,6 +240,7 @@ async fn scale_all(setup: &Setup, functions: usize, per: u32) -> anyhow::Result<
                 .scale(proto::ScaleRequest {
                     function: format!("f{i}"),
                     replicas: per,
+                    no_wait: false,
                 })
                 .await
                 .map(|r| u64::from(r.into_inner().ready))

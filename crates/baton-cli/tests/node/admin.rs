@@ -1,6 +1,6 @@
 //! The /system API: validation, conflicts, auth, logs.
 
-use crate::harness::{BATON, Node, Options, next_line};
+use crate::harness::{BATON, Node, Options, eventually, next_line};
 use serde_json::json;
 use std::time::Duration;
 
@@ -357,4 +357,62 @@ async fn one_namespace_and_functions_at_zero_are_ready_as_faas_cli_reads_them() 
     let reply = node.deploy("POST", other).await;
     assert_eq!(reply.status, 400, "{}", reply.text());
     assert!(reply.text().contains("team-a"), "{}", reply.text());
+}
+
+/// `POST /system/scale-function/{name}` as OpenFaaS's gateway takes it
+/// (`ScaleServiceRequest`: `serviceName`, `serviceNamespace`, `replicas`).
+#[tokio::test]
+async fn scale_function_sets_the_scale_by_hand_within_the_functions_maximum() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    let settings = json!({"labels": {"com.openfaas.scale.max": "3"}});
+    assert_eq!(
+        node.upload("hello", baton_guests::HELLO, settings)
+            .await
+            .status,
+        201
+    );
+    let node = &node;
+    let scale = |name: &str, body: serde_json::Value| {
+        let path = format!("/system/scale-function/{name}");
+        async move { node.send("POST", &path, &[], body.to_string()).await }
+    };
+    let reply = scale("hello", json!({"serviceName": "hello", "replicas": 2})).await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    let replicas = || async {
+        node.get("/system/function/hello").await.json()["replicas"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(
+        eventually(Duration::from_secs(60), || async { replicas().await == 2 }).await,
+        "scaled to 2"
+    );
+    // Above the maximum: the maximum.
+    let reply = scale("hello", json!({"serviceName": "hello", "replicas": 5})).await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    assert!(
+        eventually(Duration::from_secs(60), || async { replicas().await == 3 }).await,
+        "held at the maximum"
+    );
+    // Bad requests say why; nothing changes.
+    for (name, body, status) in [
+        ("hello", json!({"serviceName": "other", "replicas": 1}), 400),
+        (
+            "hello",
+            json!({"serviceName": "hello", "serviceNamespace": "x", "replicas": 1}),
+            400,
+        ),
+        (
+            "hello",
+            json!({"serviceName": "hello", "replicas": 20000}),
+            400,
+        ),
+        ("hello", json!({"serviceName": "hello"}), 400),
+        ("ghost", json!({"serviceName": "ghost", "replicas": 1}), 404),
+    ] {
+        let reply = scale(name, body.clone()).await;
+        assert_eq!(reply.status, status, "{body}: {}", reply.text());
+    }
+    assert_eq!(replicas().await, 3);
 }

@@ -997,3 +997,29 @@ fn one_config_file_configures_every_role_and_each_refuses_a_bad_key() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scale_function_through_a_gateway_places_sandboxes_on_the_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), "redb");
+    let gateway = &cluster.gateways[1];
+    deploy(gateway, "hello", baton_guests::HELLO, json!({})).await;
+    let body = json!({"serviceName": "hello", "replicas": 3}).to_string();
+    let reply = gateway
+        .send("POST", "/system/scale-function/hello", &[], body)
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            cluster.sandbox_count("hello").await == 3
+        })
+        .await,
+        "{:?}",
+        cluster.placement("hello").await
+    );
+    let body = json!({"serviceName": "ghost", "replicas": 1}).to_string();
+    let reply = gateway
+        .send("POST", "/system/scale-function/ghost", &[], body)
+        .await;
+    assert_eq!(reply.status, 404, "{}", reply.text());
+}

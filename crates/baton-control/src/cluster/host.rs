@@ -42,6 +42,15 @@ impl FunctionHost for ClusterHost {
         });
     }
 
+    async fn scale(&self, name: &str, replicas: u32) -> Result<(), ApiError> {
+        // Deadline now: the change is made, not waited for.
+        self.0
+            .scale_to(name, replicas, std::time::Instant::now())
+            .await
+            .map(drop)
+            .ok_or_else(|| ApiError::not_found(name))
+    }
+
     fn replicas(&self, name: &str) -> Replicas {
         self.0.replicas_of(name)
     }

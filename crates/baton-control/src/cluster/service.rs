@@ -253,13 +253,13 @@ impl Control for ControlService {
         request: Request<proto::ScaleRequest>,
     ) -> Result<Response<proto::ScaleReply>, Status> {
         let request = request.into_inner();
+        let deadline = match request.no_wait {
+            true => Instant::now(),
+            false => Instant::now() + SCALE_DEADLINE,
+        };
         let ready = self
             .cluster
-            .scale_to(
-                &request.function,
-                request.replicas,
-                Instant::now() + SCALE_DEADLINE,
-            )
+            .scale_to(&request.function, request.replicas, deadline)
             .await
             .ok_or_else(|| ApiError::not_found(&request.function))?;
         Ok(Response::new(proto::ScaleReply { ready }))

@@ -84,6 +84,17 @@ impl FunctionAdmin for ClusterAdmin {
         reply.get_ref().json.iter().map(|j| status(j)).collect()
     }
 
+    async fn scale(&self, name: &str, replicas: u32) -> Result<(), ApiError> {
+        self.client()
+            .scale(request(proto::ScaleRequest {
+                function: name.into(),
+                replicas,
+                no_wait: true,
+            }))
+            .await?;
+        Ok(())
+    }
+
     async fn get(&self, name: &str) -> Result<FunctionStatus, ApiError> {
         let reply = self
             .client()

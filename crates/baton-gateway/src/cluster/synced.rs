@@ -57,6 +57,10 @@ impl FunctionAdmin for SyncedAdmin {
         self.admin.list().await
     }
 
+    async fn scale(&self, name: &str, replicas: u32) -> Result<(), ApiError> {
+        self.admin.scale(name, replicas).await
+    }
+
     async fn get(&self, name: &str) -> Result<FunctionStatus, ApiError> {
         self.admin.get(name).await
     }

@@ -89,7 +89,8 @@ impl Manager {
         }
     }
 
-    /// Sets a function's scale by hand; it holds for the function's scale-to-zero grace.
+    /// Sets a function's scale by hand, at most its maximum; it holds for the function's
+    /// scale-to-zero grace.
     pub(super) fn scale_to(
         &mut self,
         function: &str,
@@ -100,7 +101,8 @@ impl Manager {
         let Some(f) = self.functions.get_mut(function) else {
             return;
         };
-        f.desired = replicas;
+        // Never past the function's maximum: that is a bound, not a default.
+        f.desired = replicas.min(f.spec.scaling.max);
         f.kpa.last_active_ms = Some(now);
         let grace = f.kpa_config(&self.config.kpa).scale_to_zero_grace;
         f.pinned_until = Some(now + grace.as_millis() as Millis);

@@ -226,6 +226,13 @@ fn reconcile_creates_what_is_missing_and_deletes_the_newest_extra() {
             expected: &[],
         },
         Case {
+            case: "above the maximum (8): the maximum",
+            workers: &["w1"],
+            min: 0,
+            to: 12,
+            expected: &["create f@1 x8 on w1"],
+        },
+        Case {
             case: "to zero",
             workers: &["w1"],
             min: 1,
@@ -264,7 +271,7 @@ fn reconcile_creates_what_is_missing_and_deletes_the_newest_extra() {
             assert_eq!(by_age(&sim), before[..to as usize], "{case}");
         }
         sim.answer_all();
-        let ready = if workers.is_empty() { 0 } else { to };
+        let ready = if workers.is_empty() { 0 } else { to.min(8) };
         assert_eq!(sim.model.ready("f"), Some(ready), "{case}");
     }
 }
