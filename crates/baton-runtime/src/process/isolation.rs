@@ -236,29 +236,6 @@ pub(crate) fn uid_for(name: &str) -> u32 {
     UID_BASE + hash % UID_COUNT
 }
 
-/// Whether this machine lets the node isolate processes (root, or the capabilities to make
-/// namespaces and mount), found by running `true` isolated once, started as functions are.
-pub(crate) fn available(launcher: Option<&Path>) -> Result<(), String> {
-    let dir = std::env::temp_dir();
-    let isolation = Isolation::new("baton-probe", &dir, &[]).map_err(|e| e.to_string())?;
-    let launch = super::launch::Launch {
-        memory_bytes: libc::RLIM_INFINITY,
-        cpu_seconds: 0,
-        isolation: Some(isolation),
-        cgroups: Vec::new(),
-        env_on_stdin: false,
-        program: "/bin/true".into(),
-        args: Vec::new(),
-    };
-    let mut command = launch.command(launcher, false);
-    command.current_dir("/");
-    match command.status() {
-        Ok(status) if status.success() => Ok(()),
-        Ok(status) => Err(format!("an isolated test process exited with {status}")),
-        Err(error) => Err(error.to_string()),
-    }
-}
-
 /// Whether users other than the owner may list and enter `dir` (the function's user must).
 pub(crate) fn others_may_enter(dir: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;

@@ -310,6 +310,29 @@ fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> io::Result<()> 
     Ok(())
 }
 
+/// Whether this machine lets the node isolate processes (root, or the capabilities to make
+/// namespaces and mount), found by running `true` isolated once, started as functions are.
+pub(crate) fn isolation_available(launcher: Option<&Path>) -> Result<(), String> {
+    let dir = std::env::temp_dir();
+    let isolation = Isolation::new("baton-probe", &dir, &[]).map_err(|e| e.to_string())?;
+    let launch = Launch {
+        memory_bytes: libc::RLIM_INFINITY,
+        cpu_seconds: 0,
+        isolation: Some(isolation),
+        cgroups: Vec::new(),
+        env_on_stdin: false,
+        program: "/bin/true".into(),
+        args: Vec::new(),
+    };
+    let mut command = launch.command(launcher, false);
+    command.current_dir("/");
+    match command.status() {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!("an isolated test process exited with {status}")),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,7 +77,7 @@ impl ProcessRuntime {
     /// sandbox) that the machine lets it isolate processes.
     pub fn new(config: ProcessConfig) -> Self {
         let isolation = match config.isolate {
-            true => isolation::available(config.launcher.as_deref()),
+            true => launch::isolation_available(config.launcher.as_deref()),
             false => Err("not asked for".to_string()),
         };
         let cgroups = match (&config.launcher, config.isolate) {
