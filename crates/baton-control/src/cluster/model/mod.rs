@@ -583,7 +583,8 @@ impl Manager {
         }
     }
 
-    fn endpoint(id: &SandboxId, worker: &WorkerId, address: &str) -> Endpoint {
+    /// How gateways reach sandbox `id` on `worker`, whose data listener is `address`.
+    pub(crate) fn endpoint(id: &SandboxId, worker: &WorkerId, address: &str) -> Endpoint {
         Endpoint {
             sandbox_id: id.to_string(),
             worker_id: worker.to_string(),
