@@ -340,7 +340,11 @@ async fn real_runtime(
         default_dir: workdir,
         ready_timeout: std::time::Duration::from_secs(10),
         platform_api: state.as_ref().map(|(s, _)| format!("http://{}", s.api)),
+        platform_routes: state
+            .as_ref()
+            .map(|(s, _)| crate::node::platform_service(s.router.clone())),
         capabilities: state.as_ref().map(|(_, c)| c.clone()),
+        outbound: wasm.outbound(),
         isolate: true,
         launcher: Some(crate::LAUNCHER.into()),
         hide: vec![dir.to_path_buf()],

@@ -53,7 +53,9 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         default_dir: workdir,
         ready_timeout: config.ready_timeout,
         platform_api: state.as_ref().map(|s| format!("http://{}", s.api)),
+        platform_routes: state.as_ref().map(|s| platform_service(s.router.clone())),
         capabilities: Some(capabilities),
+        outbound: outbound.clone(),
         isolate: true,
         launcher: Some(crate::LAUNCHER.into()),
         hide: vec![data.clone()],
@@ -139,7 +141,7 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
     tracing::info!(%address, data_dir = %data.display(), "baton up");
     match isolation {
         Ok(()) => tracing::info!(
-            "process functions are isolated: a user each, a read-only system, a private /tmp, their own PID namespace"
+            "process functions are isolated: a user each, a read-only system, a private /tmp, their own PID namespace, their own network (loopback only; outgoing requests through the node's proxy, under the policy)"
         ),
         Err(why) => tracing::warn!(
             %why,
@@ -180,8 +182,9 @@ fn node_cluster_config(
     }
 }
 
-/// The gateway's routes as functions reach them: in-process, without a TCP hop.
-fn platform_service(router: axum::Router) -> PlatformService {
+/// The gateway's (or the platform API's) routes as functions reach them: in-process, without
+/// a TCP hop.
+pub(crate) fn platform_service(router: axum::Router) -> PlatformService {
     Arc::new(move |request: http::Request<WasiBody>| {
         let router = router.clone();
         Box::pin(async move {

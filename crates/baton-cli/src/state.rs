@@ -125,6 +125,8 @@ pub struct RunningState {
     pub api_stats: Arc<baton_gateway::ListenerStats>,
     pub replication: Replication,
     pub api: SocketAddr,
+    /// The local API's routes, which isolated process functions reach in-process.
+    pub router: axum::Router,
     pub metrics: StateMetrics,
 }
 
@@ -157,7 +159,7 @@ pub async fn start(
     tokio::spawn(baton_gateway::serve(
         api_stats.clone(),
         listener,
-        router,
+        router.clone(),
         std::future::pending(),
     ));
     Ok(RunningState {
@@ -165,6 +167,7 @@ pub async fn start(
         agent,
         replication,
         api,
+        router,
         metrics,
     })
 }

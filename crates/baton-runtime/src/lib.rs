@@ -12,6 +12,7 @@ mod error;
 pub mod fake;
 mod logs;
 mod multi;
+pub mod outbound;
 pub mod process;
 pub mod resources;
 pub mod wasm;

@@ -468,6 +468,124 @@ async fn what_a_crash_left_behind_is_removed_at_start() {
     assert_eq!(node.get("/function/kept").await.status, 200);
 }
 
+/// What a process function in its own network reaches, one word per attempt: its node's
+/// loopback directly, the operator's service through its proxy (`http`, then a `CONNECT`
+/// tunnel), another function and the admin API through the platform's name, and its platform
+/// API (`BATON_API`, here through the proxy too).
+const NETWORK_PROBE: &str = r#"import os, socket, urllib.request, urllib.error
+proxy, service, gateway = os.environ["HTTP_PROXY"], os.environ["SERVICE"], os.environ["GATEWAY_PORT"]
+# The operator's service is on loopback, which NO_PROXY keeps direct: send it to the proxy.
+for key in ("NO_PROXY", "no_proxy"):
+    os.environ.pop(key, None)
+def direct(port):
+    try:
+        socket.create_connection(("127.0.0.1", int(port)), timeout=5).close()
+        return "open"
+    except OSError:
+        return "closed"
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy}))
+def get(url):
+    try:
+        with opener.open(url, timeout=20) as reply:
+            return f"{reply.status}:{reply.read().decode().strip()}"
+    except urllib.error.HTTPError as e:
+        return str(e.code)
+def tunnel(port):
+    host, proxy_port = proxy.removeprefix("http://").split(":")
+    s = socket.create_connection((host, int(proxy_port)), timeout=20)
+    s.sendall(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    head = s.recv(4096).decode()
+    if not head.startswith("HTTP/1.1 200"):
+        return head.split()[1]
+    s.sendall(b"GET / HTTP/1.1\r\nHost: service\r\n\r\n")
+    data = b""
+    while chunk := s.recv(4096):
+        data += chunk
+    return "200:" + data.decode().rsplit("\n", 1)[-1]
+api = urllib.request.Request(
+    f"{os.environ['BATON_API']}/v1/state/{os.environ['BATON_NAMESPACE']}/hits", method="POST",
+    data=b'{"op":"counter-add","amount":2}',
+    headers={"Authorization": "Bearer " + os.environ["BATON_API_TOKEN"]})
+print(direct(service), direct(gateway), get(f"http://127.0.0.1:{service}/"), tunnel(service),
+      get("http://gateway:8080/function/hello?name=proxy"), get("http://gateway:8080/system/functions"),
+      get(api).split(":")[0])
+"#;
+
+#[tokio::test]
+async fn a_process_function_reaches_the_network_only_through_the_policy() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: process functions are not isolated here, nothing to test");
+        return;
+    }
+    // A plain HTTP server on loopback, standing for a service the operator opens.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let service = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in server.incoming().flatten() {
+            let mut stream = stream;
+            let mut buffer = [0u8; 4096];
+            let _ = stream.read(&mut buffer);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\nserved",
+            );
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(
+        dir.path(),
+        Options {
+            env: vec![("BATON_OUTBOUND_ALLOW_PRIVATE".into(), "127.0.0.1/32".into())],
+            ..Options::default()
+        },
+    );
+    let hello = node.upload("hello", baton_guests::HELLO, json!({})).await;
+    assert_eq!(hello.status, 201, "{}", hello.text());
+    let scripts = dir.path().join("net");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(scripts.join("probe.py"), NETWORK_PROBE).unwrap();
+    let gateway = node.url.rsplit(':').next().unwrap().to_owned();
+    for (name, allowed) in [
+        ("listed", format!("127.0.0.1:{service}")),
+        ("unlisted", String::new()),
+    ] {
+        let deployed = node
+            .deploy(
+                "POST",
+                json!({"service": name, "envProcess": "python3 probe.py",
+                       "labels": {"baton.allowed-hosts": allowed},
+                       "envVars": {"mode": "classic", "SERVICE": service.to_string(),
+                                   "GATEWAY_PORT": gateway},
+                       "workingDir": scripts.display().to_string()}),
+            )
+            .await;
+        assert_eq!(deployed.status, 201, "{}", deployed.text());
+    }
+    let listed = node.post("/function/listed", "").await.text();
+    assert_eq!(
+        listed.trim(),
+        "closed closed 200:served 200:served 200:Hello, proxy! 403 200",
+        "{listed}"
+    );
+    let unlisted = node.post("/function/unlisted", "").await.text();
+    assert_eq!(
+        unlisted.trim(),
+        "closed closed 403 403 200:Hello, proxy! 403 200",
+        "{unlisted}"
+    );
+    let metrics = node.get("/metrics").await.text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("baton_outbound_denied_total{function_name=\"unlisted\"} 3")),
+        "{metrics}"
+    );
+    assert_eq!(
+        node.get("state:/v1/state/listed/hits").await.json()["value"],
+        json!(2)
+    );
+}
+
 #[tokio::test]
 async fn a_process_function_cannot_own_the_node() {
     let dir = tempfile::tempdir().unwrap();

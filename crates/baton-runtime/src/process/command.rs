@@ -13,6 +13,8 @@ const INHERITED: [&str; 5] = ["PATH", "HOME", "LANG", "LC_ALL", "TZ"];
 pub(crate) struct Confinement {
     /// Its sandbox, where the node can isolate processes.
     pub(crate) isolation: Option<super::isolation::Isolation>,
+    /// Its network namespace and proxy (with isolation).
+    pub(crate) network: Option<super::network::Network>,
     /// The binary that launches its processes; none: fork the node (see `launch.rs`).
     pub(crate) launcher: Option<PathBuf>,
     /// Its control groups, where the node has them (only with a launcher).
@@ -32,6 +34,8 @@ pub(crate) struct CommandTemplate {
     pub(crate) content_type: Option<String>,
     /// The function's token for the node-local API, revoked when the last sandbox goes.
     _capability: Option<baton_state::Capability>,
+    /// Its network, closed when the last sandbox goes.
+    network: Option<super::network::Network>,
 }
 
 impl CommandTemplate {
@@ -46,6 +50,7 @@ impl CommandTemplate {
     ) -> Self {
         let Confinement {
             isolation,
+            network,
             launcher,
             cgroups,
         } = confinement;
@@ -85,7 +90,13 @@ impl CommandTemplate {
             max_output: spec.limits.max_output_bytes,
             content_type: spec.env.get("content_type").cloned(),
             _capability: capability,
+            network,
         }
+    }
+
+    /// The network namespace its processes live in, where they have their own.
+    pub(crate) fn namespace(&self) -> Option<&super::network::Namespace> {
+        self.network.as_ref().map(|n| n.namespace())
     }
 
     /// A command in its own process group (so a timeout kills its children too), with the

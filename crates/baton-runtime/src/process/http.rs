@@ -1,16 +1,20 @@
 use super::command::{CommandTemplate, kill_group};
+use super::network::Namespace;
 use super::output::pump_lines;
 use crate::{InvokeError, LogSink, LogStream, Request, Response, Sandbox};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::future::Future;
+use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
 
 /// Headers that describe one hop and are not forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -24,37 +28,78 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
-/// A pooled keep-alive HTTP/1.1 client to function processes on loopback.
+/// Connects to a function process's port on loopback: the node's, or that of the function's
+/// own network namespace.
 #[derive(Clone)]
-pub(crate) struct ProxyClient(Client<HttpConnector, Full<Bytes>>);
+struct SandboxConnector {
+    namespace: Option<Namespace>,
+}
 
-impl ProxyClient {
-    pub(crate) fn new() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(64)
-            .build(connector);
-        ProxyClient(client)
+impl SandboxConnector {
+    async fn connect(&self, port: u16) -> std::io::Result<TcpStream> {
+        match &self.namespace {
+            Some(namespace) => namespace.connect(port).await,
+            None => {
+                let stream = TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, port)).await?;
+                let _ = stream.set_nodelay(true);
+                Ok(stream)
+            }
+        }
+    }
+
+    /// A port free now, where the function will listen; a race with another binder shows up
+    /// as a readiness failure.
+    async fn free_port(&self) -> std::io::Result<u16> {
+        match &self.namespace {
+            Some(namespace) => namespace.free_port().await,
+            None => Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port()),
+        }
+    }
+}
+
+impl tower_service::Service<http::Uri> for SandboxConnector {
+    type Response = TokioIo<TcpStream>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let connector = self.clone();
+        Box::pin(async move {
+            let port = uri
+                .port_u16()
+                .ok_or_else(|| std::io::Error::other("no port"))?;
+            Ok(TokioIo::new(connector.connect(port).await?))
+        })
     }
 }
 
 /// An http-mode function: each sandbox is a long-running server process.
 pub(crate) struct HttpFunction {
     template: Arc<CommandTemplate>,
-    client: ProxyClient,
+    connector: SandboxConnector,
+    /// Pooled keep-alive HTTP/1.1 connections to its processes.
+    client: Client<SandboxConnector, Full<Bytes>>,
     ready_timeout: Duration,
 }
 
 impl HttpFunction {
-    pub(crate) fn new(
-        template: Arc<CommandTemplate>,
-        client: ProxyClient,
-        ready_timeout: Duration,
-    ) -> Self {
+    pub(crate) fn new(template: Arc<CommandTemplate>, ready_timeout: Duration) -> Self {
+        let connector = SandboxConnector {
+            namespace: template.namespace().cloned(),
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build(connector.clone());
         HttpFunction {
             template,
+            connector,
             client,
             ready_timeout,
         }
@@ -63,11 +108,11 @@ impl HttpFunction {
     /// Starts the process on a free loopback port and waits until it accepts connections.
     pub(crate) async fn start(&self, logs: LogSink) -> Result<HttpSandbox, InvokeError> {
         let failed = |m: String| InvokeError::SandboxFailed(m);
-        // The port is free now; a race with another binder shows up as a readiness failure.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| failed(format!("no free port: {e}")))?
-            .port();
+        let port = self
+            .connector
+            .free_port()
+            .await
+            .map_err(|e| failed(format!("no free port: {e}")))?;
         let mut command = self.template.command();
         command
             .env("PORT", port.to_string())
@@ -125,10 +170,7 @@ impl HttpFunction {
                     last.join(" | ")
                 )));
             }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
+            if self.connector.connect(port).await.is_ok() {
                 logs.push_text(
                     LogStream::Platform,
                     format!("process {} ready on port {port}", pid.unwrap_or_default()).as_bytes(),
@@ -152,7 +194,7 @@ pub(crate) struct HttpSandbox {
     port: u16,
     pid: Option<u32>,
     alive: Arc<AtomicBool>,
-    client: ProxyClient,
+    client: Client<SandboxConnector, Full<Bytes>>,
     timeout: Duration,
     max_output: u64,
 }
@@ -175,7 +217,7 @@ impl Sandbox for HttpSandbox {
         let request = http::Request::from_parts(parts, Full::new(body));
         let max_output = self.max_output;
         let exchange = async {
-            let response = self.client.0.request(request).await.map_err(|e| {
+            let response = self.client.request(request).await.map_err(|e| {
                 let state = if self.is_alive() {
                     "did not answer"
                 } else {

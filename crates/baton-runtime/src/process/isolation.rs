@@ -1,7 +1,8 @@
 //! What Linux gives a process function without a container engine: its own user, its own
 //! mount namespace (the system read-only, a private `/tmp`, its directory at `/tmp/function`,
 //! nothing of the node's data), its own PID namespace (it sees only its own processes, and all
-//! of them die with it), and no way to gain privileges.
+//! of them die with it), its own network namespace (loopback only, where the node serves its
+//! proxy: see `network.rs`), and no way to gain privileges.
 //!
 //! The work happens in the launcher before it execs the function ([`Isolation::enter`], see
 //! `launch.rs`): unshare the
@@ -33,12 +34,19 @@ pub(crate) struct Isolation {
     pub(super) function_dir: CString,
     /// Directories covered by an empty tmpfs (the node's data directory).
     pub(super) hidden: Vec<CString>,
+    /// The network namespace to enter (`/proc/<node>/fd/<n>`); none: the node's network.
+    pub(super) network: Option<CString>,
 }
 
 impl Isolation {
     /// Settings for the function `name` whose files are in `dir`; `hide` (the node's data
     /// directory) is covered by an empty file system, even where `dir` lies inside it.
-    pub(crate) fn new(name: &str, dir: &Path, hide: &[PathBuf]) -> io::Result<Self> {
+    pub(crate) fn new(
+        name: &str,
+        dir: &Path,
+        hide: &[PathBuf],
+        network: Option<CString>,
+    ) -> io::Result<Self> {
         let c = |s: &str| CString::new(s).map_err(|_| io::Error::other("NUL in a path"));
         let dir = dir.canonicalize()?;
         Ok(Isolation {
@@ -50,6 +58,7 @@ impl Isolation {
                 .filter(|p| p.is_dir())
                 .map(|p| c(&p.canonicalize()?.to_string_lossy()))
                 .collect::<io::Result<_>>()?,
+            network,
         })
     }
 
@@ -76,6 +85,15 @@ impl Isolation {
             check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
             if libc::getppid() != self.node {
                 libc::_exit(137);
+            }
+            if let Some(network) = &self.network {
+                let fd = libc::open(network.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let entered = libc::setns(fd, libc::CLONE_NEWNET);
+                libc::close(fd);
+                check(entered)?;
             }
             check(libc::unshare(
                 libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC,

@@ -97,7 +97,7 @@ impl Launch {
     }
 
     /// The launcher's arguments: `--memory N --cpu N [--cgroup DIR]… [--sandbox NODE UID DIR
-    /// [--hide DIR]…] -- PROGRAM ARGS…`.
+    /// [--hide DIR]… [--network NETNS]] -- PROGRAM ARGS…`.
     /// `env_on_stdin` asks for `--env-on-stdin` whatever the field says.
     fn to_args(&self, env_on_stdin: bool) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec![
@@ -121,6 +121,12 @@ impl Launch {
             ]);
             for hidden in &isolation.hidden {
                 args.extend(["--hide".into(), OsStr::from_bytes(hidden.as_bytes()).into()]);
+            }
+            if let Some(network) = &isolation.network {
+                args.extend([
+                    "--network".into(),
+                    OsStr::from_bytes(network.as_bytes()).into(),
+                ]);
             }
         }
         args.push("--".into());
@@ -166,6 +172,7 @@ impl Launch {
                         uid: u32::try_from(uid).map_err(|e| e.to_string())?,
                         function_dir: c_string(next("the function's directory")?)?,
                         hidden: Vec::new(),
+                        network: None,
                     });
                 }
                 Some("--hide") => {
@@ -176,6 +183,14 @@ impl Launch {
                         .ok_or("--hide without --sandbox")?
                         .hidden
                         .push(hidden);
+                }
+                Some("--network") => {
+                    let network = c_string(next("--network")?)?;
+                    launch
+                        .isolation
+                        .as_mut()
+                        .ok_or("--network without --sandbox")?
+                        .network = Some(network);
                 }
                 Some("--") => break,
                 _ => return Err(format!("unknown argument {flag:?}")),
@@ -314,7 +329,10 @@ fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> io::Result<()> 
 /// namespaces and mount), found by running `true` isolated once, started as functions are.
 pub(crate) fn isolation_available(launcher: Option<&Path>) -> Result<(), String> {
     let dir = std::env::temp_dir();
-    let isolation = Isolation::new("baton-probe", &dir, &[]).map_err(|e| e.to_string())?;
+    let network = super::network::Namespace::create()
+        .map_err(|e| format!("making a network namespace: {e}"))?;
+    let isolation = Isolation::new("baton-probe", &dir, &[], Some(network.path()))
+        .map_err(|e| e.to_string())?;
     let launch = Launch {
         memory_bytes: libc::RLIM_INFINITY,
         cpu_seconds: 0,
@@ -356,9 +374,11 @@ mod tests {
             uid: 610_001,
             function_dir: c"/srv/fn dir".into(),
             hidden: vec![c"/var/lib/baton".into(), c"/data".into()],
+            network: Some(c"/proc/4242/fd/9".into()),
         };
         let bare = Isolation {
             hidden: Vec::new(),
+            network: None,
             ..sandbox.clone()
         };
         for launch in [
@@ -401,6 +421,10 @@ mod tests {
             (&[][..], "-- is missing"),
             (&["--memory", "lots", "--", "x"], "--memory is not a number"),
             (&["--hide", "/d", "--", "x"], "--hide without --sandbox"),
+            (
+                &["--network", "/n", "--", "x"],
+                "--network without --sandbox",
+            ),
             (&["--cpu", "1", "--"], "the program is missing"),
             (
                 &["--sandbox", "1", "2"],

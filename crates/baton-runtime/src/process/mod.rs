@@ -6,7 +6,9 @@
 //!   accepts connections, reverse-proxied, and replaced by the worker if it dies.
 //!
 //! Processes get the function's environment plus `PATH`, `HOME` and `LANG` of the node, never
-//! the node's own secrets. Memory is bounded by `RLIMIT_DATA` and CPU by `RLIMIT_CPU`.
+//! the node's own secrets. Where the node can isolate them, each function has its own user,
+//! file system view, processes and network (`isolation.rs`, `network.rs`) and control groups
+//! (`cgroup.rs`); its outgoing requests go through a proxy under the node's policy.
 
 mod cgroup;
 mod classic;
@@ -14,10 +16,12 @@ mod command;
 mod http;
 mod isolation;
 mod launch;
+mod network;
 mod output;
 
 pub use launch::{LAUNCH_COMMAND, launch_main};
 
+use crate::outbound::{self, FunctionOutbound, Outbound, OutboundConfig, PlatformService};
 use crate::{InvokeError, LogSink, Prepared, Runtime, Sandbox};
 use anyhow::bail;
 use async_trait::async_trait;
@@ -37,8 +41,14 @@ pub struct ProcessConfig {
     /// The node-local platform API (`http://127.0.0.1:port`), given to processes as
     /// `BATON_API`, with their state namespace as `BATON_NAMESPACE`.
     pub platform_api: Option<String>,
+    /// The platform API's routes, answered in-process to isolated functions, whose network
+    /// does not reach the node's listeners (their `BATON_API` is their proxy's address).
+    pub platform_routes: Option<PlatformService>,
     /// Issues each function its token for the platform API (`BATON_API_TOKEN`).
     pub capabilities: Option<Arc<baton_state::Capabilities>>,
+    /// The outgoing-request policy, the wasm runtime's ([`crate::wasm::WasmRuntime::outbound`]):
+    /// isolated functions reach the network only through a proxy that applies it.
+    pub outbound: Arc<Outbound>,
     /// Run each function as its own user in its own mount and PID namespaces, where the
     /// machine allows it ([`ProcessRuntime::isolation`] says whether it did).
     pub isolate: bool,
@@ -56,7 +66,9 @@ impl Default for ProcessConfig {
             default_dir: std::env::temp_dir(),
             ready_timeout: Duration::from_secs(10),
             platform_api: None,
+            platform_routes: None,
             capabilities: None,
+            outbound: Outbound::new(&OutboundConfig::default()),
             isolate: false,
             hide: Vec::new(),
             launcher: None,
@@ -67,7 +79,6 @@ impl Default for ProcessConfig {
 /// Runs process functions.
 pub struct ProcessRuntime {
     config: ProcessConfig,
-    client: http::ProxyClient,
     isolation: Result<(), String>,
     cgroups: Result<cgroup::Cgroups, String>,
 }
@@ -90,7 +101,6 @@ impl ProcessRuntime {
         }
         ProcessRuntime {
             config,
-            client: http::ProxyClient::new(),
             isolation,
             cgroups,
         }
@@ -143,17 +153,31 @@ impl Runtime for ProcessRuntime {
             (Some(_), Some(capabilities)) => Some(capabilities.grant(&namespace)),
             _ => None,
         };
-        let isolation = match &self.isolation {
+        let (isolation, network) = match &self.isolation {
             Ok(()) if !isolation::others_may_enter(&dir) => bail!(
                 "directory {} is not readable by other users; process functions run as their own user (chmod o+rx, as a container image's files are)",
                 dir.display()
             ),
-            Ok(()) => Some(isolation::Isolation::new(
-                spec.name.as_str(),
-                &dir,
-                &self.config.hide,
-            )?),
-            Err(_) => None,
+            Ok(()) => {
+                let network = network::Network::start(outbound::proxy::ProxyContext {
+                    outbound: Arc::new(FunctionOutbound::new(spec, self.config.outbound.clone())),
+                    platform_api: self.config.platform_routes.clone(),
+                    timeout: spec.limits.timeout(),
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("making the function's network: {e}"))?;
+                // Inside, the node's own listeners are out of reach: the proxy stands in.
+                platform_env.retain(|(k, _)| k != "BATON_API");
+                platform_env.extend(network.env(self.config.platform_api.is_some()));
+                let isolation = isolation::Isolation::new(
+                    spec.name.as_str(),
+                    &dir,
+                    &self.config.hide,
+                    Some(network.namespace().path()),
+                )?;
+                (Some(isolation), Some(network))
+            }
+            Err(_) => (None, None),
         };
         let cgroups = match &self.cgroups {
             Ok(cgroups) => cgroups
@@ -170,17 +194,16 @@ impl Runtime for ProcessRuntime {
             capability,
             Confinement {
                 isolation,
+                network,
                 launcher: self.config.launcher.clone(),
                 cgroups,
             },
         ));
         Ok(match mode {
             ProcessMode::Classic => Arc::new(classic::ClassicFunction::new(template)),
-            ProcessMode::Http => Arc::new(http::HttpFunction::new(
-                template,
-                self.client.clone(),
-                self.config.ready_timeout,
-            )),
+            ProcessMode::Http => {
+                Arc::new(http::HttpFunction::new(template, self.config.ready_timeout))
+            }
         })
     }
 }

@@ -7,13 +7,12 @@
 
 mod cache;
 mod epoch;
-mod outbound;
 mod sandbox;
 
-pub use cache::CompileCache;
-pub use outbound::{
+pub use crate::outbound::{
     Outbound, OutboundConfig, PlatformFuture, PlatformService, WasiBody, platform_body,
 };
+pub use cache::CompileCache;
 pub use sandbox::{NAMESPACE_LABEL, WasmFunction, state_namespace};
 
 use crate::{ArtifactStore, InvokeError, LogSink, Prepared, Runtime, Sandbox};
@@ -147,7 +146,10 @@ impl Compiler {
         let pre = ProxyPre::new(instance_pre)
             .map_err(anyhow::Error::from)
             .context("the component does not export wasi:http/incoming-handler (it must target wasi:http/proxy)")?;
-        let outbound = Arc::new(outbound::FunctionOutbound::new(spec, self.outbound.clone()));
+        let outbound = Arc::new(crate::outbound::FunctionOutbound::new(
+            spec,
+            self.outbound.clone(),
+        ));
         Ok(Arc::new(WasmFunction::new(
             pre,
             spec,

@@ -1,4 +1,4 @@
-use super::outbound::FunctionOutbound;
+use crate::outbound::FunctionOutbound;
 use crate::{InvokeError, LogSink, LogStream, Request, Response, Sandbox};
 use async_trait::async_trait;
 use baton_api::FunctionSpec;

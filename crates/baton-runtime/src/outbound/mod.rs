@@ -1,9 +1,13 @@
-//! A wasm function's outgoing requests: other functions through the platform, in-process;
-//! hosts its deployment lists; nothing else.
+//! A function's outgoing requests: other functions through the platform, in-process; hosts
+//! its deployment lists; nothing else.
 //!
 //! The decision is [`baton_api::outbound`]'s; this module does the I/O around it: it resolves
 //! the name, checks each address, and connects to a checked address itself (so DNS cannot
-//! answer differently between the check and the connection), with TLS for `https`.
+//! answer differently between the check and the connection), with TLS for `https`. Wasm
+//! guests reach it through `wasi:http`; process functions, which live in a network namespace
+//! of their own, through the HTTP proxy the node serves inside it ([`proxy`]).
+
+pub(crate) mod proxy;
 
 use baton_api::FunctionSpec;
 use baton_api::outbound::{
@@ -139,23 +143,83 @@ impl FunctionOutbound {
         connect_timeout: Duration,
     ) -> Result<http::Response<WasiBody>, Error> {
         let uri = request.uri().clone();
-        let target = uri.to_string();
         let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
         let https = scheme == Scheme::HTTPS;
-        let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?.to_string();
+        let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?;
         let bare_host = host
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let node = &self.node;
+        let target = Target {
+            scheme: scheme.as_str(),
+            host: &bare_host,
+            port,
+            path: Some(uri.path()),
+            shown: &uri.to_string(),
+        };
+        match self.route(&target, depth, connect_timeout).await? {
+            Route::Platform(platform) => {
+                request
+                    .headers_mut()
+                    .insert(CALL_DEPTH_HEADER, http::HeaderValue::from(depth + 1));
+                *request.uri_mut() =
+                    http::Uri::try_from(uri.path_and_query().map_or("/", |p| p.as_str()))
+                        .map_err(|_| Error::HttpRequestUriInvalid)?;
+                Ok(platform(request).await)
+            }
+            Route::Address(address) => {
+                send_to(
+                    request,
+                    address,
+                    https.then_some(bare_host),
+                    connect_timeout,
+                )
+                .await
+            }
+        }
+    }
 
+    /// Opens a TCP connection to `host:port` for a tunnel (an HTTP proxy's `CONNECT`, which
+    /// clients use for `https`): allowed as `https` by the function's list, never to the
+    /// platform.
+    pub(crate) async fn connect(
+        &self,
+        host: &str,
+        port: u16,
+        connect_timeout: Duration,
+    ) -> Result<tokio::net::TcpStream, Error> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let shown = format!("{host}:{port}");
+        let target = Target {
+            scheme: "https",
+            host,
+            port,
+            path: None,
+            shown: &shown,
+        };
+        match self.route(&target, 0, connect_timeout).await? {
+            Route::Platform(_) => unreachable!("a tunnel is never routed to the platform"),
+            Route::Address(address) => open(address, connect_timeout).await,
+        }
+    }
+
+    /// Where a request to `target` goes: the platform's routes in-process, or one checked
+    /// address; or why it may not go anywhere (counted and logged).
+    async fn route(
+        &self,
+        target: &Target<'_>,
+        depth: u32,
+        connect_timeout: Duration,
+    ) -> Result<Route, Error> {
+        let node = &self.node;
+        let shown = target.shown;
         // OpenFaaS's names for the gateway are the platform whatever DNS says; otherwise the
         // addresses decide: the node's own gateway is answered in-process too.
-        let named_platform = PLATFORM_HOSTS.contains(&bare_host.to_ascii_lowercase().as_str());
+        let named_platform = PLATFORM_HOSTS.contains(&target.host.to_ascii_lowercase().as_str());
         let addresses = match named_platform {
             true => Vec::new(),
-            false => resolve(&bare_host, port, connect_timeout).await?,
+            false => resolve(target.host, target.port, connect_timeout).await?,
         };
         let to_gateway = named_platform || {
             let policy = node.policy.read().expect("policy lock");
@@ -165,29 +229,23 @@ impl FunctionOutbound {
                 .any(|a| gateways.iter().any(|g| policy.reaches(*g, *a)))
         };
         if to_gateway {
-            if !uri.path().starts_with("/function/") {
-                return Err(node.deny(&self.name, "only /function/ of the platform", &target));
+            if !target.path.is_some_and(|p| p.starts_with("/function/")) {
+                return Err(node.deny(&self.name, "only /function/ of the platform", shown));
             }
             if depth >= MAX_CALL_DEPTH {
-                node.deny(&self.name, "nested calls too deep", &target);
+                node.deny(&self.name, "nested calls too deep", shown);
                 return Err(Error::LoopDetected);
             }
             let Some(platform) = node.platform.get() else {
-                return Err(node.deny(&self.name, "no gateway on this node", &target));
+                return Err(node.deny(&self.name, "no gateway on this node", shown));
             };
-            request
-                .headers_mut()
-                .insert(CALL_DEPTH_HEADER, http::HeaderValue::from(depth + 1));
-            *request.uri_mut() =
-                http::Uri::try_from(uri.path_and_query().map_or("/", |p| p.as_str()))
-                    .map_err(|_| Error::HttpRequestUriInvalid)?;
-            return Ok(platform(request).await);
+            return Ok(Route::Platform(platform.clone()));
         }
-        if !self.allowed.allows(scheme.as_str(), &bare_host, port) {
+        if !self.allowed.allows(target.scheme, target.host, target.port) {
             return Err(node.deny(
                 &self.name,
                 "host not in the function's baton.allowed-hosts",
-                &target,
+                shown,
             ));
         }
         // The first address the policy lets through, or why the first one was refused.
@@ -203,22 +261,33 @@ impl FunctionOutbound {
             });
             found.ok_or(refusal)
         };
-        let address = match checked {
-            Ok(address) => address,
+        match checked {
+            Ok(address) => Ok(Route::Address(address)),
             Err(refusal) => {
                 let reason = refusal.map_or_else(String::new, |r| r.to_string());
-                node.deny(&self.name, &reason, &target);
-                return Err(Error::DestinationIpProhibited);
+                node.deny(&self.name, &reason, shown);
+                Err(Error::DestinationIpProhibited)
             }
-        };
-        send_to(
-            request,
-            address,
-            https.then_some(bare_host),
-            connect_timeout,
-        )
-        .await
+        }
     }
+}
+
+/// What a function asks to reach, as the policy reads it.
+struct Target<'a> {
+    scheme: &'a str,
+    /// Without IPv6 brackets.
+    host: &'a str,
+    port: u16,
+    /// The request's path; `None` for a tunnel.
+    path: Option<&'a str>,
+    /// How logs show it.
+    shown: &'a str,
+}
+
+/// Where an allowed request goes.
+enum Route {
+    Platform(PlatformService),
+    Address(SocketAddr),
 }
 
 async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, Error> {
@@ -243,14 +312,7 @@ async fn send_to(
     tls_name: Option<String>,
     connect_timeout: Duration,
 ) -> Result<http::Response<WasiBody>, Error> {
-    let stream = tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(address))
-        .await
-        .map_err(|_| Error::ConnectionTimeout)?
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::ConnectionRefused => Error::ConnectionRefused,
-            _ => Error::Connect(e),
-        })?;
-    let _ = stream.set_nodelay(true);
+    let stream = open(address, connect_timeout).await?;
     // Origin-form on the wire: the authority is in `Host` already.
     *request.uri_mut() =
         http::Uri::try_from(request.uri().path_and_query().map_or("/", |p| p.as_str()))
@@ -269,6 +331,22 @@ async fn send_to(
         None => exchange(stream, request).await?,
     };
     Ok(response.map(|body| body.map_err(Error::from).boxed_unsync()))
+}
+
+/// Connects to `address` (already checked) within `connect_timeout`.
+async fn open(
+    address: SocketAddr,
+    connect_timeout: Duration,
+) -> Result<tokio::net::TcpStream, Error> {
+    let stream = tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(address))
+        .await
+        .map_err(|_| Error::ConnectionTimeout)?
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => Error::ConnectionRefused,
+            _ => Error::Connect(e),
+        })?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
 }
 
 /// The TLS client settings (the web PKI's roots), built once for the node.
