@@ -30,7 +30,9 @@ pub use openfaas::{
     DeployRequest, FunctionStatus, LABEL_QUEUE, LABEL_SCALE_MAX, LABEL_SCALE_MIN,
     LABEL_SCALE_TARGET, LABEL_SCALE_ZERO_DURATION, NAMESPACE, ResourceLimits, SystemInfo,
 };
-pub use quantity::{format_duration, parse_duration, parse_memory};
+pub use quantity::{
+    MIN_CPU_MILLIS, format_cpu, format_duration, parse_cpu, parse_duration, parse_memory,
+};
 pub use service::{
     DeployMode, FunctionAdmin, FunctionHost, InvokeOutcome, Invoker, LogEntries, LogEntry,
     LogQuery, PreparedHandle, Replicas,

@@ -3,7 +3,7 @@
 
 use crate::{
     ArtifactDigest, FunctionName, FunctionSpec, Limits, ProcessMode, RuntimeSpec, Scaling,
-    SpecError, parse_duration, parse_memory,
+    SpecError, parse_cpu, parse_duration, parse_memory,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -142,11 +142,7 @@ impl DeployRequest {
                 parse_memory(memory).map_err(|e| err(format!("limits.memory: {e}")))?;
         }
         if let Some(cpu) = self.limits.as_ref().and_then(|l| l.cpu.as_deref()) {
-            let cpu: f64 = cpu
-                .trim_end_matches('m')
-                .parse()
-                .map_err(|_| err(format!("limits.cpu {cpu:?} is not a number")))?;
-            limits.cpu_seconds = cpu.ceil().max(1.0) as u64;
+            limits.cpu_millis = parse_cpu(cpu).map_err(|e| err(format!("limits.cpu: {e}")))?;
         }
         if let Some(timeout) = self.env_vars.get("exec_timeout") {
             limits.timeout_ms = parse_duration(timeout)

@@ -40,6 +40,38 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("memory quantity {text:?} is too large"))
 }
 
+/// The smallest CPU limit a control group can enforce: 1 ms of CPU per 100 ms period.
+pub const MIN_CPU_MILLIS: u64 = 10;
+
+/// Parses a Kubernetes CPU quantity into thousandths of a core: `100m`, `0.5`, `2`.
+pub fn parse_cpu(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let millis = match text.strip_suffix('m') {
+        Some(millis) => millis
+            .parse::<u64>()
+            .map_err(|_| format!("cpu quantity {text:?} is not a whole number of millicores")),
+        None => match text.parse::<f64>() {
+            Ok(cores) if cores.is_finite() && cores >= 0.0 && cores <= 1e6 => {
+                Ok((cores * 1000.0).round() as u64)
+            }
+            _ => Err(format!(
+                "cpu quantity {text:?} is not a number of cores (expected e.g. \"0.5\" or \"500m\")"
+            )),
+        },
+    }?;
+    if millis < MIN_CPU_MILLIS {
+        return Err(format!(
+            "cpu quantity {text:?} is less than the smallest enforceable limit, {MIN_CPU_MILLIS}m"
+        ));
+    }
+    Ok(millis)
+}
+
+/// Formats thousandths of a core the way [`parse_cpu`] reads them back (`500m`).
+pub fn format_cpu(millis: u64) -> String {
+    format!("{millis}m")
+}
+
 /// Parses a Go duration (`300ms`, `2s`, `1m30s`, `1h`); a bare number counts as seconds, as
 /// the OpenFaaS watchdog accepts it.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -106,6 +138,32 @@ mod tests {
         assert!(parse_memory("64MB").unwrap_err().contains("unknown suffix"));
         assert!(parse_memory("Mi").unwrap_err().contains("no number"));
         assert!(parse_memory("99999999999999999999Gi").is_err());
+    }
+
+    #[test]
+    fn cpu_quantities_are_cores() {
+        for (text, millis) in [
+            ("100m", Ok(100)),
+            ("0.5", Ok(500)),
+            ("2", Ok(2000)),
+            (" 1.25 ", Ok(1250)),
+            ("10m", Ok(10)),
+        ] {
+            assert_eq!(parse_cpu(text), millis, "{text}");
+            assert_eq!(parse_cpu(&format_cpu(millis.clone().unwrap())), millis);
+        }
+        for (text, why) in [
+            ("5m", "smallest enforceable"),
+            ("0", "smallest enforceable"),
+            ("1.5m", "whole number of millicores"),
+            ("lots", "number of cores"),
+            ("-1", "number of cores"),
+            ("NaN", "number of cores"),
+            ("1e9", "number of cores"),
+        ] {
+            let error = parse_cpu(text).unwrap_err();
+            assert!(error.contains(why), "{text}: {error}");
+        }
     }
 
     #[test]

@@ -80,8 +80,10 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// Largest response accepted from the function, in bytes.
     pub max_output_bytes: u64,
-    /// CPU seconds a classic-mode process may use (`RLIMIT_CPU`); none when 0.
-    pub cpu_seconds: u64,
+    /// CPU one sandbox may use, in thousandths of a core (`limits.cpu` as Kubernetes and
+    /// OpenFaaS read it: `100m`, `0.5`, `2`); none when 0. A process sandbox's control group
+    /// enforces it where the node has control groups.
+    pub cpu_millis: u64,
 }
 
 impl Default for Limits {
@@ -92,7 +94,7 @@ impl Default for Limits {
             concurrency: 100,
             max_body_bytes: 16 << 20,
             max_output_bytes: 16 << 20,
-            cpu_seconds: 0,
+            cpu_millis: 0,
         }
     }
 }

@@ -107,7 +107,8 @@ impl ControlPlane {
             annotations: spec.annotations.clone(),
             limits: ResourceLimits {
                 memory: Some(format_memory(spec.limits.memory_bytes)),
-                cpu: None,
+                cpu: (spec.limits.cpu_millis > 0)
+                    .then(|| baton_api::format_cpu(spec.limits.cpu_millis)),
             },
             replicas: replicas.running,
             available_replicas: available_replicas(spec, replicas),

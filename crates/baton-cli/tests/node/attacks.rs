@@ -717,6 +717,56 @@ async fn a_sandbox_memory_limit_counts_its_files_and_the_sandbox_ends_cleanly() 
     assert_eq!(again.status, 500, "{}", again.text());
 }
 
+#[tokio::test]
+async fn limits_cpu_is_cores_and_the_sandbox_group_enforces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    // The function reports the CPU bandwidth of its own control group (v1 or v2).
+    let scripts = dir.path().join("cpu");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(
+        scripts.join("quota.py"),
+        r#"import os
+for line in open("/proc/self/cgroup"):
+    _, controllers, path = line.strip().split(":", 2)
+    names = controllers.split(",")
+    candidates = [f"/sys/fs/cgroup/{controllers}{path}/cpu.cfs_quota_us"] if "cpu" in names else []
+    if controllers == "":
+        candidates += [f"/sys/fs/cgroup{path}/cpu.max", f"/sys/fs/cgroup/unified{path}/cpu.max"]
+    for file in candidates:
+        if os.path.exists(file):
+            print(open(file).read().split()[0])
+            raise SystemExit
+print("none")
+"#,
+    )
+    .unwrap();
+    let deploy = |cpu: &str| {
+        json!({"service": "bounded", "envProcess": "python3 quota.py",
+               "envVars": {"mode": "classic"}, "limits": {"cpu": cpu},
+               "workingDir": scripts.display().to_string()})
+    };
+    let deployed = node.deploy("POST", deploy("100m")).await;
+    assert_eq!(deployed.status, 201, "{}", deployed.text());
+    assert_eq!(deployed.json()["limits"]["cpu"], "100m");
+    // A tenth of a core: 10 ms of every 100 ms period.
+    let reply = node.post("/function/bounded", "").await;
+    assert_eq!((reply.status, reply.text().trim()), (200, "10000"));
+    let cores = std::thread::available_parallelism().unwrap().get();
+    for (cpu, why) in [
+        ("5m", "smallest enforceable limit".to_string()),
+        ("lots", "not a number of cores".to_string()),
+        ("4096", format!("at most {cores} cores")),
+    ] {
+        let refused = node.deploy("PUT", deploy(cpu)).await;
+        assert_eq!(refused.status, 400, "{cpu}: {}", refused.text());
+        assert!(refused.text().contains(&why), "{cpu}: {}", refused.text());
+    }
+    // Refused updates left the function as it was.
+    let reply = node.post("/function/bounded", "").await;
+    assert_eq!(reply.text().trim(), "10000");
+}
+
 /// A node with `config` and the `hello` component deployed.
 async fn node_with_hello(dir: &std::path::Path, config: &str) -> Node {
     let node = Node::start(

@@ -196,7 +196,11 @@ fn create(dir: &Path) -> io::Result<()> {
 
 /// The launcher's part: a group for this process (and all it starts) inside each of the
 /// function's groups, with the sandbox's limits, joined before anything else happens.
-pub(crate) fn enter(function_groups: &[PathBuf], memory_bytes: u64) -> io::Result<()> {
+pub(crate) fn enter(
+    function_groups: &[PathBuf],
+    memory_bytes: u64,
+    cpu_millis: u64,
+) -> io::Result<()> {
     let pid = std::process::id().to_string();
     for group in function_groups {
         let dir = group.join(&pid);
@@ -217,9 +221,23 @@ pub(crate) fn enter(function_groups: &[PathBuf], memory_bytes: u64) -> io::Resul
         // No swapping past the limit (v2; v1 would need swap accounting for it).
         write("memory.swap.max", "0")?;
         write("pids.max", &MAX_PROCESSES.to_string())?;
+        if cpu_millis > 0 {
+            let (quota, period) = cpu_quota(cpu_millis);
+            if !write("cpu.max", &format!("{quota} {period}"))? {
+                write("cpu.cfs_period_us", &period.to_string())?;
+                write("cpu.cfs_quota_us", &quota.to_string())?;
+            }
+        }
         write("cgroup.procs", "0")?;
     }
     Ok(())
+}
+
+/// The CFS bandwidth for `millis` thousandths of a core: (quota, period), in microseconds.
+/// A 100 ms period, as Kubernetes uses.
+fn cpu_quota(millis: u64) -> (u64, u64) {
+    const PERIOD_US: u64 = 100_000;
+    (millis * PERIOD_US / 1000, PERIOD_US)
 }
 
 /// The groups a launcher made (see [`enter`]), removed when this is dropped: hold it until the
@@ -332,6 +350,14 @@ pub(crate) fn remove_orphans(cgroups: &Cgroups) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_limits_become_a_quota_per_100_ms() {
+        assert_eq!(cpu_quota(500), (50_000, 100_000));
+        assert_eq!(cpu_quota(2_000), (200_000, 100_000));
+        // The kernel's smallest quota, 1 ms: what `MIN_CPU_MILLIS` is for.
+        assert_eq!(cpu_quota(baton_api::MIN_CPU_MILLIS), (1_000, 100_000));
+    }
 
     const HYBRID_CGROUP: &str =
         "9:name=systemd:/\n8:pids:/\n4:memory:/process_api/05c6\n2:cpuacct:/\n1:cpu:/\n0::/\n";

@@ -76,7 +76,7 @@ impl CommandTemplate {
         CommandTemplate {
             launch: Launch {
                 memory_bytes: spec.limits.memory_bytes,
-                cpu_seconds: spec.limits.cpu_seconds,
+                cpu_millis: spec.limits.cpu_millis,
                 isolation,
                 cgroups,
                 env_on_stdin: false,

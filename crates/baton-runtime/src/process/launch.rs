@@ -34,8 +34,8 @@ const MAX_PROCESSES: u64 = super::cgroup::MAX_PROCESSES;
 pub(crate) struct Launch {
     /// The memory limit: of the sandbox's control group where it has one, else `RLIMIT_DATA`.
     pub(crate) memory_bytes: u64,
-    /// `RLIMIT_CPU`; 0 for none.
-    pub(crate) cpu_seconds: u64,
+    /// The CPU limit of the sandbox's control group, in thousandths of a core; 0 for none.
+    pub(crate) cpu_millis: u64,
     pub(crate) isolation: Option<Isolation>,
     /// The function's control groups, where the sandbox makes its own (launcher only).
     pub(crate) cgroups: Vec<PathBuf>,
@@ -84,9 +84,6 @@ impl Launch {
         if self.cgroups.is_empty() {
             set_limit(libc::RLIMIT_DATA, self.memory_bytes)?;
         }
-        if self.cpu_seconds > 0 {
-            set_limit(libc::RLIMIT_CPU, self.cpu_seconds)?;
-        }
         if let Some(isolation) = &self.isolation {
             // Counted per user: each function has its own, so this bounds a fork bomb.
             set_limit(libc::RLIMIT_NPROC, MAX_PROCESSES)?;
@@ -104,7 +101,7 @@ impl Launch {
             "--memory".into(),
             self.memory_bytes.to_string().into(),
             "--cpu".into(),
-            self.cpu_seconds.to_string().into(),
+            self.cpu_millis.to_string().into(),
         ];
         for group in &self.cgroups {
             args.extend(["--cgroup".into(), group.clone().into()]);
@@ -150,7 +147,7 @@ impl Launch {
         };
         let mut launch = Launch {
             memory_bytes: u64::MAX,
-            cpu_seconds: 0,
+            cpu_millis: 0,
             isolation: None,
             cgroups: Vec::new(),
             env_on_stdin: false,
@@ -161,7 +158,7 @@ impl Launch {
             let flag = next("--")?;
             match flag.to_str() {
                 Some("--memory") => launch.memory_bytes = number(next("--memory")?, "--memory")?,
-                Some("--cpu") => launch.cpu_seconds = number(next("--cpu")?, "--cpu")?,
+                Some("--cpu") => launch.cpu_millis = number(next("--cpu")?, "--cpu")?,
                 Some("--cgroup") => launch.cgroups.push(next("--cgroup")?.into()),
                 Some("--env-on-stdin") => launch.env_on_stdin = true,
                 Some("--sandbox") => {
@@ -223,7 +220,9 @@ pub fn launch_main(args: impl IntoIterator<Item = OsString>) -> ! {
             CString::new(arg.as_bytes()).unwrap_or_else(|_| fail("NUL in an argument".into())),
         );
     }
-    if let Err(error) = super::cgroup::enter(&launch.cgroups, launch.memory_bytes) {
+    if let Err(error) =
+        super::cgroup::enter(&launch.cgroups, launch.memory_bytes, launch.cpu_millis)
+    {
         fail(format!("joining its control group: {error}"));
     }
     // SAFETY: `main` calls this before starting any thread, so the process is single-threaded
@@ -335,7 +334,7 @@ pub(crate) fn isolation_available(launcher: Option<&Path>) -> Result<(), String>
         .map_err(|e| e.to_string())?;
     let launch = Launch {
         memory_bytes: libc::RLIM_INFINITY,
-        cpu_seconds: 0,
+        cpu_millis: 0,
         isolation: Some(isolation),
         cgroups: Vec::new(),
         env_on_stdin: false,
@@ -358,7 +357,7 @@ mod tests {
     fn launch(isolation: Option<Isolation>, args: &[&str]) -> Launch {
         Launch {
             memory_bytes: 128 << 20,
-            cpu_seconds: 7,
+            cpu_millis: 700,
             isolation,
             cgroups: vec![PathBuf::from("/sys/fs/cgroup/cpu/baton-1/f")],
             env_on_stdin: args.is_empty(),

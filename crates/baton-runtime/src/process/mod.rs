@@ -143,6 +143,19 @@ impl Runtime for ProcessRuntime {
                 spec.limits.memory_bytes
             );
         }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+        if spec.limits.cpu_millis > cores * 1000 {
+            bail!(
+                "limits.cpu {} is more than this machine has (at most {cores} cores)",
+                baton_api::format_cpu(spec.limits.cpu_millis)
+            );
+        }
+        if spec.limits.cpu_millis > 0 && self.cgroups.is_err() {
+            tracing::warn!(
+                function = spec.name.as_str(),
+                "limits.cpu is not enforced: this node has no control groups for processes"
+            );
+        }
         let program = command::resolve_program(&command[0], &dir, self.isolation.is_ok())?;
         let namespace = crate::wasm::state_namespace(spec);
         let mut platform_env = vec![("BATON_NAMESPACE".to_string(), namespace.clone())];
