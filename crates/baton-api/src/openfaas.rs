@@ -115,10 +115,14 @@ impl DeployRequest {
                     .collect();
                 let mode = match self.env_vars.get("mode").map(String::as_str) {
                     None | Some("http") => ProcessMode::Http,
-                    Some("classic") => ProcessMode::Classic,
+                    // of-watchdog's process-per-request modes and the classic watchdog's:
+                    // the same contract (body on stdin, stdout the response); Baton buffers
+                    // the output of all three (bounded), so `streaming` differs only in when
+                    // the first byte leaves.
+                    Some("classic" | "serializing" | "streaming") => ProcessMode::Classic,
                     Some(other) => {
                         return Err(err(format!(
-                            "envVars.mode {other:?} is not a watchdog mode (use \"http\" or \"classic\")"
+                            "envVars.mode {other:?} is not a watchdog mode Baton runs (use \"http\", \"streaming\", \"serializing\" or \"classic\"; \"static\" is not supported)"
                         )));
                     }
                 };
@@ -331,6 +335,55 @@ mod tests {
         };
         assert_eq!(command, ["python3", "handler.py"]);
         assert_eq!(mode, ProcessMode::Classic);
+    }
+
+    #[test]
+    fn of_watchdog_modes_and_upstream_url_are_read_as_of_watchdog_means_them() {
+        let spec = |env: &str| {
+            let json =
+                format!(r#"{{"service":"f","envProcess":"python3 index.py","envVars":{env}}}"#);
+            serde_json::from_str::<DeployRequest>(&json)
+                .unwrap()
+                .into_spec(None)
+        };
+        let mode = |env: &str| match spec(env).unwrap().runtime {
+            RuntimeSpec::Process { mode, .. } => mode,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(mode("{}"), ProcessMode::Http);
+        for per_request in ["classic", "serializing", "streaming"] {
+            assert_eq!(
+                mode(&format!(r#"{{"mode":"{per_request}"}}"#)),
+                ProcessMode::Classic
+            );
+        }
+        assert!(
+            spec(r#"{"mode":"static"}"#)
+                .unwrap_err()
+                .0
+                .contains("not supported")
+        );
+        for (url, port) in [
+            ("http://127.0.0.1:5000", Some(5000)),
+            ("http://localhost:3000/", Some(3000)),
+        ] {
+            let env = format!(r#"{{"mode":"http","upstream_url":"{url}"}}"#);
+            assert_eq!(spec(&env).unwrap().upstream_port(), Ok(port), "{url}");
+        }
+        assert_eq!(spec("{}").unwrap().upstream_port(), Ok(None));
+        for url in [
+            "https://127.0.0.1:5000",
+            "http://10.0.0.1:5000",
+            "http://127.0.0.1",
+            "http://127.0.0.1:0",
+            "5000",
+        ] {
+            let env = format!(r#"{{"upstream_url":"{url}"}}"#);
+            let error = spec(&env).unwrap_err().0;
+            assert!(error.contains("upstream_url"), "{url}: {error}");
+        }
+        // A classic function does not listen: its upstream_url is nobody's business.
+        assert!(spec(r#"{"mode":"classic","upstream_url":"x"}"#).is_ok());
     }
 
     #[test]

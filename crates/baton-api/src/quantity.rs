@@ -51,7 +51,7 @@ pub fn parse_cpu(text: &str) -> Result<u64, String> {
             .parse::<u64>()
             .map_err(|_| format!("cpu quantity {text:?} is not a whole number of millicores")),
         None => match text.parse::<f64>() {
-            Ok(cores) if cores.is_finite() && cores >= 0.0 && cores <= 1e6 => {
+            Ok(cores) if (0.0..=1e6).contains(&cores) => {
                 Ok((cores * 1000.0).round() as u64)
             }
             _ => Err(format!(

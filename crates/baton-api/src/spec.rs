@@ -241,6 +241,37 @@ impl FunctionSpec {
         if let Some(list) = self.labels.get(crate::outbound::LABEL_ALLOWED_HOSTS) {
             crate::outbound::AllowedHosts::parse(list).map_err(SpecError)?;
         }
+        if let RuntimeSpec::Process {
+            mode: ProcessMode::Http,
+            ..
+        } = &self.runtime
+        {
+            self.upstream_port().map_err(SpecError)?;
+        }
         Ok(())
+    }
+
+    /// The port an http-mode process listens on, from of-watchdog's `upstream_url`
+    /// (`http://127.0.0.1:5000`, as OpenFaaS's http templates set it); `None` when unset, and
+    /// the platform picks one and tells it as `PORT`.
+    pub fn upstream_port(&self) -> Result<Option<u16>, String> {
+        let Some(url) = self.env.get("upstream_url") else {
+            return Ok(None);
+        };
+        let bad = || {
+            format!(
+                "envVars.upstream_url {url:?} is not http://127.0.0.1:PORT (the function's server on loopback)"
+            )
+        };
+        let rest = url.trim().strip_prefix("http://").ok_or_else(bad)?;
+        let authority = rest.split('/').next().unwrap_or_default();
+        let (host, port) = authority.rsplit_once(':').ok_or_else(bad)?;
+        if !matches!(host, "127.0.0.1" | "localhost" | "[::1]" | "0.0.0.0") {
+            return Err(bad());
+        }
+        match port.parse::<u16>() {
+            Ok(port) if port > 0 => Ok(Some(port)),
+            _ => Err(bad()),
+        }
     }
 }

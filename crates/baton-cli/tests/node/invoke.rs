@@ -290,3 +290,79 @@ async fn raw_chunked_status(url: &str, path: &str, total: usize) -> String {
         .unwrap();
     String::from_utf8_lossy(&answer[..read]).into_owned()
 }
+
+/// An OpenFaaS http template's server: it listens where the template's `upstream_url` says
+/// (5000, fixed), or on `PORT` when there is none, and says what it was told.
+const TEMPLATE_SERVER: &str = r#"import http.server, os, uuid
+me = uuid.uuid4().hex
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = f"{os.environ.get('PORT')} {os.environ.get('http_port')} {me}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+port = int(os.environ["PORT"]) if os.environ.get("FIXED") != "1" else 5000
+http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"#;
+
+#[tokio::test]
+async fn http_templates_listen_where_upstream_url_says_each_sandbox_on_its_own() {
+    use crate::harness::eventually;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    let code = dir.path().join("template");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(code.join("index.py"), TEMPLATE_SERVER).unwrap();
+    let deploy = |name: &str, env: serde_json::Value, min: u32| {
+        json!({"service": name, "envProcess": "python3 index.py", "envVars": env,
+               "labels": {"com.openfaas.scale.min": min.to_string()},
+               "workingDir": code.display().to_string()})
+    };
+    // Two sandboxes of a template whose server always takes port 5000.
+    let fixed = deploy(
+        "fixed",
+        json!({"mode": "http", "upstream_url": "http://127.0.0.1:5000", "FIXED": "1"}),
+        2,
+    );
+    let deployed = node.deploy("POST", fixed).await;
+    assert_eq!(deployed.status, 201, "{}", deployed.text());
+    let both_ready = eventually(Duration::from_secs(60), || async {
+        node.get("/system/function/fixed").await.json()["availableReplicas"] == json!(2)
+    })
+    .await;
+    assert!(
+        both_ready,
+        "{}",
+        node.get("/system/function/fixed").await.text()
+    );
+    for _ in 0..5 {
+        let reply = node.get("/function/fixed").await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert!(reply.text().starts_with("5000 5000 "), "{}", reply.text());
+    }
+    // Without upstream_url the platform picks the port and tells it both ways.
+    let picked = deploy("picked", json!({"mode": "http"}), 0);
+    assert_eq!(node.deploy("POST", picked).await.status, 201);
+    let reply = node.get("/function/picked").await;
+    let text = reply.text();
+    let told: Vec<&str> = text.split(' ').collect();
+    assert_eq!(told[0], told[1], "{}", reply.text());
+    assert!(told[0].parse::<u16>().is_ok(), "{}", reply.text());
+    // A malformed upstream_url is refused at deployment.
+    let bad = deploy(
+        "bad",
+        json!({"mode": "http", "upstream_url": "http://10.1.1.1:5000"}),
+        0,
+    );
+    let refused = node.deploy("POST", bad).await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(
+        refused.text().contains("upstream_url"),
+        "{}",
+        refused.text()
+    );
+}

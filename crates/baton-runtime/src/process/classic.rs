@@ -21,14 +21,18 @@ impl ClassicFunction {
         ClassicFunction { template }
     }
 
-    pub(crate) fn sandbox(&self, logs: LogSink) -> ClassicSandbox {
+    pub(crate) async fn sandbox(&self, logs: LogSink) -> Result<ClassicSandbox, InvokeError> {
+        let network = self.template.network().await.map_err(|e| {
+            InvokeError::SandboxFailed(format!("making the sandbox's network: {e}"))
+        })?;
         let sandbox = ClassicSandbox {
             template: self.template.clone(),
             logs,
             ahead: std::sync::Mutex::new(None),
+            network,
         };
         sandbox.start_ahead();
-        sandbox
+        Ok(sandbox)
     }
 }
 
@@ -39,6 +43,8 @@ pub(crate) struct ClassicSandbox {
     template: Arc<CommandTemplate>,
     logs: LogSink,
     ahead: std::sync::Mutex<Option<Started>>,
+    /// Its network, where it has its own; declared last, so it goes after the processes.
+    network: Option<super::network::Network>,
 }
 
 /// A started process and its control groups; the process goes first (killed if still
@@ -51,7 +57,9 @@ struct Started {
 impl ClassicSandbox {
     /// Starts a process with `env` added; with `env_on_stdin`, it waits for more on stdin.
     fn start(&self, env_on_stdin: bool, env: Vec<(String, String)>) -> std::io::Result<Started> {
-        let mut command = self.template.command_for(env_on_stdin);
+        let mut command = self
+            .template
+            .command_for(env_on_stdin, self.network.as_ref());
         command
             .envs(env)
             .stdin(Stdio::piped())

@@ -1,4 +1,5 @@
 use super::launch::Launch;
+use super::network::Network;
 use anyhow::bail;
 use baton_api::FunctionSpec;
 use std::path::{Path, PathBuf};
@@ -13,8 +14,8 @@ const INHERITED: [&str; 5] = ["PATH", "HOME", "LANG", "LC_ALL", "TZ"];
 pub(crate) struct Confinement {
     /// Its sandbox, where the node can isolate processes.
     pub(crate) isolation: Option<super::isolation::Isolation>,
-    /// Its network namespace and proxy (with isolation).
-    pub(crate) network: Option<super::network::Network>,
+    /// How each of its sandboxes gets a network of its own (with isolation).
+    pub(crate) network: Option<super::network::NetworkPlan>,
     /// The binary that launches its processes; none: fork the node (see `launch.rs`).
     pub(crate) launcher: Option<PathBuf>,
     /// Its control groups, where the node has them (only with a launcher).
@@ -34,8 +35,8 @@ pub(crate) struct CommandTemplate {
     pub(crate) content_type: Option<String>,
     /// The function's token for the node-local API, revoked when the last sandbox goes.
     _capability: Option<baton_state::Capability>,
-    /// Its network, closed when the last sandbox goes.
-    network: Option<super::network::Network>,
+    /// How each sandbox gets its network.
+    network: Option<super::network::NetworkPlan>,
 }
 
 impl CommandTemplate {
@@ -94,16 +95,20 @@ impl CommandTemplate {
         }
     }
 
-    /// The network namespace its processes live in, where they have their own.
-    pub(crate) fn namespace(&self) -> Option<&super::network::Namespace> {
-        self.network.as_ref().map(|n| n.namespace())
+    /// A network for one sandbox, where its processes have their own (with isolation).
+    pub(crate) async fn network(&self) -> std::io::Result<Option<Network>> {
+        match &self.network {
+            Some(plan) => Ok(Some(plan.start().await?)),
+            None => Ok(None),
+        }
     }
 
     /// A command in its own process group (so a timeout kills its children too), with the
-    /// function's environment and rlimits, in its sandbox where the node isolates processes,
-    /// killed if its handle is dropped.
-    pub(crate) fn command(&self) -> Command {
-        self.command_for(false)
+    /// function's environment and rlimits, in its sandbox where the node isolates processes
+    /// (its network: `network`, from [`CommandTemplate::network`]), killed if its handle is
+    /// dropped.
+    pub(crate) fn command(&self, network: Option<&Network>) -> Command {
+        self.command_for(false, network)
     }
 
     /// Whether processes start from the launcher, which can be started ahead of a request.
@@ -113,9 +118,12 @@ impl CommandTemplate {
 
     /// [`CommandTemplate::command`]; with `env_on_stdin` (launcher only) the process waits
     /// for its request's environment on stdin (`launch::encode_env`) before the exec.
-    pub(crate) fn command_for(&self, env_on_stdin: bool) -> Command {
-        let mut command =
-            Command::from(self.launch.command(self.launcher.as_deref(), env_on_stdin));
+    pub(crate) fn command_for(&self, env_on_stdin: bool, network: Option<&Network>) -> Command {
+        let mut launch = self.launch.clone();
+        if let Some(isolation) = &mut launch.isolation {
+            isolation.network = network.map(|n| n.namespace().path());
+        }
+        let mut command = Command::from(launch.command(self.launcher.as_deref(), env_on_stdin));
         command
             .current_dir(if self.launch.isolation.is_some() {
                 Path::new("/")
@@ -124,6 +132,9 @@ impl CommandTemplate {
             })
             .env_clear()
             .envs(self.env.iter().cloned());
+        if let Some(network) = network {
+            command.envs(network.env());
+        }
         command.process_group(0).kill_on_drop(true);
         command
     }

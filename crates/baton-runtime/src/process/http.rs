@@ -82,40 +82,47 @@ impl tower_service::Service<http::Uri> for SandboxConnector {
 /// An http-mode function: each sandbox is a long-running server process.
 pub(crate) struct HttpFunction {
     template: Arc<CommandTemplate>,
-    connector: SandboxConnector,
-    /// Pooled keep-alive HTTP/1.1 connections to its processes.
-    client: Client<SandboxConnector, Full<Bytes>>,
+    /// The port its server listens on, from of-watchdog's `upstream_url`; none: a free one
+    /// per sandbox, told as `PORT` and `http_port`.
+    upstream_port: Option<u16>,
     ready_timeout: Duration,
 }
 
 impl HttpFunction {
-    pub(crate) fn new(template: Arc<CommandTemplate>, ready_timeout: Duration) -> Self {
-        let connector = SandboxConnector {
-            namespace: template.namespace().cloned(),
-        };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(64)
-            .build(connector.clone());
+    pub(crate) fn new(
+        template: Arc<CommandTemplate>,
+        upstream_port: Option<u16>,
+        ready_timeout: Duration,
+    ) -> Self {
         HttpFunction {
             template,
-            connector,
-            client,
+            upstream_port,
             ready_timeout,
         }
     }
 
-    /// Starts the process on a free loopback port and waits until it accepts connections.
+    /// Starts the process on its port and waits until it accepts connections.
     pub(crate) async fn start(&self, logs: LogSink) -> Result<HttpSandbox, InvokeError> {
         let failed = |m: String| InvokeError::SandboxFailed(m);
-        let port = self
-            .connector
-            .free_port()
+        let network = self
+            .template
+            .network()
             .await
-            .map_err(|e| failed(format!("no free port: {e}")))?;
-        let mut command = self.template.command();
+            .map_err(|e| failed(format!("making the sandbox's network: {e}")))?;
+        let connector = SandboxConnector {
+            namespace: network.as_ref().map(|n| n.namespace().clone()),
+        };
+        let port = match self.upstream_port {
+            Some(port) => port,
+            None => connector
+                .free_port()
+                .await
+                .map_err(|e| failed(format!("no free port: {e}")))?,
+        };
+        let mut command = self.template.command(network.as_ref());
         command
             .env("PORT", port.to_string())
+            .env("http_port", port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -153,11 +160,16 @@ impl HttpFunction {
             };
             watcher_logs.push_text(LogStream::Platform, note.as_bytes());
         });
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build(connector.clone());
         let sandbox = HttpSandbox {
             port,
             pid,
             alive,
-            client: self.client.clone(),
+            client,
+            _network: network,
             timeout: self.template.timeout,
             max_output: self.template.max_output,
         };
@@ -170,7 +182,7 @@ impl HttpFunction {
                     last.join(" | ")
                 )));
             }
-            if self.connector.connect(port).await.is_ok() {
+            if connector.connect(port).await.is_ok() {
                 logs.push_text(
                     LogStream::Platform,
                     format!("process {} ready on port {port}", pid.unwrap_or_default()).as_bytes(),
@@ -194,7 +206,10 @@ pub(crate) struct HttpSandbox {
     port: u16,
     pid: Option<u32>,
     alive: Arc<AtomicBool>,
+    /// Pooled keep-alive HTTP/1.1 connections to its process.
     client: Client<SandboxConnector, Full<Bytes>>,
+    /// Its network, where it has its own.
+    _network: Option<super::network::Network>,
     timeout: Duration,
     max_output: u64,
 }

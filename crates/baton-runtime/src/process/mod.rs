@@ -172,22 +172,22 @@ impl Runtime for ProcessRuntime {
                 dir.display()
             ),
             Ok(()) => {
-                let network = network::Network::start(outbound::proxy::ProxyContext {
-                    outbound: Arc::new(FunctionOutbound::new(spec, self.config.outbound.clone())),
-                    platform_api: self.config.platform_routes.clone(),
-                    timeout: spec.limits.timeout(),
-                })
-                .await
-                .map_err(|e| anyhow::anyhow!("making the function's network: {e}"))?;
-                // Inside, the node's own listeners are out of reach: the proxy stands in.
+                let network = network::NetworkPlan {
+                    context: Arc::new(outbound::proxy::ProxyContext {
+                        outbound: Arc::new(FunctionOutbound::new(
+                            spec,
+                            self.config.outbound.clone(),
+                        )),
+                        platform_api: self.config.platform_routes.clone(),
+                        timeout: spec.limits.timeout(),
+                    }),
+                    platform_api: self.config.platform_api.is_some(),
+                };
+                // Inside, the node's own listeners are out of reach: each sandbox's proxy
+                // stands in (`Network::env`).
                 platform_env.retain(|(k, _)| k != "BATON_API");
-                platform_env.extend(network.env(self.config.platform_api.is_some()));
-                let isolation = isolation::Isolation::new(
-                    spec.name.as_str(),
-                    &dir,
-                    &self.config.hide,
-                    Some(network.namespace().path()),
-                )?;
+                let isolation =
+                    isolation::Isolation::new(spec.name.as_str(), &dir, &self.config.hide, None)?;
                 (Some(isolation), Some(network))
             }
             Err(_) => (None, None),
@@ -214,9 +214,11 @@ impl Runtime for ProcessRuntime {
         ));
         Ok(match mode {
             ProcessMode::Classic => Arc::new(classic::ClassicFunction::new(template)),
-            ProcessMode::Http => {
-                Arc::new(http::HttpFunction::new(template, self.config.ready_timeout))
-            }
+            ProcessMode::Http => Arc::new(http::HttpFunction::new(
+                template,
+                spec.upstream_port().map_err(anyhow::Error::msg)?,
+                self.config.ready_timeout,
+            )),
         })
     }
 }
@@ -225,7 +227,7 @@ impl Runtime for ProcessRuntime {
 #[async_trait]
 impl Prepared for classic::ClassicFunction {
     async fn create_sandbox(&self, logs: LogSink) -> Result<Arc<dyn Sandbox>, InvokeError> {
-        Ok(Arc::new(self.sandbox(logs)))
+        Ok(Arc::new(self.sandbox(logs).await?))
     }
 }
 

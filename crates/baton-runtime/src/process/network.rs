@@ -97,35 +97,56 @@ impl Namespace {
     }
 }
 
-/// A function's namespace with the node's proxy and platform API listening inside.
+/// What every sandbox of one function gets in its network.
+pub(crate) struct NetworkPlan {
+    /// What its proxy serves.
+    pub(crate) context: Arc<ProxyContext>,
+    /// Whether the proxy stands for the platform API too (`BATON_API`).
+    pub(crate) platform_api: bool,
+}
+
+impl std::fmt::Debug for NetworkPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkPlan")
+            .field("platform_api", &self.platform_api)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NetworkPlan {
+    /// Makes a sandbox's namespace and starts serving its proxy in it.
+    pub(crate) async fn start(&self) -> io::Result<Network> {
+        let namespace = Namespace::create()?;
+        let listener = namespace.listen().await?;
+        let proxy = listener.local_addr()?;
+        let server = tokio::spawn(proxy::serve(listener, self.context.clone(), proxy));
+        Ok(Network {
+            namespace,
+            proxy,
+            platform_api: self.platform_api,
+            server,
+        })
+    }
+}
+
+/// One sandbox's namespace with the node's proxy and platform API listening inside; the
+/// namespace and the proxy go when this is dropped.
 #[derive(Debug)]
 pub(crate) struct Network {
     namespace: Namespace,
     proxy: SocketAddr,
+    platform_api: bool,
     server: tokio::task::JoinHandle<()>,
 }
 
 impl Network {
-    /// Makes the namespace and starts serving `context` in it.
-    pub(crate) async fn start(context: ProxyContext) -> io::Result<Network> {
-        let namespace = Namespace::create()?;
-        let listener = namespace.listen().await?;
-        let proxy = listener.local_addr()?;
-        let server = tokio::spawn(proxy::serve(listener, Arc::new(context), proxy));
-        Ok(Network {
-            namespace,
-            proxy,
-            server,
-        })
-    }
-
     pub(crate) fn namespace(&self) -> &Namespace {
         &self.namespace
     }
 
     /// The variables that point the function's HTTP clients at the proxy and the platform
     /// API, in both spellings clients read. Loopback stays direct: it is the function's own.
-    pub(crate) fn env(&self, platform_api: bool) -> Vec<(String, String)> {
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
         let url = format!("http://{}", self.proxy);
         let mut env: Vec<(String, String)> =
             ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"]
@@ -135,7 +156,7 @@ impl Network {
         for key in ["NO_PROXY", "no_proxy"] {
             env.push((key.to_string(), "localhost,127.0.0.1,::1".to_string()));
         }
-        if platform_api {
+        if self.platform_api {
             env.push(("BATON_API".to_string(), url));
         }
         env
