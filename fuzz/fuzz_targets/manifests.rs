@@ -15,7 +15,19 @@ fuzz_target!(|data: &[u8]| {
             let _ = deployment.request.into_spec(None);
         }
     }
-    if let Ok(deployments) = baton_api::manifest::parse_stack(text, &base.join("stack.yml")) {
+    // Templates are "built" in place: the parsing around them is what is fuzzed.
+    let mut build = |b: &baton_api::manifest::TemplateBuild| {
+        Ok(baton_api::manifest::Built {
+            dir: b.handler.clone(),
+            template: baton_api::manifest::parse_template(
+                "language: t\nfprocess: t\nenvironment:\n  mode: http\n",
+            )?,
+        })
+    };
+    let _ = baton_api::manifest::parse_template(text);
+    if let Ok(deployments) =
+        baton_api::manifest::parse_stack(text, &base.join("stack.yml"), &mut build)
+    {
         for deployment in deployments {
             let _ = deployment.request.into_spec(None);
         }

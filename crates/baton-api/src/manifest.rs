@@ -180,6 +180,10 @@ struct Stack {
 
 #[derive(Debug, Deserialize)]
 struct StackFunction {
+    /// The template the function is built from (`lang: python3-http`), when it has no
+    /// `fprocess` of its own.
+    #[serde(default)]
+    lang: Option<String>,
     #[serde(default)]
     handler: Option<PathBuf>,
     #[serde(default)]
@@ -196,17 +200,64 @@ struct StackFunction {
     limits: Option<ResourceLimits>,
 }
 
+/// A template as its `template.yml` describes it (OpenFaaS's file, with the watchdog's
+/// settings that OpenFaaS keeps in the template's Dockerfile under `environment`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Template {
+    /// The name functions give as `lang`.
+    pub language: String,
+    /// The command the watchdog runs, in the built function's directory.
+    pub fprocess: String,
+    /// The watchdog's settings (`mode`, `upstream_url`…); a function's own win.
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    /// What `baton new` prints.
+    #[serde(default)]
+    pub welcome_message: String,
+}
+
+/// Reads a `template.yml`.
+pub fn parse_template(text: &str) -> anyhow::Result<Template> {
+    serde_yaml_ng::from_str(text).map_err(|e| anyhow::anyhow!("template.yml: {e}"))
+}
+
+/// A `stack.yml` function built from a template (what `faas-cli build` would build).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateBuild {
+    /// The function's name.
+    pub name: String,
+    /// Its `lang`.
+    pub lang: String,
+    /// Its `handler` directory, resolved.
+    pub handler: PathBuf,
+    /// The directory of the `stack.yml`, where `build/` goes.
+    pub stack_dir: PathBuf,
+}
+
+/// What a build made: the directory the function runs in, and its template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    /// The assembled function: the template's server with the handler in `function/`.
+    pub dir: PathBuf,
+    /// The template it came from.
+    pub template: Template,
+}
+
+/// Builds the functions of a `stack.yml` that name a template.
+pub type Builder<'a> = &'a mut dyn FnMut(&TemplateBuild) -> anyhow::Result<Built>;
+
 /// Reads an OpenFaaS `stack.yml` of process functions: `fprocess` (or `environment.fprocess`)
 /// is the command, run in the `handler` directory; `environment.mode` picks the watchdog mode,
-/// `classic` when unset, as OpenFaaS's classic templates do.
-pub fn read_stack(path: &Path) -> anyhow::Result<Vec<Deployment>> {
+/// `classic` when unset, as OpenFaaS's classic templates do. A function without `fprocess`
+/// that names a template (`lang`) is built by `build` and runs as its template says.
+pub fn read_stack(path: &Path, build: Builder<'_>) -> anyhow::Result<Vec<Deployment>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    parse_stack(&text, path)
+    parse_stack(&text, path, build)
 }
 
 /// Reads the text of a `stack.yml` found at `path` (handlers are relative to it).
-pub fn parse_stack(text: &str, path: &Path) -> anyhow::Result<Vec<Deployment>> {
+pub fn parse_stack(text: &str, path: &Path, build: Builder<'_>) -> anyhow::Result<Vec<Deployment>> {
     let stack: Stack =
         serde_yaml_ng::from_str(text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let base = base_of(path);
@@ -225,21 +276,38 @@ pub fn parse_stack(text: &str, path: &Path) -> anyhow::Result<Vec<Deployment>> {
             };
             env.insert(key, text);
         }
-        let Some(fprocess) = function.fprocess.or_else(|| env.remove("fprocess")) else {
-            bail!(
-                "{}: functions.{name} has no fprocess; Baton runs stack.yml functions as processes (set fprocess or environment.fprocess)",
-                path.display()
-            );
-        };
-        env.entry("mode".into()).or_insert_with(|| "classic".into());
-        let dir = base.join(function.handler.unwrap_or_else(|| PathBuf::from(".")));
-        let dir = dir.canonicalize().with_context(|| {
+        let handler = base.join(function.handler.unwrap_or_else(|| PathBuf::from(".")));
+        let handler = handler.canonicalize().with_context(|| {
             format!(
                 "{}: functions.{name}.handler {}",
                 path.display(),
-                dir.display()
+                handler.display()
             )
         })?;
+        let (fprocess, dir) = match (
+            function.fprocess.or_else(|| env.remove("fprocess")),
+            function.lang,
+        ) {
+            (Some(fprocess), _) => (fprocess, handler),
+            (None, Some(lang)) => {
+                let built = build(&TemplateBuild {
+                    name: name.clone(),
+                    lang,
+                    handler,
+                    stack_dir: base.clone(),
+                })
+                .with_context(|| format!("{}: building functions.{name}", path.display()))?;
+                for (key, value) in built.template.environment {
+                    env.entry(key).or_insert(value);
+                }
+                (built.template.fprocess, built.dir)
+            }
+            (None, None) => bail!(
+                "{}: functions.{name} has neither fprocess nor lang; Baton runs stack.yml functions as processes (set fprocess, or lang naming a template: `baton new --list`)",
+                path.display()
+            ),
+        };
+        env.entry("mode".into()).or_insert_with(|| "classic".into());
         let request = DeployRequest {
             service: name.clone(),
             image: function
@@ -316,7 +384,10 @@ mod tests {
             "version: 1.0\nprovider:\n  name: openfaas\nfunctions:\n  wc:\n    lang: python3\n    handler: ./wc\n    image: wc:latest\n    environment:\n      fprocess: python3 index.py\n      exec_timeout: 5s\n    limits:\n      memory: 32Mi\n",
         )
         .unwrap();
-        let deployments = read_stack(&path).unwrap();
+        let mut no_templates = |b: &TemplateBuild| -> anyhow::Result<Built> {
+            anyhow::bail!("unexpected build of {}", b.name)
+        };
+        let deployments = read_stack(&path, &mut no_templates).unwrap();
         let wc = &deployments[0].request;
         assert_eq!(wc.env_process.as_deref(), Some("python3 index.py"));
         assert_eq!(wc.env_vars["mode"], "classic");
@@ -325,10 +396,57 @@ mod tests {
         assert!(wc.working_dir.as_deref().unwrap().ends_with("/wc"));
         std::fs::write(&path, "functions:\n  img:\n    image: nginx\n").unwrap();
         assert!(
-            read_stack(&path)
+            read_stack(&path, &mut no_templates)
                 .unwrap_err()
                 .to_string()
-                .contains("no fprocess")
+                .contains("neither fprocess nor lang")
+        );
+    }
+
+    #[test]
+    fn stack_yml_functions_named_by_template_run_as_built() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("greet")).unwrap();
+        let path = dir.path().join("stack.yml");
+        std::fs::write(
+            &path,
+            "functions:\n  greet:\n    lang: python3-http\n    handler: ./greet\n    environment:\n      write_timeout: 5s\n      mode: http\n",
+        )
+        .unwrap();
+        let mut asked = Vec::new();
+        let mut build = |b: &TemplateBuild| -> anyhow::Result<Built> {
+            asked.push(b.clone());
+            Ok(Built {
+                dir: b.stack_dir.join("build").join(&b.name),
+                template: parse_template(
+                    "language: python3-http\nfprocess: python3 index.py\nenvironment:\n  mode: classic\n  upstream_url: http://127.0.0.1:5000\n",
+                )?,
+            })
+        };
+        let deployments = read_stack(&path, &mut build).unwrap();
+        let greet = &deployments[0].request;
+        assert_eq!(greet.env_process.as_deref(), Some("python3 index.py"));
+        // The template's settings, under the function's own.
+        assert_eq!(greet.env_vars["mode"], "http");
+        assert_eq!(greet.env_vars["upstream_url"], "http://127.0.0.1:5000");
+        assert_eq!(greet.env_vars["write_timeout"], "5s");
+        assert!(
+            greet
+                .working_dir
+                .as_deref()
+                .unwrap()
+                .ends_with("/build/greet")
+        );
+        assert_eq!(asked.len(), 1);
+        assert_eq!(asked[0].lang, "python3-http");
+        assert!(asked[0].handler.ends_with("greet"));
+        // A template that cannot be built is named in the error.
+        let mut failing =
+            |_: &TemplateBuild| -> anyhow::Result<Built> { anyhow::bail!("no template cobol") };
+        let error = format!("{:#}", read_stack(&path, &mut failing).unwrap_err());
+        assert!(
+            error.contains("functions.greet") && error.contains("cobol"),
+            "{error}"
         );
     }
 }

@@ -51,9 +51,7 @@ pub fn parse_cpu(text: &str) -> Result<u64, String> {
             .parse::<u64>()
             .map_err(|_| format!("cpu quantity {text:?} is not a whole number of millicores")),
         None => match text.parse::<f64>() {
-            Ok(cores) if (0.0..=1e6).contains(&cores) => {
-                Ok((cores * 1000.0).round() as u64)
-            }
+            Ok(cores) if (0.0..=1e6).contains(&cores) => Ok((cores * 1000.0).round() as u64),
             _ => Err(format!(
                 "cpu quantity {text:?} is not a number of cores (expected e.g. \"0.5\" or \"500m\")"
             )),

@@ -18,6 +18,10 @@ pub enum Command {
     Up(UpArgs),
     /// Deploy functions from a baton.toml manifest, an OpenFaaS stack.yml, or flags.
     Deploy(DeployArgs),
+    /// Start a function from a template (python3-http, node20-http) and add it to a
+    /// stack.yml, as `faas-cli new` does; `baton deploy --stack stack.yml` builds and deploys
+    /// it.
+    New(NewArgs),
     /// Call a function and print its response.
     Invoke(InvokeArgs),
     /// List the deployed functions.
@@ -423,7 +427,8 @@ pub struct DeployArgs {
     /// A baton.toml manifest (the default when nothing else is given: ./baton.toml).
     #[arg(long, short = 'f', conflicts_with_all = ["stack", "name"])]
     pub file: Option<PathBuf>,
-    /// An OpenFaaS stack.yml; its functions must set `fprocess` (process functions).
+    /// An OpenFaaS stack.yml of process functions: each sets `fprocess`, or names a template
+    /// as `lang` (built into `build/<name>/` beside the file, as `faas-cli build` does).
     #[arg(long, conflicts_with = "name")]
     pub stack: Option<PathBuf>,
     /// Deploy one function by flags: its name.
@@ -452,6 +457,25 @@ pub struct DeployArgs {
     /// Only deploy these functions of the manifest or stack.
     #[arg(long = "only")]
     pub only: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The function's name; its handler goes in ./NAME.
+    #[arg(required_unless_present = "list")]
+    pub name: Option<String>,
+    /// The template: python3-http or node20-http.
+    #[arg(long, required_unless_present = "list")]
+    pub lang: Option<String>,
+    /// List the templates and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// The stack file to add the function to (made if absent).
+    #[arg(long, short = 'f', default_value = "stack.yml")]
+    pub stack: PathBuf,
+    /// The gateway a new stack file names (`provider.gateway`).
+    #[arg(long, env = "BATON_GATEWAY", default_value = "http://127.0.0.1:8080")]
+    pub gateway: String,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ mod output;
 mod platform;
 mod role_config;
 mod state;
+mod templates;
 mod token;
 
 use clap::Parser;

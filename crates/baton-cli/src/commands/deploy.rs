@@ -13,7 +13,12 @@ use std::time::Instant;
 pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let client = ApiClient::new(&args.target)?;
     let mut deployments = if let Some(stack) = &args.stack {
-        read_stack(stack)?
+        read_stack(stack, &mut |request| {
+            if !args.target.json {
+                eprintln!("building {} from template {} …", request.name, request.lang);
+            }
+            crate::templates::build(request)
+        })?
     } else if let Some(name) = &args.name {
         let env = args
             .env

@@ -4,6 +4,7 @@ mod bench;
 mod deploy;
 mod invoke;
 mod manage;
+mod new;
 mod suites;
 mod trace;
 
@@ -35,6 +36,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Deploy(args) => deploy::run(args).await,
+        Command::New(args) => new::run(args),
         Command::Invoke(args) => invoke::run(args).await,
         Command::Ls(args) if args.nodes => manage::nodes(args).await,
         Command::Ls(args) => manage::list(args).await,

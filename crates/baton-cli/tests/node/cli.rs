@@ -122,6 +122,63 @@ async fn deploy_from_an_openfaas_stack_file_and_by_flags() {
     );
 }
 
+#[tokio::test]
+async fn new_functions_from_templates_build_deploy_and_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("data"), Options::default());
+    // Functions run as their own user: the project must be readable by others, as a
+    // container image's files are.
+    let project = dir.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    for path in [dir.path(), project.as_path()] {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let stack = project.join("stack.yml").display().to_string();
+    let listed = stdout(&node.cli(&["new", "--list"]));
+    assert_eq!(
+        listed.lines().collect::<Vec<_>>(),
+        ["python3-http", "node20-http"]
+    );
+    for (name, lang) in [("greet", "python3-http"), ("echo-js", "node20-http")] {
+        stdout(&node.cli(&["new", name, "--lang", lang, "-f", &stack]));
+        assert!(project.join(name).is_dir());
+    }
+    // The python handler, changed as a user would: status, headers, a JSON body.
+    std::fs::write(
+        project.join("greet/handler.py"),
+        "def handle(event, context):\n    return {\"statusCode\": 201, \"headers\": {\"X-Greeting\": \"yes\"},\n            \"body\": {\"hello\": event.query.get(\"name\"), \"method\": event.method, \"got\": event.body.decode()}}\n",
+    )
+    .unwrap();
+    let again = node.cli(&["new", "greet", "--lang", "python3-http", "-f", &stack]);
+    assert!(!again.status.success(), "a second greet was made");
+    let unknown = node.cli(&["new", "x", "--lang", "cobol", "-f", &stack]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("python3-http"));
+    stdout(&node.cli(&["deploy", "--stack", &stack]));
+    let reply = node
+        .send("POST", "/function/greet?name=Ada", &[], "hi")
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    assert_eq!(reply.header("x-greeting"), "yes");
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({"hello": "Ada", "method": "POST", "got": "hi"})
+    );
+    let reply = node
+        .send(
+            "POST",
+            "/function/echo-js",
+            &[("content-type", "application/json")],
+            r#"{"a":1}"#,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({"body": "{\"a\":1}", "content-type": "application/json"})
+    );
+}
+
 #[test]
 fn the_cli_explains_an_unreachable_node() {
     let output = std::process::Command::new(crate::harness::BATON)

@@ -1,0 +1,5 @@
+def handle(event, context):
+    return {
+        "statusCode": 200,
+        "body": "Hello from Baton!",
+    }
