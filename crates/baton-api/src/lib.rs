@@ -19,6 +19,7 @@ mod openfaas;
 pub mod outbound;
 mod quantity;
 pub mod ready;
+mod secret;
 mod service;
 mod spec;
 
@@ -32,6 +33,9 @@ pub use openfaas::{
 };
 pub use quantity::{
     MIN_CPU_MILLIS, format_cpu, format_duration, parse_cpu, parse_duration, parse_memory,
+};
+pub use secret::{
+    MAX_SECRET_BYTES, MAX_SECRETS, Secret, SecretValues, validate_name as validate_secret_name,
 };
 pub use service::{
     DeployMode, FunctionAdmin, FunctionHost, InvokeOutcome, Invoker, LogEntries, LogEntry,

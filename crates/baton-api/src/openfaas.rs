@@ -64,7 +64,8 @@ pub struct DeployRequest {
     /// Accepted for compatibility; Baton has no placement constraints yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub constraints: Vec<String>,
-    /// Accepted for compatibility; Baton has no secrets store yet.
+    /// Secrets the function reads (`/system/secrets`; each must exist): files in
+    /// `/var/openfaas/secrets` for process functions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
     /// Accepted for compatibility.
@@ -187,6 +188,7 @@ impl DeployRequest {
             labels: self.labels,
             annotations: self.annotations,
             image: self.image,
+            secrets: self.secrets,
         };
         spec.validate()?;
         Ok(spec)
@@ -229,6 +231,9 @@ pub struct FunctionStatus {
     pub env_process: Option<String>,
     /// The function's environment.
     pub env_vars: BTreeMap<String, String>,
+    /// The secrets it reads (names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
     /// Annotations.

@@ -111,6 +111,14 @@ pub trait FunctionAdmin: Send + Sync + 'static {
     /// `scale.max`; it holds for the function's scale-to-zero grace, then the autoscaler
     /// decides again. Returns once the change is made, not once it is reached.
     async fn scale(&self, name: &str, replicas: u32) -> Result<(), ApiError>;
+    /// The secrets' names (`GET /system/secrets`); values are never listed.
+    async fn secrets(&self) -> Result<Vec<String>, ApiError>;
+    /// Creates (`mode` Create: 409 if it exists) or replaces (Update: 404 if missing) a
+    /// secret. Functions that list it see the new value when their sandboxes are next
+    /// prepared (a redeploy).
+    async fn put_secret(&self, secret: crate::Secret, mode: DeployMode) -> Result<(), ApiError>;
+    /// Removes a secret (404 if missing; 409 while a function lists it).
+    async fn delete_secret(&self, name: &str) -> Result<(), ApiError>;
     /// The cluster's workers and gateways (`GET /system/nodes`, Baton's own), as JSON;
     /// `None` on a single node, which has no others.
     async fn nodes(&self) -> Result<Option<serde_json::Value>, ApiError> {

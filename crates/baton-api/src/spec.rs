@@ -28,6 +28,10 @@ pub struct FunctionSpec {
     /// What the user gave as `image`, echoed back by the API.
     #[serde(default)]
     pub image: String,
+    /// The secrets it reads (OpenFaaS `secrets`): names only; the values stay with the
+    /// control plane until a worker prepares the function.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 /// The SHA-256 of a stored artifact, lower-case hex; artifacts are stored by this name.
@@ -161,6 +165,7 @@ impl FunctionSpec {
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             image: String::new(),
+            secrets: Vec::new(),
         }
     }
 
@@ -240,6 +245,9 @@ impl FunctionSpec {
         }
         if let Some(list) = self.labels.get(crate::outbound::LABEL_ALLOWED_HOSTS) {
             crate::outbound::AllowedHosts::parse(list).map_err(SpecError)?;
+        }
+        for secret in &self.secrets {
+            crate::secret::validate_name(secret).map_err(SpecError)?;
         }
         if let RuntimeSpec::Process {
             mode: ProcessMode::Http,

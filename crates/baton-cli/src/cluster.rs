@@ -348,6 +348,7 @@ async fn real_runtime(
         isolate: true,
         launcher: Some(crate::LAUNCHER.into()),
         hide: vec![dir.to_path_buf()],
+        secrets_dir: dir.join("run").join("secrets"),
     });
     let runtimes = Runtimes {
         wasm: Arc::new(wasm),

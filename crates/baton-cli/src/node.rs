@@ -59,6 +59,7 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         isolate: true,
         launcher: Some(crate::LAUNCHER.into()),
         hide: vec![data.clone()],
+        secrets_dir: data.join("run").join("secrets"),
     });
     let isolation = process.isolation().clone();
     let cgroups = process.cgroups();

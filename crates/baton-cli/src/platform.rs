@@ -160,4 +160,20 @@ impl FunctionAdmin for NodeAdmin {
         self.control.get(&query.name).await?;
         Ok(self.host.logs(&query))
     }
+
+    async fn secrets(&self) -> Result<Vec<String>, ApiError> {
+        self.control.secrets().await
+    }
+
+    async fn put_secret(
+        &self,
+        secret: baton_api::Secret,
+        mode: DeployMode,
+    ) -> Result<(), ApiError> {
+        self.control.put_secret(secret, mode).await
+    }
+
+    async fn delete_secret(&self, name: &str) -> Result<(), ApiError> {
+        self.control.delete_secret(name).await
+    }
 }

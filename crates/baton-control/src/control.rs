@@ -20,6 +20,7 @@ pub struct ControlPlane {
     host: Arc<dyn FunctionHost>,
     artifacts: ArtifactStore,
     registry: RwLock<BTreeMap<String, Registration>>,
+    secrets: crate::Secrets,
     /// Serializes changes: a deploy's check, write and activation happen as one step.
     changes: tokio::sync::Mutex<()>,
 }
@@ -42,6 +43,7 @@ impl ControlPlane {
             }
         }
         let control = ControlPlane {
+            secrets: crate::Secrets::open(store.clone()).await?,
             store,
             host,
             artifacts,
@@ -64,6 +66,14 @@ impl ControlPlane {
             "registry loaded"
         );
         Ok(control)
+    }
+
+    /// The values of the secrets `names`, for a worker preparing a function that lists them.
+    pub async fn secret_values(
+        &self,
+        names: &[String],
+    ) -> Result<baton_api::SecretValues, ApiError> {
+        self.secrets.values(names).await
     }
 
     /// Names of every registered function.
@@ -103,6 +113,7 @@ impl ControlPlane {
             namespace: baton_api::NAMESPACE.into(),
             env_process,
             env_vars: spec.env.clone(),
+            secrets: spec.secrets.clone(),
             labels: spec.labels.clone(),
             annotations: spec.annotations.clone(),
             limits: ResourceLimits {
@@ -169,6 +180,8 @@ impl ControlPlane {
         mode: DeployMode,
     ) -> Result<Registration, ApiError> {
         let _changes = self.changes.lock().await;
+        // Checked again under the lock: a secret removed since the first check is not used.
+        self.secrets.check_exist(&spec.secrets)?;
         let name = spec.name.as_str().to_owned();
         let existing = self.registry.read().unwrap().get(&name).cloned();
         match (mode, &existing) {
@@ -294,6 +307,10 @@ impl FunctionAdmin for ControlPlane {
                 return Err(ApiError::bad_request(error.0));
             }
         };
+        if let Err(error) = self.secrets.check_exist(&spec.secrets) {
+            cleanup(&digest);
+            return Err(error);
+        }
         let prepared = match self.host.prepare(&spec).await {
             Ok(prepared) => prepared,
             Err(error) => {
@@ -360,6 +377,31 @@ impl FunctionAdmin for ControlPlane {
             return Err(ApiError::not_found(&query.name));
         }
         Ok(self.host.logs(&query))
+    }
+
+    async fn secrets(&self) -> Result<Vec<String>, ApiError> {
+        Ok(self.secrets.names())
+    }
+
+    async fn put_secret(
+        &self,
+        secret: baton_api::Secret,
+        mode: DeployMode,
+    ) -> Result<(), ApiError> {
+        let _changes = self.changes.lock().await;
+        self.secrets.put(secret, mode).await
+    }
+
+    async fn delete_secret(&self, name: &str) -> Result<(), ApiError> {
+        let _changes = self.changes.lock().await;
+        let user = self
+            .registry
+            .read()
+            .unwrap()
+            .values()
+            .find(|r| r.spec.secrets.iter().any(|s| s == name))
+            .map(|r| r.spec.name.to_string());
+        self.secrets.delete(name, user).await
     }
 }
 /// `availableReplicas` as faas-cli reads it (`ready`, `describe`: "Ready" when above zero):

@@ -15,8 +15,10 @@ pub mod cluster;
 mod control;
 pub mod placement;
 mod registration;
+mod secrets;
 mod store;
 
 pub use control::ControlPlane;
 pub use registration::Registration;
+pub use secrets::Secrets;
 pub use store::{RedbStore, RedisStore, Store, Table, open_store};

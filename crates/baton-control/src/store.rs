@@ -17,11 +17,18 @@ pub enum Table {
     Workers,
     /// Registered gateways, by id.
     Gateways,
+    /// Secrets' values, by name.
+    Secrets,
 }
 
 impl Table {
     /// Every table, in the order a recovery reads them.
-    pub const ALL: [Table; 3] = [Table::Gateways, Table::Workers, Table::Functions];
+    pub const ALL: [Table; 4] = [
+        Table::Gateways,
+        Table::Workers,
+        Table::Functions,
+        Table::Secrets,
+    ];
 
     /// The table's name in the backend.
     pub fn name(self) -> &'static str {
@@ -29,6 +36,7 @@ impl Table {
             Table::Functions => "functions",
             Table::Workers => "workers",
             Table::Gateways => "gateways",
+            Table::Secrets => "secrets",
         }
     }
 }
@@ -43,6 +51,8 @@ pub trait Store: Send + Sync + 'static {
     async fn delete(&self, table: Table, key: &str) -> anyhow::Result<()>;
     /// Every record of `table`, ordered by key.
     async fn list(&self, table: Table) -> anyhow::Result<Vec<(String, Vec<u8>)>>;
+    /// The record under `key`, if any.
+    async fn get(&self, table: Table, key: &str) -> anyhow::Result<Option<Vec<u8>>>;
 }
 
 /// Opens the store a `--store` value names: `redb` (the file in the data directory, the
@@ -116,6 +126,16 @@ impl Store for RedbStore {
             tx.open_table(definition(table))?.remove(key.as_str())?;
             tx.commit()?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn get(&self, table: Table, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let key = key.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_read()?;
+            let table = tx.open_table(definition(table))?;
+            Ok(table.get(key.as_str())?.map(|v| v.value().to_vec()))
         })
         .await
     }
@@ -227,6 +247,14 @@ impl Store for RedisStore {
             .query_async(&mut self.connection.clone())
             .await?;
         self.replicate().await
+    }
+
+    async fn get(&self, table: Table, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(redis::cmd("HGET")
+            .arg(self.key(table))
+            .arg(key)
+            .query_async(&mut self.connection.clone())
+            .await?)
     }
 
     async fn list(&self, table: Table) -> anyhow::Result<Vec<(String, Vec<u8>)>> {

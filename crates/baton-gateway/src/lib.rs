@@ -6,7 +6,8 @@
 //!   `X-Baton-Cold-Start`.
 //! - `POST /async-function/{name}[/{rest}]`: 202 with `X-Call-Id`; the result goes to
 //!   `X-Callback-Url` when given.
-//! - `/system/functions`, `/system/function/{name}`, `/system/info`, `/system/logs`: the
+//! - `/system/functions`, `/system/function/{name}`, `/system/info`, `/system/logs`,
+//!   `/system/secrets`, `/system/scale-function/{name}`, `/system/namespaces`: the
 //!   admin API, behind a bearer token when one is configured.
 //! - `/healthz`, `/metrics` (Prometheus text).
 //!
@@ -24,6 +25,7 @@ mod invoke;
 mod listener;
 mod metrics;
 mod namespace;
+mod secrets;
 
 use axum::Router;
 use axum::routing::{any, get, post};
@@ -93,6 +95,13 @@ pub fn router(
         .route("/system/nodes", get(admin::nodes))
         .route("/system/namespaces", get(namespace::list))
         .route("/system/scale-function/{name}", post(admin::scale))
+        .route(
+            "/system/secrets",
+            get(secrets::list)
+                .post(secrets::create)
+                .put(secrets::update)
+                .delete(secrets::delete),
+        )
         .layer(axum::middleware::from_fn(namespace::only_ours))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),

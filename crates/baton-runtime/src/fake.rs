@@ -18,7 +18,11 @@ pub struct FakeRuntime {
 
 #[async_trait]
 impl Runtime for FakeRuntime {
-    async fn prepare(&self, spec: &FunctionSpec) -> anyhow::Result<Arc<dyn Prepared>> {
+    async fn prepare(
+        &self,
+        spec: &FunctionSpec,
+        _secrets: Option<&baton_api::SecretValues>,
+    ) -> anyhow::Result<Arc<dyn Prepared>> {
         Ok(Arc::new(FakeFunction {
             name: spec.name.to_string(),
             delay: self.creation_delay,
@@ -74,7 +78,7 @@ mod tests {
             working_dir: None,
         };
         let spec = FunctionSpec::new(FunctionName::new("f").unwrap(), code);
-        let prepared = runtime.prepare(&spec).await.unwrap();
+        let prepared = runtime.prepare(&spec, None).await.unwrap();
         let started = tokio::time::Instant::now();
         let sandbox = prepared
             .create_sandbox(Arc::new(crate::FunctionLogs::new(10)).sink("s"))

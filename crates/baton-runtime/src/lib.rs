@@ -23,7 +23,7 @@ pub use logs::{FunctionLogs, LogLine, LogSink, LogStream};
 pub use multi::Runtimes;
 
 use async_trait::async_trait;
-use baton_api::FunctionSpec;
+use baton_api::{FunctionSpec, SecretValues};
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -37,7 +37,13 @@ pub type Response = http::Response<Bytes>;
 pub trait Runtime: Send + Sync + 'static {
     /// Compiles or checks `spec` once; the result makes sandboxes cheaply. Errors are the
     /// user's (a malformed component, a missing command) and are reported at deploy.
-    async fn prepare(&self, spec: &FunctionSpec) -> anyhow::Result<Arc<dyn Prepared>>;
+    /// `secrets` holds the values of the secrets `spec` lists, for the function to read;
+    /// `None` when the spec is only being checked (the control plane's validation).
+    async fn prepare(
+        &self,
+        spec: &FunctionSpec,
+        secrets: Option<&SecretValues>,
+    ) -> anyhow::Result<Arc<dyn Prepared>>;
 }
 
 /// A function ready to run: makes sandboxes.

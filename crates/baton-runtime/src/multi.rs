@@ -13,10 +13,14 @@ pub struct Runtimes {
 
 #[async_trait]
 impl Runtime for Runtimes {
-    async fn prepare(&self, spec: &FunctionSpec) -> anyhow::Result<Arc<dyn Prepared>> {
+    async fn prepare(
+        &self,
+        spec: &FunctionSpec,
+        secrets: Option<&baton_api::SecretValues>,
+    ) -> anyhow::Result<Arc<dyn Prepared>> {
         match spec.runtime {
-            RuntimeSpec::Wasm { .. } => self.wasm.prepare(spec).await,
-            RuntimeSpec::Process { .. } => self.process.prepare(spec).await,
+            RuntimeSpec::Wasm { .. } => self.wasm.prepare(spec, secrets).await,
+            RuntimeSpec::Process { .. } => self.process.prepare(spec, secrets).await,
         }
     }
 }

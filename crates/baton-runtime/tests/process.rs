@@ -32,7 +32,7 @@ async fn sandbox(
         ..Default::default()
     });
     let prepared = runtime
-        .prepare(&spec("sh f.sh", mode, dir.path(), limits))
+        .prepare(&spec("sh f.sh", mode, dir.path(), limits), None)
         .await
         .unwrap();
     let logs = Arc::new(FunctionLogs::new(100));
@@ -150,12 +150,10 @@ async fn http_mode_process_that_exits_at_once_fails_creation_with_its_output() {
     std::fs::write(dir.path().join("f.sh"), "echo cannot start >&2; exit 2").unwrap();
     let runtime = ProcessRuntime::new(ProcessConfig::default());
     let prepared = runtime
-        .prepare(&spec(
-            "sh f.sh",
-            ProcessMode::Http,
-            dir.path(),
-            Limits::default(),
-        ))
+        .prepare(
+            &spec("sh f.sh", ProcessMode::Http, dir.path(), Limits::default()),
+            None,
+        )
         .await
         .unwrap();
     let error = prepared
@@ -180,12 +178,10 @@ async fn http_mode_process_that_never_listens_fails_after_the_ready_timeout() {
         ..Default::default()
     });
     let prepared = runtime
-        .prepare(&spec(
-            "sh f.sh",
-            ProcessMode::Http,
-            dir.path(),
-            Limits::default(),
-        ))
+        .prepare(
+            &spec("sh f.sh", ProcessMode::Http, dir.path(), Limits::default()),
+            None,
+        )
         .await
         .unwrap();
     let error = prepared
@@ -204,12 +200,15 @@ async fn a_missing_program_is_refused_at_prepare() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = ProcessRuntime::new(ProcessConfig::default());
     let error = runtime
-        .prepare(&spec(
-            "no-such-program-xyz",
-            ProcessMode::Classic,
-            dir.path(),
-            Limits::default(),
-        ))
+        .prepare(
+            &spec(
+                "no-such-program-xyz",
+                ProcessMode::Classic,
+                dir.path(),
+                Limits::default(),
+            ),
+            None,
+        )
         .await;
     assert!(error.err().unwrap().to_string().contains("not on PATH"));
 }

@@ -43,7 +43,11 @@ async fn sandbox(
     limits: Limits,
 ) -> (Arc<dyn Sandbox>, Arc<FunctionLogs>) {
     let digest = f.artifacts.put(bytes).unwrap();
-    let prepared = f.runtime.prepare(&spec("f", digest, limits)).await.unwrap();
+    let prepared = f
+        .runtime
+        .prepare(&spec("f", digest, limits), None)
+        .await
+        .unwrap();
     let logs = Arc::new(FunctionLogs::new(100));
     (prepared.create_sandbox(logs.sink("s")).await.unwrap(), logs)
 }

@@ -416,3 +416,116 @@ async fn scale_function_sets_the_scale_by_hand_within_the_functions_maximum() {
     }
     assert_eq!(replicas().await, 3);
 }
+
+/// faas-cli's `secret create/list/update/remove` (`proxy/secret.go`: POST, GET, PUT, DELETE
+/// on `/system/secrets` with `{"name", "value"}`), and a process function that reads its
+/// secret where OpenFaaS functions do.
+#[tokio::test]
+async fn secrets_are_files_for_functions_and_never_listed_with_their_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    let secrets = |method: &'static str, body: serde_json::Value| {
+        let node = &node;
+        async move {
+            node.send(
+                method,
+                "/system/secrets",
+                &[("content-type", "application/json")],
+                body.to_string(),
+            )
+            .await
+        }
+    };
+    let create = secrets("POST", json!({"name": "api-key", "value": "s3cr3t"})).await;
+    assert_eq!(create.status, 202, "{}", create.text());
+    let again = secrets("POST", json!({"name": "api-key", "value": "x"})).await;
+    assert_eq!(again.status, 409, "{}", again.text());
+    for (method, body, status, why) in [
+        (
+            "PUT",
+            json!({"name": "nope", "value": "x"}),
+            404,
+            "not found",
+        ),
+        (
+            "POST",
+            json!({"name": "../etc", "value": "x"}),
+            400,
+            "invalid",
+        ),
+        (
+            "POST",
+            json!({"name": "a", "namespace": "openfaas-fn", "value": "x"}),
+            400,
+            "namespace",
+        ),
+        ("POST", json!({"name": "a"}), 400, "no value"),
+        ("DELETE", json!({"name": "nope"}), 404, "not found"),
+    ] {
+        let reply = secrets(method, body.clone()).await;
+        assert_eq!(reply.status, status, "{method} {body}: {}", reply.text());
+        assert!(
+            reply.text().contains(why),
+            "{method} {body}: {}",
+            reply.text()
+        );
+    }
+    let listed = node.get("/system/secrets").await;
+    assert_eq!(
+        listed.json(),
+        json!([{"name": "api-key", "namespace": "baton"}])
+    );
+    assert!(!listed.text().contains("s3cr3t"));
+
+    let scripts = dir.path().join("reader");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(
+        scripts.join("read.sh"),
+        "cat /var/openfaas/secrets/api-key; echo; echo \"$BATON_SECRETS_DIR\"\n\
+         ls /var/openfaas/secrets\n\
+         (echo x > /var/openfaas/secrets/api-key) 2>/dev/null && echo writable || echo read-only\n",
+    )
+    .unwrap();
+    let reader = |secrets: serde_json::Value| {
+        json!({"service": "reader", "envProcess": "sh read.sh", "secrets": secrets,
+               "envVars": {"mode": "classic"}, "workingDir": scripts.display().to_string()})
+    };
+    let missing = node
+        .deploy("POST", reader(json!(["api-key", "db-password"])))
+        .await;
+    assert_eq!(missing.status, 400, "{}", missing.text());
+    assert!(missing.text().contains("db-password"), "{}", missing.text());
+    let deployed = node.deploy("POST", reader(json!(["api-key"]))).await;
+    assert_eq!(deployed.status, 201, "{}", deployed.text());
+    assert_eq!(deployed.json()["secrets"], json!(["api-key"]));
+    let read = node.post("/function/reader", "").await;
+    assert_eq!(
+        read.text(),
+        "s3cr3t\n/var/openfaas/secrets\napi-key\nread-only\n",
+        "{}",
+        read.text()
+    );
+    // In use: not removed. Updated: the function sees it once redeployed.
+    let in_use = secrets("DELETE", json!({"name": "api-key"})).await;
+    assert_eq!(in_use.status, 409, "{}", in_use.text());
+    assert!(in_use.text().contains("reader"), "{}", in_use.text());
+    let update = secrets("PUT", json!({"name": "api-key", "value": "rotated"})).await;
+    assert_eq!(update.status, 202, "{}", update.text());
+    assert_eq!(
+        node.deploy("PUT", reader(json!(["api-key"]))).await.status,
+        202
+    );
+    let read = node.post("/function/reader", "").await;
+    assert!(read.text().starts_with("rotated\n"), "{}", read.text());
+    // Gone with the function: its files, then the secret.
+    assert_eq!(node.remove("reader").await.status, 202);
+    let files = dir.path().join("run/secrets");
+    let cleared = crate::harness::eventually(std::time::Duration::from_secs(30), || async {
+        std::fs::read_dir(&files).map_or(true, |mut d| d.next().is_none())
+    })
+    .await;
+    assert!(cleared, "secret files outlived their function");
+    let removed = secrets("DELETE", json!({"name": "api-key"})).await;
+    assert_eq!(removed.status, 202, "{}", removed.text());
+    assert_eq!(node.get("/system/secrets").await.json(), json!([]));
+}

@@ -1026,3 +1026,51 @@ async fn scale_function_through_a_gateway_places_sandboxes_on_the_workers() {
         .await;
     assert_eq!(reply.status, 404, "{}", reply.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secrets_go_through_the_control_plane_to_the_worker_that_runs_the_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path(), "redb");
+    let (first, second) = (&cluster.gateways[0], &cluster.gateways[1]);
+    let body = json!({"name": "db-password", "value": "hunter2"}).to_string();
+    let created = first.send("POST", "/system/secrets", &[], body).await;
+    assert_eq!(created.status, 202, "{}", created.text());
+    let listed = second.get("/system/secrets").await;
+    assert_eq!(
+        listed.json(),
+        json!([{"name": "db-password", "namespace": "baton"}])
+    );
+    let again = json!({"name": "db-password", "value": "x"}).to_string();
+    assert_eq!(
+        second
+            .send("POST", "/system/secrets", &[], again)
+            .await
+            .status,
+        409
+    );
+    let scripts = dir.path().join("reader");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(
+        scripts.join("read.sh"),
+        "cat \"$BATON_SECRETS_DIR/db-password\"\n",
+    )
+    .unwrap();
+    let deployed = second
+        .deploy(
+            "POST",
+            json!({"service": "reader", "envProcess": "sh read.sh", "secrets": ["db-password"],
+                   "envVars": {"mode": "classic"}, "workingDir": scripts.display().to_string()}),
+        )
+        .await;
+    assert_eq!(deployed.status, 201, "{}", deployed.text());
+    let read = first.post("/function/reader", "").await;
+    assert_eq!((read.status, read.text()), (200, "hunter2".to_string()));
+    let in_use = json!({"name": "db-password"}).to_string();
+    assert_eq!(
+        first
+            .send("DELETE", "/system/secrets", &[], in_use)
+            .await
+            .status,
+        409
+    );
+}

@@ -20,7 +20,7 @@ impl FunctionHost for ClusterHost {
             // not on every worker.
             self.0
                 .validator
-                .prepare(spec)
+                .prepare(spec, None)
                 .await
                 .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
         }

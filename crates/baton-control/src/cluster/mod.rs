@@ -262,6 +262,11 @@ impl Cluster {
                         self.list_on(worker, link.client.clone());
                     }
                 }
+                Effect::Forget { worker, function } => {
+                    if let Some(link) = inner.links.get(&worker) {
+                        self.forget_on(worker, link.client.clone(), function);
+                    }
+                }
                 Effect::Probe { worker, reason } => {
                     if let Some(link) = inner.links.get(&worker) {
                         self.probe(worker, link.client.clone(), reason);

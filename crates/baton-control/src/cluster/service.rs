@@ -136,6 +136,56 @@ impl Control for ControlService {
         }))
     }
 
+    async fn list_secrets(
+        &self,
+        _request: Request<proto::Empty>,
+    ) -> Result<Response<proto::SecretNames>, Status> {
+        let names = self.registry.secrets().await?;
+        Ok(Response::new(proto::SecretNames { names }))
+    }
+
+    async fn put_secret(
+        &self,
+        request: Request<proto::SecretWrite>,
+    ) -> Result<Response<proto::Empty>, Status> {
+        let write = request.into_inner();
+        let mode = match proto::DeployMode::try_from(write.mode) {
+            Ok(proto::DeployMode::Create) => DeployMode::Create,
+            Ok(proto::DeployMode::Update) => DeployMode::Update,
+            _ => DeployMode::Upsert,
+        };
+        let secret = baton_api::Secret {
+            name: write.name,
+            raw_value: Some(write.value),
+            ..Default::default()
+        };
+        self.registry.put_secret(secret, mode).await?;
+        Ok(Response::new(proto::Empty {}))
+    }
+
+    async fn delete_secret(
+        &self,
+        request: Request<proto::SecretNames>,
+    ) -> Result<Response<proto::Empty>, Status> {
+        for name in request.into_inner().names {
+            self.registry.delete_secret(&name).await?;
+        }
+        Ok(Response::new(proto::Empty {}))
+    }
+
+    async fn get_secrets(
+        &self,
+        request: Request<proto::SecretNames>,
+    ) -> Result<Response<proto::SecretValues>, Status> {
+        let values = self
+            .registry
+            .secret_values(&request.into_inner().names)
+            .await?;
+        Ok(Response::new(proto::SecretValues {
+            values: values.0.into_iter().collect(),
+        }))
+    }
+
     async fn get_artifact(
         &self,
         request: Request<proto::ArtifactRef>,

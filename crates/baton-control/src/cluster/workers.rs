@@ -137,6 +137,21 @@ impl Cluster {
         });
     }
 
+    /// Tells `worker` that `function` was removed (best effort: a worker that misses it keeps
+    /// the prepared function until it restarts or the function is deployed again).
+    pub(super) fn forget_on(&self, worker: WorkerId, mut client: WorkerConn, function: String) {
+        let timeout = self.config.worker_rpc_timeout;
+        tokio::spawn(async move {
+            let mut request = tonic::Request::new(proto::FunctionName {
+                name: function.clone(),
+            });
+            request.set_timeout(timeout);
+            if let Err(status) = client.forget(request).await {
+                tracing::debug!(%worker, %function, error = %status.message(), "a worker did not take a removal");
+            }
+        });
+    }
+
     /// What `worker` runs, for adoption; `None` (logged) when it does not answer.
     pub(super) async fn list(worker: &WorkerId, mut client: WorkerConn) -> Option<Event> {
         let mut request = tonic::Request::new(proto::Empty {});

@@ -5,6 +5,7 @@ use baton_api::cluster::{self as proto};
 use baton_api::cluster_auth::{ClientAuth, ControlConn, control_conn};
 use baton_api::{
     ApiError, DeployMode, DeployRequest, FunctionAdmin, FunctionStatus, LogEntries, LogQuery,
+    Secret,
 };
 use bytes::Bytes;
 use serde_json::json;
@@ -90,6 +91,38 @@ impl FunctionAdmin for ClusterAdmin {
                 function: name.into(),
                 replicas,
                 no_wait: true,
+            }))
+            .await?;
+        Ok(())
+    }
+
+    async fn secrets(&self) -> Result<Vec<String>, ApiError> {
+        let reply = self.client().list_secrets(request(proto::Empty {})).await?;
+        Ok(reply.into_inner().names)
+    }
+
+    async fn put_secret(&self, secret: Secret, mode: DeployMode) -> Result<(), ApiError> {
+        // Checked here too: the namespace does not travel.
+        secret.validate().map_err(ApiError::bad_request)?;
+        let mode = match mode {
+            DeployMode::Create => proto::DeployMode::Create,
+            DeployMode::Update => proto::DeployMode::Update,
+            DeployMode::Upsert => proto::DeployMode::Upsert,
+        };
+        self.client()
+            .put_secret(request(proto::SecretWrite {
+                value: secret.bytes(),
+                name: secret.name,
+                mode: mode as i32,
+            }))
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_secret(&self, name: &str) -> Result<(), ApiError> {
+        self.client()
+            .delete_secret(request(proto::SecretNames {
+                names: vec![name.to_owned()],
             }))
             .await?;
         Ok(())

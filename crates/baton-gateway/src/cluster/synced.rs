@@ -72,4 +72,20 @@ impl FunctionAdmin for SyncedAdmin {
     async fn nodes(&self) -> Result<Option<serde_json::Value>, ApiError> {
         self.admin.nodes().await
     }
+
+    async fn secrets(&self) -> Result<Vec<String>, ApiError> {
+        self.admin.secrets().await
+    }
+
+    async fn put_secret(
+        &self,
+        secret: baton_api::Secret,
+        mode: DeployMode,
+    ) -> Result<(), ApiError> {
+        self.admin.put_secret(secret, mode).await
+    }
+
+    async fn delete_secret(&self, name: &str) -> Result<(), ApiError> {
+        self.admin.delete_secret(name).await
+    }
 }

@@ -37,6 +37,19 @@ pub(crate) struct CommandTemplate {
     _capability: Option<baton_state::Capability>,
     /// How each sandbox gets its network.
     network: Option<super::network::NetworkPlan>,
+    /// Its secret files, removed when the last sandbox goes.
+    _secret_files: Option<super::secrets::SecretFiles>,
+}
+
+/// What the platform gives a function beside its own settings.
+#[derive(Debug, Default)]
+pub(crate) struct Provisions {
+    /// Variables such as `BATON_API`, which win over the function's own.
+    pub(crate) env: Vec<(String, String)>,
+    /// Its token for the node-local platform API.
+    pub(crate) capability: Option<baton_state::Capability>,
+    /// Its secrets as files.
+    pub(crate) secret_files: Option<super::secrets::SecretFiles>,
 }
 
 impl CommandTemplate {
@@ -45,10 +58,14 @@ impl CommandTemplate {
         args: Vec<String>,
         dir: PathBuf,
         spec: &FunctionSpec,
-        platform_env: Vec<(String, String)>,
-        capability: Option<baton_state::Capability>,
+        provisions: Provisions,
         confinement: Confinement,
     ) -> Self {
+        let Provisions {
+            env: platform_env,
+            capability,
+            secret_files,
+        } = provisions;
         let Confinement {
             isolation,
             network,
@@ -91,6 +108,7 @@ impl CommandTemplate {
             max_output: spec.limits.max_output_bytes,
             content_type: spec.env.get("content_type").cloned(),
             _capability: capability,
+            _secret_files: secret_files,
             network,
         }
     }

@@ -36,6 +36,9 @@ pub(crate) struct Isolation {
     pub(super) hidden: Vec<CString>,
     /// The network namespace to enter (`/proc/<node>/fd/<n>`); none: the node's network.
     pub(super) network: Option<CString>,
+    /// The function's secret files (a directory on the node) and where the sandbox sees them,
+    /// read-only.
+    pub(super) secrets: Option<(CString, CString)>,
 }
 
 impl Isolation {
@@ -46,6 +49,7 @@ impl Isolation {
         dir: &Path,
         hide: &[PathBuf],
         network: Option<CString>,
+        secrets: Option<(&Path, &str)>,
     ) -> io::Result<Self> {
         let c = |s: &str| CString::new(s).map_err(|_| io::Error::other("NUL in a path"));
         let dir = dir.canonicalize()?;
@@ -59,6 +63,10 @@ impl Isolation {
                 .map(|p| c(&p.canonicalize()?.to_string_lossy()))
                 .collect::<io::Result<_>>()?,
             network,
+            secrets: match secrets {
+                Some((source, target)) => Some((c(&source.to_string_lossy())?, c(target)?)),
+                None => None,
+            },
         })
     }
 
@@ -116,6 +124,42 @@ impl Isolation {
             if tree < 0 {
                 return Err(io::Error::last_os_error());
             }
+            // The secret files too, read-only wherever they are attached.
+            let secrets_tree = match &self.secrets {
+                Some((source, _)) => {
+                    let fd = libc::syscall(
+                        libc::SYS_open_tree,
+                        libc::AT_FDCWD,
+                        source.as_ptr(),
+                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC,
+                    );
+                    if fd < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    let sealed = MountAttr {
+                        attr_set: MOUNT_ATTR_RDONLY
+                            | MOUNT_ATTR_NOSUID
+                            | MOUNT_ATTR_NODEV
+                            | MOUNT_ATTR_NOEXEC,
+                        attr_clr: 0,
+                        propagation: 0,
+                        userns_fd: 0,
+                    };
+                    if libc::syscall(
+                        libc::SYS_mount_setattr,
+                        fd as libc::c_int,
+                        c"".as_ptr(),
+                        libc::AT_EMPTY_PATH as libc::c_uint,
+                        &sealed as *const MountAttr,
+                        std::mem::size_of::<MountAttr>(),
+                    ) != 0
+                    {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Some(fd as libc::c_int)
+                }
+                None => None,
+            };
             for hidden in &self.hidden {
                 check(libc::mount(
                     c"tmpfs".as_ptr(),
@@ -164,6 +208,25 @@ impl Isolation {
                 return Err(io::Error::last_os_error());
             }
             libc::close(tree as libc::c_int);
+            if let (Some(fd), Some((_, target))) = (secrets_tree, &self.secrets) {
+                // Under the private /tmp the mount point is made here; elsewhere it exists
+                // on the node (see `ProcessRuntime::new`).
+                if libc::strncmp(target.as_ptr(), c"/tmp/".as_ptr(), 5) == 0 {
+                    check(libc::mkdir(target.as_ptr(), 0o755))?;
+                }
+                if libc::syscall(
+                    libc::SYS_move_mount,
+                    fd,
+                    c"".as_ptr(),
+                    libc::AT_FDCWD,
+                    target.as_ptr(),
+                    MOVE_MOUNT_F_EMPTY_PATH,
+                ) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                libc::close(fd);
+            }
 
             // The function becomes PID 1 of the new namespace.
             let child = libc::fork();
@@ -240,6 +303,8 @@ struct MountAttr {
 
 const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
 const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
+const MOUNT_ATTR_NODEV: u64 = 0x0000_0004;
+const MOUNT_ATTR_NOEXEC: u64 = 0x0000_0008;
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x0000_0004;

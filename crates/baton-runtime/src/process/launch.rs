@@ -94,7 +94,7 @@ impl Launch {
     }
 
     /// The launcher's arguments: `--memory N --cpu N [--cgroup DIR]… [--sandbox NODE UID DIR
-    /// [--hide DIR]… [--network NETNS]] -- PROGRAM ARGS…`.
+    /// [--hide DIR]… [--network NETNS] [--secrets DIR MOUNT]] -- PROGRAM ARGS…`.
     /// `env_on_stdin` asks for `--env-on-stdin` whatever the field says.
     fn to_args(&self, env_on_stdin: bool) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec![
@@ -123,6 +123,13 @@ impl Launch {
                 args.extend([
                     "--network".into(),
                     OsStr::from_bytes(network.as_bytes()).into(),
+                ]);
+            }
+            if let Some((source, target)) = &isolation.secrets {
+                args.extend([
+                    "--secrets".into(),
+                    OsStr::from_bytes(source.as_bytes()).into(),
+                    OsStr::from_bytes(target.as_bytes()).into(),
                 ]);
             }
         }
@@ -170,6 +177,7 @@ impl Launch {
                         function_dir: c_string(next("the function's directory")?)?,
                         hidden: Vec::new(),
                         network: None,
+                        secrets: None,
                     });
                 }
                 Some("--hide") => {
@@ -188,6 +196,15 @@ impl Launch {
                         .as_mut()
                         .ok_or("--network without --sandbox")?
                         .network = Some(network);
+                }
+                Some("--secrets") => {
+                    let source = c_string(next("the secrets' directory")?)?;
+                    let target = c_string(next("the secrets' mount point")?)?;
+                    launch
+                        .isolation
+                        .as_mut()
+                        .ok_or("--secrets without --sandbox")?
+                        .secrets = Some((source, target));
                 }
                 Some("--") => break,
                 _ => return Err(format!("unknown argument {flag:?}")),
@@ -330,7 +347,7 @@ pub(crate) fn isolation_available(launcher: Option<&Path>) -> Result<(), String>
     let dir = std::env::temp_dir();
     let network = super::network::Namespace::create()
         .map_err(|e| format!("making a network namespace: {e}"))?;
-    let isolation = Isolation::new("baton-probe", &dir, &[], Some(network.path()))
+    let isolation = Isolation::new("baton-probe", &dir, &[], Some(network.path()), None)
         .map_err(|e| e.to_string())?;
     let launch = Launch {
         memory_bytes: libc::RLIM_INFINITY,
@@ -374,10 +391,15 @@ mod tests {
             function_dir: c"/srv/fn dir".into(),
             hidden: vec![c"/var/lib/baton".into(), c"/data".into()],
             network: Some(c"/proc/4242/fd/9".into()),
+            secrets: Some((
+                c"/data/run/secrets/f-1".into(),
+                c"/var/openfaas/secrets".into(),
+            )),
         };
         let bare = Isolation {
             hidden: Vec::new(),
             network: None,
+            secrets: None,
             ..sandbox.clone()
         };
         for launch in [

@@ -18,6 +18,7 @@ mod isolation;
 mod launch;
 mod network;
 mod output;
+mod secrets;
 
 pub use launch::{LAUNCH_COMMAND, launch_main};
 
@@ -25,8 +26,10 @@ use crate::outbound::{self, FunctionOutbound, Outbound, OutboundConfig, Platform
 use crate::{InvokeError, LogSink, Prepared, Runtime, Sandbox};
 use anyhow::bail;
 use async_trait::async_trait;
+use baton_api::SecretValues;
 use baton_api::{FunctionSpec, ProcessMode, RuntimeSpec};
 use command::{CommandTemplate, Confinement};
+use secrets::SecretFiles;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +57,10 @@ pub struct ProcessConfig {
     pub isolate: bool,
     /// Directories isolated functions never see (the node's data directory).
     pub hide: Vec<PathBuf>,
+    /// Where the node writes functions' secret files, one directory per prepared function
+    /// (under the data directory, which sandboxes never see). Default: the temporary
+    /// directory.
+    pub secrets_dir: PathBuf,
     /// A binary that runs [`launch_main`] when its first argument is [`LAUNCH_COMMAND`]
     /// (`baton` itself): processes start from it, so the node never forks itself. Without
     /// one, each process is forked from the node.
@@ -71,6 +78,7 @@ impl Default for ProcessConfig {
             outbound: Outbound::new(&OutboundConfig::default()),
             isolate: false,
             hide: Vec::new(),
+            secrets_dir: std::env::temp_dir().join("baton-secrets"),
             launcher: None,
         }
     }
@@ -81,6 +89,8 @@ pub struct ProcessRuntime {
     config: ProcessConfig,
     isolation: Result<(), String>,
     cgroups: Result<cgroup::Cgroups, String>,
+    /// Where isolated functions see their secrets.
+    secrets_mount: &'static str,
 }
 
 impl ProcessRuntime {
@@ -99,10 +109,24 @@ impl ProcessRuntime {
         if let Ok(cgroups) = &cgroups {
             cgroup::remove_orphans(cgroups);
         }
+        SecretFiles::remove_leftovers(&config.secrets_dir);
+        // OpenFaaS's path, made (empty) on the node so sandboxes can mount over it; where
+        // that is impossible, a directory in the sandbox's private /tmp.
+        let secrets_mount = match &isolation {
+            Ok(()) => match std::fs::create_dir_all(secrets::MOUNT_POINT) {
+                Ok(()) => secrets::MOUNT_POINT,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot make {}: functions find their secrets in {}", secrets::MOUNT_POINT, secrets::FALLBACK_MOUNT_POINT);
+                    secrets::FALLBACK_MOUNT_POINT
+                }
+            },
+            Err(_) => secrets::MOUNT_POINT,
+        };
         ProcessRuntime {
             config,
             isolation,
             cgroups,
+            secrets_mount,
         }
     }
 
@@ -120,7 +144,11 @@ impl ProcessRuntime {
 
 #[async_trait]
 impl Runtime for ProcessRuntime {
-    async fn prepare(&self, spec: &FunctionSpec) -> anyhow::Result<Arc<dyn Prepared>> {
+    async fn prepare(
+        &self,
+        spec: &FunctionSpec,
+        secrets: Option<&SecretValues>,
+    ) -> anyhow::Result<Arc<dyn Prepared>> {
         let RuntimeSpec::Process {
             command,
             mode,
@@ -166,6 +194,15 @@ impl Runtime for ProcessRuntime {
             (Some(_), Some(capabilities)) => Some(capabilities.grant(&namespace)),
             _ => None,
         };
+        let owner = self
+            .isolation
+            .is_ok()
+            .then(|| isolation::uid_for(spec.name.as_str()));
+        let secret_files = match secrets {
+            Some(values) => SecretFiles::write(&self.config.secrets_dir, spec, values, owner)
+                .map_err(|e| anyhow::anyhow!("writing the function's secrets: {e:#}"))?,
+            None => None,
+        };
         let (isolation, network) = match &self.isolation {
             Ok(()) if !isolation::others_may_enter(&dir) => bail!(
                 "directory {} is not readable by other users; process functions run as their own user (chmod o+rx, as a container image's files are)",
@@ -186,12 +223,24 @@ impl Runtime for ProcessRuntime {
                 // Inside, the node's own listeners are out of reach: each sandbox's proxy
                 // stands in (`Network::env`).
                 platform_env.retain(|(k, _)| k != "BATON_API");
-                let isolation =
-                    isolation::Isolation::new(spec.name.as_str(), &dir, &self.config.hide, None)?;
+                let isolation = isolation::Isolation::new(
+                    spec.name.as_str(),
+                    &dir,
+                    &self.config.hide,
+                    None,
+                    secret_files.as_ref().map(|f| (f.dir(), self.secrets_mount)),
+                )?;
                 (Some(isolation), Some(network))
             }
             Err(_) => (None, None),
         };
+        if let Some(files) = &secret_files {
+            let seen_at = match &isolation {
+                Some(_) => self.secrets_mount.to_string(),
+                None => files.dir().display().to_string(),
+            };
+            platform_env.push(("BATON_SECRETS_DIR".to_string(), seen_at));
+        }
         let cgroups = match &self.cgroups {
             Ok(cgroups) => cgroups
                 .function(spec.name.as_str())
@@ -203,8 +252,11 @@ impl Runtime for ProcessRuntime {
             command[1..].to_vec(),
             dir,
             spec,
-            platform_env,
-            capability,
+            command::Provisions {
+                env: platform_env,
+                capability,
+                secret_files,
+            },
             Confinement {
                 isolation,
                 network,

@@ -193,7 +193,12 @@ fn engine_config(config: &WasmConfig, pooling: bool) -> Config {
 
 #[async_trait]
 impl Runtime for WasmRuntime {
-    async fn prepare(&self, spec: &FunctionSpec) -> anyhow::Result<Arc<dyn Prepared>> {
+    async fn prepare(
+        &self,
+        spec: &FunctionSpec,
+        // Components read no secrets yet (wasi:config is the issue "Fit the ecosystem"'s).
+        _secrets: Option<&baton_api::SecretValues>,
+    ) -> anyhow::Result<Arc<dyn Prepared>> {
         let RuntimeSpec::Wasm { component } = &spec.runtime else {
             bail!("the wasm runtime cannot run {:?}", spec.runtime);
         };

@@ -250,6 +250,16 @@ impl SandboxHost {
             .count()
     }
 
+    /// Drops every prepared version of a removed function; its sandboxes (being deleted)
+    /// hold it until they go.
+    pub(crate) fn forget_function(&self, function: &str) {
+        let prefix = format!("{function}@");
+        self.prepared
+            .lock()
+            .unwrap()
+            .retain(|key, _| !key.starts_with(&prefix));
+    }
+
     async fn prepare(&self, function: &proto::Function) -> Result<PreparedFunction, String> {
         let key = format!("{}@{}", function.name, function.version);
         let cell = {
@@ -269,9 +279,10 @@ impl SandboxHost {
                 let spec: FunctionSpec = serde_json::from_slice(&function.spec_json)
                     .map_err(|e| format!("unreadable function spec: {e}"))?;
                 self.fetch_component(&spec).await?;
+                let secrets = self.fetch_secrets(&spec).await?;
                 let prepared = self
                     .runtime
-                    .prepare(&spec)
+                    .prepare(&spec, Some(&secrets))
                     .await
                     .map_err(|e| format!("preparing {}: {e:#}", spec.name))?;
                 Ok((Arc::new(spec), prepared))
@@ -283,6 +294,26 @@ impl SandboxHost {
             self.prepared.lock().unwrap().remove(&key);
         }
         result
+    }
+
+    /// The values of the secrets `spec` lists, from the control plane (never stored here).
+    async fn fetch_secrets(&self, spec: &FunctionSpec) -> Result<baton_api::SecretValues, String> {
+        if spec.secrets.is_empty() {
+            return Ok(baton_api::SecretValues::default());
+        }
+        let mut request = Request::new(proto::SecretNames {
+            names: spec.secrets.clone(),
+        });
+        request.set_timeout(Duration::from_secs(30));
+        let values = self
+            .control
+            .clone()
+            .get_secrets(request)
+            .await
+            .map_err(|s| format!("fetching the secrets of {}: {}", spec.name, s.message()))?
+            .into_inner()
+            .values;
+        Ok(baton_api::SecretValues(values.into_iter().collect()))
     }
 
     async fn fetch_component(&self, spec: &FunctionSpec) -> Result<(), String> {

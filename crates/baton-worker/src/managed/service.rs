@@ -77,6 +77,14 @@ impl WorkerRpc for WorkerService {
         Ok(Response::new(proto::Empty {}))
     }
 
+    async fn forget(
+        &self,
+        request: Request<proto::FunctionName>,
+    ) -> Result<Response<proto::Empty>, Status> {
+        self.0.forget_function(&request.get_ref().name);
+        Ok(Response::new(proto::Empty {}))
+    }
+
     async fn create_sandboxes(
         &self,
         request: Request<proto::CreateSandboxes>,

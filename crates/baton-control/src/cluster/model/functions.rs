@@ -88,6 +88,12 @@ impl Manager {
         for (worker, sandboxes) in by_worker {
             effects.push(Effect::Delete { worker, sandboxes });
         }
+        for (id, _) in self.workers.iter().filter(|(_, w)| w.alive) {
+            effects.push(Effect::Forget {
+                worker: id.clone(),
+                function: name.to_owned(),
+            });
+        }
         effects.push(Effect::Wake(name.to_owned()));
     }
 }

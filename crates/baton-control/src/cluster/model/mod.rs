@@ -222,6 +222,13 @@ pub enum Effect {
         /// The functions.
         functions: Vec<proto::Function>,
     },
+    /// Tell `worker` that `function` was removed: it drops what it prepared for it.
+    Forget {
+        /// The worker.
+        worker: WorkerId,
+        /// The function.
+        function: String,
+    },
     /// Ask `worker` what it runs; answered by [`Event::Listed`].
     List {
         /// The worker.

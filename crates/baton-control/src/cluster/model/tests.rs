@@ -57,6 +57,7 @@ fn summary(effect: &Effect) -> String {
             format!("prepare {} on {worker}", names.join(","))
         }
         Effect::List { worker } => format!("list {worker}"),
+        Effect::Forget { worker, function } => format!("forget {function} on {worker}"),
         Effect::Probe { worker, .. } => format!("probe {worker}"),
         Effect::Wake(function) => format!("wake {function}"),
         Effect::Push(update) => {
@@ -537,7 +538,14 @@ fn removing_a_function_deletes_its_sandboxes_and_late_creations() {
         sim.apply(Event::Remove {
             function: "f".into()
         }),
-        strings(&["push -f", "delete x2 on w1", "delete x1 on w2", "wake f"])
+        strings(&[
+            "push -f",
+            "delete x2 on w1",
+            "delete x1 on w2",
+            "forget f on w1",
+            "forget f on w2",
+            "wake f"
+        ])
     );
     assert_eq!(sim.model.replicas("f"), Replicas::default());
     // The two creations in flight come up for a function that is gone: deleted, and
