@@ -88,6 +88,9 @@ impl RedbStore {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let db = Database::create(path)
             .with_context(|| format!("opening registry database {}", path.display()))?;
+        // It holds the secrets' values: the node's user alone reads it.
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .with_context(|| format!("restricting {}", path.display()))?;
         let tx = db.begin_write()?;
         for table in Table::ALL {
             tx.open_table(definition(table))?;

@@ -90,6 +90,12 @@ async fn contract(open: impl Fn() -> futures_like::BoxStore) {
         vec![("g".to_owned(), vec![0, 255, 1])],
         "binary values round-trip"
     );
+    assert_eq!(
+        store.get(Table::Gateways, "g").await.unwrap(),
+        Some(vec![0, 255, 1])
+    );
+    assert_eq!(store.get(Table::Functions, "b").await.unwrap(), None);
+    assert_eq!(store.get(Table::Secrets, "a").await.unwrap(), None);
     // Many keys come back ordered by key.
     for i in (0..50).rev() {
         store
@@ -124,6 +130,10 @@ async fn redb_keeps_the_contract() {
         Box::pin(async move { Arc::new(RedbStore::open(&path).unwrap()) as Arc<dyn Store> })
     })
     .await;
+    // It holds secrets: its user alone reads it.
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
 }
 
 #[tokio::test]
