@@ -38,19 +38,22 @@ pub struct DeployRequest {
     /// The function's name.
     pub service: String,
     /// A wasm component path or `file://` URL; informational for process functions.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub image: String,
+    /// Sent by older faas-cli releases (Docker Swarm's network); accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
     /// The process to run; set for process functions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_process: Option<String>,
     /// Environment; `exec_timeout`, `mode` and `max_inflight` are also read as settings.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub env_vars: BTreeMap<String, String>,
     /// Labels; `com.openfaas.scale.*` are read as scaling settings.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub labels: BTreeMap<String, String>,
     /// Annotations, kept and echoed back.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub annotations: BTreeMap<String, String>,
     /// Resource limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,11 +65,19 @@ pub struct DeployRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Accepted for compatibility; Baton has no placement constraints yet.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub constraints: Vec<String>,
     /// Secrets the function reads (`/system/secrets`; each must exist): files in
     /// `/var/openfaas/secrets` for process functions.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub secrets: Vec<String>,
     /// Accepted for compatibility.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,6 +204,16 @@ impl DeployRequest {
         spec.validate()?;
         Ok(spec)
     }
+}
+
+/// Reads JSON `null` as the type's default: Go clients (faas-cli) send `null` for a nil map
+/// or slice.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// Whether `image` names a file (a component), rather than being a free-form label such as

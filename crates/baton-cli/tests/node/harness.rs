@@ -117,19 +117,43 @@ impl Node {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Reply {
+        self.send_with(true, method, path, headers, body.into())
+            .await
+    }
+
+    /// [`Node::send`] with only the credentials in `headers`, as another client would.
+    pub async fn send_as_client(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        self.send_with(false, method, path, headers, body.into())
+            .await
+    }
+
+    async fn send_with(
+        &self,
+        with_token: bool,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Reply {
         let uri = match path.strip_prefix("state:") {
             Some(rest) => format!("{}{rest}", self.state_api.as_ref().expect("no state API")),
             None => format!("{}{path}", self.url),
         };
         let mut request = http::Request::builder().method(method).uri(uri);
         let admin = path.starts_with("/system") || path.starts_with("state:");
-        if let (Some(token), true) = (&self.token, admin) {
+        if let (Some(token), true) = (self.token.as_ref().filter(|_| with_token), admin) {
             request = request.header("authorization", format!("Bearer {token}"));
         }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let request = request.body(Full::new(body.into())).unwrap();
+        let request = request.body(Full::new(body)).unwrap();
         let response = tokio::time::timeout(Duration::from_secs(60), self.client.request(request))
             .await
             .expect("no answer within 60 s")

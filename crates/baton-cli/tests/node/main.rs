@@ -8,6 +8,7 @@ mod bench;
 mod cli;
 mod cluster;
 mod durability;
+mod faas_cli;
 mod failures;
 mod invoke;
 mod state;

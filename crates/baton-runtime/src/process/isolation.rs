@@ -245,6 +245,17 @@ impl Isolation {
                 std::ptr::null(),
             ))?;
             check(libc::chdir(FUNCTION_DIR_C.as_ptr()))?;
+            // Its stdio pipes are its own: `echo x > /dev/stderr` reopens them through /proc,
+            // which checks the pipe's owner (the node). Only pipes: a /dev/null stdin is the
+            // machine's.
+            for fd in 0..3 {
+                let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+                if libc::fstat(fd, stat.as_mut_ptr()) == 0
+                    && stat.assume_init_ref().st_mode & libc::S_IFMT == libc::S_IFIFO
+                {
+                    check(libc::fchown(fd, self.uid, self.uid))?;
+                }
+            }
             check(libc::setgroups(0, std::ptr::null()))?;
             check(libc::setgid(self.uid))?;
             check(libc::setuid(self.uid))?;
