@@ -68,6 +68,7 @@ fn main() {
         "allreduce",
         "misbehave",
         "busy",
+        "config_reader",
     ] {
         let path = wasm_dir.join(format!("{name}.wasm"));
         assert!(path.exists(), "guest {} was not built", path.display());

@@ -366,3 +366,36 @@ async fn http_templates_listen_where_upstream_url_says_each_sandbox_on_its_own()
         refused.text()
     );
 }
+
+/// A component built against `wasi:config/store` (Spin 3's version) reads its environment
+/// and its secrets through it, unchanged.
+#[tokio::test]
+async fn components_read_their_environment_and_secrets_through_wasi_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    let secret = json!({"name": "api-token", "value": "t0ken"}).to_string();
+    let created = node.send("POST", "/system/secrets", &[], secret).await;
+    assert_eq!(created.status, 202, "{}", created.text());
+    let reply = node
+        .upload(
+            "reader",
+            baton_guests::CONFIG_READER,
+            json!({"envVars": {"GREETING": "hi"}, "secrets": ["api-token"]}),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    for (key, status, value) in [
+        ("GREETING", 200, "hi"),
+        ("api-token", 200, "t0ken"),
+        ("missing", 404, "no missing\n"),
+    ] {
+        let reply = node.get(&format!("/function/reader/get?key={key}")).await;
+        assert_eq!(
+            (reply.status, reply.text().as_str()),
+            (status, value),
+            "{key}"
+        );
+    }
+    let keys = node.get("/function/reader/keys").await.text();
+    assert_eq!(keys.lines().collect::<Vec<_>>(), ["GREETING", "api-token"]);
+}

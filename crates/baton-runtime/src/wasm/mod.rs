@@ -6,6 +6,7 @@
 //! epoch interruption; memory is bounded per store.
 
 mod cache;
+mod config;
 mod epoch;
 mod sandbox;
 
@@ -94,6 +95,7 @@ impl WasmRuntime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         baton_state::guest::add_to_linker(&mut linker, HostState::state)?;
+        config::add_to_linker(&mut linker, HostState::config)?;
         let ticker = EpochTicker::start(engine.clone(), EPOCH_TICK);
         Ok(WasmRuntime {
             max_memory_bytes: config.max_memory_bytes,
@@ -116,7 +118,8 @@ impl WasmRuntime {
         bytes: &[u8],
         spec: &FunctionSpec,
     ) -> anyhow::Result<Arc<WasmFunction>> {
-        self.compiler.prepare_bytes(bytes, spec)
+        self.compiler
+            .prepare_bytes(bytes, spec, config::values(spec, None))
     }
 
     /// The node's outgoing-request policy, shared by every function: the node records its
@@ -131,6 +134,7 @@ impl Compiler {
         &self,
         bytes: &[u8],
         spec: &FunctionSpec,
+        config: config::ConfigValues,
     ) -> anyhow::Result<Arc<WasmFunction>> {
         if is_core_module(bytes) {
             bail!(
@@ -155,6 +159,7 @@ impl Compiler {
             spec,
             self.state.clone(),
             outbound,
+            config,
         )))
     }
 }
@@ -196,8 +201,7 @@ impl Runtime for WasmRuntime {
     async fn prepare(
         &self,
         spec: &FunctionSpec,
-        // Components read no secrets yet (wasi:config is the issue "Fit the ecosystem"'s).
-        _secrets: Option<&baton_api::SecretValues>,
+        secrets: Option<&baton_api::SecretValues>,
     ) -> anyhow::Result<Arc<dyn Prepared>> {
         let RuntimeSpec::Wasm { component } = &spec.runtime else {
             bail!("the wasm runtime cannot run {:?}", spec.runtime);
@@ -215,9 +219,11 @@ impl Runtime for WasmRuntime {
             .with_context(|| format!("reading component {}", component.0))?;
         // Compilation takes a core for up to seconds: keep it off the async workers.
         let compiler = self.compiler.clone();
+        let config = config::values(spec, secrets);
         let spec = spec.clone();
         let function =
-            tokio::task::spawn_blocking(move || compiler.prepare_bytes(&bytes, &spec)).await??;
+            tokio::task::spawn_blocking(move || compiler.prepare_bytes(&bytes, &spec, config))
+                .await??;
         Ok(Arc::new(PreparedWasm(function)))
     }
 }

@@ -1,3 +1,4 @@
+use super::config::{ConfigValues, ConfigView};
 use crate::outbound::FunctionOutbound;
 use crate::{InvokeError, LogSink, LogStream, Request, Response, Sandbox};
 use async_trait::async_trait;
@@ -41,6 +42,8 @@ pub struct WasmFunction {
     outbound: Arc<FunctionOutbound>,
     namespace: Arc<str>,
     env: Vec<(String, String)>,
+    /// What `wasi:config/store` reads: its environment and its secrets.
+    config: ConfigValues,
     memory_bytes: usize,
     timeout: Duration,
     max_output: u64,
@@ -54,11 +57,16 @@ pub(crate) struct HostState {
     limits: StoreLimits,
     hooks: Hooks,
     state: GuestState,
+    config: ConfigValues,
 }
 
 impl HostState {
     pub(crate) fn state(&mut self) -> &mut GuestState {
         &mut self.state
+    }
+
+    pub(crate) fn config(&mut self) -> ConfigView<'_> {
+        ConfigView(&self.config)
     }
 }
 
@@ -132,11 +140,13 @@ impl WasmFunction {
         spec: &FunctionSpec,
         state: Option<Agent>,
         outbound: Arc<FunctionOutbound>,
+        config: ConfigValues,
     ) -> Self {
         WasmFunction {
             pre,
             state,
             outbound,
+            config,
             namespace: state_namespace(spec).into(),
             env: spec
                 .env
@@ -184,6 +194,7 @@ impl WasmFunction {
                 connect_timeout: self.timeout,
             },
             state: GuestState::new(self.state.clone(), self.namespace.clone()),
+            config: self.config.clone(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.memory_bytes)
                 .trap_on_grow_failure(true)
