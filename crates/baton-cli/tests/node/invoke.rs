@@ -368,9 +368,9 @@ async fn http_templates_listen_where_upstream_url_says_each_sandbox_on_its_own()
 }
 
 /// A component built against `wasi:config/store` (Spin 3's version) reads its environment
-/// and its secrets through it, unchanged.
+/// and its secrets through it, and logs through `wasi:logging` (wasmCloud's), unchanged.
 #[tokio::test]
-async fn components_read_their_environment_and_secrets_through_wasi_config() {
+async fn components_read_config_and_log_through_the_standard_interfaces() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), Options::default());
     let secret = json!({"name": "api-token", "value": "t0ken"}).to_string();
@@ -398,4 +398,16 @@ async fn components_read_their_environment_and_secrets_through_wasi_config() {
     }
     let keys = node.get("/function/reader/keys").await.text();
     assert_eq!(keys.lines().collect::<Vec<_>>(), ["GREETING", "api-token"]);
+    // wasi:logging (wasmCloud's) lands in the function's logs.
+    let logged = node
+        .get("/function/reader/log?message=disk-almost-full")
+        .await;
+    assert_eq!(logged.status, 200, "{}", logged.text());
+    let logs = node.get("/system/logs?name=reader&tail=-1").await.text();
+    assert!(
+        logs.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .any(|l| l["text"] == "[warn] reader: disk-almost-full" && l["stream"] == "stderr"),
+        "{logs}"
+    );
 }

@@ -8,6 +8,7 @@
 mod cache;
 mod config;
 mod epoch;
+mod logging;
 mod sandbox;
 
 pub use crate::outbound::{
@@ -96,6 +97,7 @@ impl WasmRuntime {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         baton_state::guest::add_to_linker(&mut linker, HostState::state)?;
         config::add_to_linker(&mut linker, HostState::config)?;
+        logging::add_to_linker(&mut linker, HostState::log)?;
         let ticker = EpochTicker::start(engine.clone(), EPOCH_TICK);
         Ok(WasmRuntime {
             max_memory_bytes: config.max_memory_bytes,

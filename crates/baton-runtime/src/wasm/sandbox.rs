@@ -1,4 +1,5 @@
 use super::config::{ConfigValues, ConfigView};
+use super::logging::LogView;
 use crate::outbound::FunctionOutbound;
 use crate::{InvokeError, LogSink, LogStream, Request, Response, Sandbox};
 use async_trait::async_trait;
@@ -58,6 +59,8 @@ pub(crate) struct HostState {
     hooks: Hooks,
     state: GuestState,
     config: ConfigValues,
+    /// Where `wasi:logging` lines go: the instance's captured stderr.
+    log: MemoryOutputPipe,
 }
 
 impl HostState {
@@ -67,6 +70,10 @@ impl HostState {
 
     pub(crate) fn config(&mut self) -> ConfigView<'_> {
         ConfigView(&self.config)
+    }
+
+    pub(crate) fn log(&mut self) -> LogView<'_> {
+        LogView(&mut self.log)
     }
 }
 
@@ -183,7 +190,7 @@ impl WasmFunction {
         let deadline = started + self.timeout;
         let depth = baton_api::outbound::call_depth(request.headers());
         let mut wasi = WasiCtx::builder();
-        wasi.envs(&self.env).stdout(stdout).stderr(stderr);
+        wasi.envs(&self.env).stdout(stdout).stderr(stderr.clone());
         let state = HostState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
@@ -195,6 +202,7 @@ impl WasmFunction {
             },
             state: GuestState::new(self.state.clone(), self.namespace.clone()),
             config: self.config.clone(),
+            log: stderr,
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.memory_bytes)
                 .trap_on_grow_failure(true)

@@ -1,5 +1,6 @@
-//! A component written against `wasi:config/store` alone, as for Spin 3: `/get?key=K` answers
-//! the value of K (404 when there is none), `/keys` every key, one per line.
+//! A component written against the standard interfaces alone: `wasi:config/store` as for
+//! Spin 3 (`/get?key=K` answers the value of K, 404 when there is none; `/keys` every key, one
+//! per line) and `wasi:logging` as for wasmCloud (`/log?message=M` logs M at warn).
 use baton_sdk::{Request, Response};
 
 mod bindings {
@@ -11,6 +12,7 @@ mod bindings {
 }
 
 use bindings::wasi::config::store;
+use bindings::wasi::logging::logging;
 
 fn handle(request: Request) -> Response {
     match request.path() {
@@ -29,7 +31,12 @@ fn handle(request: Request) -> Response {
             }
             Err(error) => Response::text(500, format!("{error:?}\n")),
         },
-        _ => Response::text(404, "routes: /get?key=K, /keys\n"),
+        "/log" => {
+            let message = request.query_param("message").unwrap_or_default();
+            logging::log(logging::Level::Warn, "reader", &message);
+            Response::text(200, "logged\n")
+        }
+        _ => Response::text(404, "routes: /get?key=K, /keys, /log?message=M\n"),
     }
 }
 
