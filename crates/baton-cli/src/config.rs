@@ -112,6 +112,7 @@ struct WorkerSection {
 struct AsyncSection {
     queue: Option<usize>,
     concurrency: Option<usize>,
+    attempts: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -220,6 +221,12 @@ impl NodeConfig {
         }
         if let Some(concurrency) = file.async_calls.concurrency {
             async_calls.concurrency = concurrency;
+        }
+        if let Some(attempts) = file.async_calls.attempts {
+            if attempts == 0 {
+                anyhow::bail!("async.attempts must be at least 1");
+            }
+            async_calls.attempts = attempts;
         }
         let ready_timeout = match &file.process.ready_timeout {
             Some(text) => duration(text, "process.ready_timeout")?,

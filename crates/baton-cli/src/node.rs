@@ -92,6 +92,9 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
     let gateway = baton_gateway::GatewayConfig {
         token: Some(token),
         async_calls: config.async_calls.clone(),
+        async_journal: Some(baton_gateway::AsyncJournal::open(
+            &data.join("async-calls.redb"),
+        )?),
         extra_metrics: Some(node_metrics(
             state
                 .as_ref()

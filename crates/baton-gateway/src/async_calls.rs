@@ -1,9 +1,12 @@
-//! Asynchronous invocations: accepted with 202 into a bounded queue, run by a bounded number of
-//! tasks, and their results POSTed to `X-Callback-Url` when the caller gave one, as the
-//! OpenFaaS queue worker does. The queue is in memory: calls accepted but not yet run are lost
-//! if the node stops.
+//! Asynchronous invocations, as OpenFaaS's queue worker runs them: accepted with `202` into a
+//! bounded queue, run by a bounded number of tasks, retried with backoff and jitter while the
+//! function is overloaded or unavailable, and their results POSTed to `X-Callback-Url` with
+//! the function's response headers. With a journal (`baton up`: a file in the data directory)
+//! an accepted call is on disk before its `202`, and runs after a crash (at least once);
+//! without one (a cluster gateway), calls accepted but not yet run are lost if it stops.
 
 use crate::Shared;
+use crate::async_journal::{Journal, Record};
 use crate::error::HttpError;
 use crate::invoke::{CALL_ID, address};
 use crate::metrics::Metrics;
@@ -15,7 +18,9 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
 
@@ -26,6 +31,8 @@ pub struct AsyncConfig {
     pub queue: usize,
     /// Calls run at once. Default 16.
     pub concurrency: usize,
+    /// Attempts to run a call while the function answers 429, 502, 503 or 504. Default 5.
+    pub attempts: u32,
     /// Attempts to deliver a result to its callback URL. Default 3.
     pub callback_attempts: u32,
     /// Deadline of one callback attempt. Default 10 s.
@@ -37,34 +44,81 @@ impl Default for AsyncConfig {
         AsyncConfig {
             queue: 1024,
             concurrency: 16,
+            attempts: 5,
             callback_attempts: 3,
             callback_timeout: Duration::from_secs(10),
         }
     }
 }
 
-struct Call {
-    function: String,
-    call_id: String,
-    callback: Option<http::Uri>,
-    request: http::Request<Bytes>,
+/// The journal of accepted calls, opened before the gateway starts (so a node that cannot
+/// open it does not start), with the calls a previous run left.
+pub struct AsyncJournal {
+    journal: Journal,
+    left: Mutex<Vec<(u64, Record)>>,
 }
 
-/// The sending side of the queue.
+impl AsyncJournal {
+    /// Opens (or makes) the journal file at `path`.
+    pub fn open(path: &Path) -> anyhow::Result<Arc<AsyncJournal>> {
+        let (journal, left) = Journal::open(path)?;
+        if !left.is_empty() {
+            tracing::info!(
+                calls = left.len(),
+                "asynchronous calls accepted before a stop will run"
+            );
+        }
+        Ok(Arc::new(AsyncJournal {
+            journal,
+            left: Mutex::new(left),
+        }))
+    }
+}
+
+struct Call {
+    key: u64,
+    record: Record,
+}
+
+/// The accepting side of the queue.
 pub(crate) struct AsyncQueue {
     sender: mpsc::Sender<Call>,
+    journal: Option<Journal>,
+    next_key: AtomicU64,
+    /// Calls accepted and not yet finished, against `capacity`.
+    pending: Arc<AtomicUsize>,
+    capacity: usize,
 }
 
 impl AsyncQueue {
-    pub(crate) fn start(config: AsyncConfig, invoker: Arc<dyn Invoker>, metrics: Metrics) -> Self {
-        let (sender, mut receiver) = mpsc::channel::<Call>(config.queue.max(1));
+    pub(crate) fn start(
+        config: AsyncConfig,
+        journal: Option<Arc<AsyncJournal>>,
+        invoker: Arc<dyn Invoker>,
+        metrics: Metrics,
+    ) -> Self {
+        let left = journal
+            .as_ref()
+            .map(|j| std::mem::take(&mut *j.left.lock().unwrap()))
+            .unwrap_or_default();
+        let capacity = config.queue.max(1);
+        // Room for what a previous run left, even beyond a capacity lowered since.
+        let (sender, mut receiver) = mpsc::channel::<Call>(capacity.max(left.len()).max(1));
+        let next_key = left.iter().map(|(key, _)| key + 1).max().unwrap_or(1);
+        let pending = Arc::new(AtomicUsize::new(left.len()));
+        for (key, record) in left {
+            sender
+                .try_send(Call { key, record })
+                .unwrap_or_else(|_| unreachable!("the channel holds every call left"));
+        }
         let client: Client<HttpConnector, Full<Bytes>> =
             Client::builder(TokioExecutor::new()).build_http();
         let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
-        let depth = sender.clone();
+        let journal = journal.map(|j| j.journal.clone());
+        let (runner_journal, runner_pending) = (journal.clone(), pending.clone());
         tokio::spawn(async move {
             while let Some(call) = receiver.recv().await {
-                metrics.set_async_queued(depth.max_capacity() - depth.capacity());
+                metrics.set_async_queued(receiver.len());
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     return;
                 };
@@ -74,75 +128,178 @@ impl AsyncQueue {
                     client.clone(),
                     config.clone(),
                 );
+                let (journal, pending) = (runner_journal.clone(), runner_pending.clone());
                 tokio::spawn(async move {
-                    run(call, invoker, metrics, client, config).await;
+                    let key = call.key;
+                    run(call.record, invoker, metrics, client, config).await;
+                    if let Some(journal) = journal {
+                        let removed =
+                            tokio::task::spawn_blocking(move || journal.remove(key)).await;
+                        if !matches!(removed, Ok(Ok(()))) {
+                            tracing::error!(
+                                key,
+                                "a finished asynchronous call stays in the journal: it will run again after a restart"
+                            );
+                        }
+                    }
+                    pending.fetch_sub(1, Ordering::SeqCst);
                     drop(permit);
                 });
             }
         });
-        AsyncQueue { sender }
+        AsyncQueue {
+            sender,
+            journal,
+            next_key: AtomicU64::new(next_key),
+            pending,
+            capacity,
+        }
+    }
+
+    /// Takes `record`: journaled first where there is a journal; 429 when the queue is full.
+    async fn push(&self, record: Record) -> Result<(), ApiError> {
+        if self.pending.fetch_add(1, Ordering::SeqCst) >= self.capacity {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError::new(
+                ErrorKind::Overloaded,
+                "the asynchronous queue is full; retry later",
+            ));
+        }
+        let key = self.next_key.fetch_add(1, Ordering::SeqCst);
+        if let Some(journal) = self.journal.clone() {
+            let kept = record.clone();
+            let written = tokio::task::spawn_blocking(move || journal.put(key, &kept)).await;
+            if !matches!(written, Ok(Ok(()))) {
+                self.pending.fetch_sub(1, Ordering::SeqCst);
+                tracing::error!(?written, "an asynchronous call could not be journaled");
+                return Err(ApiError::new(
+                    ErrorKind::Unavailable,
+                    "the asynchronous queue cannot record calls now; retry later",
+                ));
+            }
+        }
+        // Never full: `pending` keeps calls below the channel's capacity.
+        self.sender
+            .try_send(Call { key, record })
+            .map_err(|_| ApiError::new(ErrorKind::Unavailable, "the asynchronous queue stopped"))
     }
 }
 
+/// The pause before attempt `attempt + 1` of a call (`attempt` ≥ 1): 0.5 s doubling up to
+/// 30 s, spread by `jitter` in [0, 1) to between half and one and a half of that, so calls
+/// refused together do not come back together.
+fn backoff(attempt: u32, jitter: f64) -> Duration {
+    let base = Duration::from_millis(500)
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(Duration::from_secs(30));
+    base.mul_f64(0.5 + jitter.clamp(0.0, 1.0))
+}
+
+/// Whether a status means "try again later" rather than the call's own answer.
+fn retryable(status: http::StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 502 | 503 | 504)
+}
+
+fn request_of(record: &Record) -> http::Request<Bytes> {
+    let mut request = http::Request::builder()
+        .method(record.method.as_str())
+        .uri(record.uri.as_str());
+    for (name, value) in &record.headers {
+        request = request.header(name.as_str(), value.as_slice());
+    }
+    request
+        .body(record.body.clone())
+        .unwrap_or_else(|_| http::Request::new(record.body.clone()))
+}
+
 async fn run(
-    call: Call,
+    record: Record,
     invoker: Arc<dyn Invoker>,
     metrics: Metrics,
     client: Client<HttpConnector, Full<Bytes>>,
     config: AsyncConfig,
 ) {
     let started = Instant::now();
-    metrics.started(&call.function);
-    let (status, headers, body, cold) = match invoker.invoke(&call.function, call.request).await {
-        Ok(outcome) => {
-            let (parts, body) = outcome.response.into_parts();
-            (parts.status, parts.headers, body, outcome.cold_start)
+    let mut attempt = 1;
+    let (status, headers, body) = loop {
+        metrics.started(&record.function);
+        let attempt_started = Instant::now();
+        let (status, headers, body, cold) =
+            match invoker.invoke(&record.function, request_of(&record)).await {
+                Ok(outcome) => {
+                    let (parts, body) = outcome.response.into_parts();
+                    (parts.status, parts.headers, body, outcome.cold_start)
+                }
+                Err(error) => {
+                    let status = http::StatusCode::from_u16(error.kind.http_status())
+                        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+                    (
+                        status,
+                        http::HeaderMap::new(),
+                        Bytes::from(error.message),
+                        None,
+                    )
+                }
+            };
+        metrics.finished(
+            &record.function,
+            status.as_u16(),
+            attempt_started.elapsed(),
+            cold,
+        );
+        if !retryable(status) || attempt >= config.attempts {
+            break (status, headers, body);
         }
-        Err(error) => {
-            let status = http::StatusCode::from_u16(error.kind.http_status())
-                .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-            (
-                status,
-                http::HeaderMap::new(),
-                Bytes::from(error.message),
-                None,
-            )
-        }
+        let pause = backoff(attempt, fastrand::f64());
+        tracing::debug!(call_id = %record.call_id, status = status.as_u16(), attempt, ?pause, "async call retried");
+        tokio::time::sleep(pause).await;
+        attempt += 1;
     };
     let elapsed = started.elapsed();
-    metrics.finished(&call.function, status.as_u16(), elapsed, cold);
-    tracing::debug!(function = %call.function, call_id = %call.call_id, status = status.as_u16(), "async call finished");
-    let Some(callback) = call.callback else {
+    tracing::debug!(function = %record.function, call_id = %record.call_id, status = status.as_u16(), attempt, "async call finished");
+    let Some(callback) = record
+        .callback
+        .as_deref()
+        .and_then(|c| c.parse::<http::Uri>().ok())
+    else {
         return;
     };
     for attempt in 1..=config.callback_attempts {
-        let mut request = http::Request::post(callback.clone())
-            .header(CALL_ID, &call.call_id)
-            .header("x-function-name", &call.function)
+        let mut request = http::Request::post(callback.clone());
+        // The function's own headers first, as OpenFaaS's queue worker copies them; the
+        // platform's then win.
+        for (name, value) in &headers {
+            if !matches!(
+                name.as_str(),
+                "content-length" | "transfer-encoding" | "connection" | "keep-alive"
+            ) {
+                request = request.header(name, value);
+            }
+        }
+        let request = request
+            .header(CALL_ID, &record.call_id)
+            .header("x-function-name", &record.function)
             .header("x-function-status", status.as_u16())
             .header(
                 "x-duration-seconds",
                 format!("{:.6}", elapsed.as_secs_f64()),
             );
-        if let Some(content_type) = headers.get(http::header::CONTENT_TYPE) {
-            request = request.header(http::header::CONTENT_TYPE, content_type);
-        }
         let Ok(request) = request.body(Full::new(body.clone())) else {
             return;
         };
         match tokio::time::timeout(config.callback_timeout, client.request(request)).await {
             Ok(Ok(response)) if !response.status().is_server_error() => return,
             Ok(Ok(response)) => {
-                tracing::warn!(call_id = %call.call_id, status = %response.status(), attempt, "callback refused the result")
+                tracing::warn!(call_id = %record.call_id, status = %response.status(), attempt, "callback refused the result")
             }
             Ok(Err(error)) => {
-                tracing::warn!(call_id = %call.call_id, %error, attempt, "callback failed")
+                tracing::warn!(call_id = %record.call_id, %error, attempt, "callback failed")
             }
-            Err(_) => tracing::warn!(call_id = %call.call_id, attempt, "callback timed out"),
+            Err(_) => tracing::warn!(call_id = %record.call_id, attempt, "callback timed out"),
         }
-        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+        tokio::time::sleep(backoff(attempt, fastrand::f64())).await;
     }
-    tracing::error!(call_id = %call.call_id, %callback, "result not delivered to callback; giving up");
+    tracing::error!(call_id = %record.call_id, %callback, "result not delivered to callback; giving up");
 }
 
 /// `POST /async-function/{name}[/{rest}]`.
@@ -167,22 +324,69 @@ async fn accept(shared: &Shared, request: Request) -> Result<String, ApiError> {
                     "X-Callback-Url must be an absolute http:// URL",
                 ));
             }
-            Some(uri)
+            Some(uri.to_string())
         }
     };
     let addressed = address(shared, "/async-function/", request).await?;
     let call_id = addressed.call_id.clone();
-    let call = Call {
+    let (parts, body) = addressed.request.into_parts();
+    let record = Record {
         function: addressed.function,
         call_id: addressed.call_id,
         callback,
-        request: addressed.request,
+        method: parts.method.to_string(),
+        uri: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+            .collect(),
+        body,
     };
-    shared.async_calls.sender.try_send(call).map_err(|_| {
-        ApiError::new(
-            ErrorKind::Overloaded,
-            "the asynchronous queue is full; retry later",
-        )
-    })?;
+    shared.async_calls.push(record).await?;
     Ok(call_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_cap_and_jitter_spreads_it() {
+        for (attempt, jitter, millis) in [
+            (1, 0.5, 500),
+            (2, 0.5, 1_000),
+            (3, 0.5, 2_000),
+            (7, 0.5, 30_000),
+            (40, 0.5, 30_000),
+            (1, 0.0, 250),
+            (1, 0.999_999, 749),
+            (2, 7.0, 1_500),
+        ] {
+            assert_eq!(
+                backoff(attempt, jitter).as_millis(),
+                millis,
+                "attempt {attempt}, jitter {jitter}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_overload_and_unavailability_are_retried() {
+        for (status, again) in [(429, true), (502, true), (503, true), (504, true)] {
+            assert_eq!(
+                retryable(http::StatusCode::from_u16(status).unwrap()),
+                again
+            );
+        }
+        for status in [200, 400, 404, 413, 500] {
+            assert!(
+                !retryable(http::StatusCode::from_u16(status).unwrap()),
+                "{status}"
+            );
+        }
+    }
 }

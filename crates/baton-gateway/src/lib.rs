@@ -17,6 +17,7 @@
 
 mod admin;
 mod async_calls;
+mod async_journal;
 mod auth;
 pub mod balance;
 pub mod cluster;
@@ -32,7 +33,7 @@ use axum::routing::{any, get, post};
 use baton_api::{FunctionAdmin, Invoker};
 use std::sync::Arc;
 
-pub use async_calls::AsyncConfig;
+pub use async_calls::{AsyncConfig, AsyncJournal};
 pub use listener::{ListenerLimits, ListenerStats, serve};
 pub use metrics::Metrics;
 
@@ -47,6 +48,8 @@ pub struct GatewayConfig {
     pub token: Option<String>,
     /// The asynchronous invocation queue.
     pub async_calls: AsyncConfig,
+    /// Where accepted asynchronous calls are kept until they ran; `None`: in memory only.
+    pub async_journal: Option<Arc<AsyncJournal>>,
     /// The state agent's metrics, when the node runs one.
     pub extra_metrics: Option<MetricsSource>,
 }
@@ -70,6 +73,7 @@ pub fn router(
     let metrics = Metrics::new();
     let async_calls = async_calls::AsyncQueue::start(
         config.async_calls.clone(),
+        config.async_journal.clone(),
         invoker.clone(),
         metrics.clone(),
     );

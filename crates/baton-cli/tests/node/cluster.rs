@@ -1063,7 +1063,8 @@ async fn secrets_go_through_the_control_plane_to_the_worker_that_runs_the_functi
         )
         .await;
     assert_eq!(deployed.status, 201, "{}", deployed.text());
-    let read = first.post("/function/reader", "").await;
+    // Through the gateway that deployed it (the other learns of it a moment later).
+    let read = second.post("/function/reader", "").await;
     assert_eq!((read.status, read.text()), (200, "hunter2".to_string()));
     let in_use = json!({"name": "db-password"}).to_string();
     assert_eq!(

@@ -233,3 +233,130 @@ async fn a_restart_keeps_a_users_function_named_like_an_example_and_removed_exam
     assert_eq!(echo["image"], "my-echo", "{echo}");
     assert!(echo["labels"].get("baton.example").is_none(), "{echo}");
 }
+
+/// Call ids POSTed to a callback server on loopback, as they arrive.
+async fn callback_server() -> (String, Arc<std::sync::Mutex<Vec<(String, String)>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/done", listener.local_addr().unwrap());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let recorded = recorded.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |request: http::Request<hyper::body::Incoming>| {
+                        let recorded = recorded.clone();
+                        async move {
+                            let header =
+                                |name: &str| request.headers()[name].to_str().unwrap().to_owned();
+                            let entry = (header("x-call-id"), header("x-function-status"));
+                            recorded.lock().unwrap().push(entry);
+                            Ok::<_, std::convert::Infallible>(http::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::new()),
+                            ))
+                        }
+                    },
+                );
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn accepted_async_calls_run_after_kill_9_and_busy_functions_are_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    // One call at a time, so most are still queued when the node dies; two attempts each.
+    let options = || Options {
+        config: Some("[async]\nconcurrency = 1\nattempts = 2\n".into()),
+        ..Options::default()
+    };
+    let node = Node::start(dir.path(), options());
+    let deployed = node
+        .upload("slow", baton_guests::MISBEHAVE, json!({}))
+        .await;
+    assert_eq!(deployed.status, 201, "{}", deployed.text());
+    let (callback, seen) = callback_server().await;
+    let mut accepted = Vec::new();
+    for _ in 0..20 {
+        let reply = node
+            .send(
+                "POST",
+                "/async-function/slow/sleep?ms=200",
+                &[("x-callback-url", &callback)],
+                "",
+            )
+            .await;
+        assert_eq!(reply.status, 202, "{}", reply.text());
+        accepted.push(reply.header("x-call-id").to_owned());
+    }
+    let started = eventually(Duration::from_secs(60), || async {
+        seen.lock().unwrap().len() >= 2
+    })
+    .await;
+    assert!(started, "no call ran");
+    let data = node.kill();
+    let ran_before = seen.lock().unwrap().len();
+    assert!(ran_before < accepted.len(), "all ran before the kill");
+
+    // After the restart, every accepted call runs (at least once).
+    let node = Node::start(&data, options());
+    let all = eventually(Duration::from_secs(120), || async {
+        let seen = seen.lock().unwrap();
+        accepted
+            .iter()
+            .all(|id| seen.iter().any(|(done, _)| done == id))
+    })
+    .await;
+    assert!(
+        all,
+        "{} of {} ran",
+        seen.lock().unwrap().len(),
+        accepted.len()
+    );
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .all(|(_, status)| status == "200")
+    );
+
+    // A function that stays unavailable is tried `attempts` times, then reported.
+    let reply = node
+        .send(
+            "POST",
+            "/async-function/slow/status?code=503",
+            &[("x-callback-url", &callback)],
+            "",
+        )
+        .await;
+    assert_eq!(reply.status, 202);
+    let id = reply.header("x-call-id").to_owned();
+    let reported = eventually(Duration::from_secs(60), || async {
+        seen.lock().unwrap().iter().any(|(done, _)| *done == id)
+    })
+    .await;
+    assert!(reported);
+    let status = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(done, _)| *done == id)
+        .map(|(_, status)| status.clone());
+    assert_eq!(status.as_deref(), Some("503"));
+    let metrics = node.get("/metrics").await.text();
+    assert!(
+        metrics.lines().any(|l| l.starts_with(
+            "gateway_function_invocation_total{function_name=\"slow\",code=\"503\"} 2"
+        )),
+        "{metrics}"
+    );
+}
