@@ -1,5 +1,6 @@
 //! An OpenFaaS deployment as `POST /system/functions` receives it: JSON into a deploy request,
-//! into a validated spec, and the quantities and host lists inside it parsed on their own.
+//! into a validated spec, and the quantities and host lists inside it parsed on their own; a
+//! secret as `/system/secrets` receives it.
 #![no_main]
 
 use baton_api::{DeployRequest, FunctionSpec, outbound::AllowedHosts};
@@ -18,8 +19,16 @@ fuzz_target!(|data: &[u8]| {
             let _ = process;
         }
     }
+    if let Ok(secret) = serde_json::from_slice::<baton_api::Secret>(data)
+        && secret.validate().is_ok()
+    {
+        // A valid secret's name is a safe file name.
+        assert!(!secret.name.contains('/') && secret.name != "." && secret.name != "..");
+        assert!(secret.bytes().len() <= baton_api::MAX_SECRET_BYTES);
+    }
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = baton_api::parse_memory(text);
+        let _ = baton_api::parse_cpu(text);
         let _ = baton_api::parse_duration(text);
         let _ = AllowedHosts::parse(text);
         let _ = baton_api::FunctionName::new(text);
