@@ -339,12 +339,14 @@ async fn load_scales_out_across_workers_within_the_per_sandbox_limit() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(dir.path(), "redb");
     let gateway = &cluster.gateways[0];
-    // One request per sandbox at a time, each busy 300 ms.
+    // One request per sandbox at a time, each busy 300 ms; a long timeout, since a request
+    // waits for a free sandbox at most that long and a loaded machine starts them slowly.
     deploy(
         gateway,
         "busy",
         baton_guests::BUSY,
-        json!({"envVars": {"max_inflight": "1"}, "labels": {"com.openfaas.scale.max": "6"}}),
+        json!({"envVars": {"max_inflight": "1", "exec_timeout": "5m"},
+               "labels": {"com.openfaas.scale.max": "6"}}),
     )
     .await;
     // Six callers keep calling until the autoscaler has answered their load (however long

@@ -64,7 +64,13 @@ async fn process_failures_end_one_invocation_with_a_clear_error() {
     std::fs::write(scripts.join("dies.sh"), "echo bye >&2; exit 1").unwrap();
     std::fs::write(scripts.join("deaf.sh"), "sleep 60").unwrap();
     let working_dir = scripts.display().to_string();
-    let deploy = |name: &str, script: &str, mode: &str| json!({"service": name, "envProcess": format!("sh {script}"), "envVars": {"mode": mode, "exec_timeout": "2s"}, "workingDir": working_dir});
+    // `flood` must reach the output limit before its timeout, however slowly a loaded
+    // machine runs `yes`; the others time out on purpose.
+    let deploy = |name: &str, script: &str, mode: &str| {
+        let timeout = if name == "flood" { "5m" } else { "2s" };
+        json!({"service": name, "envProcess": format!("sh {script}"),
+               "envVars": {"mode": mode, "exec_timeout": timeout}, "workingDir": working_dir})
+    };
     for (name, script, mode) in [
         ("fail", "fail.sh", "classic"),
         ("flood", "flood.sh", "classic"),
