@@ -16,6 +16,7 @@ pub mod harness;
 pub mod load;
 pub mod report;
 pub mod scenario;
+#[cfg(feature = "suites")]
 pub mod suites;
 mod svg;
 pub mod template;

@@ -91,7 +91,8 @@ pub(crate) fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File
     Ok((path, file))
 }
 
-fn rand_suffix() -> u64 {
+/// A random number for the name of a file or directory that must not collide.
+pub(crate) fn rand_suffix() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(

@@ -45,6 +45,35 @@ async fn try_get(url: &str) -> Option<(u16, String)> {
     Some((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
+/// A plain HTTP server on loopback answering `served`, standing for a service the operator
+/// opens: its port.
+fn service_on_loopback() -> u16 {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in server.incoming().flatten() {
+            let mut stream = stream;
+            let mut buffer = [0u8; 4096];
+            let _ = stream.read(&mut buffer);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\nserved",
+            );
+        }
+    });
+    port
+}
+
+/// A node whose operator opened loopback to functions that list it.
+fn node_opening_loopback(dir: &std::path::Path) -> Node {
+    Node::start(
+        dir,
+        Options {
+            env: vec![("BATON_OUTBOUND_ALLOW_PRIVATE".into(), "127.0.0.1/32".into())],
+            ..Options::default()
+        },
+    )
+}
+
 fn authority(url: &str) -> &str {
     url.trim_start_matches("http://")
 }
@@ -150,27 +179,9 @@ async fn functions_call_functions_in_process_and_recursion_is_bounded() {
 
 #[tokio::test]
 async fn listed_hosts_are_reachable_and_loopback_only_by_operator_setting() {
-    // A plain HTTP server on loopback, standing for a service the operator opens.
-    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = server.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in server.incoming().flatten() {
-            let mut stream = stream;
-            let mut buffer = [0u8; 4096];
-            let _ = stream.read(&mut buffer);
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\nserved",
-            );
-        }
-    });
+    let port = service_on_loopback();
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(
-        dir.path(),
-        Options {
-            env: vec![("BATON_OUTBOUND_ALLOW_PRIVATE".into(), "127.0.0.1/32".into())],
-            ..Options::default()
-        },
-    );
+    let node = node_opening_loopback(dir.path());
     deploy_prober(
         &node,
         "listed",
@@ -518,27 +529,9 @@ async fn a_process_function_reaches_the_network_only_through_the_policy() {
         eprintln!("not root: process functions are not isolated here, nothing to test");
         return;
     }
-    // A plain HTTP server on loopback, standing for a service the operator opens.
-    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let service = server.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in server.incoming().flatten() {
-            let mut stream = stream;
-            let mut buffer = [0u8; 4096];
-            let _ = stream.read(&mut buffer);
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\nserved",
-            );
-        }
-    });
+    let service = service_on_loopback();
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(
-        dir.path(),
-        Options {
-            env: vec![("BATON_OUTBOUND_ALLOW_PRIVATE".into(), "127.0.0.1/32".into())],
-            ..Options::default()
-        },
-    );
+    let node = node_opening_loopback(dir.path());
     let hello = node.upload("hello", baton_guests::HELLO, json!({})).await;
     assert_eq!(hello.status, 201, "{}", hello.text());
     let scripts = dir.path().join("net");

@@ -41,7 +41,7 @@ impl SecretFiles {
             .recursive(true)
             .mode(0o700)
             .create(root)?;
-        let dir = root.join(format!("{}-{:016x}", spec.name.as_str(), rand_suffix()));
+        let dir = root.join(format!("{}-{:016x}", spec.name.as_str(), crate::artifacts::rand_suffix()));
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         let files = SecretFiles { dir };
         for name in &spec.secrets {
@@ -104,17 +104,6 @@ fn chown(path: &Path, owner: Option<u32>) -> io::Result<()> {
     }
 }
 
-fn rand_suffix() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    hasher.finish()
-}
 
 #[cfg(test)]
 mod tests {
