@@ -39,6 +39,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args): pass
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 EOF
+cat >"$WORK/summary.py" <<'EOF'
+import json, sys
+s = json.load(sys.stdin)
+l = s["latency"]
+print("%.0f req/s, p50 %.2f ms, p99 %.2f ms, statuses %s, errors %s" % (
+    s["throughput_rps"], l["p50_us"] / 1000, l["p99_us"] / 1000, s["statuses"], s["errors"]))
+EOF
 touch "$WORK/delivered"
 python3 "$WORK/callback.py" "$CALLBACK_PORT" "$WORK/delivered" & PIDS+=($!)
 CALLBACK=http://127.0.0.1:$CALLBACK_PORT/done
@@ -67,7 +74,7 @@ for round in 1 2; do
       url=http://127.0.0.1:$PORT/function/slow/ok; header="X-Kind: sync"
     fi
     rate=$("$BATON" bench load "$url" -X POST -H "$header" -c 32 -d "${DURATION}s" --json |
-      python3 -c 'import json,sys; s=json.load(sys.stdin); l=s["latency"]; print(f"{s[\"throughput_rps\"]:.0f} req/s, p50 {l[\"p50_us\"]/1000:.2f} ms, p99 {l[\"p99_us\"]/1000:.2f} ms, statuses {s[\"statuses\"]}, errors {s[\"errors\"]}")')
+      python3 "$WORK/summary.py")
     echo "round $round $kind: $rate"
   done
 done

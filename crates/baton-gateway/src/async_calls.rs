@@ -133,14 +133,7 @@ impl AsyncQueue {
                     let key = call.key;
                     run(call.record, invoker, metrics, client, config).await;
                     if let Some(journal) = journal {
-                        let removed =
-                            tokio::task::spawn_blocking(move || journal.remove(key)).await;
-                        if !matches!(removed, Ok(Ok(()))) {
-                            tracing::error!(
-                                key,
-                                "a finished asynchronous call stays in the journal: it will run again after a restart"
-                            );
-                        }
+                        journal.remove(key);
                     }
                     pending.fetch_sub(1, Ordering::SeqCst);
                     drop(permit);
@@ -166,17 +159,15 @@ impl AsyncQueue {
             ));
         }
         let key = self.next_key.fetch_add(1, Ordering::SeqCst);
-        if let Some(journal) = self.journal.clone() {
-            let kept = record.clone();
-            let written = tokio::task::spawn_blocking(move || journal.put(key, &kept)).await;
-            if !matches!(written, Ok(Ok(()))) {
-                self.pending.fetch_sub(1, Ordering::SeqCst);
-                tracing::error!(?written, "an asynchronous call could not be journaled");
-                return Err(ApiError::new(
-                    ErrorKind::Unavailable,
-                    "the asynchronous queue cannot record calls now; retry later",
-                ));
-            }
+        if let Some(journal) = &self.journal
+            && let Err(error) = journal.put(key, &record).await
+        {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            tracing::error!(%error, "an asynchronous call could not be journaled");
+            return Err(ApiError::new(
+                ErrorKind::Unavailable,
+                "the asynchronous queue cannot record calls now; retry later",
+            ));
         }
         // Never full: `pending` keeps calls below the channel's capacity.
         self.sender

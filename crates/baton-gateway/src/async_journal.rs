@@ -2,6 +2,10 @@
 //! (fsynced) before its `202` goes out, and removed once it has run and its result was
 //! delivered (or given up on). A node that dies in between finds the call at its next start
 //! and runs it again: at least once, as OpenFaaS's queue worker over NATS.
+//!
+//! One writer thread owns the file and commits in groups: the writes and removals that arrive
+//! while a commit is being made go into the next one, so a burst of calls pays one fsync, not
+//! one each. A write is acknowledged after the commit that holds it.
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -76,10 +80,22 @@ impl Record {
     }
 }
 
-/// The journal file.
+/// Most changes one commit takes.
+const MAX_GROUP: usize = 512;
+
+enum Change {
+    Put(
+        u64,
+        Vec<u8>,
+        tokio::sync::oneshot::Sender<Result<(), String>>,
+    ),
+    Remove(u64),
+}
+
+/// The journal file, through its writer thread.
 #[derive(Clone)]
 pub(crate) struct Journal {
-    db: Arc<Database>,
+    changes: std::sync::mpsc::Sender<Change>,
 }
 
 impl Journal {
@@ -107,29 +123,77 @@ impl Journal {
                 }
             }
         }
-        let journal = Journal { db: Arc::new(db) };
+        let (changes, receiver) = std::sync::mpsc::channel();
+        let db = Arc::new(db);
+        std::thread::Builder::new()
+            .name("baton-async-journal".into())
+            .spawn(move || write_groups(&db, &receiver))?;
+        let journal = Journal { changes };
         for key in unreadable {
-            journal.remove(key)?;
+            journal.remove(key);
         }
         Ok((journal, left))
     }
 
     /// Writes `record` under `key`; returns once it would survive a crash.
-    pub(crate) fn put(&self, key: u64, record: &Record) -> anyhow::Result<()> {
-        let tx = self.db.begin_write()?;
-        tx.open_table(CALLS)?
-            .insert(key, record.encode().as_slice())?;
-        tx.commit()?;
-        Ok(())
+    pub(crate) async fn put(&self, key: u64, record: &Record) -> anyhow::Result<()> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        self.changes
+            .send(Change::Put(key, record.encode(), sender))
+            .map_err(|_| anyhow::anyhow!("the journal's writer stopped"))?;
+        receiver
+            .await
+            .map_err(|_| anyhow::anyhow!("the journal's writer stopped"))?
+            .map_err(anyhow::Error::msg)
     }
 
-    /// Forgets the call under `key`.
-    pub(crate) fn remove(&self, key: u64) -> anyhow::Result<()> {
-        let tx = self.db.begin_write()?;
-        tx.open_table(CALLS)?.remove(key)?;
-        tx.commit()?;
-        Ok(())
+    /// Forgets the call under `key` (with the next commit; a removal lost in a crash runs the
+    /// call again, which at-least-once allows).
+    pub(crate) fn remove(&self, key: u64) {
+        let _ = self.changes.send(Change::Remove(key));
     }
+}
+
+/// The writer thread: waits for a change, takes every change waiting behind it (up to
+/// [`MAX_GROUP`]), commits them in one transaction, then acknowledges the writes.
+fn write_groups(db: &Database, changes: &std::sync::mpsc::Receiver<Change>) {
+    while let Ok(first) = changes.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match changes.try_recv() {
+                Ok(change) => group.push(change),
+                Err(_) => break,
+            }
+        }
+        let committed = commit(db, &group).map_err(|e| format!("{e:#}"));
+        if let Err(error) = &committed {
+            tracing::error!(%error, changes = group.len(), "the asynchronous-call journal could not commit");
+        }
+        for change in group {
+            if let Change::Put(_, _, ack) = change {
+                let _ = ack.send(committed.clone());
+            }
+        }
+    }
+}
+
+fn commit(db: &Database, group: &[Change]) -> anyhow::Result<()> {
+    let tx = db.begin_write()?;
+    {
+        let mut table = tx.open_table(CALLS)?;
+        for change in group {
+            match change {
+                Change::Put(key, bytes, _) => {
+                    table.insert(*key, bytes.as_slice())?;
+                }
+                Change::Remove(key) => {
+                    table.remove(*key)?;
+                }
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -148,20 +212,35 @@ mod tests {
         }
     }
 
-    #[test]
-    fn records_survive_a_reopen_until_removed() {
+    #[tokio::test]
+    async fn records_survive_a_reopen_until_removed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("async.redb");
         {
             let (journal, left) = Journal::open(&path).unwrap();
             assert!(left.is_empty());
-            for n in 1..=3 {
-                journal.put(u64::from(n), &record(n)).unwrap();
+            // Written together: one group, each acknowledged.
+            let writes = (1..=3).map(|n| {
+                let journal = journal.clone();
+                async move { journal.put(u64::from(n), &record(n)).await }
+            });
+            for written in futures_util::future::join_all(writes).await {
+                written.unwrap();
             }
-            journal.remove(2).unwrap();
+            journal.remove(2);
+            // A write after the removal is acknowledged only once the removal is committed.
+            journal.put(4, &record(4)).await.unwrap();
+            journal.remove(4);
+            journal.put(5, &record(5)).await.unwrap();
         }
-        let (_, left) = Journal::open(&path).unwrap();
-        assert_eq!(left, vec![(1, record(1)), (3, record(3))]);
+        // The writer thread lets go of the file once the journal is dropped.
+        let left = loop {
+            match Journal::open(&path) {
+                Ok((_, left)) => break left,
+                Err(_) => std::thread::yield_now(),
+            }
+        };
+        assert_eq!(left, vec![(1, record(1)), (3, record(3)), (5, record(5))]);
     }
 
     #[test]

@@ -411,3 +411,60 @@ async fn components_read_config_and_log_through_the_standard_interfaces() {
         "{logs}"
     );
 }
+
+/// The metric family a name in a query or an exposition belongs to.
+fn family(name: &str) -> &str {
+    ["_bucket", "_count", "_sum", "_total"]
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix))
+        .unwrap_or(name)
+}
+
+/// `dashboards/baton.json` queries only metrics a node exports, by their exported names.
+#[tokio::test]
+async fn the_grafana_dashboard_queries_only_what_a_node_exports() {
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../dashboards/baton.json")).unwrap();
+    let mut queries = Vec::new();
+    fn walk(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        ("expr" | "definition", serde_json::Value::String(text)) => {
+                            out.push(text.clone())
+                        }
+                        _ => walk(value, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    walk(&dashboard, &mut queries);
+    assert!(queries.len() >= 10, "{queries:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    // A node in use: one function called once (a cold start).
+    node.upload("hello", baton_guests::HELLO, json!({})).await;
+    assert_eq!(node.get("/function/hello").await.status, 200);
+    let exposition = node.get("/metrics").await.text();
+    let exported: std::collections::BTreeSet<&str> = exposition
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|line| line.split_whitespace().next())
+        .map(family)
+        .collect();
+    for query in &queries {
+        for name in query
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|t| t.starts_with("gateway_") || t.starts_with("baton_"))
+        {
+            assert!(
+                exported.contains(family(name)),
+                "the dashboard queries {name}, which a node does not export ({query})"
+            );
+        }
+    }
+}

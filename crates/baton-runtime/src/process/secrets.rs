@@ -41,7 +41,11 @@ impl SecretFiles {
             .recursive(true)
             .mode(0o700)
             .create(root)?;
-        let dir = root.join(format!("{}-{:016x}", spec.name.as_str(), crate::artifacts::rand_suffix()));
+        let dir = root.join(format!(
+            "{}-{:016x}",
+            spec.name.as_str(),
+            crate::artifacts::rand_suffix()
+        ));
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         let files = SecretFiles { dir };
         for name in &spec.secrets {
@@ -103,7 +107,6 @@ fn chown(path: &Path, owner: Option<u32>) -> io::Result<()> {
         None => Ok(()),
     }
 }
-
 
 #[cfg(test)]
 mod tests {
