@@ -10,8 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 
-/// How long a worker's sandbox list may take (adoption).
-pub(super) const LIST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a worker's sandbox list may take (adoption after a restart). A dead worker
+/// refuses the connection at once; this bounds a live one that a loaded machine starves, whose
+/// sandboxes would otherwise be replaced rather than adopted (2 s was too short there).
+pub(super) const LIST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a suspected worker has to answer before it is declared dead.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
