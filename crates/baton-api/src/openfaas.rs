@@ -26,7 +26,7 @@ pub struct ResourceLimits {
     /// Memory quantity, e.g. `"128Mi"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
-    /// CPU quantity; for classic-mode processes whole seconds of CPU per request.
+    /// CPU quantity in cores (`"100m"`, `"0.5"`): a process sandbox's CPU bandwidth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<String>,
 }
