@@ -415,6 +415,35 @@ fn local_addresses() -> Vec<IpAddr> {
     found
 }
 
+/// Headers that describe one hop (RFC 9110 §7.6.1), or a proxy, never passed on.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes the headers that describe one hop, and those its `Connection` header names: for
+/// every place Baton passes a message on (the process functions' proxy, http-mode sandboxes).
+pub(crate) fn without_hop_headers(headers: &mut http::HeaderMap) {
+    let named: Vec<String> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect();
+    for name in named.iter().map(String::as_str).chain(HOP_BY_HOP) {
+        headers.remove(name);
+    }
+}
+
 /// Answers a platform request with the body the gateway produced, for [`PlatformService`]
 /// implementations.
 pub fn platform_body<B>(body: B) -> WasiBody
@@ -429,6 +458,26 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hop_headers_stop_here_with_those_connection_names() {
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in [
+            ("transfer-encoding", "chunked"),
+            ("connection", "keep-alive, x-private"),
+            ("keep-alive", "timeout=5"),
+            ("x-private", "1"),
+            ("content-type", "application/json"),
+        ] {
+            headers.insert(
+                http::HeaderName::from_static(name),
+                http::HeaderValue::from_static(value),
+            );
+        }
+        crate::outbound::without_hop_headers(&mut headers);
+        let left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["content-type"]);
+    }
 
     #[test]
     fn the_machine_has_addresses() {

@@ -34,19 +34,6 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the proxy waits for a destination to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Headers that describe one hop (RFC 9110 §7.6.1) or the proxy, never sent on.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
 /// What one function's proxy serves.
 pub(crate) struct ProxyContext {
     /// The function's outgoing-request policy.
@@ -110,9 +97,7 @@ async fn handle(
         return platform_api(context, request).await;
     }
     let depth = call_depth(request.headers());
-    for name in HOP_BY_HOP {
-        request.headers_mut().remove(name);
-    }
+    super::without_hop_headers(request.headers_mut());
     let request = request.map(|body| body.map_err(Error::Hyper).boxed_unsync());
     let sent = context
         .outbound

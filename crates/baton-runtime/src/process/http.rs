@@ -16,18 +16,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
-/// Headers that describe one hop and are not forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
 /// Connects to a function process's port on loopback: the node's, or that of the function's
 /// own network namespace.
 #[derive(Clone)]
@@ -201,21 +189,6 @@ impl HttpFunction {
     }
 }
 
-/// Removes the headers that describe one hop, and those its `Connection` header names.
-fn without_hop_headers(headers: &mut http::HeaderMap) {
-    let named: Vec<String> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|name| name.trim().to_ascii_lowercase())
-        .filter(|name| !name.is_empty())
-        .collect();
-    for name in named.iter().map(String::as_str).chain(HOP_BY_HOP) {
-        headers.remove(name);
-    }
-}
-
 /// A running http-mode process.
 pub(crate) struct HttpSandbox {
     port: u16,
@@ -241,7 +214,7 @@ impl Sandbox for HttpSandbox {
         parts.uri = format!("http://127.0.0.1:{}{path}", self.port)
             .parse()
             .map_err(|e| InvokeError::SandboxFailed(format!("bad path {path:?}: {e}")))?;
-        without_hop_headers(&mut parts.headers);
+        crate::outbound::without_hop_headers(&mut parts.headers);
         let request = http::Request::from_parts(parts, Full::new(body));
         let max_output = self.max_output;
         let exchange = async {
@@ -257,7 +230,7 @@ impl Sandbox for HttpSandbox {
             // The body is read whole here and framed anew by the gateway: how the process
             // framed it (`transfer-encoding: chunked`, as Node sends) and its connection
             // settings describe a hop that ends here.
-            without_hop_headers(&mut parts.headers);
+            crate::outbound::without_hop_headers(&mut parts.headers);
             parts.headers.remove(http::header::CONTENT_LENGTH);
             match Limited::new(body, max_output as usize).collect().await {
                 Ok(collected) => Ok(Response::from_parts(parts, collected.to_bytes())),
@@ -298,30 +271,5 @@ impl Drop for HttpSandbox {
         if self.is_alive() {
             kill_group(self.pid, libc::SIGKILL);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hop_headers_stop_here_with_those_connection_names() {
-        let mut headers = http::HeaderMap::new();
-        for (name, value) in [
-            ("transfer-encoding", "chunked"),
-            ("connection", "keep-alive, x-private"),
-            ("keep-alive", "timeout=5"),
-            ("x-private", "1"),
-            ("content-type", "application/json"),
-        ] {
-            headers.insert(
-                http::HeaderName::from_static(name),
-                http::HeaderValue::from_static(value),
-            );
-        }
-        without_hop_headers(&mut headers);
-        let left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
-        assert_eq!(left, ["content-type"]);
     }
 }
