@@ -69,6 +69,8 @@ fn main() {
         "misbehave",
         "busy",
         "config_reader",
+        "kv_spin",
+        "kv_wasmcloud",
     ] {
         let path = wasm_dir.join(format!("{name}.wasm"));
         assert!(path.exists(), "guest {} was not built", path.display());

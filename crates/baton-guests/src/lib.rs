@@ -4,7 +4,8 @@
 //! `examples/`, deployed by `baton up --examples`; `MISBEHAVE` is the test guest in `tests/guests/` whose routes trap,
 //! spin, exhaust memory and overflow the stack; `BUSY` (also in `tests/guests/`) is trace
 //! replay's synthetic function; `CONFIG_READER` reads `wasi:config/store` as a Spin 3 component
-//! does. Each has a `_PATH` twin naming the file.
+//! does; `KV_SPIN` and `KV_WASMCLOUD` keep data through `wasi:keyvalue` as Spin 3 and wasmCloud
+//! components do. Each has a `_PATH` twin naming the file.
 #![deny(missing_docs)]
 
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));

@@ -97,6 +97,14 @@ pub(crate) struct Inner {
     pub partitioned: AtomicBool,
 }
 
+/// An operation applied in memory: its version, the update to log and ship, and the value
+/// after it when asked for.
+struct Applied {
+    version: u64,
+    update: Update,
+    value: Option<Value>,
+}
+
 #[derive(Default)]
 struct Objects {
     map: HashMap<ObjectKey, Entry>,
@@ -264,7 +272,71 @@ impl Agent {
         Ok(existed)
     }
 
+    /// Applies `op` and returns the object's value just after it, read under the same lock as
+    /// the change: an increment that reports the number it made, not one a concurrent caller
+    /// made after it.
+    pub async fn apply_and_read(
+        &self,
+        key: &ObjectKey,
+        op: Op,
+        durability: Durability,
+    ) -> Result<(u64, Value), StateError> {
+        let applied = self
+            .apply_where(key, op, None, true)?
+            .expect("an operation without a precondition applies");
+        self.persist(applied.update, durability).await?;
+        let value = applied.value.expect("asked to read after applying");
+        Ok((applied.version, value))
+    }
+
+    /// Applies `op` only if `key`'s version on this node is still `expected` (as
+    /// [`Agent::snapshot`] gave it; 0 for an object that never existed here): the check and the
+    /// change are one step on this node. `None`, and nothing changed, when the version moved.
+    /// Writes on other nodes concurrent with it still merge as the object's type merges.
+    pub async fn apply_if_version(
+        &self,
+        key: &ObjectKey,
+        op: Op,
+        expected: u64,
+        durability: Durability,
+    ) -> Result<Option<u64>, StateError> {
+        let Some(applied) = self.apply_where(key, op, Some(expected), false)? else {
+            return Ok(None);
+        };
+        self.persist(applied.update, durability).await?;
+        Ok(Some(applied.version))
+    }
+
+    /// `key`'s node-local version and, when it exists, its type and whole value, read in one
+    /// step: what a compare-and-swap starts from.
+    pub fn snapshot(&self, key: &ObjectKey) -> (u64, Option<(Kind, Value)>) {
+        let objects = self.inner.objects.lock().unwrap();
+        let Some(entry) = objects.map.get(key) else {
+            return (0, None);
+        };
+        let value = entry.object.as_ref().and_then(|object| {
+            let value = object.read(&key.name, &Query::Value).ok()?;
+            Some((object.kind(), value))
+        });
+        (entry.version, value)
+    }
+
     fn apply_in_memory(&self, key: &ObjectKey, op: Op) -> Result<(u64, Update), StateError> {
+        let applied = self
+            .apply_where(key, op, None, false)?
+            .expect("an operation without a precondition applies");
+        Ok((applied.version, applied.update))
+    }
+
+    /// Applies `op` under the objects' lock if the object's version is `expected` (any when
+    /// `None`); reads the new value too when `read` is set. `None` when the version moved.
+    fn apply_where(
+        &self,
+        key: &ObjectKey,
+        op: Op,
+        expected: Option<u64>,
+        read: bool,
+    ) -> Result<Option<Applied>, StateError> {
         op.check(&self.inner.limits)?;
         let now = now_micros();
         let stamp = self.tick(now);
@@ -278,6 +350,10 @@ impl Agent {
                     "this node holds {} objects, its limit",
                     objects.map.len()
                 )));
+            }
+            let current = objects.map.get(key).map_or(0, |e| e.version);
+            if expected.is_some_and(|expected| expected != current) {
+                return Ok(None);
             }
             let entry = objects.map.entry(key.clone()).or_default();
             let object = match &mut entry.object {
@@ -297,6 +373,11 @@ impl Agent {
                 },
             };
             let delta = object.apply(replica, stamp, op);
+            let value = if read {
+                Some(object.read(&key.name, &Query::Value)?)
+            } else {
+                None
+            };
             let from = entry.seen.get(&replica).copied().unwrap_or(0);
             entry.seen.insert(replica, from + 1);
             entry.version += 1;
@@ -318,11 +399,15 @@ impl Agent {
             }
             self.inner.metrics.objects.set(objects.map.len() as i64);
             objects.unsnapshotted.insert(key.clone());
-            (version, update)
+            Applied {
+                version,
+                update,
+                value,
+            }
         };
         self.inner.metrics.local_ops.inc();
         self.notify(key);
-        Ok(result)
+        Ok(Some(result))
     }
 
     /// A stamp for last-writer-wins registers: wall-clock µs, strictly increasing per node.

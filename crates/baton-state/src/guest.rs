@@ -32,6 +32,15 @@ impl GuestState {
         GuestState { agent, namespace }
     }
 
+    /// The namespace's key-value buckets, as `wasi:keyvalue` serves them.
+    pub fn key_value(&self) -> Result<crate::kv::KeyValue, crate::kv::KvError> {
+        let agent = self
+            .agent
+            .clone()
+            .ok_or_else(|| crate::kv::KvError::Other("this node runs no state agent".into()))?;
+        Ok(crate::kv::KeyValue::new(agent, self.namespace.clone()))
+    }
+
     fn agent(&self, object: &str) -> Result<(&Agent, ObjectKey), StateError> {
         let agent = self
             .agent

@@ -28,6 +28,7 @@ mod error;
 pub mod guest;
 pub mod http;
 mod key;
+pub mod kv;
 mod log;
 mod metrics;
 mod object;

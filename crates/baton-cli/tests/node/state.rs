@@ -603,3 +603,144 @@ print(json.load(urllib.request.urlopen(urllib.request.Request(url, headers=auth)
     // The label put the object in the application's namespace.
     assert_eq!(read(node, "shared/calls").await, json!(4));
 }
+
+/// Components built against `wasi:keyvalue` as Spin 3 (`0.2.0-draft2`) and wasmCloud
+/// (`0.2.0-draft`) build them run unchanged, share one application's buckets, and see each
+/// other's writes across nodes; compare-and-swap loses no concurrent append.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn components_keep_data_through_wasi_keyvalue() {
+    let cluster = start_cluster(2, false);
+    let (spin, wasmcloud) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let shared = json!({"labels": {"baton.namespace": "shop"}});
+    for (node, name, component) in [
+        (spin, "kv-spin", baton_guests::KV_SPIN),
+        (wasmcloud, "kv-cloud", baton_guests::KV_WASMCLOUD),
+    ] {
+        let reply = node.upload(name, component, shared.clone()).await;
+        assert_eq!(reply.status, 201, "{}", reply.text());
+    }
+    let text = |reply: crate::harness::Reply| (reply.status, reply.text());
+
+    // Values, as text and as bytes, in the default store and in a named one.
+    let set = spin
+        .post("/function/kv-spin/set?key=greeting", "hello")
+        .await;
+    assert_eq!(set.status, 200, "{}", set.text());
+    let set = spin
+        .post(
+            "/function/kv-spin/set?key=raw:1&bucket=blobs",
+            vec![0xff, 0, 1],
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.text());
+    let raw = spin
+        .get("/function/kv-spin/get?key=raw:1&bucket=blobs")
+        .await;
+    assert_eq!((raw.status, &raw.body[..]), (200, &[0xff, 0, 1][..]));
+    assert_eq!(
+        text(spin.get("/function/kv-spin/get?key=raw:1").await).0,
+        404,
+        "buckets are separate"
+    );
+    assert_eq!(
+        text(spin.get("/function/kv-spin/exists?key=greeting").await),
+        (200, "true".into())
+    );
+    // The state API shows the key as an object of the application's namespace.
+    assert!(
+        read(spin, "shop/kv/default/greeting")
+            .await
+            .to_string()
+            .contains("hello")
+    );
+
+    // The wasmCloud component on the other node reads what the Spin one wrote.
+    let replicated = eventually(CONVERGE, || async {
+        text(wasmcloud.get("/function/kv-cloud/get?key=greeting").await) == (200, "hello".into())
+    })
+    .await;
+    assert!(replicated, "the write never reached the other node");
+
+    // Counters: Spin's signed increment, then wasmCloud's unsigned one once it has replicated.
+    assert_eq!(
+        text(spin.get("/function/kv-spin/incr?key=visits&by=5").await),
+        (200, "5".into())
+    );
+    let counted = eventually(CONVERGE, || async {
+        text(wasmcloud.get("/function/kv-cloud/get?key=visits").await) == (200, "5".into())
+    })
+    .await;
+    assert!(counted, "the counter never reached the other node");
+    assert_eq!(
+        text(
+            wasmcloud
+                .get("/function/kv-cloud/incr?key=visits&by=2")
+                .await
+        ),
+        (200, "7".into())
+    );
+    let converged = eventually(CONVERGE, || async {
+        text(spin.get("/function/kv-spin/get?key=visits").await) == (200, "7".into())
+    })
+    .await;
+    assert!(converged, "the increments never converged");
+
+    // Twenty concurrent appends by compare-and-swap: none is lost.
+    let appends =
+        join_all((0..20).map(|_| spin.post("/function/kv-spin/append?key=log", "x"))).await;
+    for reply in &appends {
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    assert_eq!(
+        text(spin.get("/function/kv-spin/get?key=log").await),
+        (200, "x".repeat(20))
+    );
+
+    // Batches and listing, in both versions' shapes.
+    let many = wasmcloud
+        .post(
+            "/function/kv-cloud/set-many?bucket=cart&pairs=a=1,b=2,c=3",
+            "",
+        )
+        .await;
+    assert_eq!(many.status, 200, "{}", many.text());
+    assert_eq!(
+        text(
+            wasmcloud
+                .get("/function/kv-cloud/many?bucket=cart&keys=a,zz,c")
+                .await
+        ),
+        (200, "a=1\nzz=-\nc=3".into())
+    );
+    let deleted = wasmcloud
+        .post("/function/kv-cloud/delete-many?bucket=cart&keys=a,b", "")
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    assert_eq!(
+        text(wasmcloud.get("/function/kv-cloud/keys?bucket=cart").await),
+        (200, "c".into())
+    );
+    let listed = eventually(CONVERGE, || async {
+        text(spin.get("/function/kv-spin/keys?bucket=cart").await) == (200, "c".into())
+            && text(
+                spin.get("/function/kv-spin/many?bucket=cart&keys=a,c")
+                    .await,
+            ) == (200, "a=-\nc=3".into())
+    })
+    .await;
+    assert!(listed, "the batch never reached the other node");
+
+    // Bad input is an error the guest sees, and changes nothing.
+    let (status, body) = text(spin.get("/function/kv-spin/get?key=x&bucket=a/b").await);
+    assert_eq!(status, 500);
+    assert!(body.contains("NoSuchStore"), "{body}");
+    let (status, body) = text(spin.post("/function/kv-spin/set?key=", "v").await);
+    assert_eq!(status, 500);
+    assert!(body.contains("Other"), "{body}");
+    let (status, body) = text(spin.get("/function/kv-spin/incr?key=greeting").await);
+    assert!(status == 500 && body.contains("not an integer"), "{body}");
+    assert_eq!(
+        text(spin.get("/function/kv-spin/get?key=greeting").await),
+        (200, "hello".into())
+    );
+}

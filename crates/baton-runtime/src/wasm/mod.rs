@@ -8,6 +8,7 @@
 mod cache;
 mod config;
 mod epoch;
+mod keyvalue;
 mod logging;
 mod sandbox;
 
@@ -97,6 +98,7 @@ impl WasmRuntime {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         baton_state::guest::add_to_linker(&mut linker, HostState::state)?;
         config::add_to_linker(&mut linker, HostState::config)?;
+        keyvalue::add_to_linker(&mut linker, HostState::key_value)?;
         logging::add_to_linker(&mut linker, HostState::log)?;
         let ticker = EpochTicker::start(engine.clone(), EPOCH_TICK);
         Ok(WasmRuntime {

@@ -1,4 +1,5 @@
 use super::config::{ConfigValues, ConfigView};
+use super::keyvalue::KeyValueView;
 use super::logging::LogView;
 use crate::outbound::FunctionOutbound;
 use crate::{InvokeError, LogSink, LogStream, Request, Response, Sandbox};
@@ -70,6 +71,13 @@ impl HostState {
 
     pub(crate) fn config(&mut self) -> ConfigView<'_> {
         ConfigView(&self.config)
+    }
+
+    pub(crate) fn key_value(&mut self) -> KeyValueView<'_> {
+        KeyValueView {
+            table: &mut self.table,
+            state: &self.state,
+        }
     }
 
     pub(crate) fn log(&mut self) -> LogView<'_> {
