@@ -133,6 +133,24 @@ pub struct GatewayArgs {
     /// Log format: `text` or `json`.
     #[arg(long, env = "BATON_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// Keep asynchronous calls in NATS JetStream at this server (e.g. `nats://127.0.0.1:4222`),
+    /// shared by every gateway that names it: a call accepted by one runs on one, after a
+    /// gateway's crash too. Without it each gateway keeps its calls in memory.
+    #[arg(long, env = "BATON_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// The JetStream stream of asynchronous calls.
+    #[arg(long, env = "BATON_NATS_STREAM", default_value = "BATON_ASYNC")]
+    pub nats_stream: String,
+    /// How long a running call may go unacknowledged before JetStream hands it to another
+    /// gateway (the gateway running it renews it every third of that).
+    #[arg(long, default_value = "30s")]
+    pub nats_ack_wait: String,
+    /// Asynchronous calls that may wait; more get 429.
+    #[arg(long, default_value_t = 1024)]
+    pub async_queue: usize,
+    /// Asynchronous calls this gateway runs at once.
+    #[arg(long, default_value_t = 16)]
+    pub async_concurrency: usize,
 }
 
 #[derive(Debug, Args)]

@@ -4,9 +4,6 @@ use crate::cli::Target;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
@@ -16,7 +13,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct ApiClient {
     base: String,
     token: Option<String>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: baton_gateway::https::HttpsClient,
 }
 
 /// A response read in full.
@@ -52,7 +49,10 @@ impl Reply {
 /// The token a node on this machine made for itself, when the gateway is on loopback (never
 /// sent to another machine): `$BATON_DATA_DIR` or the default data directory.
 fn local_token(base: &str) -> Option<String> {
-    let authority = base.strip_prefix("http://")?.split('/').next()?;
+    let rest = base
+        .strip_prefix("http://")
+        .or_else(|| base.strip_prefix("https://"))?;
+    let authority = rest.split('/').next()?;
     let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
     let loopback = host == "localhost"
         || host
@@ -73,8 +73,8 @@ fn local_token(base: &str) -> Option<String> {
 impl ApiClient {
     pub fn new(target: &Target) -> anyhow::Result<Self> {
         let base = target.gateway.trim_end_matches('/').to_owned();
-        if !base.starts_with("http://") {
-            bail!("gateway URL {base:?} must start with http://");
+        if !base.starts_with("http://") && !base.starts_with("https://") {
+            bail!("gateway URL {base:?} must start with http:// or https://");
         }
         Ok(ApiClient {
             base,
@@ -82,7 +82,7 @@ impl ApiClient {
                 .token
                 .clone()
                 .or_else(|| local_token(&target.gateway)),
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: baton_gateway::https::client(),
         })
     }
 
@@ -96,6 +96,24 @@ impl ApiClient {
         builder
     }
 
+    /// Why the node could not be reached, with every cause (a TLS failure hides two levels
+    /// down) and what to try.
+    fn unreachable(&self, error: &(dyn std::error::Error + 'static)) -> anyhow::Error {
+        let mut why = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            why.push_str(": ");
+            why.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        let hint = if why.contains("certificate") {
+            "the gateway's certificate is not trusted here: name its CA with SSL_CERT_FILE"
+        } else {
+            "is `baton up` running? set --gateway or BATON_GATEWAY"
+        };
+        anyhow::anyhow!("cannot reach Baton at {}: {why} ({hint})", self.base)
+    }
+
     pub async fn send(
         &self,
         request: http::request::Builder,
@@ -105,9 +123,11 @@ impl ApiClient {
             .body(Full::new(body.into()))
             .context("building the request")?;
         let exchange = async {
-            let response = self.client.request(request).await.map_err(|e| {
-                anyhow::anyhow!("cannot reach Baton at {}: {e} (is `baton up` running? set --gateway or BATON_GATEWAY)", self.base)
-            })?;
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| self.unreachable(&e))?;
             let (parts, body) = response.into_parts();
             let body = body
                 .collect()
@@ -139,7 +159,7 @@ impl ApiClient {
         let response = tokio::time::timeout(CALL_TIMEOUT, self.client.request(request))
             .await
             .context("the node did not answer in time")?
-            .map_err(|e| anyhow::anyhow!("cannot reach Baton at {}: {e}", self.base))?;
+            .map_err(|e| self.unreachable(&e))?;
         let (parts, mut body) = response.into_parts();
         if !parts.status.is_success() {
             let text = body

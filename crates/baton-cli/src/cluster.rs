@@ -148,9 +148,27 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         invoker.clone(),
     ));
     let metrics_source = invoker.clone();
+    let async_calls = baton_gateway::AsyncConfig {
+        queue: args.async_queue.max(1),
+        concurrency: args.async_concurrency.max(1),
+        ..Default::default()
+    };
+    let async_jetstream = match &args.nats_url {
+        Some(url) => {
+            let config = baton_gateway::JetStreamConfig {
+                stream: args.nats_stream.clone(),
+                ack_wait: duration(&args.nats_ack_wait, "nats-ack-wait")?,
+                ..baton_gateway::JetStreamConfig::new(url.clone())
+            };
+            Some(baton_gateway::JetStreamQueue::connect(&config, async_calls.queue).await?)
+        }
+        None => None,
+    };
     let router = baton_gateway::router(
         baton_gateway::GatewayConfig {
             token: args.token,
+            async_calls,
+            async_jetstream,
             extra_metrics: Some(Arc::new(move |out: &mut String| {
                 metrics_source.render_metrics(out)
             })),

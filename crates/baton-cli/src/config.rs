@@ -75,6 +75,30 @@ struct OutboundSection {
 struct WasmSection {
     pool_instances: Option<u32>,
     max_memory: Option<String>,
+    /// `auto` (the default), `always` or `never`; env `BATON_WASM_COPY_ON_WRITE`.
+    copy_on_write: Option<String>,
+    /// With `auto`: the initialised memory from which a component is mapped (default `1Mi`).
+    cow_threshold: Option<String>,
+}
+
+/// `[wasm] copy_on_write` and `cow_threshold` as a policy.
+fn copy_on_write(
+    mode: Option<&str>,
+    threshold: Option<&str>,
+) -> anyhow::Result<baton_runtime::wasm::CopyOnWrite> {
+    use baton_runtime::wasm::{CopyOnWrite, DEFAULT_COW_THRESHOLD};
+    let threshold_bytes = match threshold {
+        Some(text) => {
+            baton_api::parse_memory(text).map_err(|e| anyhow::anyhow!("wasm.cow_threshold: {e}"))?
+        }
+        None => DEFAULT_COW_THRESHOLD,
+    };
+    Ok(match mode.unwrap_or("auto") {
+        "auto" => CopyOnWrite::Auto { threshold_bytes },
+        "always" => CopyOnWrite::Always,
+        "never" => CopyOnWrite::Never,
+        other => bail!("wasm.copy_on_write {other:?} is none of `auto`, `always`, `never`"),
+    })
 }
 
 /// The node's worker: how often the autoscaler decides (and so how soon idle sandboxes go),
@@ -193,6 +217,11 @@ impl NodeConfig {
             wasm.max_memory_bytes = baton_api::parse_memory(memory)
                 .map_err(|e| anyhow::anyhow!("wasm.max_memory: {e}"))?;
         }
+        let cow_mode = std::env::var("BATON_WASM_COPY_ON_WRITE")
+            .ok()
+            .or(file.wasm.copy_on_write);
+        wasm.copy_on_write =
+            copy_on_write(cow_mode.as_deref(), file.wasm.cow_threshold.as_deref())?;
         let allow_private = match std::env::var("BATON_OUTBOUND_ALLOW_PRIVATE") {
             Ok(list) => list
                 .split(',')
@@ -264,6 +293,37 @@ fn load(path: &Path) -> anyhow::Result<FileConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_on_write_policies() {
+        use baton_runtime::wasm::CopyOnWrite;
+        for (mode, threshold, expected) in [
+            (
+                None,
+                None,
+                Some(CopyOnWrite::Auto {
+                    threshold_bytes: 1 << 20,
+                }),
+            ),
+            (
+                Some("auto"),
+                Some("4Mi"),
+                Some(CopyOnWrite::Auto {
+                    threshold_bytes: 4 << 20,
+                }),
+            ),
+            (Some("always"), None, Some(CopyOnWrite::Always)),
+            (Some("never"), Some("1Ki"), Some(CopyOnWrite::Never)),
+            (Some("sometimes"), None, None),
+            (None, Some("lots"), None),
+        ] {
+            assert_eq!(
+                copy_on_write(mode, threshold).ok(),
+                expected,
+                "{mode:?} {threshold:?}"
+            );
+        }
+    }
 
     fn args() -> UpArgs {
         UpArgs {

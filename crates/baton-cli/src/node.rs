@@ -95,6 +95,7 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         async_journal: Some(baton_gateway::AsyncJournal::open(
             &data.join("async-calls.redb"),
         )?),
+        async_jetstream: None,
         extra_metrics: Some(node_metrics(
             state
                 .as_ref()

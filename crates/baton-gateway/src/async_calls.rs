@@ -2,8 +2,9 @@
 //! bounded queue, run by a bounded number of tasks, retried with backoff and jitter while the
 //! function is overloaded or unavailable, and their results POSTed to `X-Callback-Url` with
 //! the function's response headers. With a journal (`baton up`: a file in the data directory)
-//! an accepted call is on disk before its `202`, and runs after a crash (at least once);
-//! without one (a cluster gateway), calls accepted but not yet run are lost if it stops.
+//! an accepted call is on disk before its `202`, and runs after a crash (at least once); a
+//! cluster gateway keeps them in NATS JetStream when given a server (`async_jetstream.rs`),
+//! otherwise in memory, lost if it stops.
 
 use crate::Shared;
 use crate::async_journal::{Journal, Record};
@@ -15,9 +16,6 @@ use axum::response::{IntoResponse, Response};
 use baton_api::{ApiError, ErrorKind, Invoker};
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -80,8 +78,41 @@ struct Call {
     record: Record,
 }
 
-/// The accepting side of the queue.
-pub(crate) struct AsyncQueue {
+/// The accepting side of the queue: this gateway's own, or the cluster's in JetStream.
+pub(crate) enum AsyncQueue {
+    Local(LocalQueue),
+    JetStream(Arc<crate::async_jetstream::JetStreamQueue>),
+}
+
+impl AsyncQueue {
+    /// Starts running calls from `jetstream` when given, else from a queue of this gateway's
+    /// own (kept in `journal` when given).
+    pub(crate) fn start(
+        config: AsyncConfig,
+        journal: Option<Arc<AsyncJournal>>,
+        jetstream: Option<Arc<crate::async_jetstream::JetStreamQueue>>,
+        invoker: Arc<dyn Invoker>,
+        metrics: Metrics,
+    ) -> Self {
+        match jetstream {
+            Some(queue) => {
+                queue.clone().start(config, invoker, metrics);
+                AsyncQueue::JetStream(queue)
+            }
+            None => AsyncQueue::Local(LocalQueue::start(config, journal, invoker, metrics)),
+        }
+    }
+
+    async fn push(&self, record: Record) -> Result<(), ApiError> {
+        match self {
+            AsyncQueue::Local(queue) => queue.push(record).await,
+            AsyncQueue::JetStream(queue) => queue.push(&record).await,
+        }
+    }
+}
+
+/// A gateway's own queue: a bounded channel, and the journal where there is one.
+pub(crate) struct LocalQueue {
     sender: mpsc::Sender<Call>,
     journal: Option<Journal>,
     next_key: AtomicU64,
@@ -90,8 +121,8 @@ pub(crate) struct AsyncQueue {
     capacity: usize,
 }
 
-impl AsyncQueue {
-    pub(crate) fn start(
+impl LocalQueue {
+    fn start(
         config: AsyncConfig,
         journal: Option<Arc<AsyncJournal>>,
         invoker: Arc<dyn Invoker>,
@@ -111,8 +142,7 @@ impl AsyncQueue {
                 .try_send(Call { key, record })
                 .unwrap_or_else(|_| unreachable!("the channel holds every call left"));
         }
-        let client: Client<HttpConnector, Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build_http();
+        let client = crate::https::client();
         let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
         let journal = journal.map(|j| j.journal.clone());
         let (runner_journal, runner_pending) = (journal.clone(), pending.clone());
@@ -140,7 +170,7 @@ impl AsyncQueue {
                 });
             }
         });
-        AsyncQueue {
+        LocalQueue {
             sender,
             journal,
             next_key: AtomicU64::new(next_key),
@@ -203,11 +233,13 @@ fn request_of(record: &Record) -> http::Request<Bytes> {
         .unwrap_or_else(|_| http::Request::new(record.body.clone()))
 }
 
-async fn run(
+/// Runs one accepted call: attempts with backoff while the function is overloaded, then the
+/// callback.
+pub(crate) async fn run(
     record: Record,
     invoker: Arc<dyn Invoker>,
     metrics: Metrics,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: crate::https::HttpsClient,
     config: AsyncConfig,
 ) {
     let started = Instant::now();
@@ -310,9 +342,10 @@ async fn accept(shared: &Shared, request: Request) -> Result<String, ApiError> {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .ok_or_else(|| ApiError::bad_request("X-Callback-Url is not a URL"))?;
-            if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+            let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+            if !scheme_ok || uri.authority().is_none() {
                 return Err(ApiError::bad_request(
-                    "X-Callback-Url must be an absolute http:// URL",
+                    "X-Callback-Url must be an absolute http:// or https:// URL",
                 ));
             }
             Some(uri.to_string())

@@ -17,11 +17,13 @@
 
 mod admin;
 mod async_calls;
+mod async_jetstream;
 mod async_journal;
 mod auth;
 pub mod balance;
 pub mod cluster;
 mod error;
+pub mod https;
 mod invoke;
 mod listener;
 mod metrics;
@@ -34,6 +36,7 @@ use baton_api::{FunctionAdmin, Invoker};
 use std::sync::Arc;
 
 pub use async_calls::{AsyncConfig, AsyncJournal};
+pub use async_jetstream::{JetStreamConfig, JetStreamQueue};
 pub use listener::{ListenerLimits, ListenerStats, serve};
 pub use metrics::Metrics;
 
@@ -50,6 +53,8 @@ pub struct GatewayConfig {
     pub async_calls: AsyncConfig,
     /// Where accepted asynchronous calls are kept until they ran; `None`: in memory only.
     pub async_journal: Option<Arc<AsyncJournal>>,
+    /// The cluster's queue in NATS JetStream: when given, used instead of this gateway's own.
+    pub async_jetstream: Option<Arc<JetStreamQueue>>,
     /// The state agent's metrics, when the node runs one.
     pub extra_metrics: Option<MetricsSource>,
 }
@@ -74,6 +79,7 @@ pub fn router(
     let async_calls = async_calls::AsyncQueue::start(
         config.async_calls.clone(),
         config.async_journal.clone(),
+        config.async_jetstream.clone(),
         invoker.clone(),
         metrics.clone(),
     );

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Starts `baton <args>` and waits until it is ready (its ready file, then `/healthz`).
-fn start_role(args: &[&str], dir: &Path) -> Process {
+pub(crate) fn start_role(args: &[&str], dir: &Path) -> Process {
     let mut command = Command::new(BATON);
     command
         .args(args)
@@ -23,8 +23,8 @@ fn start_role(args: &[&str], dir: &Path) -> Process {
 }
 
 /// A server the test started itself (Redis); killed when dropped.
-struct Server {
-    child: Child,
+pub(crate) struct Server {
+    pub(crate) child: Child,
 }
 
 impl Drop for Server {
@@ -34,7 +34,7 @@ impl Drop for Server {
     }
 }
 
-struct Cluster {
+pub(crate) struct Cluster {
     dir: PathBuf,
     control_port: u16,
     store: String,
@@ -44,7 +44,7 @@ struct Cluster {
     state_apis: std::collections::HashMap<String, String>,
     /// Each worker's data listener (`host:port`), where its `/metrics` is.
     data_addresses: std::collections::HashMap<String, String>,
-    gateways: Vec<Node>,
+    pub(crate) gateways: Vec<Node>,
 }
 
 impl Cluster {
@@ -171,6 +171,11 @@ impl Cluster {
     }
 
     fn start(dir: &Path, store: &str) -> Cluster {
+        Cluster::start_with(dir, store, &[])
+    }
+
+    /// A cluster whose gateways take `gateway_args` too.
+    pub(crate) fn start_with(dir: &Path, store: &str, gateway_args: &[&str]) -> Cluster {
         let mut cluster = Cluster {
             dir: dir.to_path_buf(),
             control_port: free_ports(1)[0],
@@ -187,10 +192,9 @@ impl Cluster {
             cluster.start_worker(&format!("w{n}"));
         }
         for _ in 0..2 {
-            let gateway = start_role(
-                &["gateway", "--control", &control, "--listen", "127.0.0.1:0"],
-                dir,
-            );
+            let mut args = vec!["gateway", "--control", &control, "--listen", "127.0.0.1:0"];
+            args.extend_from_slice(gateway_args);
+            let gateway = start_role(&args, dir);
             cluster.gateways.push(Node::from_process(gateway, dir));
         }
         cluster
@@ -232,7 +236,7 @@ impl Cluster {
     }
 }
 
-async fn deploy(node: &Node, name: &str, component: &'static [u8], settings: Value) {
+pub(crate) async fn deploy(node: &Node, name: &str, component: &'static [u8], settings: Value) {
     let reply = node.upload(name, component, settings).await;
     assert_eq!(reply.status, 201, "{}", reply.text());
 }

@@ -11,4 +11,7 @@ mod durability;
 mod faas_cli;
 mod failures;
 mod invoke;
+mod jetstream;
+mod polyglot;
 mod state;
+mod tls;

@@ -10,12 +10,14 @@ mod config;
 mod epoch;
 mod keyvalue;
 mod logging;
+mod memory_image;
 mod sandbox;
 
 pub use crate::outbound::{
     Outbound, OutboundConfig, PlatformFuture, PlatformService, WasiBody, platform_body,
 };
 pub use cache::CompileCache;
+pub use memory_image::{CopyOnWrite, DEFAULT_COW_THRESHOLD, initialised_bytes};
 pub use sandbox::{NAMESPACE_LABEL, WasmFunction, state_namespace};
 
 use crate::{ArtifactStore, InvokeError, LogSink, Prepared, Runtime, Sandbox};
@@ -46,6 +48,9 @@ pub struct WasmConfig {
     pub memory_keep_resident: usize,
     /// What functions' outgoing requests may reach beyond their own allow-lists.
     pub outbound: OutboundConfig,
+    /// Which components' memories are mapped copy-on-write rather than copied per instance.
+    /// Default: those that initialise at least 1 MiB.
+    pub copy_on_write: CopyOnWrite,
 }
 
 impl Default for WasmConfig {
@@ -55,6 +60,7 @@ impl Default for WasmConfig {
             max_memory_bytes: 1 << 30,
             memory_keep_resident: 2 << 20,
             outbound: OutboundConfig::default(),
+            copy_on_write: CopyOnWrite::default(),
         }
     }
 }
@@ -69,11 +75,41 @@ pub struct WasmRuntime {
 
 /// What compiling and linking a component needs; shared with blocking compile tasks.
 struct Compiler {
-    engine: Engine,
-    linker: Linker<HostState>,
+    /// Copies data segments into each instance's memory (absent when the policy maps all).
+    copying: Option<Linked>,
+    /// Maps an image of the initial memory copy-on-write (absent when the policy copies all).
+    mapping: Option<Linked>,
+    copy_on_write: CopyOnWrite,
     cache: CompileCache,
     state: Option<baton_state::Agent>,
     outbound: Arc<Outbound>,
+}
+
+/// An engine and the linker of every interface Baton provides, made for it.
+struct Linked {
+    engine: Engine,
+    linker: Linker<HostState>,
+}
+
+impl Linked {
+    /// The engine (pooled where the machine allows) and its linker.
+    fn new(config: &WasmConfig, cow: bool) -> anyhow::Result<Self> {
+        let engine = match Engine::new(&engine_config(config, true, cow)) {
+            Ok(engine) => engine,
+            Err(error) => {
+                tracing::warn!(%error, "pooling allocator unavailable, using on-demand instance allocation");
+                Engine::new(&engine_config(config, false, cow))?
+            }
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        baton_state::guest::add_to_linker(&mut linker, HostState::state)?;
+        config::add_to_linker(&mut linker, HostState::config)?;
+        keyvalue::add_to_linker(&mut linker, HostState::key_value)?;
+        logging::add_to_linker(&mut linker, HostState::log)?;
+        Ok(Linked { engine, linker })
+    }
 }
 
 impl WasmRuntime {
@@ -86,26 +122,17 @@ impl WasmRuntime {
         cache: CompileCache,
         state: Option<baton_state::Agent>,
     ) -> anyhow::Result<Self> {
-        let engine = match Engine::new(&engine_config(config, true)) {
-            Ok(engine) => engine,
-            Err(error) => {
-                tracing::warn!(%error, "pooling allocator unavailable, using on-demand instance allocation");
-                Engine::new(&engine_config(config, false))?
-            }
-        };
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        baton_state::guest::add_to_linker(&mut linker, HostState::state)?;
-        config::add_to_linker(&mut linker, HostState::config)?;
-        keyvalue::add_to_linker(&mut linker, HostState::key_value)?;
-        logging::add_to_linker(&mut linker, HostState::log)?;
-        let ticker = EpochTicker::start(engine.clone(), EPOCH_TICK);
+        let (copies, maps) = config.copy_on_write.engines();
+        let copying = copies.then(|| Linked::new(config, false)).transpose()?;
+        let mapping = maps.then(|| Linked::new(config, true)).transpose()?;
+        let engines = copying.iter().chain(&mapping).map(|l| l.engine.clone());
+        let ticker = EpochTicker::start(engines.collect(), EPOCH_TICK);
         Ok(WasmRuntime {
             max_memory_bytes: config.max_memory_bytes,
             compiler: Arc::new(Compiler {
-                engine,
-                linker,
+                copying,
+                mapping,
+                copy_on_write: config.copy_on_write,
                 cache,
                 state,
                 outbound: Outbound::new(&config.outbound),
@@ -145,8 +172,25 @@ impl Compiler {
                 "this is a core wasm module, not a component; build for wasm32-wasip2 or run `wasm-tools component new`"
             );
         }
-        let component = self.cache.load_or_compile(&self.engine, bytes)?;
-        let instance_pre = self
+        let initialised = memory_image::initialised_bytes(bytes);
+        let maps = self.copy_on_write.maps(initialised);
+        let (preferred, other) = if maps {
+            (&self.mapping, &self.copying)
+        } else {
+            (&self.copying, &self.mapping)
+        };
+        let linked = preferred
+            .as_ref()
+            .or(other.as_ref())
+            .expect("every policy makes an engine");
+        tracing::info!(
+            function = spec.name.as_str(),
+            initialised_bytes = initialised,
+            copy_on_write = maps,
+            "linking component"
+        );
+        let component = self.cache.load_or_compile(&linked.engine, bytes)?;
+        let instance_pre = linked
             .linker
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
@@ -173,16 +217,17 @@ fn is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && &bytes[..4] == b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
 }
 
-fn engine_config(config: &WasmConfig, pooling: bool) -> Config {
+fn engine_config(config: &WasmConfig, pooling: bool, cow: bool) -> Config {
     let mut engine = Config::new();
     engine.wasm_component_model(true);
     engine.epoch_interruption(true);
     engine.cranelift_opt_level(wasmtime::OptLevel::Speed);
     // Instances live microseconds: copy-on-write images and returning pages to the kernel make
     // every instance fault its pages in again and every reset flush TLBs on all cores (the IPI
-    // cost wasmtime documents), which dominated a profile of the warm path. Copy the small
-    // data segments instead, keep pages resident, and reset only the pages an instance touched.
-    engine.memory_init_cow(false);
+    // cost wasmtime documents), which dominated a profile of the warm path. For a small
+    // component, copy the data segments instead, keep pages resident, and reset only the pages
+    // an instance touched; a large initialised heap is mapped (memory_image.rs).
+    engine.memory_init_cow(cow);
     if pooling {
         let mut pool = PoolingAllocationConfig::default();
         let instances = config.pool_instances;

@@ -1,0 +1,153 @@
+//! Asynchronous calls of a cluster in NATS JetStream, against a real NATS server (the
+//! machine's on 4222, or one the test starts): accepted by one gateway, run by any, and not
+//! lost when the gateway that accepted them is killed with calls queued and running.
+
+use crate::cluster::{Cluster, Server, deploy};
+use crate::harness::free_ports;
+use bytes::Bytes;
+use serde_json::json;
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// NATS with JetStream: the machine's on 4222, or a `nats-server -js` started for the test.
+fn nats_url(dir: &Path) -> (String, Option<Server>) {
+    if std::net::TcpStream::connect("127.0.0.1:4222").is_ok() {
+        return ("nats://127.0.0.1:4222".into(), None);
+    }
+    let port = free_ports(1)[0];
+    let child = Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir.join("nats"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("no NATS on 4222 and no nats-server on PATH (.ci/run installs it)");
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    (format!("nats://127.0.0.1:{port}"), Some(Server { child }))
+}
+
+/// A callback receiver: every call id that reaches it, as it arrives.
+async fn callbacks() -> (String, tokio::sync::mpsc::Receiver<String>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/done", listener.local_addr().unwrap());
+    let (sender, receiver) = tokio::sync::mpsc::channel(1024);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let sender = sender.clone();
+            let service =
+                hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let sender = sender.clone();
+                    async move {
+                        let id = request.headers()["x-call-id"].to_str().unwrap().to_owned();
+                        let _ = sender.send(id).await;
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Full::new(Bytes::new()),
+                        ))
+                    }
+                });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
+        }
+    });
+    (url, receiver)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn asynchronous_calls_in_jetstream_survive_a_killed_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _server) = nats_url(dir.path());
+    let stream = format!("BATON_TEST_{}_{}", std::process::id(), free_ports(1)[0]);
+    let mut cluster = Cluster::start_with(
+        dir.path(),
+        "redb",
+        &[
+            "--nats-url",
+            &url,
+            "--nats-stream",
+            &stream,
+            "--nats-ack-wait",
+            "2s",
+        ],
+    );
+    deploy(
+        &cluster.gateways[0],
+        "slow",
+        baton_guests::MISBEHAVE,
+        json!({}),
+    )
+    .await;
+    let (callback, mut arrived) = callbacks().await;
+
+    // Thirty calls accepted by the first gateway, which is killed at once: some queued, some
+    // running there. Every one still runs (on the other gateway) and reaches its callback.
+    let mut accepted = HashSet::new();
+    for _ in 0..30 {
+        let reply = cluster.gateways[0]
+            .send(
+                "POST",
+                "/async-function/slow/sleep?ms=300",
+                &[("x-callback-url", &callback)],
+                "",
+            )
+            .await;
+        assert_eq!(reply.status, 202, "{}", reply.text());
+        accepted.insert(reply.header("x-call-id").to_owned());
+    }
+    cluster.gateways.remove(0).kill();
+    let mut delivered = HashSet::new();
+    while !accepted.is_subset(&delivered) {
+        let id = tokio::time::timeout(Duration::from_secs(120), arrived.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} of 30 calls never reached their callback",
+                    accepted.difference(&delivered).count()
+                )
+            })
+            .unwrap();
+        delivered.insert(id);
+    }
+
+    // A call accepted by the surviving gateway runs too, and the stream is left empty.
+    let reply = cluster.gateways[0]
+        .send(
+            "POST",
+            "/async-function/slow/ok",
+            &[("x-callback-url", &callback)],
+            "",
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    let id = reply.header("x-call-id").to_owned();
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(delivered) = arrived.recv().await {
+            if delivered == id {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "the last call never reached its callback");
+    let client = async_nats::connect(url.as_str()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    let mut info = jetstream.get_stream(&stream).await.unwrap();
+    let left = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let messages = info.info().await.unwrap().state.messages;
+            if messages == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    jetstream.delete_stream(&stream).await.unwrap();
+    assert!(left.is_ok(), "acknowledged calls stayed in the stream");
+}
