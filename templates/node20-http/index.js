@@ -1,7 +1,8 @@
 // The server of Baton's node20-http template.
 //
 // OpenFaaS's node20 template runs the handler behind express; this one keeps the same
-// contract on Node's http module, so a function needs nothing installed: it loads
+// contract on Node's http module, so a function needs nothing installed beyond its own
+// package.json dependencies (installed at build into function/node_modules): it loads
 // function/handler.js, listens on http_port (which Baton sets; 3000 otherwise, the port
 // OpenFaaS's template uses) and answers each request with what the handler returns or
 // passes to context.succeed.

@@ -2,7 +2,8 @@
 """The server of Baton's python3-http template.
 
 OpenFaaS's python3-http template runs the handler behind Flask and waitress; this one keeps
-the same contract on the standard library, so a function needs nothing installed: it loads
+the same contract on the standard library, so a function needs nothing installed beyond its
+own requirements.txt (installed at build into python_packages/): it loads
 `function/handler.py`, listens on `http_port` (which Baton sets; 5000 otherwise, the port
 OpenFaaS's template uses) and answers each request with what `handle(event, context)`
 returns.
@@ -14,7 +15,9 @@ import sys
 import traceback
 import urllib.parse
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "function"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+# The handler, then what its requirements.txt installed at build (baton deploy --stack).
+sys.path[0:0] = [os.path.join(HERE, "function"), os.path.join(HERE, "python_packages")]
 from handler import handle  # noqa: E402
 
 

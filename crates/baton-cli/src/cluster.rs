@@ -88,7 +88,14 @@ pub async fn control(args: ControlArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening the store {:?}", args.store))?;
     let validator: Arc<dyn Runtime> = Arc::new(wasm_runtime(&dir, &artifacts)?);
-    let (cluster, registry, control) = open_control(config, store, validator, artifacts).await?;
+    let (cluster, registry, control) = open_control(
+        config,
+        store,
+        validator,
+        artifacts,
+        baton_control::SecretsKey::load_or_make(&dir)?,
+    )
+    .await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen} (in use? set --listen)"))?;

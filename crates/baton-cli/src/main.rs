@@ -11,6 +11,7 @@ mod output;
 mod platform;
 mod role_config;
 mod state;
+mod template_deps;
 mod templates;
 mod token;
 

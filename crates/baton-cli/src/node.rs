@@ -75,6 +75,7 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         Arc::new(store),
         Arc::new(runtimes),
         artifacts,
+        baton_control::SecretsKey::load_or_make(data)?,
         config.worker.log_lines,
     )
     .await?;

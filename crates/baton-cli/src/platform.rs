@@ -42,10 +42,17 @@ pub async fn start(
     store: Arc<dyn Store>,
     runtime: Arc<dyn Runtime>,
     artifacts: ArtifactStore,
+    secrets_key: baton_control::SecretsKey,
     log_lines: usize,
 ) -> anyhow::Result<OnePlatform> {
-    let (cluster, control, server) =
-        open_control(config, store, runtime.clone(), artifacts.clone()).await?;
+    let (cluster, control, server) = open_control(
+        config,
+        store,
+        runtime.clone(),
+        artifacts.clone(),
+        secrets_key,
+    )
+    .await?;
     let control_transport = in_process(server);
     let host = SandboxHost::with_control(
         ManagedConfig {

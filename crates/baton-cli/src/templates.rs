@@ -5,7 +5,8 @@
 //! A template is a server (`index.py`, `index.js`) that loads the user's handler from
 //! `function/`, a `template.yml` (its command and watchdog settings) and the handler's
 //! starting files in `function/`. A build is a directory `build/<name>/` beside the
-//! `stack.yml`: the template's files with the handler's directory copied into `function/`.
+//! `stack.yml`: the template's files with the handler's directory copied into `function/`, and
+//! the handler's dependencies installed (`template_deps.rs`).
 
 use anyhow::{Context, bail};
 use baton_api::manifest::{Built, Template, TemplateBuild, parse_template};
@@ -103,6 +104,9 @@ pub fn build(request: &TemplateBuild) -> anyhow::Result<Built> {
     }
     let function = dir.join("function");
     copy_tree(&request.handler, &function, &dir)?;
+    for install in crate::template_deps::needed(shipped.name, &dir)? {
+        crate::template_deps::run(&request.name, &install)?;
+    }
     Ok(Built {
         dir: dir.canonicalize()?,
         template: shipped.template(),

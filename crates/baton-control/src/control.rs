@@ -26,12 +26,14 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Loads every stored registration and activates it on `host`. A registration that no
+    /// Loads every stored registration and activates it on `host`; secrets are sealed with
+    /// `secrets_key`. A registration that no
     /// longer prepares (its component unreadable) stays registered and is reported in the log.
     pub async fn open(
         store: Arc<dyn Store>,
         host: Arc<dyn FunctionHost>,
         artifacts: ArtifactStore,
+        secrets_key: crate::SecretsKey,
     ) -> anyhow::Result<Self> {
         let mut registrations = Vec::new();
         for (name, bytes) in store.list(Table::Functions).await? {
@@ -43,7 +45,7 @@ impl ControlPlane {
             }
         }
         let control = ControlPlane {
-            secrets: crate::Secrets::open(store.clone()).await?,
+            secrets: crate::Secrets::open(store.clone(), secrets_key).await?,
             store,
             host,
             artifacts,

@@ -20,5 +20,5 @@ mod store;
 
 pub use control::ControlPlane;
 pub use registration::Registration;
-pub use secrets::Secrets;
+pub use secrets::{Secrets, SecretsKey};
 pub use store::{RedbStore, RedisStore, Store, Table, open_store};

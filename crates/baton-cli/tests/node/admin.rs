@@ -517,6 +517,19 @@ async fn secrets_are_files_for_functions_and_never_listed_with_their_values() {
     );
     let read = node.post("/function/reader", "").await;
     assert!(read.text().starts_with("rotated\n"), "{}", read.text());
+    // At rest the values are sealed: the registry holds neither, the key is private.
+    let registry = std::fs::read(dir.path().join("registry.redb")).unwrap();
+    for value in [&b"s3cr3t"[..], b"rotated"] {
+        assert!(
+            !registry.windows(value.len()).any(|w| w == value),
+            "a value shows at rest"
+        );
+    }
+    let key = std::fs::metadata(dir.path().join("secrets.key")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777,
+        0o600
+    );
     // Gone with the function: its files, then the secret.
     assert_eq!(node.remove("reader").await.status, 202);
     let files = dir.path().join("run/secrets");

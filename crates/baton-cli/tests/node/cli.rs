@@ -144,10 +144,23 @@ async fn new_functions_from_templates_build_deploy_and_answer() {
         stdout(&node.cli(&["new", name, "--lang", lang, "-f", &stack]));
         assert!(project.join(name).is_dir());
     }
-    // The python handler, changed as a user would: status, headers, a JSON body.
+    // The python handler, changed as a user would: status, headers, a JSON body, and a
+    // package from PyPI that the build installs from requirements.txt.
     std::fs::write(
         project.join("greet/handler.py"),
-        "def handle(event, context):\n    return {\"statusCode\": 201, \"headers\": {\"X-Greeting\": \"yes\"},\n            \"body\": {\"hello\": event.query.get(\"name\"), \"method\": event.method, \"got\": event.body.decode()}}\n",
+        "import tabulate\n\ndef handle(event, context):\n    return {\"statusCode\": 201, \"headers\": {\"X-Greeting\": \"yes\"},\n            \"body\": {\"hello\": event.query.get(\"name\"), \"method\": event.method, \"got\": event.body.decode(), \"tabulate\": tabulate.__version__}}\n",
+    )
+    .unwrap();
+    std::fs::write(project.join("greet/requirements.txt"), "tabulate==0.9.0\n").unwrap();
+    // The node handler uses a package from npm, which the build installs from package.json.
+    std::fs::write(
+        project.join("echo-js/package.json"),
+        r#"{"name": "echo-js", "private": true, "dependencies": {"is-number": "7.0.0"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("echo-js/handler.js"),
+        "const isNumber = require(\"is-number\");\nmodule.exports = async (event, context) =>\n  context.status(200).succeed({ body: JSON.stringify(event.body), \"content-type\": event.headers[\"content-type\"], number: isNumber(event.query.n) });\n",
     )
     .unwrap();
     let again = node.cli(&["new", "greet", "--lang", "python3-http", "-f", &stack]);
@@ -162,12 +175,12 @@ async fn new_functions_from_templates_build_deploy_and_answer() {
     assert_eq!(reply.header("x-greeting"), "yes");
     assert_eq!(
         reply.json(),
-        serde_json::json!({"hello": "Ada", "method": "POST", "got": "hi"})
+        serde_json::json!({"hello": "Ada", "method": "POST", "got": "hi", "tabulate": "0.9.0"})
     );
     let reply = node
         .send(
             "POST",
-            "/function/echo-js",
+            "/function/echo-js?n=42",
             &[("content-type", "application/json")],
             r#"{"a":1}"#,
         )
@@ -175,7 +188,7 @@ async fn new_functions_from_templates_build_deploy_and_answer() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(
         reply.json(),
-        serde_json::json!({"body": "{\"a\":1}", "content-type": "application/json"})
+        serde_json::json!({"body": "{\"a\":1}", "content-type": "application/json", "number": true})
     );
 }
 

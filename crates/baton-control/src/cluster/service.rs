@@ -34,6 +34,7 @@ pub async fn open_control(
     store: Arc<dyn crate::Store>,
     validator: Arc<dyn baton_runtime::Runtime>,
     artifacts: ArtifactStore,
+    secrets_key: crate::SecretsKey,
 ) -> anyhow::Result<(
     Arc<Cluster>,
     Arc<ControlPlane>,
@@ -45,6 +46,7 @@ pub async fn open_control(
             store,
             Arc::new(super::ClusterHost(cluster.clone())),
             artifacts.clone(),
+            secrets_key,
         )
         .await?,
     );
