@@ -48,7 +48,7 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    fn control_url(&self) -> String {
+    pub(crate) fn control_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.control_port)
     }
 

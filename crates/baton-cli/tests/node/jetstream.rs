@@ -2,7 +2,8 @@
 //! machine's on 4222, or one the test starts): accepted by one gateway, run by any, and not
 //! lost when the gateway that accepted them is killed with calls queued and running.
 
-use crate::cluster::{Cluster, Server, deploy};
+use crate::cluster::{Cluster, Server, deploy, start_role};
+use crate::harness::Node;
 use crate::harness::free_ports;
 use bytes::Bytes;
 use serde_json::json;
@@ -150,4 +151,64 @@ async fn asynchronous_calls_in_jetstream_survive_a_killed_gateway() {
     .await;
     jetstream.delete_stream(&stream).await.unwrap();
     assert!(left.is_ok(), "acknowledged calls stayed in the stream");
+
+    // A stream that holds two calls refuses a third with 429 rather than dropping it; what
+    // it accepted runs.
+    let small = format!("{stream}_SMALL");
+    let control = cluster.control_url();
+    let gateway = start_role(
+        &[
+            "gateway",
+            "--control",
+            &control,
+            "--listen",
+            "127.0.0.1:0",
+            "--nats-url",
+            &url,
+            "--nats-stream",
+            &small,
+            "--async-queue",
+            "2",
+            "--async-concurrency",
+            "1",
+        ],
+        dir.path(),
+    );
+    let gateway = Node::from_process(gateway, dir.path());
+    let mut accepted = HashSet::new();
+    let mut refused = 0;
+    for _ in 0..6 {
+        let reply = gateway
+            .send(
+                "POST",
+                "/async-function/slow/sleep?ms=1000",
+                &[("x-callback-url", &callback)],
+                "",
+            )
+            .await;
+        match reply.status {
+            202 => {
+                accepted.insert(reply.header("x-call-id").to_owned());
+            }
+            429 => {
+                assert!(reply.text().contains("queue is full"), "{}", reply.text());
+                refused += 1;
+            }
+            other => panic!("{other}: {}", reply.text()),
+        }
+    }
+    assert!(
+        refused >= 3 && accepted.len() <= 3,
+        "{refused} refused, {} accepted",
+        accepted.len()
+    );
+    let mut delivered = HashSet::new();
+    while !accepted.is_subset(&delivered) {
+        let id = tokio::time::timeout(Duration::from_secs(60), arrived.recv())
+            .await
+            .expect("an accepted call never reached its callback")
+            .unwrap();
+        delivered.insert(id);
+    }
+    jetstream.delete_stream(&small).await.unwrap();
 }
