@@ -72,6 +72,11 @@ pub struct ControlArgs {
     /// Placement policy: random, round-robin or resource-fit.
     #[arg(long, env = "BATON_PLACEMENT", default_value = "round-robin")]
     pub placement: String,
+    /// Keep-alive policy: `ttl` (an idle function goes to zero after its grace), `lru` or
+    /// `greedy-dual` (an idle function keeps one sandbox until a creation needs its memory;
+    /// then the least recently used, or the lowest Greedy-Dual-Size-Frequency priority, go).
+    #[arg(long, env = "BATON_KEEP_ALIVE", default_value = "ttl")]
+    pub keep_alive: String,
     /// How often workers heartbeat.
     #[arg(long, default_value = "1s")]
     pub heartbeat_interval: String,

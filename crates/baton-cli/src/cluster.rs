@@ -72,6 +72,7 @@ pub async fn control(args: ControlArgs) -> anyhow::Result<()> {
     let artifacts = ArtifactStore::open(dir.join("artifacts"))?;
     let config = ClusterConfig {
         placement: args.placement,
+        keep_alive: baton_control::keep_alive::KeepAlive::parse(&args.keep_alive)?,
         heartbeat_interval: duration(&args.heartbeat_interval, "heartbeat-interval")?,
         missed_heartbeats: args.missed_heartbeats.max(1),
         scaling_interval: duration(&args.scaling_interval, "scaling-interval")?,

@@ -110,6 +110,11 @@ pub struct WorkerSettings {
     pub reap_interval: Duration,
     /// Lines of output kept per function for `/system/logs`. Default 1000.
     pub log_lines: usize,
+    /// Which idle sandboxes stay (`[worker] keep_alive`, env `BATON_KEEP_ALIVE`). Default
+    /// `ttl`.
+    pub keep_alive: baton_control::keep_alive::KeepAlive,
+    /// Memory the node's sandboxes may book (`[worker] memory`) [default: the machine's].
+    pub memory_bytes: Option<u64>,
 }
 
 impl Default for WorkerSettings {
@@ -117,6 +122,8 @@ impl Default for WorkerSettings {
         WorkerSettings {
             reap_interval: Duration::from_secs(1),
             log_lines: 1000,
+            keep_alive: baton_control::keep_alive::KeepAlive::Ttl,
+            memory_bytes: None,
         }
     }
 }
@@ -127,6 +134,9 @@ impl Default for WorkerSettings {
 struct WorkerSection {
     reap_interval: Option<String>,
     log_lines: Option<usize>,
+    keep_alive: Option<String>,
+    /// Also the `baton worker` role's `--memory`: the same budget.
+    memory: Option<String>,
     #[serde(flatten)]
     _role: toml::Table,
 }
@@ -244,6 +254,19 @@ impl NodeConfig {
         if let Some(lines) = file.worker.log_lines {
             worker.log_lines = lines;
         }
+        let keep_alive = std::env::var("BATON_KEEP_ALIVE")
+            .ok()
+            .or(file.worker.keep_alive);
+        if let Some(policy) = keep_alive {
+            worker.keep_alive = baton_control::keep_alive::KeepAlive::parse(&policy)
+                .map_err(|e| anyhow::anyhow!("worker.keep_alive: {e}"))?;
+        }
+        if let Some(memory) = &file.worker.memory {
+            worker.memory_bytes = Some(
+                baton_api::parse_memory(memory)
+                    .map_err(|e| anyhow::anyhow!("worker.memory: {e}"))?,
+            );
+        }
         let mut async_calls = baton_gateway::AsyncConfig::default();
         if let Some(queue) = file.async_calls.queue {
             async_calls.queue = queue;
@@ -358,6 +381,31 @@ mod tests {
         assert_eq!(config.wasm.pool_instances, 50);
         up.listen = Some("127.0.0.1:9001".into());
         assert_eq!(NodeConfig::resolve(&up).unwrap().listen.port(), 9001);
+    }
+
+    #[test]
+    fn the_workers_keep_alive_policy_and_memory_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("baton.toml");
+        let mut up = args();
+        up.config = Some(path.clone());
+        std::fs::write(
+            &path,
+            "[worker]\nkeep_alive = \"greedy-dual\"\nmemory = \"2Gi\"\n",
+        )
+        .unwrap();
+        let config = NodeConfig::resolve(&up).unwrap();
+        assert_eq!(
+            config.worker.keep_alive,
+            baton_control::keep_alive::KeepAlive::GreedyDual
+        );
+        assert_eq!(config.worker.memory_bytes, Some(2 << 30));
+        std::fs::write(&path, "[worker]\nkeep_alive = \"fifo\"\n").unwrap();
+        let error = NodeConfig::resolve(&up).unwrap_err().to_string();
+        assert!(
+            error.contains("worker.keep_alive") && error.contains("lru"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -71,12 +71,13 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         "opening the registry (is another baton using this data directory? set BATON_DATA_DIR)",
     )?;
     let platform = crate::platform::start(
-        node_cluster_config(config.worker.reap_interval),
+        node_cluster_config(config.worker.reap_interval, config.worker.keep_alive),
         Arc::new(store),
         Arc::new(runtimes),
         artifacts,
         baton_control::SecretsKey::load_or_make(data)?,
         config.worker.log_lines,
+        config.worker.memory_bytes,
     )
     .await?;
     let control = platform.control.clone();
@@ -172,12 +173,14 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
 /// die on its own, so it is never declared dead for missing heartbeats.
 fn node_cluster_config(
     scaling_interval: std::time::Duration,
+    keep_alive: baton_control::keep_alive::KeepAlive,
 ) -> baton_control::cluster::ClusterConfig {
     let defaults = baton_control::cluster::ClusterConfig::default();
     baton_control::cluster::ClusterConfig {
         missed_heartbeats: 3600,
         scaling_interval,
         validate_processes: true,
+        keep_alive,
         // Functions without com.openfaas.scale.zero-duration stay warm 5 minutes, as the
         // single node always kept them.
         kpa: baton_control::autoscaler::KpaConfig {

@@ -44,6 +44,7 @@ pub async fn start(
     artifacts: ArtifactStore,
     secrets_key: baton_control::SecretsKey,
     log_lines: usize,
+    memory_bytes: Option<u64>,
 ) -> anyhow::Result<OnePlatform> {
     let (cluster, control, server) = open_control(
         config,
@@ -60,7 +61,9 @@ pub async fn start(
             grpc_address: IN_PROCESS.into(),
             data_address: IN_PROCESS.into(),
             cpu_cores: std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64),
-            memory_bytes: baton_runtime::resources::memory_bytes().unwrap_or(8 << 30),
+            memory_bytes: memory_bytes
+                .or_else(baton_runtime::resources::memory_bytes)
+                .unwrap_or(8 << 30),
             log_lines,
             token: None,
             state_address: String::new(),

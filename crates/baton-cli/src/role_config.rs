@@ -16,7 +16,7 @@ pub const ROLES: [&str; 3] = ["control", "gateway", "worker"];
 
 /// Keys of `[worker]` that belong to `baton up`'s own worker (`config.rs`), not to the
 /// `baton worker` role, which leaves them alone.
-pub const NODE_WORKER_KEYS: [&str; 2] = ["reap_interval", "log_lines"];
+pub const NODE_WORKER_KEYS: [&str; 3] = ["reap_interval", "log_lines", "keep_alive"];
 
 /// `argv` with the values of the role's section of its `--config` file added as flags, for
 /// `baton control|gateway|worker`; unchanged for every other command (and when the command

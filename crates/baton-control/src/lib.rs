@@ -13,6 +13,7 @@
 pub mod autoscaler;
 pub mod cluster;
 mod control;
+pub mod keep_alive;
 pub mod placement;
 mod registration;
 mod secrets;

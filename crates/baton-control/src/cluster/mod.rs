@@ -56,6 +56,8 @@ pub struct ClusterConfig {
     /// machine): right when the control plane runs beside its only worker (`baton up`),
     /// wrong when workers are other machines.
     pub validate_processes: bool,
+    /// Which idle sandboxes stay, and which go when a creation needs memory. Default `ttl`.
+    pub keep_alive: crate::keep_alive::KeepAlive,
 }
 
 impl Default for ClusterConfig {
@@ -70,6 +72,7 @@ impl Default for ClusterConfig {
             worker_rpc_timeout: Duration::from_secs(30),
             auth: ClientAuth::default(),
             validate_processes: false,
+            keep_alive: crate::keep_alive::KeepAlive::Ttl,
         }
     }
 }
@@ -81,6 +84,7 @@ impl ClusterConfig {
             kpa: self.kpa.clone(),
             sandbox_cpu: self.sandbox_cpu,
             failure_after: self.heartbeat_interval * self.missed_heartbeats,
+            keep_alive: self.keep_alive,
             ..ModelConfig::default()
         }
     }

@@ -11,6 +11,7 @@ impl Manager {
     /// Makes `spec` at `version` the function's current definition; the scale carries over.
     pub(super) fn install(&mut self, spec: FunctionSpec, version: u64, effects: &mut Effects) {
         let name = spec.name.to_string();
+        let spec_memory = spec.limits.memory_bytes;
         let previous = self.functions.remove(&name);
         let desired = previous
             .as_ref()
@@ -26,12 +27,17 @@ impl Manager {
             kpa: KpaState::default(),
             loads: HashMap::new(),
             pinned_until: None,
+            usage: crate::keep_alive::Usage::new(spec_memory),
         };
         let mut retired: BTreeMap<WorkerId, Vec<SandboxId>> = BTreeMap::new();
         if let Some(previous) = previous {
             function.window = previous.window.clone();
             function.kpa = previous.kpa.clone();
             function.loads = previous.loads.clone();
+            function.usage = crate::keep_alive::Usage {
+                memory: spec_memory,
+                ..previous.usage.clone()
+            };
             if previous.version == version {
                 function.sandboxes = previous.sandboxes;
                 function.creating = previous.creating;

@@ -15,6 +15,7 @@ mod scaling;
 mod tests;
 
 use crate::autoscaler::{ConcurrencyWindow, KpaConfig, KpaState};
+use crate::keep_alive::{KeepAlive, Policy, Usage};
 use crate::placement::{Demand, Placement, WorkerLoad};
 use baton_api::cluster::{self as proto, Endpoint, EndpointDelta, GatewayUpdate};
 use baton_api::{FunctionSpec, GatewayId, Replicas, SandboxId, WorkerId};
@@ -37,6 +38,8 @@ pub struct ModelConfig {
     pub failure_after: Duration,
     /// A gateway's load report counts this long; after that it is taken as zero.
     pub report_lifetime: Duration,
+    /// Which idle sandboxes stay, and which go when a creation needs their memory.
+    pub keep_alive: KeepAlive,
 }
 
 impl Default for ModelConfig {
@@ -46,6 +49,7 @@ impl Default for ModelConfig {
             sandbox_cpu: 0.1,
             failure_after: Duration::from_secs(3),
             report_lifetime: Duration::from_secs(3),
+            keep_alive: KeepAlive::Ttl,
         }
     }
 }
@@ -316,6 +320,8 @@ pub(crate) struct Function {
     pub(crate) loads: HashMap<GatewayId, (Millis, f64)>,
     /// A manual scale holds until then.
     pub(crate) pinned_until: Option<Millis>,
+    /// What the keep-alive policy knows of it.
+    pub(crate) usage: Usage,
 }
 
 impl Function {
@@ -355,6 +361,8 @@ struct Pending {
     version: u64,
     worker: WorkerId,
     demand: Demand,
+    /// When the creation was asked: its answer measures the function's cold start.
+    asked_at: Millis,
 }
 
 /// The cluster manager's picture and decisions; see the module documentation.
@@ -369,6 +377,9 @@ pub struct Manager {
     /// The next sandbox's sequence number.
     seq: u64,
     recovering: bool,
+    keep_alive: Box<dyn Policy>,
+    /// The time of the event being handled.
+    now: Millis,
 }
 
 /// Effects gathered while one event is handled.
@@ -382,7 +393,6 @@ impl Manager {
     /// sandbox ids are drawn from `seed`.
     pub fn new(config: ModelConfig, placement: Box<dyn Placement>, seed: u64) -> Self {
         Manager {
-            config,
             placement,
             ids: fastrand::Rng::with_seed(seed),
             functions: HashMap::new(),
@@ -391,11 +401,15 @@ impl Manager {
             pending: HashMap::new(),
             seq: 0,
             recovering: true,
+            keep_alive: config.keep_alive.build(),
+            now: 0,
+            config,
         }
     }
 
     /// Handles `event` at `now`; returns what the executor must do, in order.
     pub fn apply(&mut self, now: Millis, event: Event) -> Vec<Effect> {
+        self.now = now;
         let mut effects = Vec::new();
         match event {
             Event::Install { spec, version } => self.install(spec, version, &mut effects),

@@ -3,6 +3,8 @@
 
 use super::{Added, Effect, Effects, Manager, Millis, Pending, Placed};
 use crate::autoscaler::{KpaState, decide};
+use crate::keep_alive::Usage;
+use crate::placement::Demand;
 use baton_api::cluster as proto;
 use baton_api::{GatewayId, SandboxId, WorkerId};
 use std::collections::BTreeMap;
@@ -61,6 +63,7 @@ impl Manager {
             return;
         };
         f.kpa.last_active_ms = Some(now);
+        self.keep_alive.used(&mut f.usage, now);
         if f.desired > 0 || !f.sandboxes.is_empty() || f.creating > 0 {
             return;
         }
@@ -83,6 +86,9 @@ impl Manager {
             };
             f.loads
                 .insert(gateway.clone(), (now, load.concurrency.max(0.0)));
+            if load.concurrency > 0.0 {
+                self.keep_alive.used(&mut f.usage, now);
+            }
             if load.queued > 0 && f.sandboxes.is_empty() && f.creating == 0 {
                 self.scale_from_zero(&load.function, now, effects);
             }
@@ -116,12 +122,26 @@ impl Manager {
         if self.recovering {
             return;
         }
+        let keeps_idle = self.keep_alive.keeps_idle();
+        if keeps_idle && let Some(f) = self.functions.get(function) {
+            let have = f.sandboxes.len() as u32 + f.creating;
+            if f.desired > have {
+                let demand = f.demand(self.config.sandbox_cpu);
+                self.make_room(function, f.desired - have, demand, effects);
+            }
+        }
         let (ids, mut loads) = self.loads();
         let Some(f) = self.functions.get_mut(function) else {
             return;
         };
         let have = f.sandboxes.len() as u32 + f.creating;
         let demand = f.demand(self.config.sandbox_cpu);
+        // An idle function keeps one sandbox where the policy caches them.
+        let keep = if keeps_idle && f.desired == 0 {
+            1.min(have)
+        } else {
+            f.desired
+        };
         if f.desired > have {
             let mut creations: BTreeMap<WorkerId, Vec<SandboxId>> = BTreeMap::new();
             for _ in have..f.desired {
@@ -149,6 +169,7 @@ impl Manager {
                             version: message.version,
                             worker: worker.clone(),
                             demand,
+                            asked_at: self.now,
                         },
                     );
                 }
@@ -158,8 +179,8 @@ impl Manager {
                     sandboxes,
                 });
             }
-        } else if f.desired < have && f.creating == 0 {
-            let extra = (have - f.desired) as usize;
+        } else if keep < have && f.creating == 0 {
+            let extra = (have - keep) as usize;
             // Newest first: the oldest are the warmest.
             let mut by_age: Vec<(&SandboxId, u64)> =
                 f.sandboxes.iter().map(|(id, p)| (id, p.seq)).collect();
@@ -190,6 +211,55 @@ impl Manager {
                 effects.push(Effect::Delete { worker, sandboxes });
             }
             effects.push(Effect::Wake(function.to_owned()));
+        }
+    }
+
+    /// Frees memory for `count` sandboxes of `demand` by evicting idle sandboxes of other
+    /// functions, in the keep-alive policy's order, in one batch.
+    fn make_room(&mut self, except: &str, count: u32, demand: Demand, effects: &mut Effects) {
+        if demand.memory == 0 {
+            return;
+        }
+        let (_, loads) = self.loads();
+        let fits: u64 = loads
+            .iter()
+            .map(|l| l.memory_bytes.saturating_sub(l.memory_used) / demand.memory)
+            .sum();
+        let Some(short) = u64::from(count).checked_sub(fits).filter(|s| *s > 0) else {
+            return;
+        };
+        let mut idle: Vec<(&String, &SandboxId, &Usage)> = self
+            .functions
+            .iter()
+            .filter(|(name, f)| name.as_str() != except && f.desired == 0 && f.creating == 0)
+            .flat_map(|(name, f)| f.sandboxes.keys().map(move |id| (name, id, &f.usage)))
+            .collect();
+        idle.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let usages: Vec<&Usage> = idle.iter().map(|(_, _, u)| *u).collect();
+        let chosen = self.keep_alive.victims(&usages, short * demand.memory);
+        let victims: Vec<(String, SandboxId)> = chosen
+            .into_iter()
+            .map(|i| (idle[i].0.clone(), idle[i].1.clone()))
+            .collect();
+        for (name, id) in victims {
+            let f = self.functions.get_mut(&name).expect("listed above");
+            let placed = f.sandboxes.remove(&id).expect("listed above");
+            let freed = f.demand(self.config.sandbox_cpu);
+            tracing::info!(function = %name, sandbox = %id, "keep-alive eviction: its memory is needed");
+            effects.push(Self::endpoints_update(
+                &name,
+                f.version,
+                Vec::new(),
+                vec![id.clone()],
+            ));
+            if let Some(w) = self.workers.get_mut(&placed.worker) {
+                w.release(&id, freed);
+            }
+            effects.push(Effect::Delete {
+                worker: placed.worker,
+                sandboxes: vec![id],
+            });
+            effects.push(Effect::Wake(name));
         }
     }
 
@@ -237,6 +307,8 @@ impl Manager {
             match (f, failure, &address) {
                 (Some(f), None, Some(address)) => {
                     f.creating = f.creating.saturating_sub(1);
+                    f.usage
+                        .cold_start(self.now.saturating_sub(pending.asked_at) as f64);
                     self.seq += 1;
                     let placed = Placed {
                         worker: worker.clone(),

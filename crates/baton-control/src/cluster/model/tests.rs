@@ -600,3 +600,85 @@ fn a_new_version_replaces_every_sandbox_and_keeps_the_scale() {
             .all(|e| e.address == "w1:2")
     );
 }
+
+#[test]
+fn keep_alive_policies_keep_idle_sandboxes_and_evict_them_for_room() {
+    use crate::keep_alive::KeepAlive;
+    // (policy, sandboxes of a and b once idle past the grace, which goes for c)
+    let cases = [
+        (KeepAlive::Ttl, 0, None),
+        (KeepAlive::Lru, 1, Some("a")),
+        (KeepAlive::GreedyDual, 1, Some("b")),
+    ];
+    for (policy, kept, evicted) in cases {
+        let config = ModelConfig {
+            keep_alive: policy,
+            ..ModelConfig::default()
+        };
+        let placement = placement_policy("resource-fit").unwrap();
+        let mut sim = Sim {
+            model: Manager::new(config, placement, 7),
+            now: 0,
+            asked: Vec::new(),
+        };
+        // One worker with room for two sandboxes of 128 MiB.
+        sim.apply(Event::WorkerJoined {
+            record: WorkerRecord {
+                memory_bytes: 256 << 20,
+                ..record("w1")
+            },
+            registered: false,
+        });
+        sim.apply(Event::Recovered);
+        let load = |function: &str| Event::Load {
+            gateway: GatewayId::from("g"),
+            loads: vec![FunctionLoad {
+                function: function.into(),
+                concurrency: 1.0,
+                queued: 0,
+            }],
+        };
+        for f in ["a", "b", "c"] {
+            sim.deploy(f, 0, 4);
+        }
+        for f in ["a", "b"] {
+            sim.apply(Event::ScaleFromZero { function: f.into() });
+            sim.answer_all();
+        }
+        // `a` is used often and early, `b` once and last.
+        for t in 1..=5 {
+            sim.now = t * 1_000;
+            sim.apply(load("a"));
+        }
+        sim.now = 6_000;
+        sim.apply(load("b"));
+        // Idle long past the grace (30 s) and the stable window (60 s).
+        for t in 7..=200 {
+            sim.now = t * 1_000;
+            sim.apply(Event::Autoscale);
+        }
+        let count = |sim: &Sim, f: &str| sim.model.functions[f].sandboxes.len();
+        assert_eq!(
+            (count(&sim, "a"), count(&sim, "b")),
+            (kept, kept),
+            "{policy:?}"
+        );
+        // `c` needs a sandbox: under a caching policy one idle sandbox makes room for it.
+        let effects = sim.apply(Event::ScaleFromZero {
+            function: "c".into(),
+        });
+        assert!(
+            effects.contains(&"create c@1 x1 on w1".to_string()),
+            "{policy:?}: {effects:?}"
+        );
+        if let Some(evicted) = evicted {
+            assert_eq!(count(&sim, evicted), 0, "{policy:?}: {effects:?}");
+            let other = if evicted == "a" { "b" } else { "a" };
+            assert_eq!(count(&sim, other), 1, "{policy:?}: {effects:?}");
+            assert!(
+                effects.contains(&"delete x1 on w1".to_string()),
+                "{effects:?}"
+            );
+        }
+    }
+}
