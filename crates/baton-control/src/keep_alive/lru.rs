@@ -1,6 +1,6 @@
 //! `lru`: idle sandboxes stay until memory is needed; the least recently used go first.
 
-use super::{Millis, Policy, Usage, enough};
+use super::{Millis, Policy, Usage, by_recency, enough};
 
 /// Least recently used.
 pub struct Lru;
@@ -16,9 +16,7 @@ impl Policy for Lru {
     }
 
     fn victims(&mut self, idle: &[&Usage], need: u64) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..idle.len()).collect();
-        order.sort_by_key(|&i| idle[i].last_used);
-        enough(idle, order, need)
+        enough(idle, by_recency(idle), need)
     }
 }
 

@@ -1,8 +1,9 @@
 //! Keep-alive as caching, after FaasCache: which idle sandboxes a worker keeps, and which it
 //! gives up when a new sandbox needs the memory they hold.
 //!
-//! - `ttl` (the default, Baton's behaviour before): an idle function goes to zero after its
-//!   scale-to-zero grace, and nothing is evicted for room.
+//! - `ttl` (the default): an idle function goes to zero after its scale-to-zero grace; when a
+//!   creation needs memory, idle sandboxes go least recently used first (OpenWhisk's default,
+//!   the baseline FaasCache measured against).
 //! - `lru`: an idle function keeps one sandbox, however long, until memory is needed; then
 //!   the least recently used go first.
 //! - `greedy-dual`: as `lru`, evicting by Greedy-Dual-Size-Frequency: priority = clock +
@@ -110,6 +111,13 @@ pub trait Policy: Send {
     /// Which of `idle` to evict, in order, to free at least `need` bytes (all of them when
     /// they hold less): indices into `idle`.
     fn victims(&mut self, idle: &[&Usage], need: u64) -> Vec<usize>;
+}
+
+/// Indices of `idle`, least recently used first.
+fn by_recency(idle: &[&Usage]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..idle.len()).collect();
+    order.sort_by_key(|&i| idle[i].last_used);
+    order
 }
 
 /// `order` (indices, first evicted first) cut where the memory freed reaches `need`.

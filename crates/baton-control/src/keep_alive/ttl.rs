@@ -1,10 +1,10 @@
 //! `ttl`: an idle function goes to zero after its scale-to-zero grace (the autoscaler's
-//! decision); nothing is evicted to make room, so a creation that finds no room waits for a
-//! grace to end somewhere.
+//! decision); when a creation needs memory before that, idle sandboxes go least recently used
+//! first, as OpenWhisk's default policy does (the baseline FaasCache measured against).
 
-use super::{Millis, Policy, Usage};
+use super::{Millis, Policy, Usage, by_recency, enough};
 
-/// Time to live: the grace decides.
+/// Time to live, with least-recently-used eviction when memory is short.
 pub struct Ttl;
 
 impl Policy for Ttl {
@@ -17,8 +17,8 @@ impl Policy for Ttl {
         usage.frequency += 1;
     }
 
-    fn victims(&mut self, _idle: &[&Usage], _need: u64) -> Vec<usize> {
-        Vec::new()
+    fn victims(&mut self, idle: &[&Usage], need: u64) -> Vec<usize> {
+        enough(idle, by_recency(idle), need)
     }
 }
 
@@ -27,10 +27,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn never_evicts_and_lets_the_grace_decide() {
+    fn the_grace_decides_and_memory_goes_least_recently_used_first() {
         let mut policy = Ttl;
-        let idle = Usage::new(100);
+        let at = |last_used| Usage {
+            last_used,
+            ..Usage::new(100)
+        };
+        let (a, b) = (at(20), at(10));
         assert!(!policy.keeps_idle());
-        assert!(policy.victims(&[&idle], 1_000).is_empty());
+        assert_eq!(policy.victims(&[&a, &b], 1), [1]);
+        assert!(policy.victims(&[&a, &b], 0).is_empty());
     }
 }

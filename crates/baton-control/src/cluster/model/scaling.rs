@@ -2,7 +2,7 @@
 //! function's sandboxes to its desired count as creations are answered.
 
 use super::{Added, Effect, Effects, Manager, Millis, Pending, Placed};
-use crate::autoscaler::{KpaState, decide};
+use crate::autoscaler::{ConcurrencyWindow, KpaState, decide};
 use crate::keep_alive::Usage;
 use crate::placement::Demand;
 use baton_api::cluster as proto;
@@ -123,7 +123,7 @@ impl Manager {
             return;
         }
         let keeps_idle = self.keep_alive.keeps_idle();
-        if keeps_idle && let Some(f) = self.functions.get(function) {
+        if let Some(f) = self.functions.get(function) {
             let have = f.sandboxes.len() as u32 + f.creating;
             if f.desired > have {
                 let demand = f.demand(self.config.sandbox_cpu);
@@ -215,7 +215,9 @@ impl Manager {
     }
 
     /// Frees memory for `count` sandboxes of `demand` by evicting idle sandboxes of other
-    /// functions, in the keep-alive policy's order, in one batch.
+    /// functions (none in flight, above their minimum, not scaled by hand), in the keep-alive
+    /// policy's order, in one batch. An evicted function starts over cold: its windows are
+    /// cleared, so the autoscaler does not bring the sandbox straight back.
     fn make_room(&mut self, except: &str, count: u32, demand: Demand, effects: &mut Effects) {
         if demand.memory == 0 {
             return;
@@ -228,22 +230,44 @@ impl Manager {
         let Some(short) = u64::from(count).checked_sub(fits).filter(|s| *s > 0) else {
             return;
         };
-        let mut idle: Vec<(&String, &SandboxId, &Usage)> = self
+        let (now, lifetime) = (self.now, self.config.report_lifetime.as_millis() as Millis);
+        let idle = |name: &String, f: &super::Function| {
+            name.as_str() != except
+                && f.creating == 0
+                && f.pinned_until.is_none_or(|until| now >= until)
+                && !f
+                    .loads
+                    .values()
+                    .any(|(at, c)| now.saturating_sub(*at) < lifetime && *c > 0.0)
+        };
+        let mut candidates: Vec<(&String, &SandboxId, &Usage)> = self
             .functions
             .iter()
-            .filter(|(name, f)| name.as_str() != except && f.desired == 0 && f.creating == 0)
-            .flat_map(|(name, f)| f.sandboxes.keys().map(move |id| (name, id, &f.usage)))
+            .filter(|(name, f)| idle(name, f))
+            .flat_map(|(name, f)| {
+                let spare = f
+                    .sandboxes
+                    .len()
+                    .saturating_sub(f.spec.scaling.min as usize);
+                f.sandboxes
+                    .keys()
+                    .take(spare)
+                    .map(move |id| (name, id, &f.usage))
+            })
             .collect();
-        idle.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-        let usages: Vec<&Usage> = idle.iter().map(|(_, _, u)| *u).collect();
+        candidates.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let usages: Vec<&Usage> = candidates.iter().map(|(_, _, u)| *u).collect();
         let chosen = self.keep_alive.victims(&usages, short * demand.memory);
         let victims: Vec<(String, SandboxId)> = chosen
             .into_iter()
-            .map(|i| (idle[i].0.clone(), idle[i].1.clone()))
+            .map(|i| (candidates[i].0.clone(), candidates[i].1.clone()))
             .collect();
         for (name, id) in victims {
             let f = self.functions.get_mut(&name).expect("listed above");
             let placed = f.sandboxes.remove(&id).expect("listed above");
+            f.desired = f.sandboxes.len() as u32;
+            f.window = ConcurrencyWindow::default();
+            f.kpa = KpaState::default();
             let freed = f.demand(self.config.sandbox_cpu);
             tracing::info!(function = %name, sandbox = %id, "keep-alive eviction: its memory is needed");
             effects.push(Self::endpoints_update(

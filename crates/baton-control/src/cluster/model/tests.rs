@@ -601,84 +601,124 @@ fn a_new_version_replaces_every_sandbox_and_keeps_the_scale() {
     );
 }
 
+/// A recovered manager under `policy` with one worker that has room for two sandboxes of
+/// 128 MiB, and three functions; `a` and `b` run one sandbox each, `a` used often and early
+/// (five seconds of load), `b` once and last.
+fn two_idle_functions(policy: crate::keep_alive::KeepAlive) -> Sim {
+    let config = ModelConfig {
+        keep_alive: policy,
+        ..ModelConfig::default()
+    };
+    let placement = placement_policy("resource-fit").unwrap();
+    let mut sim = Sim {
+        model: Manager::new(config, placement, 7),
+        now: 0,
+        asked: Vec::new(),
+    };
+    sim.apply(Event::WorkerJoined {
+        record: WorkerRecord {
+            memory_bytes: 256 << 20,
+            ..record("w1")
+        },
+        registered: false,
+    });
+    sim.apply(Event::Recovered);
+    for f in ["a", "b", "c"] {
+        sim.deploy(f, 0, 4);
+    }
+    for f in ["a", "b"] {
+        sim.apply(Event::ScaleFromZero { function: f.into() });
+        sim.answer_all();
+    }
+    let load = |function: &str| Event::Load {
+        gateway: GatewayId::from("g"),
+        loads: vec![FunctionLoad {
+            function: function.into(),
+            concurrency: 1.0,
+            queued: 0,
+        }],
+    };
+    for t in 1..=5 {
+        sim.now = t * 1_000;
+        sim.apply(load("a"));
+    }
+    sim.now = 6_000;
+    sim.apply(load("b"));
+    sim
+}
+
+fn sandboxes(sim: &Sim, function: &str) -> usize {
+    sim.model.functions[function].sandboxes.len()
+}
+
 #[test]
-fn keep_alive_policies_keep_idle_sandboxes_and_evict_them_for_room() {
+fn idle_sandboxes_outlive_the_grace_only_under_caching_policies() {
     use crate::keep_alive::KeepAlive;
-    // (policy, sandboxes of a and b once idle past the grace, which goes for c)
-    let cases = [
-        (KeepAlive::Ttl, 0, None),
-        (KeepAlive::Lru, 1, Some("a")),
-        (KeepAlive::GreedyDual, 1, Some("b")),
-    ];
-    for (policy, kept, evicted) in cases {
-        let config = ModelConfig {
-            keep_alive: policy,
-            ..ModelConfig::default()
-        };
-        let placement = placement_policy("resource-fit").unwrap();
-        let mut sim = Sim {
-            model: Manager::new(config, placement, 7),
-            now: 0,
-            asked: Vec::new(),
-        };
-        // One worker with room for two sandboxes of 128 MiB.
-        sim.apply(Event::WorkerJoined {
-            record: WorkerRecord {
-                memory_bytes: 256 << 20,
-                ..record("w1")
-            },
-            registered: false,
-        });
-        sim.apply(Event::Recovered);
-        let load = |function: &str| Event::Load {
-            gateway: GatewayId::from("g"),
-            loads: vec![FunctionLoad {
-                function: function.into(),
-                concurrency: 1.0,
-                queued: 0,
-            }],
-        };
-        for f in ["a", "b", "c"] {
-            sim.deploy(f, 0, 4);
-        }
-        for f in ["a", "b"] {
-            sim.apply(Event::ScaleFromZero { function: f.into() });
-            sim.answer_all();
-        }
-        // `a` is used often and early, `b` once and last.
-        for t in 1..=5 {
-            sim.now = t * 1_000;
-            sim.apply(load("a"));
-        }
-        sim.now = 6_000;
-        sim.apply(load("b"));
+    for (policy, kept) in [
+        (KeepAlive::Ttl, 0),
+        (KeepAlive::Lru, 1),
+        (KeepAlive::GreedyDual, 1),
+    ] {
+        let mut sim = two_idle_functions(policy);
         // Idle long past the grace (30 s) and the stable window (60 s).
         for t in 7..=200 {
             sim.now = t * 1_000;
             sim.apply(Event::Autoscale);
         }
-        let count = |sim: &Sim, f: &str| sim.model.functions[f].sandboxes.len();
         assert_eq!(
-            (count(&sim, "a"), count(&sim, "b")),
+            (sandboxes(&sim, "a"), sandboxes(&sim, "b")),
             (kept, kept),
             "{policy:?}"
         );
-        // `c` needs a sandbox: under a caching policy one idle sandbox makes room for it.
+    }
+}
+
+#[test]
+fn a_creation_that_needs_memory_evicts_idle_sandboxes_in_the_policys_order() {
+    use crate::keep_alive::KeepAlive;
+    // Within the grace, the worker full: `c` needs one of the idle sandboxes' memory.
+    for (policy, evicted) in [
+        (KeepAlive::Ttl, "a"),
+        (KeepAlive::Lru, "a"),
+        (KeepAlive::GreedyDual, "b"),
+    ] {
+        let mut sim = two_idle_functions(policy);
+        sim.now = 10_000;
+        sim.apply(Event::Autoscale);
         let effects = sim.apply(Event::ScaleFromZero {
             function: "c".into(),
         });
-        assert!(
-            effects.contains(&"create c@1 x1 on w1".to_string()),
+        let other = if evicted == "a" { "b" } else { "a" };
+        assert_eq!(
+            (sandboxes(&sim, evicted), sandboxes(&sim, other)),
+            (0, 1),
             "{policy:?}: {effects:?}"
         );
-        if let Some(evicted) = evicted {
-            assert_eq!(count(&sim, evicted), 0, "{policy:?}: {effects:?}");
-            let other = if evicted == "a" { "b" } else { "a" };
-            assert_eq!(count(&sim, other), 1, "{policy:?}: {effects:?}");
-            assert!(
-                effects.contains(&"delete x1 on w1".to_string()),
-                "{effects:?}"
-            );
+        for expected in [
+            format!("push {evicted}: +0 -1"),
+            "delete x1 on w1".into(),
+            "create c@1 x1 on w1".into(),
+        ] {
+            assert!(effects.contains(&expected), "{policy:?}: {effects:?}");
         }
+        // The evicted function is not brought straight back by the next pass.
+        sim.now = 11_000;
+        let next = sim.apply(Event::Autoscale);
+        assert!(
+            !next
+                .iter()
+                .any(|e| e.starts_with(&format!("create {evicted}"))),
+            "{policy:?}: {next:?}"
+        );
+        // With nothing idle left to evict (both remaining in use), nothing more goes.
+        let busy = sim.apply(Event::Load {
+            gateway: GatewayId::from("g"),
+            loads: vec![FunctionLoad {
+                function: other.into(),
+                concurrency: 1.0,
+                queued: 0,
+            }],
+        });
+        assert!(!busy.iter().any(|e| e.starts_with("delete")), "{busy:?}");
     }
 }
