@@ -140,6 +140,12 @@ pub struct ReplaySummary {
     pub failures: usize,
     /// Invocations that created a sandbox.
     pub cold_starts: usize,
+    /// What cold starts cost: over the successful cold invocations, response time minus
+    /// execution time, summed (ms).
+    pub cold_overhead_ms: f64,
+    /// `cold_overhead_ms` over the execution time of every successful invocation: FaasCache's
+    /// "cold-start overhead" as a share.
+    pub cold_overhead_share: f64,
     /// Failures by cause: an HTTP status, or `no answer` (timeout, connection error,
     /// generator saturated).
     pub failure_causes: std::collections::BTreeMap<String, usize>,
@@ -202,7 +208,15 @@ pub fn summarise(outcomes: &[Outcome], ids: &[String], names: &[String]) -> Repl
             .map_or_else(|| "no answer".to_owned(), |s| s.to_string());
         *failure_causes.entry(cause).or_insert(0) += 1;
     }
+    let succeeded = || outcomes.iter().filter(|o| o.status == Some(200));
+    let cold_overhead_ms: f64 = succeeded()
+        .filter(|o| o.cold)
+        .map(|o| (o.response.as_secs_f64() * 1000.0 - o.duration_ms as f64).max(0.0))
+        .sum();
+    let executed_ms: f64 = succeeded().map(|o| o.duration_ms as f64).sum();
     ReplaySummary {
+        cold_overhead_ms,
+        cold_overhead_share: cold_overhead_ms / executed_ms.max(1.0),
         failure_causes,
         invocations: outcomes.len(),
         failures: outcomes.iter().filter(|o| o.status != Some(200)).count(),
@@ -258,5 +272,8 @@ mod tests {
         assert_eq!(summary.functions[1].failures, 1);
         // Across every success: 1.1, 1.2, 1.5, 4.0; the nearest-rank median is 1.5.
         assert!((summary.slowdown_median - 1.5).abs() < 1e-9);
+        // Cold: 50 ms over 100, 30 over 10; executed 100 + 100 + 100 + 10.
+        assert!((summary.cold_overhead_ms - 80.0).abs() < 1e-6);
+        assert!((summary.cold_overhead_share - 80.0 / 310.0).abs() < 1e-9);
     }
 }

@@ -147,12 +147,14 @@ pub async fn replay(args: TraceReplayArgs) -> anyhow::Result<ExitCode> {
         crate::output::json(&summary)?;
     } else {
         println!(
-            "{} invocations of {} functions: {} failed {:?}, {} cold starts\nslowdown (response / execution): median {:.2}, p99 {:.2}; per-function medians: median {:.2}, p99 {:.2}\nresults in {}",
+            "{} invocations of {} functions: {} failed {:?}, {} cold starts costing {:.0} ms ({:.2} % of execution time)\nslowdown (response / execution): median {:.2}, p99 {:.2}; per-function medians: median {:.2}, p99 {:.2}\nresults in {}",
             summary.invocations,
             summary.functions.len(),
             summary.failures,
             summary.failure_causes,
             summary.cold_starts,
+            summary.cold_overhead_ms,
+            summary.cold_overhead_share * 100.0,
             summary.slowdown_median,
             summary.slowdown_p99,
             summary.per_function_median_slowdown,

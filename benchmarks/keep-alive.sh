@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Keep-alive as caching (after FaasCache): the same skewed trace replayed on the same cluster
+# at the same worker memory budget under each keep-alive policy, `ttl` (with least recently
+# used eviction when memory is short: OpenWhisk's default, FaasCache's baseline), `lru` and
+# `greedy-dual`; cold starts and their overhead per policy. One control plane, one wasm
+# worker offering MEMORY, one gateway, started afresh for each policy.
+#
+#   benchmarks/keep-alive.sh [minute] [memory] [grace]   (defaults 6s, 1Gi, 60s)
+#
+# `minute` is the real time of one trace minute (6s: ten times faster than the trace), and
+# `grace` the scale-to-zero grace in real time (60s at 6s a minute is FaasCache's 10-minute
+# TTL). The trace: 40 functions over 10 minutes, rates log-uniform from 0.1 to 300 a minute
+# (skewed: a few hot functions, many rare), generated with a fixed seed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+minute="${1:-6s}" memory="${2:-1Gi}" grace="${3:-60s}"
+cargo build --release -q -p baton
+baton=target/release/baton
+dir=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
+$baton bench trace generate --out "$dir/trace" --functions 40 --minutes 10 \
+  --min-rate 0.1 --max-rate 300 --seed 3 >/dev/null
+ready() { for _ in $(seq 6000); do [ -s "$1" ] && return; sleep 0.01; done; echo "$1 never appeared" >&2; exit 1; }
+out=benchmarks/results/keep-alive
+mkdir -p "$out"
+echo "# keep-alive $(date -u '+%F %T UTC'), $(nproc) cores, $(git rev-parse --short HEAD); minute=$minute memory=$memory grace=$grace"
+for policy in ttl lru greedy-dual; do
+  run="$dir/$policy"
+  mkdir -p "$run"
+  port=$((20000 + RANDOM % 20000))
+  BATON_LOG=warn,baton_control::cluster::model::scaling=info $baton control --listen 127.0.0.1:$port --data-dir "$run/control" \
+    --keep-alive "$policy" --placement resource-fit --scale-to-zero-grace "$grace" \
+    --ready-file "$run/control.ready" >"$run/control.log" 2>&1 &
+  control=$!
+  ready "$run/control.ready"
+  BATON_LOG=warn $baton worker --control http://127.0.0.1:$port --memory "$memory" \
+    --data-dir "$run/worker" --ready-file "$run/worker.ready" >"$run/worker.log" 2>&1 &
+  worker=$!
+  BATON_LOG=warn $baton gateway --control http://127.0.0.1:$port --listen 127.0.0.1:0 \
+    --ready-file "$run/gateway.ready" >"$run/gateway.log" 2>&1 &
+  gateway_pid=$!
+  ready "$run/worker.ready"
+  ready "$run/gateway.ready"
+  gateway=$(grep -o '"http": *"[^"]*"' "$run/gateway.ready" | grep -o 'http://[0-9.:]*')
+  for _ in $(seq 600); do
+    [ "$(curl -s "$gateway/system/nodes" | grep -o '"alive":true' | wc -l)" -ge 1 ] && break; sleep 0.1
+  done
+  echo "## $policy"
+  $baton bench trace replay "$dir/trace" --target "$gateway" --minute "$minute" \
+    --max-duration 1s --out "$out/$policy" 2>/dev/null
+  echo "evictions: $(grep -c 'keep-alive eviction' "$run/control.log" || true)"
+  kill $gateway_pid $worker $control; wait $gateway_pid $worker $control 2>/dev/null || true
+done
