@@ -206,7 +206,10 @@ pub fn decide(
     };
 
     let mut desired = desired.min(u32::MAX as f64) as u32;
-    if desired == 0 && ready > 0 {
+    // Within the grace a function keeps one sandbox, also while its first is still being
+    // created (ready 0 after a scale from zero whose request ended before any load report):
+    // otherwise that sandbox would be deleted as soon as it came up.
+    if desired == 0 && (ready > 0 || next.last_active_ms.is_some()) {
         let idle_since = next.last_active_ms.unwrap_or(0);
         if now_ms.saturating_sub(idle_since) < config.scale_to_zero_grace.as_millis() as u64 {
             desired = 1;
@@ -299,6 +302,24 @@ mod tests {
         let (d, state) = decide(&config(), &state, &idle, 1, late);
         assert_eq!(d.desired, 1, "inside the grace period");
         let (d, _) = decide(&config(), &state, &idle, 1, 9_000 + 30_000);
+        assert_eq!(d.desired, 0);
+    }
+
+    #[test]
+    fn a_first_sandbox_still_being_created_is_kept_through_the_grace() {
+        // Scaled from zero at 1 s; the request ended before any load report, and the pass
+        // comes while the sandbox is created (ready 0): it stays wanted, until the grace ends.
+        let state = KpaState {
+            last_active_ms: Some(1_000),
+            ..KpaState::default()
+        };
+        let empty = ConcurrencyWindow::default();
+        let (d, state) = decide(&config(), &state, &empty, 0, 1_500);
+        assert_eq!(d.desired, 1);
+        let (d, _) = decide(&config(), &state, &empty, 0, 1_000 + 30_000);
+        assert_eq!(d.desired, 0);
+        // Never active: nothing.
+        let (d, _) = decide(&config(), &KpaState::default(), &empty, 0, 1_500);
         assert_eq!(d.desired, 0);
     }
 

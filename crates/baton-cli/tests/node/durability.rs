@@ -1,7 +1,7 @@
 //! Registrations survive restarts and kill -9; concurrent changes stay consistent; idle
 //! sandboxes go away.
 
-use crate::harness::{Node, Options, eventually};
+use crate::harness::{Callbacks, Node, Options, eventually};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -234,41 +234,19 @@ async fn a_restart_keeps_a_users_function_named_like_an_example_and_removed_exam
     assert!(echo["labels"].get("baton.example").is_none(), "{echo}");
 }
 
-/// Call ids POSTed to a callback server on loopback, as they arrive.
-async fn callback_server() -> (String, Arc<std::sync::Mutex<Vec<(String, String)>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/done", listener.local_addr().unwrap());
-    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let recorded = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let recorded = recorded.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |request: http::Request<hyper::body::Incoming>| {
-                        let recorded = recorded.clone();
-                        async move {
-                            let header =
-                                |name: &str| request.headers()[name].to_str().unwrap().to_owned();
-                            let entry = (header("x-call-id"), header("x-function-status"));
-                            recorded.lock().unwrap().push(entry);
-                            Ok::<_, std::convert::Infallible>(http::Response::new(
-                                http_body_util::Full::new(bytes::Bytes::new()),
-                            ))
-                        }
-                    },
-                );
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
-            });
-        }
-    });
-    (url, seen)
+/// (call id, function status) of every callback received so far.
+fn seen(callbacks: &Callbacks) -> Vec<(String, String)> {
+    let header = |h: &http::HeaderMap, name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    callbacks
+        .received()
+        .iter()
+        .map(|(h, _)| (header(h, "x-call-id"), header(h, "x-function-status")))
+        .collect()
 }
 
 #[tokio::test]
@@ -284,7 +262,8 @@ async fn accepted_async_calls_run_after_kill_9_and_busy_functions_are_retried() 
         .upload("slow", baton_guests::MISBEHAVE, json!({}))
         .await;
     assert_eq!(deployed.status, 201, "{}", deployed.text());
-    let (callback, seen) = callback_server().await;
+    let callbacks = Callbacks::start(None).await;
+    let callback = callbacks.url.clone();
     let mut accepted = Vec::new();
     for _ in 0..20 {
         let reply = node
@@ -299,35 +278,25 @@ async fn accepted_async_calls_run_after_kill_9_and_busy_functions_are_retried() 
         accepted.push(reply.header("x-call-id").to_owned());
     }
     let started = eventually(Duration::from_secs(60), || async {
-        seen.lock().unwrap().len() >= 2
+        seen(&callbacks).len() >= 2
     })
     .await;
     assert!(started, "no call ran");
     let data = node.kill();
-    let ran_before = seen.lock().unwrap().len();
+    let ran_before = seen(&callbacks).len();
     assert!(ran_before < accepted.len(), "all ran before the kill");
 
     // After the restart, every accepted call runs (at least once).
     let node = Node::start(&data, options());
     let all = eventually(Duration::from_secs(120), || async {
-        let seen = seen.lock().unwrap();
+        let seen = seen(&callbacks);
         accepted
             .iter()
             .all(|id| seen.iter().any(|(done, _)| done == id))
     })
     .await;
-    assert!(
-        all,
-        "{} of {} ran",
-        seen.lock().unwrap().len(),
-        accepted.len()
-    );
-    assert!(
-        seen.lock()
-            .unwrap()
-            .iter()
-            .all(|(_, status)| status == "200")
-    );
+    assert!(all, "{} of {} ran", seen(&callbacks).len(), accepted.len());
+    assert!(seen(&callbacks).iter().all(|(_, status)| status == "200"));
 
     // A function that stays unavailable is tried `attempts` times, then reported.
     let reply = node
@@ -341,13 +310,11 @@ async fn accepted_async_calls_run_after_kill_9_and_busy_functions_are_retried() 
     assert_eq!(reply.status, 202);
     let id = reply.header("x-call-id").to_owned();
     let reported = eventually(Duration::from_secs(60), || async {
-        seen.lock().unwrap().iter().any(|(done, _)| *done == id)
+        seen(&callbacks).iter().any(|(done, _)| *done == id)
     })
     .await;
     assert!(reported);
-    let status = seen
-        .lock()
-        .unwrap()
+    let status = seen(&callbacks)
         .iter()
         .find(|(done, _)| *done == id)
         .map(|(_, status)| status.clone());

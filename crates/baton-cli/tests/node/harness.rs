@@ -338,3 +338,84 @@ where
     }
     false
 }
+
+/// A callback receiver on loopback, as asynchronous calls' `X-Callback-Url` points at: every
+/// request it gets, as (headers, body), in arrival order. Over TLS when given an acceptor
+/// (its URL then names `localhost`, what a test certificate is for).
+pub struct Callbacks {
+    pub url: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<(http::HeaderMap, Bytes)>>>,
+}
+
+impl Callbacks {
+    pub async fn start(tls: Option<tokio_rustls::TlsAcceptor>) -> Callbacks {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let url = match tls {
+            Some(_) => format!("https://localhost:{port}/done"),
+            None => format!("http://127.0.0.1:{port}/done"),
+        };
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = received.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (tls, recorded) = (tls.clone(), recorded.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |request: http::Request<hyper::body::Incoming>| {
+                            let recorded = recorded.clone();
+                            async move {
+                                let headers = request.headers().clone();
+                                let body = request.into_body().collect().await;
+                                let body = body.map(|b| b.to_bytes()).unwrap_or_default();
+                                recorded.lock().unwrap().push((headers, body));
+                                Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                                    Bytes::new(),
+                                )))
+                            }
+                        },
+                    );
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let _ = match tls {
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(tls) => {
+                                let io = hyper_util::rt::TokioIo::new(tls);
+                                http.serve_connection(io, service).await
+                            }
+                            Err(_) => Ok(()),
+                        },
+                        None => {
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            http.serve_connection(io, service).await
+                        }
+                    };
+                });
+            }
+        });
+        Callbacks { url, received }
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<(http::HeaderMap, Bytes)> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// The `X-Call-Id` of everything received so far.
+    pub fn call_ids(&self) -> Vec<String> {
+        self.received()
+            .iter()
+            .filter_map(|(h, _)| h.get("x-call-id")?.to_str().ok().map(str::to_owned))
+            .collect()
+    }
+
+    /// The first callback of call `id`, waiting up to `limit` for it.
+    pub async fn of(&self, id: &str, limit: Duration) -> Option<(http::HeaderMap, Bytes)> {
+        let find = || {
+            self.received()
+                .into_iter()
+                .find(|(h, _)| h.get("x-call-id").is_some_and(|v| v == id))
+        };
+        eventually(limit, || async { find().is_some() }).await;
+        find()
+    }
+}

@@ -140,31 +140,8 @@ async fn async_invocations_answer_202_and_deliver_to_the_callback() {
     let node = Node::start(dir.path(), Options::default());
     node.upload("echo", baton_guests::ECHO, json!({})).await;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let callback = format!("http://{}/done", listener.local_addr().unwrap());
-    let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
-    tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let service =
-            hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                let sender = sender.clone();
-                async move {
-                    let headers = request.headers().clone();
-                    let body = http_body_util::BodyExt::collect(request.into_body())
-                        .await
-                        .unwrap()
-                        .to_bytes();
-                    sender.send((headers, body)).await.unwrap();
-                    Ok::<_, std::convert::Infallible>(http::Response::new(
-                        http_body_util::Full::new(Bytes::new()),
-                    ))
-                }
-            });
-        let io = hyper_util::rt::TokioIo::new(stream);
-        let _ = hyper::server::conn::http1::Builder::new()
-            .serve_connection(io, service)
-            .await;
-    });
+    let callbacks = crate::harness::Callbacks::start(None).await;
+    let callback = callbacks.url.clone();
 
     let accepted = node
         .send(
@@ -177,10 +154,10 @@ async fn async_invocations_answer_202_and_deliver_to_the_callback() {
     assert_eq!(accepted.status, 202);
     let call_id = accepted.header("x-call-id").to_owned();
     assert!(!call_id.is_empty());
-    let (headers, body) = tokio::time::timeout(std::time::Duration::from_secs(30), receiver.recv())
+    let (headers, body) = callbacks
+        .of(&call_id, std::time::Duration::from_secs(30))
         .await
-        .unwrap()
-        .unwrap();
+        .expect("no callback within 30 s");
     assert_eq!(body, "later");
     assert_eq!(headers["x-call-id"], call_id.as_str());
     assert_eq!(headers["x-function-status"], "200");

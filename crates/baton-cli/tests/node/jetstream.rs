@@ -4,8 +4,7 @@
 
 use crate::cluster::{Cluster, Server, deploy, start_role};
 use crate::harness::Node;
-use crate::harness::free_ports;
-use bytes::Bytes;
+use crate::harness::{Callbacks, eventually, free_ports};
 use serde_json::json;
 use std::collections::HashSet;
 use std::path::Path;
@@ -34,30 +33,13 @@ fn nats_url(dir: &Path) -> (String, Option<Server>) {
     (format!("nats://127.0.0.1:{port}"), Some(Server { child }))
 }
 
-/// A callback receiver: every call id that reaches it, as it arrives.
-async fn callbacks() -> (String, tokio::sync::mpsc::Receiver<String>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/done", listener.local_addr().unwrap());
-    let (sender, receiver) = tokio::sync::mpsc::channel(1024);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let sender = sender.clone();
-            let service =
-                hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                    let sender = sender.clone();
-                    async move {
-                        let id = request.headers()["x-call-id"].to_str().unwrap().to_owned();
-                        let _ = sender.send(id).await;
-                        Ok::<_, std::convert::Infallible>(http::Response::new(
-                            http_body_util::Full::new(Bytes::new()),
-                        ))
-                    }
-                });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
-        }
-    });
-    (url, receiver)
+/// Whether every call of `accepted` reaches `callbacks` within `limit`.
+async fn all_delivered(callbacks: &Callbacks, accepted: &HashSet<String>, limit: Duration) -> bool {
+    eventually(limit, || async {
+        let delivered: HashSet<String> = callbacks.call_ids().into_iter().collect();
+        accepted.is_subset(&delivered)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -84,7 +66,8 @@ async fn asynchronous_calls_in_jetstream_survive_a_killed_gateway() {
         json!({}),
     )
     .await;
-    let (callback, mut arrived) = callbacks().await;
+    let callbacks = Callbacks::start(None).await;
+    let callback = callbacks.url.clone();
 
     // Thirty calls accepted by the first gateway, which is killed at once: some queued, some
     // running there. Every one still runs (on the other gateway) and reaches its callback.
@@ -102,19 +85,10 @@ async fn asynchronous_calls_in_jetstream_survive_a_killed_gateway() {
         accepted.insert(reply.header("x-call-id").to_owned());
     }
     cluster.gateways.remove(0).kill();
-    let mut delivered = HashSet::new();
-    while !accepted.is_subset(&delivered) {
-        let id = tokio::time::timeout(Duration::from_secs(120), arrived.recv())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "{} of 30 calls never reached their callback",
-                    accepted.difference(&delivered).count()
-                )
-            })
-            .unwrap();
-        delivered.insert(id);
-    }
+    assert!(
+        all_delivered(&callbacks, &accepted, Duration::from_secs(120)).await,
+        "calls never reached their callback"
+    );
 
     // A call accepted by the surviving gateway runs too, and the stream is left empty.
     let reply = cluster.gateways[0]
@@ -126,16 +100,10 @@ async fn asynchronous_calls_in_jetstream_survive_a_killed_gateway() {
         )
         .await;
     assert_eq!(reply.status, 202, "{}", reply.text());
-    let id = reply.header("x-call-id").to_owned();
-    let found = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(delivered) = arrived.recv().await {
-            if delivered == id {
-                return;
-            }
-        }
-    })
-    .await;
-    assert!(found.is_ok(), "the last call never reached its callback");
+    let found = callbacks
+        .of(reply.header("x-call-id"), Duration::from_secs(60))
+        .await;
+    assert!(found.is_some(), "the last call never reached its callback");
     let client = async_nats::connect(url.as_str()).await.unwrap();
     let jetstream = async_nats::jetstream::new(client);
     let mut info = jetstream.get_stream(&stream).await.unwrap();
@@ -202,13 +170,9 @@ async fn asynchronous_calls_in_jetstream_survive_a_killed_gateway() {
         "{refused} refused, {} accepted",
         accepted.len()
     );
-    let mut delivered = HashSet::new();
-    while !accepted.is_subset(&delivered) {
-        let id = tokio::time::timeout(Duration::from_secs(60), arrived.recv())
-            .await
-            .expect("an accepted call never reached its callback")
-            .unwrap();
-        delivered.insert(id);
-    }
+    assert!(
+        all_delivered(&callbacks, &accepted, Duration::from_secs(60)).await,
+        "an accepted call never reached its callback"
+    );
     jetstream.delete_stream(&small).await.unwrap();
 }

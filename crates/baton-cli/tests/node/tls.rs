@@ -3,7 +3,6 @@
 //! trust what the system trusts plus `SSL_CERT_FILE`, so a test CA is given that way.
 
 use crate::harness::{BATON, Node, Options};
-use bytes::Bytes;
 use serde_json::json;
 use std::process::Command;
 use std::sync::Arc;
@@ -134,37 +133,8 @@ async fn asynchronous_results_reach_https_callbacks() {
         201
     );
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let callback = format!(
-        "https://localhost:{}/done",
-        listener.local_addr().unwrap().port()
-    );
-    let (sender, mut receiver) = tokio::sync::mpsc::channel(4);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let Ok(tls) = acceptor.accept(stream).await else {
-                continue;
-            };
-            let sender = sender.clone();
-            let service =
-                hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                    let sender = sender.clone();
-                    async move {
-                        let headers = request.headers().clone();
-                        let body = http_body_util::BodyExt::collect(request.into_body())
-                            .await
-                            .unwrap()
-                            .to_bytes();
-                        sender.send((headers, body)).await.unwrap();
-                        Ok::<_, std::convert::Infallible>(http::Response::new(
-                            http_body_util::Full::new(Bytes::new()),
-                        ))
-                    }
-                });
-            let io = hyper_util::rt::TokioIo::new(tls);
-            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
-        }
-    });
+    let callbacks = crate::harness::Callbacks::start(Some(acceptor)).await;
+    let callback = callbacks.url.clone();
 
     let accepted = node
         .send(
@@ -175,10 +145,10 @@ async fn asynchronous_results_reach_https_callbacks() {
         )
         .await;
     assert_eq!(accepted.status, 202, "{}", accepted.text());
-    let (headers, body) = tokio::time::timeout(Duration::from_secs(60), receiver.recv())
+    let (headers, body) = callbacks
+        .of(accepted.header("x-call-id"), Duration::from_secs(60))
         .await
-        .expect("no callback within 60 s")
-        .unwrap();
+        .expect("no callback within 60 s");
     assert_eq!(body, "secure result");
     assert_eq!(headers["x-call-id"], accepted.header("x-call-id"));
     assert_eq!(headers["x-function-status"], "200");

@@ -2,7 +2,7 @@
 //! decision); when a creation needs memory before that, idle sandboxes go least recently used
 //! first, as OpenWhisk's default policy does (the baseline FaasCache measured against).
 
-use super::{Millis, Policy, Usage, by_recency, enough};
+use super::{Lru, Millis, Policy, Usage};
 
 /// Time to live, with least-recently-used eviction when memory is short.
 pub struct Ttl;
@@ -13,12 +13,11 @@ impl Policy for Ttl {
     }
 
     fn used(&mut self, usage: &mut Usage, now: Millis) {
-        usage.last_used = now;
-        usage.frequency += 1;
+        Lru.used(usage, now);
     }
 
     fn victims(&mut self, idle: &[&Usage], need: u64) -> Vec<usize> {
-        enough(idle, by_recency(idle), need)
+        Lru.victims(idle, need)
     }
 }
 
