@@ -175,12 +175,11 @@ async fn idle_sandboxes_scale_to_zero_and_come_back_cold() {
     .unwrap();
     let spec = json!({"service": "warm", "envProcess": "python3 server.py", "workingDir": code.path().display().to_string(), "envVars": {"mode": "http"}, "labels": {"com.openfaas.scale.zero-duration": "500ms"}});
     assert_eq!(node.deploy("POST", spec).await.status, 201);
+    // The first call starts a sandbox (how long it then lives is the grace's business: on a
+    // loaded machine 500 ms may pass before a second request could look).
     let first = node.get("/function/warm").await;
+    assert_eq!(first.status, 200, "{}", first.text());
     assert_eq!(first.header("x-baton-cold-start"), "true");
-    assert_eq!(
-        node.get("/system/function/warm").await.json()["replicas"],
-        1
-    );
     // A deadline against hangs: on a loaded machine the autoscaler's decisions come late.
     let scaled_to_zero = eventually(Duration::from_secs(90), || async {
         node.get("/system/function/warm").await.json()["replicas"] == 0

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 pub const BATON: &str = env!("CARGO_BIN_EXE_baton");
 
+/// How long a request waits for its answer's head (a deadline against hangs).
+const ANSWER: Duration = Duration::from_secs(60);
+
 /// A running node; killed when dropped.
 pub struct Node {
     pub process: Process,
@@ -117,7 +120,7 @@ impl Node {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Reply {
-        self.send_with(true, method, path, headers, body.into())
+        self.send_with(true, method, path, headers, body.into(), ANSWER)
             .await
     }
 
@@ -129,7 +132,7 @@ impl Node {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Reply {
-        self.send_with(false, method, path, headers, body.into())
+        self.send_with(false, method, path, headers, body.into(), ANSWER)
             .await
     }
 
@@ -140,6 +143,7 @@ impl Node {
         path: &str,
         headers: &[(&str, &str)],
         body: Bytes,
+        deadline: Duration,
     ) -> Reply {
         let uri = match path.strip_prefix("state:") {
             Some(rest) => format!("{}{rest}", self.state_api.as_ref().expect("no state API")),
@@ -154,9 +158,9 @@ impl Node {
             request = request.header(*name, *value);
         }
         let request = request.body(Full::new(body)).unwrap();
-        let response = tokio::time::timeout(Duration::from_secs(60), self.client.request(request))
+        let response = tokio::time::timeout(deadline, self.client.request(request))
             .await
-            .expect("no answer within 60 s")
+            .unwrap_or_else(|_| panic!("no answer within {deadline:?}"))
             .expect("request failed");
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -221,7 +225,9 @@ impl Node {
         .await
     }
 
-    /// Uploads a component under `name`, with extra deployment settings.
+    /// Uploads a component under `name`, with extra deployment settings. The deploy compiles
+    /// it: an interpreter snapshot of tens of MB takes a debug build seconds idle, minutes on
+    /// a loaded machine, hence the longer deadline.
     pub async fn upload(
         &self,
         name: &str,
@@ -230,7 +236,8 @@ impl Node {
     ) -> Reply {
         settings["service"] = name.into();
         let header = settings.to_string();
-        self.send(
+        self.send_with(
+            true,
             "POST",
             "/system/functions",
             &[
@@ -238,6 +245,7 @@ impl Node {
                 ("x-baton-deployment", &header),
             ],
             Bytes::from_static(component),
+            Duration::from_secs(600),
         )
         .await
     }
@@ -298,18 +306,27 @@ pub fn free_ports(n: usize) -> Vec<u16> {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .subsec_nanos();
+    // A port handed out is free only until its node binds it: never hand it out again in
+    // this process, or two tests starting at once could both get it.
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap();
     let mut listeners = Vec::new();
     while listeners.len() < n {
         seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
         let port = low + ((seed >> 8) % span) as u16;
+        if handed_out.contains(&port) {
+            continue;
+        }
         if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
             listeners.push(listener);
         }
     }
-    listeners
+    let ports: Vec<u16> = listeners
         .iter()
         .map(|l| l.local_addr().unwrap().port())
-        .collect()
+        .collect();
+    handed_out.extend(&ports);
+    ports
 }
 
 /// The next line of a stream from [`Node::lines`] as JSON; panics when none comes within a
