@@ -326,3 +326,62 @@ async fn accepted_async_calls_run_after_kill_9_and_busy_functions_are_retried() 
         "{metrics}"
     );
 }
+
+/// Keep-alive as caching through the real node: under `lru`, with room for two sandboxes of
+/// 128 MiB, a third function's first call evicts an idle one (which one, by recency, is the
+/// model's table tests: the gateway reports use once a second); the evicted function comes
+/// back cold, and the node never holds more than its budget.
+#[tokio::test]
+async fn under_lru_a_new_sandbox_evicts_an_idle_one_within_the_memory_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[worker]\nreap_interval = \"100ms\"\nkeep_alive = \"lru\"\nmemory = \"256Mi\"\n";
+    let node = Node::start(
+        dir.path(),
+        Options {
+            config: Some(config.into()),
+            ..Options::default()
+        },
+    );
+    for name in ["a", "b", "c"] {
+        let spec = json!({"service": name, "image": baton_guests::HELLO_PATH, "limits": {"memory": "128Mi"}});
+        assert_eq!(node.deploy("POST", spec).await.status, 201);
+    }
+    let call = |name: &'static str| {
+        let node = &node;
+        async move {
+            let reply = node.get(&format!("/function/{name}")).await;
+            assert_eq!(reply.status, 200, "{name}: {}", reply.text());
+            reply.header("x-baton-cold-start") == "true"
+        }
+    };
+    let replicas = |name: &'static str| {
+        let node = &node;
+        async move {
+            node.get(&format!("/system/function/{name}")).await.json()["replicas"]
+                .as_u64()
+                .unwrap()
+        }
+    };
+    assert!(call("a").await, "a's first call is cold");
+    assert!(call("b").await, "b's first call is cold");
+    // The worker is full (2 × 128 MiB): c's sandbox takes the memory of a or b.
+    assert!(call("c").await, "c's first call is cold");
+    let within_budget = eventually(Duration::from_secs(60), || async {
+        replicas("a").await + replicas("b").await == 1
+    })
+    .await;
+    assert!(within_budget, "nothing was evicted for c");
+    assert_eq!(replicas("c").await, 1);
+    let evicted = if replicas("a").await == 0 { "a" } else { "b" };
+    assert!(call(evicted).await, "the evicted function comes back cold");
+    let (a, b, c) = (
+        replicas("a").await,
+        replicas("b").await,
+        replicas("c").await,
+    );
+    assert_eq!(
+        a + b + c,
+        2,
+        "more sandboxes than the budget holds: {a} {b} {c}"
+    );
+}

@@ -23,9 +23,9 @@ impl Policy for GreedyDual {
         true
     }
 
-    fn used(&mut self, usage: &mut Usage, now: Millis) {
+    fn used(&mut self, usage: &mut Usage, now: Millis, uses: u64) {
         usage.last_used = now;
-        usage.frequency += 1;
+        usage.frequency += uses;
         usage.priority = self.clock + worth(usage);
     }
 
@@ -60,7 +60,7 @@ mod tests {
         let mut costly = usage(9, 100.0, 128);
         let mut big = usage(9, 100.0, 1024);
         for u in [&mut rare, &mut cheap, &mut costly, &mut big] {
-            policy.used(u, 1);
+            policy.used(u, 1, 1);
         }
         // worth: rare 1×100/128, cheap 10×1/128, costly 10×100/128, big 10×100/1024.
         let idle = [&rare, &cheap, &costly, &big];
@@ -72,14 +72,14 @@ mod tests {
     fn the_clock_ages_what_was_not_used_since() {
         let mut policy = GreedyDual::default();
         let mut old = usage(0, 50.0, 64);
-        policy.used(&mut old, 1); // worth 1×50/64 ≈ 0.78
+        policy.used(&mut old, 1, 1); // worth 1×50/64 ≈ 0.78
         let mut evicted = usage(0, 100.0, 64);
-        policy.used(&mut evicted, 2); // ≈ 1.56
+        policy.used(&mut evicted, 2, 1); // ≈ 1.56
         assert_eq!(policy.victims(&[&evicted], 1), [0]);
         assert!((policy.clock - evicted.priority).abs() < 1e-12);
         // Used after the clock rose, a cheaper function now outranks the old one.
         let mut fresh = usage(0, 10.0, 64);
-        policy.used(&mut fresh, 3); // clock ≈ 1.56 + 0.16
+        policy.used(&mut fresh, 3, 1); // clock ≈ 1.56 + 0.16
         assert!(fresh.priority > old.priority);
         assert_eq!(policy.victims(&[&old, &fresh], 1), [0]);
     }

@@ -10,9 +10,9 @@ impl Policy for Lru {
         true
     }
 
-    fn used(&mut self, usage: &mut Usage, now: Millis) {
+    fn used(&mut self, usage: &mut Usage, now: Millis, uses: u64) {
         usage.last_used = now;
-        usage.frequency += 1;
+        usage.frequency += uses;
     }
 
     fn victims(&mut self, idle: &[&Usage], need: u64) -> Vec<usize> {
@@ -38,7 +38,7 @@ mod tests {
         assert_eq!(policy.victims(&idle, 150), [1, 2]);
         assert_eq!(policy.victims(&idle, 0), Vec::<usize>::new());
         let mut used = at(0);
-        policy.used(&mut used, 99);
+        policy.used(&mut used, 99, 1);
         assert_eq!((used.last_used, used.frequency), (99, 1));
     }
 }

@@ -67,7 +67,7 @@ impl KeepAlive {
 pub struct Usage {
     /// When it was last used.
     pub last_used: Millis,
-    /// How often it was used (a use: a second with requests in flight, or a cold start).
+    /// How often it was used (requests the gateways sent it, and its scales from zero).
     pub frequency: u64,
     /// What starting a sandbox of it costs, measured (ms); 1 until measured.
     pub cold_start_ms: f64,
@@ -105,8 +105,8 @@ pub trait Policy: Send {
     /// to zero after its grace).
     fn keeps_idle(&self) -> bool;
 
-    /// Records a use of a function at `now`.
-    fn used(&mut self, usage: &mut Usage, now: Millis);
+    /// Records `uses` uses of a function at `now`.
+    fn used(&mut self, usage: &mut Usage, now: Millis, uses: u64);
 
     /// Which of `idle` to evict, in order, to free at least `need` bytes (all of them when
     /// they hold less): indices into `idle`.

@@ -12,8 +12,8 @@ impl Policy for Ttl {
         false
     }
 
-    fn used(&mut self, usage: &mut Usage, now: Millis) {
-        Lru.used(usage, now);
+    fn used(&mut self, usage: &mut Usage, now: Millis, uses: u64) {
+        Lru.used(usage, now, uses);
     }
 
     fn victims(&mut self, idle: &[&Usage], need: u64) -> Vec<usize> {

@@ -262,12 +262,17 @@ impl ClusterInvoker {
             n = 0;
             let mut load = Vec::new();
             for (name, route) in &routes {
-                let (concurrency, queued) = route.take_load(samples_per_report);
-                if concurrency > 0.0 || queued > 0 || reported_last_time.contains(name) {
+                let (concurrency, queued, requests) = route.take_load(samples_per_report);
+                if concurrency > 0.0
+                    || queued > 0
+                    || requests > 0
+                    || reported_last_time.contains(name)
+                {
                     load.push(proto::FunctionLoad {
                         function: name.clone(),
                         concurrency,
                         queued,
+                        requests,
                     });
                 }
             }

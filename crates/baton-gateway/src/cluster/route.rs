@@ -51,6 +51,8 @@ pub(crate) struct Route {
     in_flight: AtomicU32,
     /// (sum of samples, count) since the last report.
     samples: Mutex<(f64, u32)>,
+    /// Requests given a slot since the last report.
+    requests: std::sync::atomic::AtomicU64,
     /// A scale-from-zero request is out; cleared when sandboxes arrive.
     pub(crate) from_zero_requested: AtomicBool,
 }
@@ -86,6 +88,7 @@ impl Route {
             waiting: AtomicU32::new(0),
             in_flight: AtomicU32::new(0),
             samples: Mutex::new((0.0, 0)),
+            requests: std::sync::atomic::AtomicU64::new(0),
             from_zero_requested: AtomicBool::new(false),
         }
     }
@@ -106,6 +109,7 @@ impl Route {
             let i = balancer.pick(&slots)?;
             if endpoints[i].try_acquire(capacity) {
                 self.in_flight.fetch_add(1, Ordering::AcqRel);
+                self.requests.fetch_add(1, Ordering::Relaxed);
                 return Some(SlotLease {
                     route: self,
                     endpoint: endpoints[i].clone(),
@@ -219,11 +223,13 @@ impl Route {
         samples.1 += 1;
     }
 
-    /// Mean concurrency since the last call, and requests queued now.
-    pub(crate) fn take_load(&self, expected_samples: u32) -> (f64, u32) {
+    /// Mean concurrency since the last call, requests queued now, and requests given a slot
+    /// since the last call.
+    pub(crate) fn take_load(&self, expected_samples: u32) -> (f64, u32, u64) {
         let mut samples = self.samples.lock().unwrap();
         let mean = samples.0 / f64::from(samples.1.max(expected_samples).max(1));
         *samples = (0.0, 0);
-        (mean, self.queued())
+        let requests = self.requests.swap(0, Ordering::Relaxed);
+        (mean, self.queued(), requests)
     }
 }

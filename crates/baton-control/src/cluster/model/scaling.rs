@@ -63,7 +63,7 @@ impl Manager {
             return;
         };
         f.kpa.last_active_ms = Some(now);
-        self.keep_alive.used(&mut f.usage, now);
+        self.keep_alive.used(&mut f.usage, now, 1);
         if f.desired > 0 || !f.sandboxes.is_empty() || f.creating > 0 {
             return;
         }
@@ -86,8 +86,9 @@ impl Manager {
             };
             f.loads
                 .insert(gateway.clone(), (now, load.concurrency.max(0.0)));
-            if load.concurrency > 0.0 {
-                self.keep_alive.used(&mut f.usage, now);
+            if load.concurrency > 0.0 || load.requests > 0 {
+                self.keep_alive
+                    .used(&mut f.usage, now, load.requests.max(1));
             }
             if load.queued > 0 && f.sandboxes.is_empty() && f.creating == 0 {
                 self.scale_from_zero(&load.function, now, effects);

@@ -337,6 +337,7 @@ fn scale_from_zero_creates_one_sandbox_at_once_and_only_once() {
             function: function.into(),
             concurrency: 1.0,
             queued,
+            requests: 0,
         }],
     };
     assert!(sim.apply(load("f", 0)).is_empty());
@@ -636,6 +637,7 @@ fn two_idle_functions(policy: crate::keep_alive::KeepAlive) -> Sim {
             function: function.into(),
             concurrency: 1.0,
             queued: 0,
+            requests: 0,
         }],
     };
     for t in 1..=5 {
@@ -717,6 +719,7 @@ fn a_creation_that_needs_memory_evicts_idle_sandboxes_in_the_policys_order() {
                 function: other.into(),
                 concurrency: 1.0,
                 queued: 0,
+                requests: 0,
             }],
         });
         assert!(!busy.iter().any(|e| e.starts_with("delete")), "{busy:?}");
