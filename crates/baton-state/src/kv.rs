@@ -214,7 +214,12 @@ impl KeyValue {
         let durability = self.agent.default_durability();
         let mut amount = delta;
         match self.agent.snapshot(&key).1 {
-            None | Some((Kind::Counter, _)) => {}
+            None => {}
+            Some((Kind::Counter, value)) => {
+                if let Value::Int(now) = value {
+                    now.checked_add(delta).ok_or_else(overflow)?;
+                }
+            }
             Some((kind, value)) => {
                 let bytes = value_bytes(kind, value)?.unwrap_or_default();
                 let start: i64 = std::str::from_utf8(&bytes)
@@ -226,9 +231,6 @@ impl KeyValue {
                 amount = start.checked_add(delta).ok_or_else(overflow)?;
                 self.agent.delete(&key, durability).await?;
             }
-        }
-        if let Some((Kind::Counter, Value::Int(now))) = self.agent.snapshot(&key).1 {
-            now.checked_add(amount).ok_or_else(overflow)?;
         }
         let (_, value) = self
             .agent
