@@ -215,11 +215,10 @@ impl KeyValue {
         let mut amount = delta;
         match self.agent.snapshot(&key).1 {
             None => {}
-            Some((Kind::Counter, value)) => {
-                if let Value::Int(now) = value {
-                    now.checked_add(delta).ok_or_else(overflow)?;
-                }
+            Some((Kind::Counter, Value::Int(now))) => {
+                now.checked_add(delta).ok_or_else(overflow)?;
             }
+            Some((Kind::Counter, _)) => {}
             Some((kind, value)) => {
                 let bytes = value_bytes(kind, value)?.unwrap_or_default();
                 let start: i64 = std::str::from_utf8(&bytes)
