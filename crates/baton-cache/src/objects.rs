@@ -843,6 +843,14 @@ async fn flusher(inner: std::sync::Weak<Inner>) {
     }
 }
 
+/// One flush's path, sequence number, body and the store's answer (its entity tag).
+type Flushed = (
+    StorePath,
+    u64,
+    Option<Bytes>,
+    Result<Option<String>, String>,
+);
+
 /// Puts every dirty object in the store, [`FLUSH_CONCURRENCY`] at a time; each that made it
 /// moves to the clean cache (unless written again meanwhile) and leaves the pending log.
 async fn flush_round(inner: &Arc<Inner>) -> FlushReport {
