@@ -865,12 +865,7 @@ async fn flush_round(inner: &Arc<Inner>) -> FlushReport {
     if batch.is_empty() {
         return FlushReport::default();
     }
-    let results: Vec<(
-        StorePath,
-        u64,
-        Option<Bytes>,
-        Result<Option<String>, String>,
-    )> = futures_util::stream::iter(batch)
+    let results: Vec<Flushed> = futures_util::stream::iter(batch)
         .map(|(path, seq, body)| {
             let store = inner.store.clone();
             async move {
