@@ -32,6 +32,10 @@ pub enum Command {
     Rm(RemoveArgs),
     /// Print a function's recent output.
     Logs(LogsArgs),
+    /// The node's objects: buckets of a namespace (a function's name or its baton.namespace
+    /// label), their objects, the cache in front of the store.
+    #[command(subcommand)]
+    Objects(ObjectsCommand),
     /// Run a cluster's control plane: registry, autoscaler, placement, failure detection
     /// (gRPC; gateways and workers connect to it).
     Control(ControlArgs),
@@ -575,6 +579,65 @@ pub struct LogsArgs {
     /// Only the lines of one sandbox (the name in brackets in each line).
     #[arg(long)]
     pub instance: Option<String>,
+}
+
+/// Objects are named `NAMESPACE/BUCKET/KEY`, as functions see them.
+#[derive(Debug, Subcommand)]
+pub enum ObjectsCommand {
+    /// List a namespace's buckets (`NAMESPACE`) or a bucket's objects
+    /// (`NAMESPACE/BUCKET[/PREFIX]`).
+    Ls {
+        #[command(flatten)]
+        target: Target,
+        /// `NAMESPACE` or `NAMESPACE/BUCKET[/PREFIX]`.
+        path: String,
+    },
+    /// Write an object from a file (or standard input); makes the bucket if it is new.
+    Put {
+        #[command(flatten)]
+        target: Target,
+        /// `NAMESPACE/BUCKET/KEY`.
+        path: String,
+        /// The file to send; `-` or nothing: standard input.
+        file: Option<PathBuf>,
+    },
+    /// Print an object (or write it to --output).
+    Get {
+        #[command(flatten)]
+        target: Target,
+        /// `NAMESPACE/BUCKET/KEY`.
+        path: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
+    /// Delete an object (`NAMESPACE/BUCKET/KEY`) or an empty bucket (`NAMESPACE/BUCKET`).
+    Rm {
+        #[command(flatten)]
+        target: Target,
+        /// `NAMESPACE/BUCKET/KEY` or `NAMESPACE/BUCKET`.
+        path: String,
+        /// With a bucket: delete its objects too.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Make a bucket (`NAMESPACE/BUCKET`).
+    Mb {
+        #[command(flatten)]
+        target: Target,
+        /// `NAMESPACE/BUCKET`.
+        path: String,
+    },
+    /// Put every acknowledged write-back object in the store now.
+    Flush {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// What the node's cache holds: bytes, capacity, dirty objects, flush lag, hits, misses.
+    Stats {
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 #[derive(Debug, Subcommand)]

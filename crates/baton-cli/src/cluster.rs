@@ -344,7 +344,7 @@ async fn real_runtime(
                 None => crate::token::load_or_create(dir)?,
             };
             let capabilities = baton_state::Capabilities::new(Some(admin));
-            let running = crate::state::start(&config, dir, capabilities.clone()).await?;
+            let running = crate::state::start(&config, dir, capabilities.clone(), None).await?;
             Some((Arc::new(running), capabilities))
         }
     };

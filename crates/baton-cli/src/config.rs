@@ -28,6 +28,8 @@ struct FileConfig {
     #[serde(default)]
     state: crate::state::StateSection,
     #[serde(default)]
+    objects: crate::objects::ObjectsSection,
+    #[serde(default)]
     outbound: OutboundSection,
     #[serde(default)]
     listener: ListenerSection,
@@ -168,6 +170,8 @@ pub struct NodeConfig {
     pub async_calls: baton_gateway::AsyncConfig,
     pub ready_timeout: Duration,
     pub state: crate::state::StateConfig,
+    /// The object store and the cache in front of it.
+    pub objects: crate::objects::ObjectsSettings,
     /// Where to say, once listening, what this node serves (`--ready-file`).
     pub ready_file: Option<PathBuf>,
     /// Bounds of the gateway's listener.
@@ -285,14 +289,17 @@ impl NodeConfig {
             None => Duration::from_secs(10),
         };
         let state = crate::state::StateConfig::resolve(args, file.state)?;
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(default_data_dir);
+        let objects = crate::objects::ObjectsSettings::resolve(&file.objects, &data_dir)?;
         Ok(NodeConfig {
             state,
+            objects,
             listen,
-            data_dir: args
-                .data_dir
-                .clone()
-                .or(file.data_dir)
-                .unwrap_or_else(default_data_dir),
+            data_dir,
             token,
             examples: args.examples.or(file.examples).unwrap_or(true),
             log_json,

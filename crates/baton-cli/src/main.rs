@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod examples;
 mod node;
+mod objects;
 mod output;
 mod platform;
 mod role_config;

@@ -30,8 +30,27 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
     let cache = CompileCache::open(data.join("compiled"))?;
     let (stored, compiled) = (artifacts.clone(), cache.clone());
     let capabilities = baton_state::Capabilities::new(Some(token.clone()));
+    let objects = match config.objects.enabled {
+        true => Some(config.objects.start(data)?),
+        false => None,
+    };
+    // The objects API at `/v1/objects` of the platform API and `/system/objects` of the
+    // gateway.
+    let objects_routes = objects
+        .as_ref()
+        .map(|o| baton_cache::http::router(o.clone(), capabilities.clone()));
     let state = match config.state.enabled {
-        true => Some(crate::state::start(&config.state, data, capabilities.clone()).await?),
+        true => Some(
+            crate::state::start(
+                &config.state,
+                data,
+                capabilities.clone(),
+                objects_routes
+                    .clone()
+                    .map(|r| axum::Router::new().nest("/v1", r)),
+            )
+            .await?,
+        ),
         false => None,
     };
     let wasm = WasmRuntime::new(
@@ -101,7 +120,10 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         extra_metrics: Some(node_metrics(
             state
                 .as_ref()
-                .map(|s| state_metrics(s.agent.clone(), s.metrics.clone())),
+                .map(|s| state_metrics(s.agent.clone(), s.metrics.clone()))
+                .into_iter()
+                .chain(objects.clone().map(crate::objects::metrics))
+                .collect(),
             outbound.clone(),
             platform.invoker.clone(),
             std::iter::once(gateway_stats.clone())
@@ -109,11 +131,14 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
                 .collect(),
         )),
     };
-    let router = baton_gateway::router(
+    let mut router = baton_gateway::router(
         gateway,
         platform.invoker.clone() as Arc<dyn Invoker>,
         platform.admin.clone(),
     );
+    if let Some(routes) = objects_routes {
+        router = router.merge(axum::Router::new().nest("/system", routes));
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {} (in use? set BATON_LISTEN)", config.listen))?;
@@ -165,6 +190,15 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         ),
     }
     baton_gateway::serve(gateway_stats, listener, router, shutdown_signal()).await;
+    if let Some(objects) = objects {
+        // What does not make it stays in the pending log and is flushed at the next start.
+        let report = objects.shutdown(std::time::Duration::from_secs(10)).await;
+        tracing::info!(
+            flushed = report.flushed,
+            left_in_log = report.remaining,
+            "write-back objects flushed"
+        );
+    }
     tracing::info!("baton stopped");
     Ok(())
 }
@@ -207,17 +241,17 @@ pub(crate) fn platform_service(router: axum::Router) -> PlatformService {
     })
 }
 
-/// The node's own metrics beside the gateway's: the state agent's, when it runs one, and the
-/// outgoing-request policy's.
+/// The node's own metrics beside the gateway's: the state agent's and the objects', when it
+/// runs them, and the outgoing-request policy's.
 fn node_metrics(
-    state: Option<baton_gateway::MetricsSource>,
+    sources: Vec<baton_gateway::MetricsSource>,
     outbound: Arc<baton_runtime::wasm::Outbound>,
     invoker: Arc<baton_gateway::cluster::ClusterInvoker>,
     listeners: Vec<Arc<baton_gateway::ListenerStats>>,
 ) -> baton_gateway::MetricsSource {
     Arc::new(move |out: &mut String| {
-        if let Some(state) = &state {
-            state(out)?;
+        for source in &sources {
+            source(out)?;
         }
         invoker.render_metrics(out)?;
         for listener in &listeners {

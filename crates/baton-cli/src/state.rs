@@ -130,11 +130,13 @@ pub struct RunningState {
     pub metrics: StateMetrics,
 }
 
-/// Opens the agent on `data`, starts replication and serves the local API.
+/// Opens the agent on `data`, starts replication and serves the local API, with `extra`
+/// routes beside the state's (the objects API).
 pub async fn start(
     config: &StateConfig,
     data: &Path,
     capabilities: Arc<baton_state::Capabilities>,
+    extra: Option<axum::Router>,
 ) -> anyhow::Result<RunningState> {
     let metrics = StateMetrics::default();
     let agent = Agent::open(
@@ -149,7 +151,11 @@ pub async fn start(
         .await
         .with_context(|| format!("state API: listening on {}", config.api_listen))?;
     let api = listener.local_addr()?;
-    let router = baton_state::http::router(agent.clone(), config.fault_injection, capabilities);
+    let mut router =
+        baton_state::http::router(agent.clone(), config.fault_injection, capabilities);
+    if let Some(extra) = extra {
+        router = router.merge(extra);
+    }
     // Process functions are the clients: a few connections each, never thousands.
     let limits = baton_gateway::ListenerLimits {
         max_connections: 1024,

@@ -5,6 +5,7 @@ mod deploy;
 mod invoke;
 mod manage;
 mod new;
+mod objects;
 mod suites;
 mod trace;
 
@@ -43,6 +44,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Describe(args) => manage::describe(args).await,
         Command::Rm(args) => manage::remove(args).await,
         Command::Logs(args) => manage::logs(args).await,
+        Command::Objects(command) => objects::run(command).await,
         Command::Bench(BenchCommand::Run(args)) => bench::run(args).await,
         Command::Bench(BenchCommand::Load(args)) => bench::load(*args).await,
         Command::Bench(BenchCommand::State(args)) => suites::state(args).await,
