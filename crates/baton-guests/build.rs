@@ -71,6 +71,7 @@ fn main() {
         "config_reader",
         "kv_spin",
         "kv_wasmcloud",
+        "blobstore_wasmcloud",
     ] {
         let path = wasm_dir.join(format!("{name}.wasm"));
         assert!(path.exists(), "guest {} was not built", path.display());

@@ -64,7 +64,7 @@ impl ObjectError {
         match self {
             ObjectError::Invalid(_) => "InvalidArgument",
             ObjectError::InvalidBucket(_) => "InvalidBucketName",
-            ObjectError::InvalidKey(_) => "KeyTooLongError",
+            ObjectError::InvalidKey(_) => "InvalidArgument",
             ObjectError::NoSuchBucket(_) => "NoSuchBucket",
             ObjectError::NoSuchKey(_) => "NoSuchKey",
             ObjectError::BucketNotEmpty(_) => "BucketNotEmpty",

@@ -60,6 +60,10 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         state.as_ref().map(|s| s.agent.clone()),
     )
     .context("starting the wasm runtime")?;
+    let wasm = match &objects {
+        Some(objects) => wasm.with_objects(objects.clone()),
+        None => wasm,
+    };
     let outbound = wasm.outbound();
     if let Some(state) = &state {
         outbound.add_listener(state.api);

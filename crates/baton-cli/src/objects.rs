@@ -106,7 +106,11 @@ impl ObjectsSettings {
                 "objects.max_object",
                 defaults.max_object_bytes,
             )?,
-            max_dirty_bytes: bytes(&file.max_dirty, "objects.max_dirty", defaults.max_dirty_bytes)?,
+            max_dirty_bytes: bytes(
+                &file.max_dirty,
+                "objects.max_dirty",
+                defaults.max_dirty_bytes,
+            )?,
             flush_interval,
             revalidate_after: duration(&file.revalidate_after, "objects.revalidate_after")?,
             write_back: file.write_back.clone().unwrap_or_default(),

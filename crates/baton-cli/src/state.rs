@@ -151,8 +151,7 @@ pub async fn start(
         .await
         .with_context(|| format!("state API: listening on {}", config.api_listen))?;
     let api = listener.local_addr()?;
-    let mut router =
-        baton_state::http::router(agent.clone(), config.fault_injection, capabilities);
+    let mut router = baton_state::http::router(agent.clone(), config.fault_injection, capabilities);
     if let Some(extra) = extra {
         router = router.merge(extra);
     }

@@ -5,7 +5,8 @@
 //! spin, exhaust memory and overflow the stack; `BUSY` (also in `tests/guests/`) is trace
 //! replay's synthetic function; `CONFIG_READER` reads `wasi:config/store` as a Spin 3 component
 //! does; `KV_SPIN` and `KV_WASMCLOUD` keep data through `wasi:keyvalue` as Spin 3 and wasmCloud
-//! components do. Each has a `_PATH` twin naming the file.
+//! components do; `BLOBSTORE_WASMCLOUD` keeps files through `wasi:blobstore` as a wasmCloud
+//! component does. Each has a `_PATH` twin naming the file.
 #![deny(missing_docs)]
 
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));

@@ -262,7 +262,10 @@ mod tests {
         let cases = [
             ("app", "/system/objects/app"),
             ("app/photos", "/system/objects/app/photos"),
-            ("app/photos/a b/c%d.jpg", "/system/objects/app/photos/a%20b/c%25d.jpg"),
+            (
+                "app/photos/a b/c%d.jpg",
+                "/system/objects/app/photos/a%20b/c%25d.jpg",
+            ),
         ];
         for (text, api) in cases {
             assert_eq!(ObjectPath::parse(text).unwrap().api(), api, "{text}");

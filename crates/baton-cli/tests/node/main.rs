@@ -12,6 +12,7 @@ mod faas_cli;
 mod failures;
 mod invoke;
 mod jetstream;
+mod objects;
 mod polyglot;
 mod state;
 mod tls;

@@ -5,6 +5,7 @@
 //! share nothing and instantiation costs microseconds. Guests are stopped at their deadline by
 //! epoch interruption; memory is bounded per store.
 
+mod blobstore;
 mod cache;
 mod config;
 mod epoch;
@@ -18,7 +19,7 @@ pub use crate::outbound::{
 };
 pub use cache::CompileCache;
 pub use memory_image::{CopyOnWrite, DEFAULT_COW_THRESHOLD, initialised_bytes};
-pub use sandbox::{NAMESPACE_LABEL, WasmFunction, state_namespace};
+pub use sandbox::{NAMESPACE_LABEL, WRITE_BACK_LABEL, WasmFunction, state_namespace};
 
 use crate::{ArtifactStore, InvokeError, LogSink, Prepared, Runtime, Sandbox};
 use anyhow::{Context, bail};
@@ -82,6 +83,7 @@ struct Compiler {
     copy_on_write: CopyOnWrite,
     cache: CompileCache,
     state: Option<baton_state::Agent>,
+    objects: Option<baton_cache::Objects>,
     outbound: Arc<Outbound>,
 }
 
@@ -107,6 +109,7 @@ impl Linked {
         baton_state::guest::add_to_linker(&mut linker, HostState::state)?;
         config::add_to_linker(&mut linker, HostState::config)?;
         keyvalue::add_to_linker(&mut linker, HostState::key_value)?;
+        blobstore::add_to_linker(&mut linker, HostState::blobstore)?;
         logging::add_to_linker(&mut linker, HostState::log)?;
         Ok(Linked { engine, linker })
     }
@@ -135,11 +138,21 @@ impl WasmRuntime {
                 copy_on_write: config.copy_on_write,
                 cache,
                 state,
+                objects: None,
                 outbound: Outbound::new(&config.outbound),
             }),
             artifacts,
             _ticker: ticker,
         })
+    }
+
+    /// Serves the node's objects to functions through `wasi:blobstore`; without them, those
+    /// calls answer an error. Call before any function is prepared.
+    pub fn with_objects(mut self, objects: baton_cache::Objects) -> Self {
+        Arc::get_mut(&mut self.compiler)
+            .expect("objects are given to the wasm runtime before it prepares functions")
+            .objects = Some(objects);
+        self
     }
 
     /// Compiles (or loads from cache) and links `bytes`; the error says why they are not a
@@ -206,6 +219,7 @@ impl Compiler {
             pre,
             spec,
             self.state.clone(),
+            self.objects.clone(),
             outbound,
             config,
         )))

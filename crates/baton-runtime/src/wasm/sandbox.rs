@@ -1,3 +1,4 @@
+use super::blobstore::BlobstoreView;
 use super::config::{ConfigValues, ConfigView};
 use super::keyvalue::KeyValueView;
 use super::logging::LogView;
@@ -26,6 +27,10 @@ use wasmtime_wasi_http::{
 /// name.
 pub const NAMESPACE_LABEL: &str = "baton.namespace";
 
+/// The label naming a function's write-back buckets (of its namespace; comma-separated, or
+/// `*`): their writes are acknowledged once in the node's memory and pending log.
+pub const WRITE_BACK_LABEL: &str = "baton.objects.write-back";
+
 /// The state namespace of the function `spec` describes.
 pub fn state_namespace(spec: &FunctionSpec) -> String {
     spec.labels
@@ -41,6 +46,7 @@ const CAPTURED_OUTPUT: usize = 64 * 1024;
 pub struct WasmFunction {
     pre: ProxyPre<HostState>,
     state: Option<Agent>,
+    objects: Option<baton_cache::Objects>,
     outbound: Arc<FunctionOutbound>,
     namespace: Arc<str>,
     env: Vec<(String, String)>,
@@ -59,6 +65,9 @@ pub(crate) struct HostState {
     limits: StoreLimits,
     hooks: Hooks,
     state: GuestState,
+    /// The node's objects and the namespace whose buckets the instance reaches.
+    objects: Option<baton_cache::Objects>,
+    namespace: Arc<str>,
     config: ConfigValues,
     /// Where `wasi:logging` lines go: the instance's captured stderr.
     log: MemoryOutputPipe,
@@ -77,6 +86,14 @@ impl HostState {
         KeyValueView {
             table: &mut self.table,
             state: &self.state,
+        }
+    }
+
+    pub(crate) fn blobstore(&mut self) -> BlobstoreView<'_> {
+        BlobstoreView {
+            table: &mut self.table,
+            objects: self.objects.as_ref(),
+            namespace: &self.namespace,
         }
     }
 
@@ -154,15 +171,21 @@ impl WasmFunction {
         pre: ProxyPre<HostState>,
         spec: &FunctionSpec,
         state: Option<Agent>,
+        objects: Option<baton_cache::Objects>,
         outbound: Arc<FunctionOutbound>,
         config: ConfigValues,
     ) -> Self {
+        let namespace = state_namespace(spec);
+        if let (Some(objects), Some(buckets)) = (&objects, spec.labels.get(WRITE_BACK_LABEL)) {
+            objects.declare_write_back(&namespace, buckets);
+        }
         WasmFunction {
             pre,
             state,
+            objects,
             outbound,
             config,
-            namespace: state_namespace(spec).into(),
+            namespace: namespace.into(),
             env: spec
                 .env
                 .iter()
@@ -209,6 +232,8 @@ impl WasmFunction {
                 connect_timeout: self.timeout,
             },
             state: GuestState::new(self.state.clone(), self.namespace.clone()),
+            objects: self.objects.clone(),
+            namespace: self.namespace.clone(),
             config: self.config.clone(),
             log: stderr,
             limits: StoreLimitsBuilder::new()

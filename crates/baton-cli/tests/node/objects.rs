@@ -1,0 +1,275 @@
+//! Objects: a `wasi:blobstore` component, the objects API and `baton objects`, write-back
+//! that survives `kill -9`, and what bad requests get.
+
+use crate::harness::{Node, Options, eventually};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A component built against `wasi:blobstore@0.2.0-draft` as wasmCloud builds them runs
+/// unchanged: containers, streamed writes, whole, ranged and streamed reads, listings in
+/// pages, copies and moves, all in its namespace, which `baton objects` shows.
+#[tokio::test]
+async fn a_wasi_blobstore_component_keeps_files_the_cli_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    let settings =
+        json!({"labels": {"baton.namespace": "files", "baton.objects.write-back": "drafts"}});
+    let reply = node
+        .upload("blobs", baton_guests::BLOBSTORE_WASMCLOUD, settings)
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let call = |path: &str| {
+        let node = &node;
+        let path = format!("/function/blobs{path}");
+        async move {
+            let reply = node.get(&path).await;
+            (reply.status, reply.text())
+        }
+    };
+    assert_eq!(call("/exists?c=photos").await, (200, "false".into()));
+    let missing = call("/put?c=photos&key=a").await;
+    assert_eq!(missing.0, 500);
+    assert!(missing.1.contains("does not exist"), "{}", missing.1);
+    assert_eq!(
+        call("/create?c=photos").await,
+        (200, "created photos\n".into())
+    );
+    assert_eq!(call("/create?c=drafts").await.0, 200);
+
+    // A body larger than one stream write, written through the output-stream.
+    let big: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+    let put = node
+        .post("/function/blobs/put?c=photos&key=cat/big.bin", big.clone())
+        .await;
+    assert_eq!(
+        (put.status, put.text()),
+        (200, "wrote 20000 bytes\n".into())
+    );
+    let whole = node
+        .get("/function/blobs/get?c=photos&key=cat/big.bin")
+        .await;
+    assert_eq!((whole.status, &whole.body[..]), (200, &big[..]));
+    let streamed = node
+        .get("/function/blobs/get?c=photos&key=cat/big.bin&stream=1")
+        .await;
+    assert_eq!(&streamed.body[..], &big[..]);
+    let ranged = node
+        .get("/function/blobs/get?c=photos&key=cat/big.bin&start=10&end=14")
+        .await;
+    assert_eq!(&ranged.body[..], &big[10..=14]);
+    assert_eq!(call("/get?c=photos&key=nope").await.0, 404);
+    assert_eq!(
+        call("/info?c=photos&key=cat/big.bin")
+            .await
+            .1
+            .split(' ')
+            .take(3)
+            .collect::<Vec<_>>(),
+        ["photos", "cat/big.bin", "20000"]
+    );
+
+    // What the component wrote is the namespace's, for the CLI and the objects API.
+    let got = node.cli(&["objects", "get", "files/photos/cat/big.bin"]);
+    assert!(
+        got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    assert_eq!(got.stdout, big);
+    let listed = node.cli(&["objects", "ls", "files", "--json"]);
+    let buckets: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let modes: Vec<(String, bool)> = buckets["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["name"].as_str().unwrap().to_string(),
+                b["write_back"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        modes,
+        [("drafts".to_string(), true), ("photos".to_string(), false)],
+        "the label made drafts write-back"
+    );
+
+    // Five names read two at a time; copies and moves across containers.
+    for key in ["b", "c", "d"] {
+        assert_eq!(
+            node.post(&format!("/function/blobs/put?c=photos&key={key}"), key)
+                .await
+                .status,
+            200
+        );
+    }
+    assert_eq!(call("/copy?c=photos&key=b&to=drafts&as=b2").await.0, 200);
+    assert_eq!(call("/move?c=photos&key=c&to=drafts&as=c2").await.0, 200);
+    assert_eq!(call("/list?c=photos").await.1, "b\ncat/big.bin\nd");
+    assert_eq!(call("/list?c=drafts").await.1, "b2\nc2");
+    assert_eq!(call("/get?c=drafts&key=c2").await.1, "c");
+    assert_eq!(call("/rm?c=photos&key=d").await.0, 200);
+    assert_eq!(call("/has?c=photos&key=d").await.1, "false");
+    assert_eq!(call("/clear?c=photos").await.0, 200);
+    assert_eq!(call("/list?c=photos").await.1, "");
+    assert_eq!(call("/drop?c=drafts").await.0, 200);
+    assert_eq!(call("/exists?c=drafts").await.1, "false");
+
+    // Bad names reach the guest as errors, nothing stored.
+    let bad = call("/create?c=No_Such").await;
+    assert_eq!(bad.0, 500);
+    assert!(bad.1.contains("bucket name"), "{}", bad.1);
+    let bad = call("/put?c=photos&key=a//b").await;
+    assert!(bad.1.contains("object key"), "{}", bad.1);
+}
+
+/// Write-back buckets acknowledge once the write is in the node's pending log: a node
+/// killed with `kill -9` while writes were arriving puts every acknowledged one in the store
+/// after its restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_acknowledged_write_back_object_reaches_the_store_after_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing is flushed before the kill unless the queue fills.
+    let config = "[objects]\nwrite_back = [\"app/*\"]\nflush_interval = \"1h\"\n".to_owned();
+    let options = Options {
+        config: Some(config),
+        ..Options::default()
+    };
+    let node = Arc::new(Node::start(dir.path(), options.clone()));
+    let made = node
+        .send("PUT", "/system/objects/app/scratch", &[], "")
+        .await;
+    assert_eq!(made.status, 201, "{}", made.text());
+    let acknowledged = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+    let writer = {
+        let (node, acknowledged) = (node.clone(), acknowledged.clone());
+        tokio::spawn(async move {
+            for i in 0u32.. {
+                let key = format!("k{}", i % 40);
+                let body = format!("value {i}");
+                let reply = node
+                    .send(
+                        "PUT",
+                        &format!("/system/objects/app/scratch/{key}"),
+                        &[],
+                        body.clone(),
+                    )
+                    .await;
+                if reply.status != 200 {
+                    return;
+                }
+                acknowledged.lock().unwrap().insert(key, body);
+            }
+        })
+    };
+    let enough = eventually(Duration::from_secs(60), || async {
+        acknowledged.lock().unwrap().len() == 40
+    })
+    .await;
+    assert!(enough, "the writer never got 40 keys acknowledged");
+    let pid = node.process.pid() as i32;
+    // SAFETY: kill takes integer arguments; the pid is the node's.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let _ = writer.await;
+    let expected = acknowledged.lock().unwrap().clone();
+    let store = dir.path().join("objects/app/scratch");
+    let in_store = |key: &str| std::fs::read_to_string(store.join(key)).ok();
+    let flushed_before = expected.keys().filter(|k| in_store(k).is_some()).count();
+    assert!(
+        flushed_before < expected.len(),
+        "everything was flushed before the kill: nothing left to recover"
+    );
+    drop(Arc::try_unwrap(node).ok().unwrap().kill());
+
+    let node = Node::start(dir.path(), options);
+    let flushed = eventually(Duration::from_secs(60), || async {
+        expected
+            .iter()
+            .all(|(key, body)| in_store(key).is_some_and(|stored| values_at_least(&stored, body)))
+    })
+    .await;
+    assert!(
+        flushed,
+        "after the restart the store lacks acknowledged writes ({flushed_before} of {} were there before the kill)",
+        expected.len()
+    );
+    let stats = node.cli(&["objects", "stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(stats["dirty_objects"], 0);
+}
+
+/// `value N` is the last acknowledged write of its key, or one sent after it whose answer the
+/// kill cut off (written, not acknowledged: allowed to be there).
+fn values_at_least(stored: &str, acknowledged: &str) -> bool {
+    let number = |s: &str| s.strip_prefix("value ").and_then(|n| n.parse::<u32>().ok());
+    matches!((number(stored), number(acknowledged)), (Some(s), Some(a)) if s >= a)
+}
+
+/// The objects API checks names, sizes and tokens before anything is stored.
+#[tokio::test]
+async fn the_objects_api_refuses_bad_names_large_objects_and_other_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[objects]\nmax_object = \"1Ki\"\n".to_owned();
+    let node = Node::start(
+        dir.path(),
+        Options {
+            config: Some(config),
+            ..Options::default()
+        },
+    );
+    let cases: [(&str, &str, usize, u16, &str); 6] = [
+        (
+            "PUT",
+            "/system/objects/app/UPPER/k",
+            1,
+            400,
+            "InvalidBucketName",
+        ),
+        (
+            "PUT",
+            "/system/objects/app/photos/a%2F%2Fb",
+            1,
+            400,
+            "InvalidArgument",
+        ),
+        (
+            "PUT",
+            "/system/objects/Bad_Ns/photos/k",
+            1,
+            400,
+            "InvalidArgument",
+        ),
+        (
+            "PUT",
+            "/system/objects/app/photos/k",
+            2000,
+            413,
+            "EntityTooLarge",
+        ),
+        ("GET", "/system/objects/app/never/k", 0, 404, "NoSuchBucket"),
+        (
+            "DELETE",
+            "/system/objects/app/never",
+            0,
+            404,
+            "NoSuchBucket",
+        ),
+    ];
+    for (method, path, size, status, code) in cases {
+        let reply = node.send(method, path, &[], vec![b'x'; size]).await;
+        assert_eq!(reply.status, status, "{method} {path}: {}", reply.text());
+        assert_eq!(reply.json()["code"], code, "{method} {path}");
+    }
+    let listed = node.get("/system/objects/app").await;
+    assert_eq!(listed.json()["buckets"], json!([]), "nothing was stored");
+    let anonymous = node
+        .send_as_client("GET", "/system/objects/app", &[], "")
+        .await;
+    assert_eq!(anonymous.status, 401);
+    let flush = node
+        .send_as_client("POST", "/system/cache/flush", &[], "")
+        .await;
+    assert_eq!(flush.status, 401);
+}
