@@ -15,6 +15,7 @@ mod metrics;
 pub mod name;
 mod objects;
 mod pending;
+pub mod s3;
 pub mod store;
 pub mod write_back;
 

@@ -370,6 +370,7 @@ async fn real_runtime(
             .as_ref()
             .map(|(s, _)| crate::node::platform_service(s.router.clone())),
         capabilities: state.as_ref().map(|(_, c)| c.clone()),
+        objects: None,
         outbound: wasm.outbound(),
         isolate: true,
         launcher: Some(crate::LAUNCHER.into()),

@@ -45,9 +45,11 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
                 &config.state,
                 data,
                 capabilities.clone(),
-                objects_routes
-                    .clone()
-                    .map(|r| axum::Router::new().nest("/v1", r)),
+                objects.as_ref().zip(objects_routes.clone()).map(|(o, r)| {
+                    axum::Router::new()
+                        .nest("/v1", r)
+                        .merge(baton_cache::s3::router(o.clone(), capabilities.clone()))
+                }),
             )
             .await?,
         ),
@@ -78,6 +80,7 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         platform_api: state.as_ref().map(|s| format!("http://{}", s.api)),
         platform_routes: state.as_ref().map(|s| platform_service(s.router.clone())),
         capabilities: Some(capabilities),
+        objects: objects.clone(),
         outbound: outbound.clone(),
         isolate: true,
         launcher: Some(crate::LAUNCHER.into()),

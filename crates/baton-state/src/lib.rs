@@ -36,7 +36,7 @@ mod peers;
 mod wire;
 
 pub use agent::{Agent, Durability, Limits, Listed, Reading};
-pub use capability::{Capabilities, Capability, constant_time_eq};
+pub use capability::{ADMIN_ACCESS_KEY, Capabilities, Capability, Signer, constant_time_eq};
 pub use error::StateError;
 pub use key::ObjectKey;
 pub use metrics::StateMetrics;

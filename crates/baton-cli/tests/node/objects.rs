@@ -273,3 +273,174 @@ async fn the_objects_api_refuses_bad_names_large_objects_and_other_tokens() {
         .await;
     assert_eq!(flush.status, 401);
 }
+
+/// Where `tests/objects/tools.sh` put `what` (installing it on first use).
+fn objects_tool(what: &str) -> std::path::PathBuf {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("objects-tools");
+    let status = std::process::Command::new(root.join("tests/objects/tools.sh"))
+        .arg(&out)
+        .arg(what)
+        .status()
+        .expect("running tests/objects/tools.sh");
+    assert!(
+        status.success(),
+        "tests/objects/tools.sh {what} failed: {status}"
+    );
+    out.join(what)
+}
+
+/// Unmodified boto3 in a Python process function, configured only by the environment Baton
+/// gives it, reads and writes its namespace's buckets through the node's S3 endpoint: the
+/// same objects a component and the CLI see; strangers' keys and unsigned requests are
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn boto3_in_a_process_function_reads_and_writes_through_the_s3_endpoint() {
+    let boto3 = objects_tool("boto3");
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("node"), Options::default());
+    let handler = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/objects/boto3-function")
+        .canonicalize()
+        .unwrap();
+    let deployed = node
+        .deploy(
+            "POST",
+            json!({
+                "service": "py-s3",
+                "envProcess": "python3 handler.py",
+                "envVars": {"mode": "classic", "PYTHONPATH": boto3.display().to_string()},
+                "labels": {"baton.namespace": "files", "baton.objects.write-back": "drafts"},
+                "workingDir": handler.display().to_string(),
+            }),
+        )
+        .await;
+    assert_eq!(deployed.status, 201, "{}", deployed.text());
+    let call = |op: serde_json::Value| {
+        let node = &node;
+        async move {
+            let reply = node.post("/function/py-s3", op.to_string()).await;
+            assert_eq!(reply.status, 200, "{op}: {}", reply.text());
+            serde_json::from_str::<serde_json::Value>(reply.text().trim())
+                .unwrap_or_else(|e| panic!("{op}: {e}: {}", reply.text()))
+        }
+    };
+    assert_eq!(
+        call(json!({"op": "put", "bucket": "photos", "key": "a", "body": "x"})).await,
+        json!({"error": "NoSuchBucket"})
+    );
+    assert_eq!(
+        call(json!({"op": "create", "bucket": "photos"})).await,
+        json!({"ok": "created"})
+    );
+    assert_eq!(
+        call(json!({"op": "create", "bucket": "drafts"})).await,
+        json!({"ok": "created"})
+    );
+    assert_eq!(
+        call(json!({"op": "create", "bucket": "photos"})).await,
+        json!({"error": "BucketAlreadyOwnedByYou"})
+    );
+    for key in ["a.txt", "dir/one", "dir/two", "dir/sub/three", "z.txt"] {
+        let op =
+            json!({"op": "put", "bucket": "photos", "key": key, "body": format!("body of {key}")});
+        assert_eq!(call(op).await, json!({"ok": "stored"}));
+    }
+    assert_eq!(
+        call(json!({"op": "get", "bucket": "photos", "key": "dir/one"})).await,
+        json!({"ok": "body of dir/one"})
+    );
+    assert_eq!(
+        call(json!({"op": "range", "bucket": "photos", "key": "a.txt", "range": "bytes=0-3"}))
+            .await,
+        json!({"ok": "body"})
+    );
+    assert_eq!(
+        call(json!({"op": "head", "bucket": "photos", "key": "z.txt"})).await,
+        json!({"ok": 13})
+    );
+    assert_eq!(
+        call(json!({"op": "list", "bucket": "photos", "delimiter": "/"})).await,
+        json!({"ok": {"keys": ["a.txt", "z.txt"], "prefixes": ["dir/"]}})
+    );
+    assert_eq!(
+        call(json!({"op": "list", "bucket": "photos", "prefix": "dir/"})).await,
+        json!({"ok": {"keys": ["dir/one", "dir/sub/three", "dir/two"], "prefixes": []}})
+    );
+    assert_eq!(
+        call(json!({"op": "get", "bucket": "photos", "key": "nope"})).await,
+        json!({"error": "NoSuchKey"})
+    );
+    assert_eq!(
+        call(json!({"op": "buckets"})).await,
+        json!({"ok": ["drafts", "photos"]})
+    );
+    // Write-back, by the function's label: acknowledged, then read back through the cache.
+    let op = json!({"op": "put", "bucket": "drafts", "key": "d", "body": "draft"});
+    assert_eq!(call(op).await, json!({"ok": "stored"}));
+    assert_eq!(
+        call(json!({"op": "get", "bucket": "drafts", "key": "d"})).await,
+        json!({"ok": "draft"})
+    );
+
+    // The CLI sees what boto3 wrote, and boto3 what the CLI wrote.
+    let got = node.cli(&["objects", "get", "files/photos/dir/sub/three"]);
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout),
+        "body of dir/sub/three"
+    );
+    let file = dir.path().join("upload.txt");
+    std::fs::write(&file, "from the cli").unwrap();
+    let put = node.cli(&[
+        "objects",
+        "put",
+        "files/photos/cli.txt",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    assert_eq!(
+        call(json!({"op": "get", "bucket": "photos", "key": "cli.txt"})).await,
+        json!({"ok": "from the cli"})
+    );
+
+    assert_eq!(
+        call(json!({"op": "copy", "bucket": "photos", "key": "a.txt", "to": "copy.txt"})).await,
+        json!({"ok": "copied"})
+    );
+    assert_eq!(
+        call(json!({"op": "get", "bucket": "photos", "key": "copy.txt"})).await,
+        json!({"ok": "body of a.txt"})
+    );
+    assert_eq!(
+        call(json!({"op": "delete-bucket", "bucket": "photos"})).await,
+        json!({"error": "BucketNotEmpty"})
+    );
+    let keys = [
+        "a.txt",
+        "copy.txt",
+        "cli.txt",
+        "dir/one",
+        "dir/two",
+        "dir/sub/three",
+        "z.txt",
+    ];
+    assert_eq!(
+        call(json!({"op": "delete-many", "bucket": "photos", "keys": keys})).await,
+        json!({"ok": "deleted"})
+    );
+    assert_eq!(
+        call(json!({"op": "delete-bucket", "bucket": "photos"})).await,
+        json!({"ok": "deleted"})
+    );
+    assert_eq!(
+        call(json!({"op": "stranger", "bucket": "drafts"})).await,
+        json!({"ok": ["InvalidAccessKeyId", "AccessDenied"]})
+    );
+}

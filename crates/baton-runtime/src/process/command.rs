@@ -48,6 +48,8 @@ pub(crate) struct Provisions {
     pub(crate) env: Vec<(String, String)>,
     /// Its token for the node-local platform API.
     pub(crate) capability: Option<baton_state::Capability>,
+    /// Whether the platform API serves S3 (the capability is then its key pair too).
+    pub(crate) s3: bool,
     /// Its secrets as files.
     pub(crate) secret_files: Option<super::secrets::SecretFiles>,
 }
@@ -64,6 +66,7 @@ impl CommandTemplate {
         let Provisions {
             env: platform_env,
             capability,
+            s3,
             secret_files,
         } = provisions;
         let Confinement {
@@ -81,6 +84,28 @@ impl CommandTemplate {
         env.extend(platform_env);
         if let Some(capability) = &capability {
             env.push(("BATON_API_TOKEN".to_owned(), capability.token().to_owned()));
+            if s3 {
+                // What AWS SDKs read; the endpoint (AWS_ENDPOINT_URL) is the platform API.
+                // Platform values win over the function's own, as BATON_API's do.
+                let keys = [
+                    "AWS_ACCESS_KEY_ID",
+                    "AWS_SECRET_ACCESS_KEY",
+                    "AWS_REGION",
+                    "AWS_DEFAULT_REGION",
+                ];
+                env.retain(|(k, _)| !keys.contains(&k.as_str()));
+                let values = [
+                    capability.access_key(),
+                    capability.token(),
+                    "us-east-1",
+                    "us-east-1",
+                ];
+                env.extend(
+                    keys.iter()
+                        .zip(values)
+                        .map(|(k, v)| ((*k).to_owned(), v.to_owned())),
+                );
+            }
         }
         let program = match &isolation {
             Some(_) => {

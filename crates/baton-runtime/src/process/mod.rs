@@ -49,6 +49,9 @@ pub struct ProcessConfig {
     pub platform_routes: Option<PlatformService>,
     /// Issues each function its token for the platform API (`BATON_API_TOKEN`).
     pub capabilities: Option<Arc<baton_state::Capabilities>>,
+    /// The node's objects: with them (and a platform API), processes get the S3 endpoint in
+    /// their environment (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`).
+    pub objects: Option<baton_cache::Objects>,
     /// The outgoing-request policy, the wasm runtime's ([`crate::wasm::WasmRuntime::outbound`]):
     /// isolated functions reach the network only through a proxy that applies it.
     pub outbound: Arc<Outbound>,
@@ -75,6 +78,7 @@ impl Default for ProcessConfig {
             platform_api: None,
             platform_routes: None,
             capabilities: None,
+            objects: None,
             outbound: Outbound::new(&OutboundConfig::default()),
             isolate: false,
             hide: Vec::new(),
@@ -187,8 +191,18 @@ impl Runtime for ProcessRuntime {
         let program = command::resolve_program(&command[0], &dir, self.isolation.is_ok())?;
         let namespace = crate::wasm::state_namespace(spec);
         let mut platform_env = vec![("BATON_NAMESPACE".to_string(), namespace.clone())];
+        let s3 = self.config.objects.is_some() && self.config.platform_api.is_some();
         if let Some(api) = &self.config.platform_api {
             platform_env.push(("BATON_API".to_string(), api.clone()));
+            if s3 {
+                platform_env.push(("AWS_ENDPOINT_URL".to_string(), api.clone()));
+            }
+        }
+        if let (Some(objects), Some(buckets)) = (
+            &self.config.objects,
+            spec.labels.get(crate::wasm::WRITE_BACK_LABEL),
+        ) {
+            objects.declare_write_back(&namespace, buckets);
         }
         let capability = match (&self.config.platform_api, &self.config.capabilities) {
             (Some(_), Some(capabilities)) => Some(capabilities.grant(&namespace)),
@@ -219,10 +233,11 @@ impl Runtime for ProcessRuntime {
                         timeout: spec.limits.timeout(),
                     }),
                     platform_api: self.config.platform_api.is_some(),
+                    s3,
                 };
                 // Inside, the node's own listeners are out of reach: each sandbox's proxy
                 // stands in (`Network::env`).
-                platform_env.retain(|(k, _)| k != "BATON_API");
+                platform_env.retain(|(k, _)| k != "BATON_API" && k != "AWS_ENDPOINT_URL");
                 let isolation = isolation::Isolation::new(
                     spec.name.as_str(),
                     &dir,
@@ -255,6 +270,7 @@ impl Runtime for ProcessRuntime {
             command::Provisions {
                 env: platform_env,
                 capability,
+                s3,
                 secret_files,
             },
             Confinement {

@@ -103,12 +103,15 @@ pub(crate) struct NetworkPlan {
     pub(crate) context: Arc<ProxyContext>,
     /// Whether the proxy stands for the platform API too (`BATON_API`).
     pub(crate) platform_api: bool,
+    /// Whether the platform API serves S3 (`AWS_ENDPOINT_URL`).
+    pub(crate) s3: bool,
 }
 
 impl std::fmt::Debug for NetworkPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NetworkPlan")
             .field("platform_api", &self.platform_api)
+            .field("s3", &self.s3)
             .finish_non_exhaustive()
     }
 }
@@ -124,6 +127,7 @@ impl NetworkPlan {
             namespace,
             proxy,
             platform_api: self.platform_api,
+            s3: self.s3,
             server,
         })
     }
@@ -136,6 +140,7 @@ pub(crate) struct Network {
     namespace: Namespace,
     proxy: SocketAddr,
     platform_api: bool,
+    s3: bool,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -155,6 +160,9 @@ impl Network {
                 .collect();
         for key in ["NO_PROXY", "no_proxy"] {
             env.push((key.to_string(), "localhost,127.0.0.1,::1".to_string()));
+        }
+        if self.platform_api && self.s3 {
+            env.push(("AWS_ENDPOINT_URL".to_string(), url.clone()));
         }
         if self.platform_api {
             env.push(("BATON_API".to_string(), url));
