@@ -198,7 +198,9 @@ async fn put_object(
             limit,
         });
     }
-    objects.create_bucket(&id.bucket).await?;
+    if !objects.bucket_exists(&id.bucket).await? {
+        objects.create_bucket(&id.bucket).await?;
+    }
     let info = objects.put(&id, body).await?;
     Ok(
         Json(json!({ "object": info, "write_back": objects.is_write_back(&id.bucket) }))

@@ -301,8 +301,15 @@ impl Objects {
 
     /// Creates `bucket`; `Ok(false)` if it existed already.
     pub async fn create_bucket(&self, bucket: &BucketId) -> Result<bool, ObjectError> {
-        if self.bucket_exists(bucket).await? {
-            return Ok(false);
+        // Asks the store even when the bucket is known here: another node (or the store's
+        // own loss) may have removed it. Creation is rare.
+        match self.inner.store.head(&bucket.marker()).await {
+            Ok(_) => {
+                self.known(bucket);
+                return Ok(false);
+            }
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(error) => return Err(ObjectError::Unavailable(error.to_string())),
         }
         let marker = serde_json::json!({ "created_ms": now_ms() }).to_string();
         self.inner

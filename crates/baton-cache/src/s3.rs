@@ -174,10 +174,10 @@ fn paginate(
             rest.find(d)
                 .map(|at| format!("{prefix}{}", &rest[..at + d.len()]))
         });
-        if let Some(common) = &rolled {
-            if page.prefixes.last() == Some(common) || after.is_some_and(|a| common.as_str() <= a) {
-                continue;
-            }
+        if let Some(common) = &rolled
+            && (page.prefixes.last() == Some(common) || after.is_some_and(|a| common.as_str() <= a))
+        {
+            continue;
         }
         if page.objects.len() + page.prefixes.len() == max_keys {
             page.next = last;

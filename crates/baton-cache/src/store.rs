@@ -57,6 +57,9 @@ pub fn open(config: &StoreConfig, latency: Duration) -> anyhow::Result<Arc<dyn O
             access_key_id,
             secret_access_key,
         } => {
+            // reqwest is built without a provider of its own: ring, as the rest of Baton. An
+            // error means one is installed already.
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let mut builder = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
                 .with_region(region.as_deref().unwrap_or("us-east-1"))

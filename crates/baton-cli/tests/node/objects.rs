@@ -444,3 +444,147 @@ async fn boto3_in_a_process_function_reads_and_writes_through_the_s3_endpoint() 
         json!({"ok": ["InvalidAccessKeyId", "AccessDenied"]})
     );
 }
+
+/// moto's S3 server on a loopback port of its own; killed when dropped.
+struct Moto {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Moto {
+    async fn start(port: u16) -> Moto {
+        let moto = objects_tool("moto");
+        let child = std::process::Command::new(moto.join("bin/moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting moto_server");
+        let url = format!("http://127.0.0.1:{port}");
+        let up = eventually(Duration::from_secs(60), || async {
+            raw("GET", &format!("{url}/"), "").await.is_some()
+        })
+        .await;
+        assert!(up, "moto_server did not answer on {url}");
+        Moto { child, url }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One plain HTTP exchange; `None` when nothing answers.
+async fn raw(method: &str, url: &str, body: &'static str) -> Option<(u16, bytes::Bytes)> {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let request = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            body.as_bytes(),
+        )))
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(30), client.request(request))
+        .await
+        .ok()?
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((
+        status,
+        response.into_body().collect().await.ok()?.to_bytes(),
+    ))
+}
+
+/// With an S3 server behind it (moto, on loopback), the node writes through to it, serves
+/// cached objects while it is down, refuses write-through writes with 503 then, queues
+/// write-back ones, and flushes them once it is back: nothing acknowledged is lost. A second
+/// node on the same server (as a cluster's workers share one) reads what the first stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_s3_store_behind_the_cache_going_down_loses_nothing_acknowledged() {
+    let port = crate::harness::free_ports(1)[0];
+    let mut moto = Moto::start(port).await;
+    let made = raw("PUT", &format!("{}/baton-data", moto.url), "").await;
+    assert_eq!(made.map(|r| r.0), Some(200), "making the server's bucket");
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[objects]\nstore = \"s3\"\ns3_endpoint = \"{}\"\ns3_bucket = \"baton-data\"\n\
+         s3_access_key_id = \"test\"\ns3_secret_access_key = \"test\"\n\
+         write_back = [\"app/queue\"]\nflush_interval = \"100ms\"\n",
+        moto.url
+    );
+    let options = Options {
+        config: Some(config),
+        ..Options::default()
+    };
+    let node = Node::start(&dir.path().join("one"), options.clone());
+    // Reads only through the server: its cache starts empty and it writes nothing.
+    let other = Node::start(&dir.path().join("two"), options);
+    let put = |path: &str, body: &'static str| {
+        let node = &node;
+        let path = format!("/system/objects/{path}");
+        async move { node.send("PUT", &path, &[], body).await.status }
+    };
+    let in_server = |path: &'static str, body: &'static str| {
+        let other = &other;
+        async move {
+            let got = other.get(&format!("/system/objects/{path}")).await;
+            (got.status, got.text()) == (200, body.to_string())
+        }
+    };
+    assert_eq!(put("app/plain/kept", "cached copy").await, 200);
+    assert_eq!(put("app/queue/first", "one").await, 200);
+    // Write-through is in the server at once; write-back once flushed.
+    assert!(in_server("app/plain/kept", "cached copy").await);
+    let flushed = eventually(Duration::from_secs(30), || {
+        in_server("app/queue/first", "one")
+    })
+    .await;
+    assert!(flushed, "the write-back object never reached the server");
+
+    drop(moto);
+    let got = node.get("/system/objects/app/plain/kept").await;
+    assert_eq!(
+        (got.status, got.text()),
+        (200, "cached copy".into()),
+        "a cached read needs no store"
+    );
+    let refused = node
+        .send("PUT", "/system/objects/app/plain/new", &[], "x")
+        .await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.header("retry-after"), "1");
+    for key in ["a", "b", "c"] {
+        assert_eq!(
+            put(&format!("app/queue/{key}"), "queued").await,
+            200,
+            "write-back queues"
+        );
+    }
+    let flush = node.send("POST", "/system/cache/flush", &[], "").await;
+    assert_eq!(flush.status, 503, "{}", flush.text());
+
+    // The server comes back empty (moto keeps nothing) and the queue drains into it.
+    moto = Moto::start(port).await;
+    let made = raw("PUT", &format!("{}/baton-data", moto.url), "").await;
+    assert_eq!(made.map(|r| r.0), Some(200));
+    let remade = other
+        .send("PUT", "/system/objects/app/queue", &[], "")
+        .await;
+    assert_eq!(remade.status, 201, "{}", remade.text());
+    let drained = eventually(Duration::from_secs(60), || async {
+        in_server("app/queue/a", "queued").await
+            && in_server("app/queue/b", "queued").await
+            && in_server("app/queue/c", "queued").await
+    })
+    .await;
+    assert!(
+        drained,
+        "queued write-back objects never reached the server after it came back"
+    );
+    drop(moto);
+}
