@@ -218,7 +218,10 @@ async fn delete_object(
 }
 
 async fn stats(State(objects): State<Objects>) -> Response {
-    Json(objects.stats()).into_response()
+    let mut stats = serde_json::to_value(objects.stats()).unwrap_or_default();
+    stats["memory_models"] =
+        serde_json::to_value(objects.predictions().report()).unwrap_or_default();
+    Json(stats).into_response()
 }
 
 async fn flush(State(objects): State<Objects>) -> Result<Response, ObjectError> {

@@ -15,6 +15,7 @@ mod metrics;
 pub mod name;
 mod objects;
 mod pending;
+pub mod prediction;
 pub mod s3;
 pub mod store;
 pub mod write_back;
@@ -25,4 +26,5 @@ pub use name::{BucketId, ObjectId};
 pub use objects::{
     BucketInfo, CacheStats, FlushReport, Object, ObjectInfo, Objects, ObjectsConfig,
 };
+pub use prediction::Predictions;
 pub use store::StoreConfig;

@@ -1,10 +1,17 @@
 //! The object cache's Prometheus metrics (`baton_objects_*`).
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct FunctionLabel {
+    pub function: String,
+}
 
 /// Counters the cache keeps; gauges are set at each scrape from the cache itself.
 #[derive(Clone)]
@@ -28,6 +35,9 @@ pub struct MetricsInner {
     pub(crate) dirty_bytes: Gauge,
     pub(crate) dirty_objects: Gauge,
     pub(crate) flush_lag: Gauge<f64, AtomicU64>,
+    pub(crate) predicted_memory: Family<FunctionLabel, Gauge>,
+    pub(crate) observed_memory: Family<FunctionLabel, Gauge>,
+    pub(crate) booked_memory: Family<FunctionLabel, Gauge>,
 }
 
 impl std::ops::Deref for ObjectMetrics {
@@ -56,6 +66,9 @@ impl Default for ObjectMetrics {
             dirty_bytes: Gauge::default(),
             dirty_objects: Gauge::default(),
             flush_lag: Gauge::default(),
+            predicted_memory: Family::default(),
+            observed_memory: Family::default(),
+            booked_memory: Family::default(),
             registry: Registry::default(),
         };
         let counters = [
@@ -143,6 +156,26 @@ impl Default for ObjectMetrics {
             "Age of the oldest write not yet in the store",
             inner.flush_lag.clone(),
         );
+        let memory = [
+            (
+                "predicted_memory_bytes",
+                "What a resident sandbox of the function is predicted to need (its booked limit until the model is mature)",
+                &inner.predicted_memory,
+            ),
+            (
+                "observed_memory_bytes",
+                "The function's last observed peak memory (wasm linear memory)",
+                &inner.observed_memory,
+            ),
+            (
+                "booked_memory_bytes",
+                "The function's booked memory limit",
+                &inner.booked_memory,
+            ),
+        ];
+        for (name, help, family) in memory {
+            registry.register(name, help, family.clone());
+        }
         ObjectMetrics(Arc::new(MetricsInner { registry, ..inner }))
     }
 }

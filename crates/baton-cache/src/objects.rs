@@ -189,6 +189,8 @@ struct Inner {
     /// never land after a newer one.
     round: tokio::sync::Mutex<()>,
     metrics: ObjectMetrics,
+    /// The memory the node's functions are predicted to need (elastic capacity).
+    predictions: crate::Predictions,
 }
 
 fn now_ms() -> u64 {
@@ -268,6 +270,7 @@ impl Objects {
             wake: Arc::new(Notify::new()),
             round: tokio::sync::Mutex::new(()),
             metrics,
+            predictions: crate::Predictions::default(),
             config,
         });
         tokio::spawn(flusher(Arc::downgrade(&inner)));
@@ -779,6 +782,17 @@ impl Objects {
         }
     }
 
+    /// The node's memory predictions, which the runtimes feed and the cache's capacity
+    /// follows.
+    pub fn predictions(&self) -> &crate::Predictions {
+        &self.inner.predictions
+    }
+
+    /// Wakes the flusher now rather than at its interval (memory is wanted back).
+    pub fn flush_soon(&self) {
+        self.inner.wake.notify_one();
+    }
+
     /// Changes what clean objects may take in memory; shrinking drops the coldest at once.
     pub fn set_capacity(&self, bytes: u64) {
         self.inner.clean.set_capacity(bytes);
@@ -808,6 +822,23 @@ impl Objects {
         metrics.dirty_bytes.set(gauge(stats.dirty_bytes));
         metrics.dirty_objects.set(gauge(stats.dirty_objects));
         metrics.flush_lag.set(stats.flush_lag_seconds);
+        for model in self.inner.predictions.report() {
+            let label = crate::metrics::FunctionLabel {
+                function: model.function,
+            };
+            metrics
+                .predicted_memory
+                .get_or_create(&label)
+                .set(gauge(model.predicted_bytes));
+            metrics
+                .observed_memory
+                .get_or_create(&label)
+                .set(gauge(model.last_peak_bytes));
+            metrics
+                .booked_memory
+                .get_or_create(&label)
+                .set(gauge(model.booked_bytes));
+        }
         stats
     }
 

@@ -225,12 +225,12 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("worker-{:08x}", fastrand::u32(..)));
     let dir = data_dir(args.data_dir.clone(), &format!("baton-{base_id}"))?;
     let artifacts = ArtifactStore::open(dir.join("artifacts"))?;
-    let (runtime, state) = match args.runtime.as_str() {
+    let (runtime, state, objects) = match args.runtime.as_str() {
         "fake" => {
             let fake = FakeRuntime {
                 creation_delay: duration(&args.fake_delay, "fake-delay")?,
             };
-            (Arc::new(fake) as Arc<dyn Runtime>, None)
+            (Arc::new(fake) as Arc<dyn Runtime>, None, None)
         }
         "real" => real_runtime(&args, &dir, &artifacts).await?,
         other => bail!("--runtime {other:?}: expected `real` or `fake`"),
@@ -305,6 +305,15 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     }
     write_ready(&args.ready_file, ready)?;
     crate::node::shutdown_signal().await;
+    if let Some(objects) = objects {
+        // What does not make it stays in the pending log and is flushed at the next start.
+        let report = objects.shutdown(std::time::Duration::from_secs(10)).await;
+        tracing::info!(
+            flushed = report.flushed,
+            left_in_log = report.remaining,
+            "write-back objects flushed"
+        );
+    }
     Ok(())
 }
 
@@ -314,7 +323,18 @@ async fn real_runtime(
     args: &WorkerArgs,
     dir: &Path,
     artifacts: &ArtifactStore,
-) -> anyhow::Result<(Arc<dyn Runtime>, Option<Arc<RunningState>>)> {
+) -> anyhow::Result<RealRuntime> {
+    // The process's objects, from the `[objects]` section of its config file: each worker
+    // process has its own cache and pending log; workers share objects through a shared
+    // store (`store = "s3"`).
+    let settings = crate::objects::ObjectsSettings::resolve(
+        &crate::objects::section_of(args.config.as_deref())?,
+        dir,
+    )?;
+    let objects = match settings.enabled {
+        true => Some(settings.start(dir)?),
+        false => None,
+    };
     let state = match args.no_state {
         true => None,
         false => {
@@ -344,7 +364,18 @@ async fn real_runtime(
                 None => crate::token::load_or_create(dir)?,
             };
             let capabilities = baton_state::Capabilities::new(Some(admin));
-            let running = crate::state::start(&config, dir, capabilities.clone(), None).await?;
+            let routes = objects.as_ref().map(|objects| {
+                axum::Router::new()
+                    .nest(
+                        "/v1",
+                        baton_cache::http::router(objects.clone(), capabilities.clone()),
+                    )
+                    .merge(baton_cache::s3::router(
+                        objects.clone(),
+                        capabilities.clone(),
+                    ))
+            });
+            let running = crate::state::start(&config, dir, capabilities.clone(), routes).await?;
             Some((Arc::new(running), capabilities))
         }
     };
@@ -355,6 +386,10 @@ async fn real_runtime(
         state.as_ref().map(|(s, _)| s.agent.clone()),
     )
     .context("starting the wasm runtime")?;
+    let wasm = match &objects {
+        Some(objects) => wasm.with_objects(objects.clone()),
+        None => wasm,
+    };
     if let Some((state, _)) = &state {
         wasm.outbound().add_listener(state.api);
         wasm.outbound().add_listener(state.replication.address());
@@ -370,7 +405,7 @@ async fn real_runtime(
             .as_ref()
             .map(|(s, _)| crate::node::platform_service(s.router.clone())),
         capabilities: state.as_ref().map(|(_, c)| c.clone()),
-        objects: None,
+        objects: objects.clone(),
         outbound: wasm.outbound(),
         isolate: true,
         launcher: Some(crate::LAUNCHER.into()),
@@ -381,8 +416,15 @@ async fn real_runtime(
         wasm: Arc::new(wasm),
         process: Arc::new(process),
     };
-    Ok((Arc::new(runtimes), state.map(|(s, _)| s)))
+    Ok((Arc::new(runtimes), state.map(|(s, _)| s), objects))
 }
+
+/// The runtimes, the state agent and the objects behind them.
+type RealRuntime = (
+    Arc<dyn Runtime>,
+    Option<Arc<RunningState>>,
+    Option<baton_cache::Objects>,
+);
 
 /// Writes the ready file, when asked for one (`--ready-file`).
 fn write_ready(path: &Option<std::path::PathBuf>, ready: Ready) -> anyhow::Result<()> {

@@ -107,6 +107,15 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
     )
     .await?;
     let control = platform.control.clone();
+    if let Some(objects) = &objects {
+        tokio::spawn(crate::objects::elastic(
+            objects.clone(),
+            objects.predictions().clone(),
+            platform.host.clone(),
+            platform.memory_bytes,
+            config.objects.cache.capacity_bytes,
+        ));
+    }
     if config.examples {
         crate::examples::deploy(control.as_ref(), data).await?;
     }

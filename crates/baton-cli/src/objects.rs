@@ -140,6 +140,58 @@ impl ObjectsSettings {
     }
 }
 
+/// The `[objects]` section of a cluster role's `--config` file (the roles read their own
+/// sections as flags; this one is typed, as on a node). No file: the defaults.
+pub(crate) fn section_of(config: Option<&Path>) -> anyhow::Result<ObjectsSection> {
+    let Some(path) = config else {
+        return Ok(ObjectsSection::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the config file {}", path.display()))?;
+    let mut table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    match table.remove("objects") {
+        Some(section) => section
+            .try_into()
+            .with_context(|| format!("{}: [objects]", path.display())),
+        None => Ok(ObjectsSection::default()),
+    }
+}
+
+/// Keeps the cache's capacity at what the worker's sandboxes are predicted to leave of its
+/// memory `budget` (never above the configured size): when sandboxes are expected to need
+/// more, clean objects go first and dirty ones are flushed sooner. Every 250 ms, until the
+/// process ends.
+pub(crate) async fn elastic(
+    objects: Objects,
+    predictions: baton_cache::Predictions,
+    host: std::sync::Arc<baton_worker::managed::SandboxHost>,
+    budget: u64,
+    ceiling: u64,
+) {
+    let mut last = ceiling;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let predicted: u64 = host
+            .resident()
+            .iter()
+            .map(|(function, booked)| predictions.resident(function, *booked))
+            .sum();
+        let room = baton_cache::prediction::elastic_capacity(budget, predicted, ceiling);
+        let dirty = objects.stats().dirty_bytes;
+        if dirty > room {
+            objects.flush_soon();
+        }
+        let capacity = room.saturating_sub(dirty);
+        if capacity != last {
+            tracing::debug!(capacity, predicted, budget, "object cache resized");
+            objects.set_capacity(capacity);
+            last = capacity;
+        }
+    }
+}
+
 /// Renders the objects' metrics, refreshing their gauges.
 pub(crate) fn metrics(objects: Objects) -> baton_gateway::MetricsSource {
     std::sync::Arc::new(move |out: &mut String| {

@@ -33,6 +33,10 @@ pub struct OnePlatform {
     pub admin: Arc<dyn FunctionAdmin>,
     /// The registry.
     pub control: Arc<ControlPlane>,
+    /// The worker: its sandboxes.
+    pub host: Arc<SandboxHost>,
+    /// The memory the worker offers its sandboxes.
+    pub memory_bytes: u64,
 }
 
 /// Starts the control plane, the worker and the gateway over `store`, running sandboxes
@@ -55,15 +59,16 @@ pub async fn start(
     )
     .await?;
     let control_transport = in_process(server);
+    let offered = memory_bytes
+        .or_else(baton_runtime::resources::memory_bytes)
+        .unwrap_or(8 << 30);
     let host = SandboxHost::with_control(
         ManagedConfig {
             id: "local".into(),
             grpc_address: IN_PROCESS.into(),
             data_address: IN_PROCESS.into(),
             cpu_cores: std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64),
-            memory_bytes: memory_bytes
-                .or_else(baton_runtime::resources::memory_bytes)
-                .unwrap_or(8 << 30),
+            memory_bytes: offered,
             log_lines,
             token: None,
             state_address: String::new(),
@@ -101,7 +106,7 @@ pub async fn start(
     let admin = Arc::new(SyncedAdmin::new(
         Arc::new(NodeAdmin {
             control: control.clone(),
-            host,
+            host: host.clone(),
         }),
         invoker.clone(),
     ));
@@ -109,6 +114,8 @@ pub async fn start(
         invoker,
         admin,
         control,
+        host,
+        memory_bytes: offered,
     })
 }
 

@@ -588,3 +588,45 @@ async fn an_s3_store_behind_the_cache_going_down_loses_nothing_acknowledged() {
     );
     drop(moto);
 }
+
+/// The cache takes what the worker's sandboxes are predicted to leave of its memory: a new
+/// sandbox booking 256 MiB of a 512 MiB worker shrinks it to what is left; every invocation's
+/// peak memory feeds the function's model.
+#[tokio::test]
+async fn the_cache_gives_memory_back_when_a_sandbox_needs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[worker]\nmemory = \"512Mi\"\n[objects]\ncache = \"1Gi\"\n".to_owned();
+    let node = Node::start(
+        dir.path(),
+        Options {
+            config: Some(config),
+            ..Options::default()
+        },
+    );
+    let capacity = || {
+        let node = &node;
+        async move { node.get("/system/cache").await.json()["capacity_bytes"].as_u64() }
+    };
+    let whole = eventually(Duration::from_secs(30), || async {
+        capacity().await == Some(512 << 20)
+    })
+    .await;
+    assert!(whole, "the cache never took the idle worker's memory");
+    let settings = json!({"limits": {"memory": "256Mi"}});
+    let reply = node
+        .upload("blobs", baton_guests::BLOBSTORE_WASMCLOUD, settings)
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    assert_eq!(node.get("/function/blobs/create?c=stuff").await.status, 200);
+    let shrunk = eventually(Duration::from_secs(30), || async {
+        capacity().await == Some(256 << 20)
+    })
+    .await;
+    assert!(shrunk, "the cache kept memory the sandbox booked");
+    let models = node.get("/system/cache").await.json()["memory_models"].clone();
+    let model = &models[0];
+    assert_eq!(model["function"], "blobs");
+    assert_eq!(model["booked_bytes"], 256 << 20);
+    assert!(model["last_peak_bytes"].as_u64().unwrap() > 0, "{models}");
+    assert_eq!(model["mature"], false, "one run is not a model");
+}

@@ -12,6 +12,7 @@ mod epoch;
 mod keyvalue;
 mod logging;
 mod memory_image;
+mod peak;
 mod sandbox;
 
 pub use crate::outbound::{
@@ -84,6 +85,7 @@ struct Compiler {
     cache: CompileCache,
     state: Option<baton_state::Agent>,
     objects: Option<baton_cache::Objects>,
+    predictions: Option<baton_cache::Predictions>,
     outbound: Arc<Outbound>,
 }
 
@@ -139,6 +141,7 @@ impl WasmRuntime {
                 cache,
                 state,
                 objects: None,
+                predictions: None,
                 outbound: Outbound::new(&config.outbound),
             }),
             artifacts,
@@ -148,10 +151,12 @@ impl WasmRuntime {
 
     /// Serves the node's objects to functions through `wasi:blobstore`; without them, those
     /// calls answer an error. Call before any function is prepared.
+    /// Every invocation's peak linear memory feeds the objects' memory predictions.
     pub fn with_objects(mut self, objects: baton_cache::Objects) -> Self {
-        Arc::get_mut(&mut self.compiler)
-            .expect("objects are given to the wasm runtime before it prepares functions")
-            .objects = Some(objects);
+        let compiler = Arc::get_mut(&mut self.compiler)
+            .expect("objects are given to the wasm runtime before it prepares functions");
+        compiler.predictions = Some(objects.predictions().clone());
+        compiler.objects = Some(objects);
         self
     }
 
@@ -220,6 +225,7 @@ impl Compiler {
             spec,
             self.state.clone(),
             self.objects.clone(),
+            self.predictions.clone(),
             outbound,
             config,
         )))

@@ -13,7 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -45,8 +45,11 @@ const CAPTURED_OUTPUT: usize = 64 * 1024;
 /// A compiled, linked function: makes an instance per request.
 pub struct WasmFunction {
     pre: ProxyPre<HostState>,
+    name: Arc<str>,
     state: Option<Agent>,
     objects: Option<baton_cache::Objects>,
+    /// Where each invocation's peak memory goes (the node's memory prediction).
+    predictions: Option<baton_cache::Predictions>,
     outbound: Arc<FunctionOutbound>,
     namespace: Arc<str>,
     env: Vec<(String, String)>,
@@ -62,7 +65,7 @@ pub(crate) struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: super::peak::PeakLimits,
     hooks: Hooks,
     state: GuestState,
     /// The node's objects and the namespace whose buckets the instance reaches.
@@ -172,6 +175,7 @@ impl WasmFunction {
         spec: &FunctionSpec,
         state: Option<Agent>,
         objects: Option<baton_cache::Objects>,
+        predictions: Option<baton_cache::Predictions>,
         outbound: Arc<FunctionOutbound>,
         config: ConfigValues,
     ) -> Self {
@@ -181,8 +185,10 @@ impl WasmFunction {
         }
         WasmFunction {
             pre,
+            name: spec.name.as_str().into(),
             state,
             objects,
+            predictions,
             outbound,
             config,
             namespace: namespace.into(),
@@ -236,10 +242,12 @@ impl WasmFunction {
             namespace: self.namespace.clone(),
             config: self.config.clone(),
             log: stderr,
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.memory_bytes)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: super::peak::PeakLimits::new(
+                StoreLimitsBuilder::new()
+                    .memory_size(self.memory_bytes)
+                    .trap_on_grow_failure(true)
+                    .build(),
+            ),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limits);
@@ -254,6 +262,7 @@ impl WasmFunction {
             }
         });
 
+        let input_bytes = request.body().len() as u64;
         let request = with_authority(request)
             .map(|body| Full::new(body).map_err(|never| -> ErrorCode { match never {} }));
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -270,6 +279,11 @@ impl WasmFunction {
         // store and its response sender go with it, and a guest that never responded makes
         // `receiver` resolve rather than hang.
         let pre = self.pre.clone();
+        let observe = self.predictions.clone().map(|predictions| {
+            let function = self.name.clone();
+            let booked = self.memory_bytes as u64;
+            move |peak: usize| predictions.observe(&function, booked, input_bytes, peak as u64)
+        });
         let guest = async move {
             let result = match pre.instantiate_async(&mut store).await {
                 Ok(proxy) => {
@@ -280,6 +294,9 @@ impl WasmFunction {
                 }
                 Err(error) => Err(error),
             };
+            if let Some(observe) = observe {
+                observe(store.data().limits.peak());
+            }
             drop(store);
             result
         };

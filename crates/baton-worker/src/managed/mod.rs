@@ -208,6 +208,16 @@ impl SandboxHost {
         self.sandboxes.read().unwrap().len()
     }
 
+    /// Each sandbox's function and the memory it booked (its `limits.memory`).
+    pub fn resident(&self) -> Vec<(String, u64)> {
+        self.sandboxes
+            .read()
+            .unwrap()
+            .values()
+            .map(|s| (s.function.clone(), s.spec.limits.memory_bytes))
+            .collect()
+    }
+
     /// What `query.name` printed on this worker, as `query` asks.
     pub fn logs(&self, query: &baton_api::LogQuery) -> baton_api::LogEntries {
         use futures_util::StreamExt;

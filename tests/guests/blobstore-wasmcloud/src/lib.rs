@@ -4,7 +4,9 @@
 //! written through an output-stream), `/get?key=K[&start=S&end=E]` (404 when absent; read
 //! as an input-stream with `&stream=1`), `/has?key=K`, `/info?key=K`, `/list` (one name per
 //! line, read in pages of 2), `/rm?key=K`, `/clear`, `/copy?key=K&to=C2&as=K2`,
-//! `/move?key=K&to=C2&as=K2`.
+//! `/move?key=K&to=C2&as=K2`; `/transform?key=K&to=C2` reads an object whole, maps every
+//! byte and writes the result under the same key in `C2` (the objects benchmark's I/O-bound
+//! function).
 use baton_sdk::{Request, Response};
 
 mod bindings {
@@ -114,6 +116,27 @@ fn handle(request: Request) -> Response {
                     _ => blobstore::move_object(&src, &dest)?,
                 }
                 Response::text(200, "done\n")
+            }
+            "/transform" => {
+                let container = blobstore::get_container(&name)?;
+                let value = container.get_data(&key, 0, u64::MAX)?;
+                let mut bytes = IncomingValue::incoming_value_consume_sync(value)?;
+                for byte in &mut bytes {
+                    *byte = byte.rotate_left(3) ^ 0x5a;
+                }
+                let target = blobstore::get_container(request.query_param("to").unwrap_or_default())?;
+                let value = OutgoingValue::new_outgoing_value();
+                let body = value
+                    .outgoing_value_write_body()
+                    .map_err(|()| "no body stream".to_string())?;
+                for chunk in bytes.chunks(4096) {
+                    body.blocking_write_and_flush(chunk)
+                        .map_err(|e| format!("writing the result: {e:?}"))?;
+                }
+                drop(body);
+                target.write_data(&key, &value)?;
+                OutgoingValue::finish(value)?;
+                Response::text(200, format!("transformed {} bytes\n", bytes.len()))
             }
             _ => Response::text(404, "routes: /create /exists /drop /put /get /has /info /list /rm /clear /copy /move\n"),
         })
