@@ -75,8 +75,9 @@ class Node:
             status, reply = self.call("POST", "/system/functions", f.read(), {
                 "content-type": "application/wasm", "x-baton-deployment": json.dumps(settings)})
         assert status in (200, 201, 202), reply
-        for bucket in ("in", "out"):
-            self.call("PUT", f"/system/objects/bench/{bucket}")
+        for bucket in ("inputs", "outputs"):
+            status, reply = self.call("PUT", f"/system/objects/bench/{bucket}", b"")
+            assert status in (200, 201), reply
 
     def stats(self):
         return json.loads(self.call("GET", "/system/cache")[1])
@@ -88,7 +89,7 @@ class Node:
 
 
 def config(cache, write_back, flush="1s"):
-    wb = '["bench/out"]' if write_back else "[]"
+    wb = '["bench/outputs"]' if write_back else "[]"
     return (f'[objects]\nlatency = "{LATENCY}"\ncache = "{cache}"\nmax_object = "64Mi"\n'
             f'max_dirty = "1Gi"\nwrite_back = {wb}\nflush_interval = "{flush}"\n'
             '[wasm]\nmax_memory = "256Mi"\n')
@@ -102,8 +103,8 @@ def transform_times(node):
     """Median and p90 milliseconds of the transform per object size, after 3 warm calls."""
     rows = {}
     for size in SIZES:
-        node.call("PUT", f"/system/objects/bench/in/obj-{size}", payload(size, size))
-        path = f"/function/io/transform?c=in&key=obj-{size}&to=out"
+        node.call("PUT", f"/system/objects/bench/inputs/obj-{size}", payload(size, size))
+        path = f"/function/io/transform?c=inputs&key=obj-{size}&to=outputs"
         for _ in range(3):
             node.timed("POST", path, admin=False)
         times = sorted(node.timed("POST", path, admin=False) for _ in range(CALLS))
@@ -132,15 +133,15 @@ for mode, write_back in (("write-through", False), ("write-back", True)):
     node = Node(config("1Gi", write_back, flush="1h"))
     node.deploy_transform()
     body = payload(1, 7)
-    times = sorted(node.timed("PUT", f"/system/objects/bench/out/w{i}", body) for i in range(30))
+    times = sorted(node.timed("PUT", f"/system/objects/bench/outputs/w{i}", body) for i in range(30))
     row = {"put_1mib_p50_ms": statistics.median(times)}
     if write_back:
         small = payload(1, 8)[: 256 << 10]
         for i in range(200):
-            node.call("PUT", f"/system/objects/bench/out/f{i}", small)
+            node.call("PUT", f"/system/objects/bench/outputs/f{i}", small)
         dirty = node.stats()["dirty_objects"]
         start = time.perf_counter()
-        status, reply = node.call("POST", "/system/cache/flush")
+        status, reply = node.call("POST", "/system/cache/flush", b"")
         seconds = time.perf_counter() - start
         assert status == 200, reply
         flushed = json.loads(reply)["flushed"]
@@ -154,14 +155,14 @@ node = Node(config("48Mi", True))
 node.deploy_transform()
 count = 96
 for i in range(count):
-    node.call("PUT", f"/system/objects/bench/in/z{i}", payload(1, 1000 + i))
-node.call("POST", "/system/cache/flush")
+    node.call("PUT", f"/system/objects/bench/inputs/z{i}", payload(1, 1000 + i))
+node.call("POST", "/system/cache/flush", b"")
 weights = [1 / (rank + 1) for rank in range(count)]
 rng = random.Random(1)
 keys = rng.choices(range(count), weights=weights, k=int(os.environ.get("ZIPF_CALLS", "600")))
 before = node.stats()
 for key in keys:
-    node.timed("GET", f"/system/objects/bench/in/z{key}")
+    node.timed("GET", f"/system/objects/bench/inputs/z{key}")
 after = node.stats()
 hits, misses = after["hits"] - before["hits"], after["misses"] - before["misses"]
 results["zipf"] = {"objects": count, "cache": "48Mi", "requests": len(keys), "hits": hits, "misses": misses,
@@ -177,7 +178,7 @@ blob = payload(4, 3)
 sizes = [4 << 10, 64 << 10, 1 << 20, 4 << 20]
 for i in range(int(os.environ.get("MODEL_CALLS", "300"))):
     size = rng.choice(sizes)
-    node.timed("POST", f"/function/io/put?c=out&key=m{i % 8}", blob[:size], admin=False)
+    node.timed("POST", f"/function/io/put?c=outputs&key=m{i % 8}", blob[:size], admin=False)
 model = next(m for m in node.stats()["memory_models"] if m["function"] == "io")
 results["memory_model"] = model
 node.stop()

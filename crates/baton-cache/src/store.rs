@@ -2,12 +2,19 @@
 //! the default), any S3-compatible server, or memory (tests). Everything above this file
 //! sees only `dyn ObjectStore`.
 
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
-use object_store::throttle::{ThrottleConfig, ThrottledStore};
-use object_store::{ClientOptions, ObjectStore, RetryConfig};
+use object_store::path::Path;
+use object_store::{
+    ClientOptions, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
+    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RetryConfig,
+};
 use serde::Deserialize;
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,12 +100,120 @@ pub fn open(config: &StoreConfig, latency: Duration) -> anyhow::Result<Arc<dyn O
     if latency.is_zero() {
         return Ok(store);
     }
-    let throttle = ThrottleConfig {
-        wait_get_per_call: latency,
-        wait_put_per_call: latency,
-        wait_delete_per_call: latency,
-        wait_list_per_call: latency,
-        ..ThrottleConfig::default()
-    };
-    Ok(Arc::new(ThrottledStore::new(store, throttle)))
+    Ok(Arc::new(Distant {
+        inner: store,
+        latency,
+    }))
+}
+
+/// A store `latency` away: every call waits that long first (the benchmarks' remote store;
+/// `object_store`'s own throttle cannot wrap the local filesystem's reads).
+#[derive(Debug)]
+struct Distant {
+    inner: Arc<dyn ObjectStore>,
+    latency: Duration,
+}
+
+impl fmt::Display for Distant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({:?} away)", self.inner, self.latency)
+    }
+}
+
+impl Distant {
+    /// `stream` once the latency has passed.
+    fn later<T: Send + 'static>(
+        &self,
+        stream: BoxStream<'static, object_store::Result<T>>,
+    ) -> BoxStream<'static, object_store::Result<T>> {
+        let latency = self.latency;
+        futures_util::stream::once(async move {
+            tokio::time::sleep(latency).await;
+            stream
+        })
+        .flatten()
+        .boxed()
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Distant {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        tokio::time::sleep(self.latency).await;
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        tokio::time::sleep(self.latency).await;
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        tokio::time::sleep(self.latency).await;
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.later(self.inner.delete_stream(locations))
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.later(self.inner.list(prefix))
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        tokio::time::sleep(self.latency).await;
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        tokio::time::sleep(self.latency).await;
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::ObjectStoreExt;
+
+    #[tokio::test]
+    async fn a_distant_local_store_waits_and_still_reads_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig::Local {
+            root: dir.path().to_path_buf(),
+        };
+        let store = open(&config, Duration::from_millis(30)).unwrap();
+        let path = Path::from("ns/bucket/key");
+        store.put(&path, PutPayload::from("body")).await.unwrap();
+        let start = std::time::Instant::now();
+        let body = store.get(&path).await.unwrap().bytes().await.unwrap();
+        assert_eq!(&body[..], b"body");
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        let listed: Vec<_> = store.list(None).collect().await;
+        assert_eq!(listed.len(), 1);
+        store.delete(&path).await.unwrap();
+        assert!(store.head(&path).await.is_err());
+    }
 }
