@@ -112,6 +112,22 @@ def transform_times(node):
     return rows
 
 
+def durable_write_ms(size_mib):
+    """The floor under a write-back acknowledgement: writing the bytes to a file on the
+    disk the pending log is on and waiting for fdatasync; median of 5."""
+    body = payload(size_mib, 99)
+    times = []
+    with tempfile.TemporaryDirectory(prefix="baton-floor-", dir=os.path.dirname(os.path.abspath(OUT))) as d:
+        for i in range(5):
+            start = time.perf_counter()
+            with open(os.path.join(d, f"f{i}"), "wb") as f:
+                f.write(body)
+                f.flush()
+                os.fdatasync(f.fileno())
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
 results = {"latency": LATENCY, "calls": CALLS, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 # 1. The I/O-bound function in three set-ups.
@@ -183,6 +199,9 @@ model = next(m for m in node.stats()["memory_models"] if m["function"] == "io")
 results["memory_model"] = model
 node.stop()
 
+# 5. The floor: a durable write of each size on this disk, measured in the same run.
+results["durable_write_floor_ms"] = {size: durable_write_ms(size) for size in SIZES}
+
 os.makedirs(OUT, exist_ok=True)
 with open(os.path.join(OUT, "objects.json"), "w") as f:
     json.dump(results, f, indent=2)
@@ -196,6 +215,10 @@ base = results["transform"]["no cache, write-through"]
 for mode in ("warm cache, write-through", "warm cache, write-back"):
     cut = [100 * (1 - results["transform"][mode][s]["p50_ms"] / base[s]["p50_ms"]) for s in SIZES]
     print(f"| {mode}: shorter by | " + " | ".join(f"{c:.0f} %" for c in cut) + " |")
+floor = results["durable_write_floor_ms"]
+print("| floor: write + fdatasync on this disk | " + " | ".join(f"{floor[s]:.1f}" for s in SIZES) + " |")
+print("| best write-back could do: shorter by at most | "
+      + " | ".join(f"{100 * (1 - floor[s] / base[s]['p50_ms']):.0f} %" for s in SIZES) + " |")
 w = results["writes"]
 print(f"\nPUT 1 MiB p50: write-through {w['write-through']['put_1mib_p50_ms']:.1f} ms, "
       f"write-back {w['write-back']['put_1mib_p50_ms']:.1f} ms")

@@ -793,9 +793,15 @@ impl Objects {
         self.inner.wake.notify_one();
     }
 
-    /// Changes what clean objects may take in memory; shrinking drops the coldest at once.
+    /// Changes what clean objects may take in memory; shrinking drops the coldest at once and
+    /// hands the freed pages back to the system (glibc keeps large freed buffers in its heap
+    /// once it has raised its mmap threshold: `malloc_trim` returns them).
     pub fn set_capacity(&self, bytes: u64) {
+        let shrinking = bytes < self.inner.clean.capacity();
         self.inner.clean.set_capacity(bytes);
+        if shrinking {
+            give_back_freed_memory();
+        }
     }
 
     /// What the cache holds now; refreshes the gauges.
@@ -845,6 +851,15 @@ impl Objects {
     /// The metrics, for the node's `/metrics`.
     pub fn metrics(&self) -> &ObjectMetrics {
         &self.inner.metrics
+    }
+}
+
+/// Returns the allocator's free pages to the system.
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes an integer and only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
