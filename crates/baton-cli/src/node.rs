@@ -139,6 +139,7 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
                 .map(|s| state_metrics(s.agent.clone(), s.metrics.clone()))
                 .into_iter()
                 .chain(objects.clone().map(crate::objects::metrics))
+                .chain(std::iter::once(cluster_metrics(platform.cluster.clone())))
                 .collect(),
             outbound.clone(),
             platform.invoker.clone(),
@@ -275,6 +276,11 @@ fn node_metrics(
         }
         outbound.render_metrics(out)
     })
+}
+
+/// Renders the cluster manager's metrics (keep-alive evictions).
+fn cluster_metrics(cluster: Arc<baton_control::cluster::Cluster>) -> baton_gateway::MetricsSource {
+    Arc::new(move |out: &mut String| cluster.render_metrics(out))
 }
 
 /// Renders the state agent's metrics, refreshing the gauges that need a walk of the objects.

@@ -35,6 +35,8 @@ pub struct OnePlatform {
     pub control: Arc<ControlPlane>,
     /// The worker: its sandboxes.
     pub host: Arc<SandboxHost>,
+    /// The cluster manager (its metrics).
+    pub cluster: Arc<baton_control::cluster::Cluster>,
     /// The memory the worker offers its sandboxes.
     pub memory_bytes: u64,
 }
@@ -115,6 +117,7 @@ pub async fn start(
         admin,
         control,
         host,
+        cluster,
         memory_bytes: offered,
     })
 }

@@ -384,4 +384,11 @@ async fn under_lru_a_new_sandbox_evicts_an_idle_one_within_the_memory_budget() {
         2,
         "more sandboxes than the budget holds: {a} {b} {c}"
     );
+    // At least c's eviction is counted, under the policy's name.
+    let metrics = node.get("/metrics").await.text();
+    let evictions = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("baton_keep_alive_evictions_total{policy=\"lru\"} "))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(evictions.is_some_and(|n| n >= 1), "{evictions:?}");
 }

@@ -476,6 +476,22 @@ impl Cluster {
         self.inner.lock().unwrap().model.replicas(name)
     }
 
+    /// The manager's metrics in Prometheus text: keep-alive evictions by policy.
+    pub fn render_metrics(&self, out: &mut String) -> std::fmt::Result {
+        use std::fmt::Write;
+        let evictions = self.inner.lock().unwrap().model.keep_alive_evictions();
+        writeln!(
+            out,
+            "# HELP baton_keep_alive_evictions Idle sandboxes the keep-alive policy evicted because a new one needed their memory."
+        )?;
+        writeln!(out, "# TYPE baton_keep_alive_evictions counter")?;
+        writeln!(
+            out,
+            "baton_keep_alive_evictions_total{{policy=\"{}\"}} {evictions}",
+            self.config.keep_alive.name()
+        )
+    }
+
     /// Workers, their sandboxes and load; gateways and whether they are connected.
     pub fn nodes(&self) -> proto::Nodes {
         let inner = self.inner.lock().unwrap();

@@ -52,6 +52,15 @@ impl KeepAlive {
         })
     }
 
+    /// The policy's name in the configuration (and in metrics).
+    pub fn name(self) -> &'static str {
+        match self {
+            KeepAlive::Ttl => "ttl",
+            KeepAlive::Lru => "lru",
+            KeepAlive::GreedyDual => "greedy-dual",
+        }
+    }
+
     /// A fresh instance of the policy.
     pub fn build(self) -> Box<dyn Policy> {
         match self {

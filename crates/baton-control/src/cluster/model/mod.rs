@@ -378,6 +378,8 @@ pub struct Manager {
     seq: u64,
     recovering: bool,
     keep_alive: Box<dyn Policy>,
+    /// Idle sandboxes the keep-alive policy evicted for memory, since start.
+    pub(crate) evictions: u64,
     /// The time of the event being handled.
     now: Millis,
 }
@@ -389,6 +391,11 @@ pub(crate) type Effects = Vec<Effect>;
 type Added = BTreeMap<String, (u64, Vec<Endpoint>)>;
 
 impl Manager {
+    /// Idle sandboxes evicted for memory by the keep-alive policy since start.
+    pub fn keep_alive_evictions(&self) -> u64 {
+        self.evictions
+    }
+
     /// An empty picture, recovering (nothing is created until [`Event::Recovered`]);
     /// sandbox ids are drawn from `seed`.
     pub fn new(config: ModelConfig, placement: Box<dyn Placement>, seed: u64) -> Self {
@@ -402,6 +409,7 @@ impl Manager {
             seq: 0,
             recovering: true,
             keep_alive: config.keep_alive.build(),
+            evictions: 0,
             now: 0,
             config,
         }

@@ -271,6 +271,7 @@ impl Manager {
             f.kpa = KpaState::default();
             let freed = f.demand(self.config.sandbox_cpu);
             tracing::info!(function = %name, sandbox = %id, "keep-alive eviction: its memory is needed");
+            self.evictions += 1;
             effects.push(Self::endpoints_update(
                 &name,
                 f.version,
