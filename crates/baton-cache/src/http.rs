@@ -54,16 +54,8 @@ async fn authorize(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let namespace = request
-        .uri()
-        .path()
-        .strip_prefix("/objects/")
-        .map(|rest| rest.split('/').next().unwrap_or_default().to_string());
-    let header = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match capabilities.authorize(header, namespace.as_deref()) {
+    let checked = capabilities.authorize_path(request.headers(), request.uri().path(), "/objects/");
+    match checked {
         Ok(()) => next.run(request).await,
         Err(baton_state::StateError::Forbidden(reason)) => {
             ObjectError::Forbidden(reason).into_response()

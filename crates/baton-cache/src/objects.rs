@@ -383,17 +383,23 @@ impl Objects {
         }
     }
 
+    /// Everything the store holds under `prefix`.
+    async fn listed(
+        &self,
+        prefix: &StorePath,
+    ) -> Result<Vec<object_store::ObjectMeta>, ObjectError> {
+        self.inner
+            .store
+            .list(Some(prefix))
+            .try_collect()
+            .await
+            .map_err(|e| ObjectError::Unavailable(e.to_string()))
+    }
+
     /// The buckets of `namespace`, by name.
     pub async fn list_buckets(&self, namespace: &str) -> Result<Vec<BucketInfo>, ObjectError> {
         crate::name::check_namespace(namespace)?;
-        let prefix = BucketId::markers_of(namespace);
-        let metas: Vec<_> = self
-            .inner
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| ObjectError::Unavailable(e.to_string()))?;
+        let metas = self.listed(&BucketId::markers_of(namespace)).await?;
         let mut buckets = Vec::new();
         for meta in metas {
             let Some(name) = meta.location.filename() else {
@@ -717,14 +723,7 @@ impl Objects {
         prefix: &str,
     ) -> Result<Vec<ObjectInfo>, ObjectError> {
         self.ensure_bucket(bucket).await?;
-        let root = bucket.prefix();
-        let metas: Vec<_> = self
-            .inner
-            .store
-            .list(Some(&root))
-            .try_collect()
-            .await
-            .map_err(|e| ObjectError::Unavailable(e.to_string()))?;
+        let metas = self.listed(&bucket.prefix()).await?;
         let mut found = BTreeMap::new();
         for meta in metas {
             if let Some(key) = ObjectId::key_of(bucket, &meta.location) {

@@ -54,6 +54,14 @@ pub fn router(objects: Objects, capabilities: Arc<Capabilities>) -> axum::Router
     axum::Router::new().fallback(move |request: axum::extract::Request| {
         let service = service.clone();
         async move {
+            // The platform's own paths that no route took are not S3's.
+            let path = request.uri().path();
+            if path == "/v1" || path.starts_with("/v1/") {
+                return http::Response::builder()
+                    .status(http::StatusCode::NOT_FOUND)
+                    .body(axum::body::Body::from("{\"error\":\"no such route\"}"))
+                    .unwrap_or_default();
+            }
             let request = request.map(s3s::Body::http_body_unsync);
             match service.call(request).await {
                 Ok(response) => response.map(axum::body::Body::new),

@@ -306,13 +306,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     write_ready(&args.ready_file, ready)?;
     crate::node::shutdown_signal().await;
     if let Some(objects) = objects {
-        // What does not make it stays in the pending log and is flushed at the next start.
-        let report = objects.shutdown(std::time::Duration::from_secs(10)).await;
-        tracing::info!(
-            flushed = report.flushed,
-            left_in_log = report.remaining,
-            "write-back objects flushed"
-        );
+        crate::objects::flush_at_shutdown(&objects).await;
     }
     Ok(())
 }

@@ -208,13 +208,7 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
     }
     baton_gateway::serve(gateway_stats, listener, router, shutdown_signal()).await;
     if let Some(objects) = objects {
-        // What does not make it stays in the pending log and is flushed at the next start.
-        let report = objects.shutdown(std::time::Duration::from_secs(10)).await;
-        tracing::info!(
-            flushed = report.flushed,
-            left_in_log = report.remaining,
-            "write-back objects flushed"
-        );
+        crate::objects::flush_at_shutdown(&objects).await;
     }
     tracing::info!("baton stopped");
     Ok(())

@@ -192,6 +192,17 @@ pub(crate) async fn elastic(
     }
 }
 
+/// Flushes write-back objects as the process stops, for 10 s at most: what does not make it
+/// stays in the pending log and is flushed at the next start.
+pub(crate) async fn flush_at_shutdown(objects: &Objects) {
+    let report = objects.shutdown(Duration::from_secs(10)).await;
+    tracing::info!(
+        flushed = report.flushed,
+        left_in_log = report.remaining,
+        "write-back objects flushed"
+    );
+}
+
 /// Renders the objects' metrics, refreshing their gauges.
 pub(crate) fn metrics(objects: Objects) -> baton_gateway::MetricsSource {
     std::sync::Arc::new(move |out: &mut String| {

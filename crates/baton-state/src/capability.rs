@@ -134,6 +134,24 @@ impl Capabilities {
         })
     }
 
+    /// Checks a request to `path` whose namespace is the segment after `prefix` (e.g.
+    /// `/v1/state/`; a path without it is node-wide, admin only) against its `Authorization`
+    /// header.
+    pub fn authorize_path(
+        &self,
+        headers: &axum::http::HeaderMap,
+        path: &str,
+        prefix: &str,
+    ) -> Result<(), StateError> {
+        let namespace = path
+            .strip_prefix(prefix)
+            .map(|rest| rest.split('/').next().unwrap_or_default());
+        let header = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        self.authorize(header, namespace)
+    }
+
     /// Checks a request's `Authorization` header against `namespace` (`None`: node-wide
     /// operations, admin only).
     pub fn authorize(

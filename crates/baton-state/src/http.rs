@@ -58,16 +58,9 @@ async fn authorize(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let namespace = request
-        .uri()
-        .path()
-        .strip_prefix("/v1/state/")
-        .map(|rest| rest.split('/').next().unwrap_or_default().to_string());
-    let header = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match capabilities.authorize(header, namespace.as_deref()) {
+    let checked =
+        capabilities.authorize_path(request.headers(), request.uri().path(), "/v1/state/");
+    match checked {
         Ok(()) => next.run(request).await,
         Err(error) => error.into_response(),
     }
