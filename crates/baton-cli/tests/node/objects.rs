@@ -312,7 +312,8 @@ async fn boto3_in_a_process_function_reads_and_writes_through_the_s3_endpoint() 
             json!({
                 "service": "py-s3",
                 "envProcess": "python3 handler.py",
-                "envVars": {"mode": "classic", "PYTHONPATH": boto3.display().to_string()},
+                // Python and boto3 start in about a second idle; a loaded machine takes longer.
+                "envVars": {"mode": "classic", "PYTHONPATH": boto3.display().to_string(), "exec_timeout": "5m"},
                 "labels": {"baton.namespace": "files", "baton.objects.write-back": "drafts"},
                 "workingDir": handler.display().to_string(),
             }),
