@@ -72,6 +72,7 @@ fn main() {
         "kv_spin",
         "kv_wasmcloud",
         "blobstore_wasmcloud",
+        "objects_sdk",
     ] {
         let path = wasm_dir.join(format!("{name}.wasm"));
         assert!(path.exists(), "guest {} was not built", path.display());

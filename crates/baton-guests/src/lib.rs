@@ -6,7 +6,8 @@
 //! replay's synthetic function; `CONFIG_READER` reads `wasi:config/store` as a Spin 3 component
 //! does; `KV_SPIN` and `KV_WASMCLOUD` keep data through `wasi:keyvalue` as Spin 3 and wasmCloud
 //! components do; `BLOBSTORE_WASMCLOUD` keeps files through `wasi:blobstore` as a wasmCloud
-//! component does. Each has a `_PATH` twin naming the file.
+//! component does, `OBJECTS_SDK` through `baton_sdk::objects`. Each has a `_PATH` twin naming
+//! the file.
 #![deny(missing_docs)]
 
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));

@@ -15,6 +15,7 @@
 
 mod fetch;
 mod incoming;
+pub mod objects;
 mod request;
 mod response;
 pub mod state;

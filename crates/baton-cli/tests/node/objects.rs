@@ -631,3 +631,68 @@ async fn the_cache_gives_memory_back_when_a_sandbox_needs_it() {
     assert!(model["last_peak_bytes"].as_u64().unwrap() > 0, "{models}");
     assert_eq!(model["mature"], false, "one run is not a model");
 }
+
+/// A component written with `baton_sdk::objects` keeps objects the CLI reads, and reads what
+/// the CLI wrote.
+#[tokio::test]
+async fn the_sdk_keeps_objects_through_wasi_blobstore() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    let reply = node
+        .upload("sdk-objects", baton_guests::OBJECTS_SDK, json!({}))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let body: Vec<u8> = (0..10_000u32).map(|i| (i % 256) as u8).collect();
+    let put = node
+        .post(
+            "/function/sdk-objects/put?bucket=notes&key=a/b",
+            body.clone(),
+        )
+        .await;
+    assert_eq!(
+        (put.status, put.text()),
+        (200, "stored 10000 bytes\n".into())
+    );
+    let got = node.cli(&["objects", "get", "sdk-objects/notes/a/b"]);
+    assert_eq!(got.stdout, body, "{}", String::from_utf8_lossy(&got.stderr));
+    let file = dir.path().with_extension("txt");
+    std::fs::write(&file, "from the cli").unwrap();
+    let put = node.cli(&[
+        "objects",
+        "put",
+        "sdk-objects/notes/c",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    let read = node
+        .get("/function/sdk-objects/get?bucket=notes&key=c")
+        .await;
+    assert_eq!((read.status, read.text()), (200, "from the cli".into()));
+    let keys = node.get("/function/sdk-objects/keys?bucket=notes").await;
+    assert_eq!(keys.text(), "a/b\nc");
+    assert_eq!(
+        node.get("/function/sdk-objects/delete?bucket=notes&key=c")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        node.get("/function/sdk-objects/get?bucket=notes&key=c")
+            .await
+            .status,
+        404
+    );
+    let missing = node
+        .get("/function/sdk-objects/get?bucket=nowhere&key=c")
+        .await;
+    assert_eq!(missing.status, 500);
+    assert!(
+        missing.text().contains("does not exist"),
+        "{}",
+        missing.text()
+    );
+}
