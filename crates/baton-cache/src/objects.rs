@@ -278,6 +278,11 @@ impl Objects {
         Ok(Objects { inner })
     }
 
+    /// The capacity the configuration gave the cache (what elastic capacity never exceeds).
+    pub fn configured_capacity(&self) -> u64 {
+        self.inner.config.capacity_bytes
+    }
+
     /// The largest object a function may write.
     pub fn max_object_bytes(&self) -> u64 {
         self.inner.config.max_object_bytes

@@ -248,7 +248,17 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
             let state = state.clone();
             Arc::new(move |peers: Vec<String>| state.replication.set_peers(peers))
         },
-        metrics: crate::node::state_metrics(state.agent.clone(), state.metrics.clone()),
+        metrics: {
+            let state = crate::node::state_metrics(state.agent.clone(), state.metrics.clone());
+            let objects = objects.clone().map(crate::objects::metrics);
+            Arc::new(move |out: &mut String| {
+                state(out)?;
+                match &objects {
+                    Some(objects) => objects(out),
+                    None => Ok(()),
+                }
+            })
+        },
     });
     let state_address = state
         .as_ref()
@@ -260,6 +270,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         state_peers: state.as_ref().map(|_| state_address.clone()),
         ..Ready::default()
     };
+    let mut hosts = Vec::with_capacity(args.count);
     for n in 0..args.count {
         let id = if args.count == 1 {
             base_id.clone()
@@ -302,6 +313,16 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
             grpc: host.grpc_address().to_string(),
             data: host.data_address().to_string(),
         });
+        hosts.push(host);
+    }
+    if let Some(objects) = &objects {
+        // The process's workers share its objects: their sandboxes share its memory.
+        tokio::spawn(crate::objects::elastic(
+            objects.clone(),
+            hosts,
+            memory_bytes.saturating_mul(args.count as u64),
+            objects.configured_capacity(),
+        ));
     }
     write_ready(&args.ready_file, ready)?;
     crate::node::shutdown_signal().await;

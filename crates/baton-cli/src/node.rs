@@ -110,10 +110,9 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
     if let Some(objects) = &objects {
         tokio::spawn(crate::objects::elastic(
             objects.clone(),
-            objects.predictions().clone(),
-            platform.host.clone(),
+            vec![platform.host.clone()],
             platform.memory_bytes,
-            config.objects.cache.capacity_bytes,
+            objects.configured_capacity(),
         ));
     }
     if config.examples {

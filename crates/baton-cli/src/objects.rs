@@ -158,25 +158,25 @@ pub(crate) fn section_of(config: Option<&Path>) -> anyhow::Result<ObjectsSection
     }
 }
 
-/// Keeps the cache's capacity at what the worker's sandboxes are predicted to leave of its
+/// Keeps the cache's capacity at what the workers' sandboxes are predicted to leave of their
 /// memory `budget` (never above the configured size): when sandboxes are expected to need
 /// more, clean objects go first and dirty ones are flushed sooner. Every 250 ms, until the
-/// process ends.
+/// process ends. `hosts`: the workers of this process, which share its objects.
 pub(crate) async fn elastic(
     objects: Objects,
-    predictions: baton_cache::Predictions,
-    host: std::sync::Arc<baton_worker::managed::SandboxHost>,
+    hosts: Vec<std::sync::Arc<baton_worker::managed::SandboxHost>>,
     budget: u64,
     ceiling: u64,
 ) {
+    let predictions = objects.predictions().clone();
     let mut last = ceiling;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tick.tick().await;
-        let predicted: u64 = host
-            .resident()
+        let predicted: u64 = hosts
             .iter()
-            .map(|(function, booked)| predictions.resident(function, *booked))
+            .flat_map(|host| host.resident())
+            .map(|(function, booked)| predictions.resident(&function, booked))
             .sum();
         let room = baton_cache::prediction::elastic_capacity(budget, predicted, ceiling);
         let dirty = objects.stats().dirty_bytes;

@@ -731,6 +731,9 @@ async fn state_replicates_across_workers_and_a_restarted_worker_catches_up() {
             cluster.has_peers(id, 2.0).await,
             "{id} does not link to both others"
         );
+        // Each worker process has objects too, its cache sized by its workers' memory.
+        let capacity = cluster.worker_metric(id, "baton_objects_capacity_bytes").await;
+        assert!(capacity.is_some_and(|c| c > 0.0), "{id}: {capacity:?}");
     }
 
     // A worker killed with SIGKILL misses what is added while it is away...
