@@ -26,7 +26,9 @@ mod spec;
 pub use error::{ApiError, ErrorKind};
 pub use ids::{GatewayId, SandboxId, WorkerId};
 pub use log_wire::{entry_from_wire, query_from_wire, query_to_wire, rfc3339, unix_micros};
-pub use name::{FunctionName, NameError};
+pub use name::{
+    FunctionName, LABEL_WRITE_BACK, NameError, check_bucket_name, check_write_back_label,
+};
 pub use openfaas::{
     DeployRequest, FunctionStatus, LABEL_QUEUE, LABEL_SCALE_MAX, LABEL_SCALE_MIN,
     LABEL_SCALE_TARGET, LABEL_SCALE_ZERO_DURATION, NAMESPACE, ResourceLimits, SystemInfo,

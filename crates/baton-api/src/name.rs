@@ -64,6 +64,40 @@ impl<'de> Deserialize<'de> for FunctionName {
     }
 }
 
+/// The label naming a function's write-back buckets (of its namespace; comma-separated, or
+/// `*`): their writes are acknowledged once in the node's memory and pending log.
+pub const LABEL_WRITE_BACK: &str = "baton.objects.write-back";
+
+/// Checks an object bucket name by S3's rules (the ones that matter for paths and hosts):
+/// 3-63 characters of `a-z`, `0-9`, `-` and `.`, starting and ending with a letter or digit,
+/// no `..`.
+pub fn check_bucket_name(bucket: &str) -> Result<(), String> {
+    let bytes = bucket.as_bytes();
+    let ok = (3..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(b))
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && !bucket.contains("..");
+    match ok {
+        true => Ok(()),
+        false => Err(format!(
+            "bucket name {bucket:?} must be 3-63 characters of a-z, 0-9, '-' and '.', starting and ending with a letter or digit"
+        )),
+    }
+}
+
+/// Checks a [`LABEL_WRITE_BACK`] value: `*` or bucket names, comma-separated.
+pub fn check_write_back_label(label: &str) -> Result<(), String> {
+    for bucket in label.split(',').map(str::trim) {
+        if bucket != "*" {
+            check_bucket_name(bucket).map_err(|e| format!("label {LABEL_WRITE_BACK}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -249,6 +249,9 @@ impl FunctionSpec {
         for secret in &self.secrets {
             crate::secret::validate_name(secret).map_err(SpecError)?;
         }
+        if let Some(label) = self.labels.get(crate::name::LABEL_WRITE_BACK) {
+            crate::name::check_write_back_label(label).map_err(SpecError)?;
+        }
         if let RuntimeSpec::Process {
             mode: ProcessMode::Http,
             ..

@@ -51,23 +51,10 @@ pub fn check_namespace(namespace: &str) -> Result<(), ObjectError> {
     }
 }
 
-/// Checks a bucket name by S3's rules (the ones that matter for paths and hosts).
+/// Checks a bucket name by S3's rules (`baton_api::check_bucket_name`, which deploys use for
+/// the write-back label too).
 pub fn check_bucket(bucket: &str) -> Result<(), ObjectError> {
-    let bytes = bucket.as_bytes();
-    let ok = (3..=63).contains(&bytes.len())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(b))
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-        && !bucket.contains("..");
-    if ok {
-        Ok(())
-    } else {
-        Err(ObjectError::InvalidBucket(format!(
-            "bucket name {bucket:?} must be 3-63 characters of a-z, 0-9, '-' and '.', starting and ending with a letter or digit"
-        )))
-    }
+    baton_api::check_bucket_name(bucket).map_err(ObjectError::InvalidBucket)
 }
 
 /// Checks an object key.

@@ -61,16 +61,6 @@ impl WriteBackRules {
     }
 }
 
-/// Checks a `baton.objects.write-back` label at deploy: `*` or bucket names.
-pub fn check_label(label: &str) -> Result<(), String> {
-    for bucket in label.split(',').map(str::trim) {
-        if bucket != "*" {
-            check_bucket(bucket).map_err(|e| format!("label baton.objects.write-back: {e}"))?;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,9 +96,10 @@ mod tests {
         for entry in ["photos", "App/photos", "app/Ph", "app/", "/photos"] {
             assert!(WriteBackRules::parse(&[entry.into()]).is_err(), "{entry}");
         }
-        assert!(check_label("out, scratch").is_ok());
-        assert!(check_label("*").is_ok());
-        assert!(check_label("ok,No").is_err());
-        assert!(check_label("").is_err());
+        let check = baton_api::check_write_back_label;
+        assert!(check("out, scratch").is_ok());
+        assert!(check("*").is_ok());
+        assert!(check("ok,No").is_err());
+        assert!(check("").is_err());
     }
 }

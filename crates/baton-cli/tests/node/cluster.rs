@@ -732,7 +732,9 @@ async fn state_replicates_across_workers_and_a_restarted_worker_catches_up() {
             "{id} does not link to both others"
         );
         // Each worker process has objects too, its cache sized by its workers' memory.
-        let capacity = cluster.worker_metric(id, "baton_objects_capacity_bytes").await;
+        let capacity = cluster
+            .worker_metric(id, "baton_objects_capacity_bytes")
+            .await;
         assert!(capacity.is_some_and(|c| c > 0.0), "{id}: {capacity:?}");
     }
 

@@ -272,6 +272,17 @@ async fn the_objects_api_refuses_bad_names_large_objects_and_other_tokens() {
         .send_as_client("POST", "/system/cache/flush", &[], "")
         .await;
     assert_eq!(flush.status, 401);
+    // A write-back label naming something that is not a bucket is refused at deploy.
+    let settings = json!({"labels": {"baton.objects.write-back": "ok-bucket, Not_A_Bucket"}});
+    let deployed = node
+        .upload("labelled", baton_guests::BLOBSTORE_WASMCLOUD, settings)
+        .await;
+    assert_eq!(deployed.status, 400, "{}", deployed.text());
+    assert!(
+        deployed.text().contains("baton.objects.write-back"),
+        "{}",
+        deployed.text()
+    );
 }
 
 /// Where `tests/objects/tools.sh` put `what` (installing it on first use).

@@ -29,7 +29,7 @@ pub const NAMESPACE_LABEL: &str = "baton.namespace";
 
 /// The label naming a function's write-back buckets (of its namespace; comma-separated, or
 /// `*`): their writes are acknowledged once in the node's memory and pending log.
-pub const WRITE_BACK_LABEL: &str = "baton.objects.write-back";
+pub const WRITE_BACK_LABEL: &str = baton_api::LABEL_WRITE_BACK;
 
 /// The state namespace of the function `spec` describes.
 pub fn state_namespace(spec: &FunctionSpec) -> String {
