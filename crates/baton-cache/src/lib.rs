@@ -26,5 +26,5 @@ pub use name::{BucketId, ObjectId};
 pub use objects::{
     BucketInfo, CacheStats, FlushReport, Object, ObjectInfo, Objects, ObjectsConfig,
 };
-pub use prediction::Predictions;
+pub use prediction::{FunctionModel, Predictions};
 pub use store::StoreConfig;

@@ -34,21 +34,11 @@ pub struct ObjectId {
     pub key: String,
 }
 
-/// Checks a namespace as function names are checked.
+/// Checks a namespace: namespaces are function names (or labels spelled as one).
 pub fn check_namespace(namespace: &str) -> Result<(), ObjectError> {
-    let ok = !namespace.is_empty()
-        && namespace.len() <= 63
-        && namespace
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !namespace.starts_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(ObjectError::Invalid(format!(
-            "namespace {namespace:?} must be 1-63 characters of a-z, 0-9 and '-', not starting with '-'"
-        )))
-    }
+    baton_api::FunctionName::new(namespace)
+        .map(|_| ())
+        .map_err(|e| ObjectError::Invalid(format!("namespace: {e}")))
 }
 
 /// Checks a bucket name by S3's rules (`baton_api::check_bucket_name`, which deploys use for

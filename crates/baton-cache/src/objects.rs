@@ -278,6 +278,11 @@ impl Objects {
         Ok(Objects { inner })
     }
 
+    /// Bytes acknowledged in write-back buckets and not yet in the store.
+    pub fn dirty_bytes(&self) -> u64 {
+        self.inner.dirty_bytes.load(Ordering::Acquire)
+    }
+
     /// The capacity the configuration gave the cache (what elastic capacity never exceeds).
     pub fn configured_capacity(&self) -> u64 {
         self.inner.config.capacity_bytes
@@ -319,10 +324,10 @@ impl Objects {
             Err(object_store::Error::NotFound { .. }) => {}
             Err(error) => return Err(ObjectError::Unavailable(error.to_string())),
         }
-        let marker = serde_json::json!({ "created_ms": now_ms() }).to_string();
+        // Empty: a bucket's creation time is its marker's modification time.
         self.inner
             .store
-            .put(&bucket.marker(), PutPayload::from(marker))
+            .put(&bucket.marker(), PutPayload::default())
             .await
             .map_err(|e| ObjectError::from_store(e, bucket))?;
         self.inner.metrics.store_writes.inc();
@@ -362,29 +367,23 @@ impl Objects {
 
     /// `bucket`'s details.
     pub async fn bucket_info(&self, bucket: &BucketId) -> Result<BucketInfo, ObjectError> {
-        let marker = match self.inner.store.get(&bucket.marker()).await {
-            Ok(result) => result
-                .bytes()
-                .await
-                .map_err(|e| ObjectError::Unavailable(e.to_string()))?,
+        let meta = match self.inner.store.head(&bucket.marker()).await {
+            Ok(meta) => meta,
             Err(object_store::Error::NotFound { .. }) => {
                 return Err(ObjectError::NoSuchBucket(bucket.to_string()));
             }
             Err(error) => return Err(ObjectError::Unavailable(error.to_string())),
         };
         self.known(bucket);
-        Ok(self.bucket_from_marker(bucket.clone(), &marker))
+        Ok(self.bucket_of(bucket.clone(), &meta))
     }
 
-    fn bucket_from_marker(&self, bucket: BucketId, marker: &[u8]) -> BucketInfo {
-        let created_ms = serde_json::from_slice::<serde_json::Value>(marker)
-            .ok()
-            .and_then(|v| v["created_ms"].as_u64())
-            .unwrap_or(0);
+    /// A bucket as its marker describes it.
+    fn bucket_of(&self, bucket: BucketId, marker: &object_store::ObjectMeta) -> BucketInfo {
         BucketInfo {
             write_back: self.is_write_back(&bucket),
             name: bucket.bucket,
-            created_ms,
+            created_ms: u64::try_from(marker.last_modified.timestamp_millis()).unwrap_or(0),
         }
     }
 
@@ -410,15 +409,9 @@ impl Objects {
             let Some(name) = meta.location.filename() else {
                 continue;
             };
-            let Ok(bucket) = BucketId::new(namespace, name) else {
-                continue;
-            };
-            let created_ms = u64::try_from(meta.last_modified.timestamp_millis()).unwrap_or(0);
-            buckets.push(BucketInfo {
-                write_back: self.is_write_back(&bucket),
-                name: bucket.bucket,
-                created_ms,
-            });
+            if let Ok(bucket) = BucketId::new(namespace, name) {
+                buckets.push(self.bucket_of(bucket, &meta));
+            }
         }
         buckets.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(buckets)
@@ -1107,6 +1100,7 @@ mod tests {
         write_back: &[&str],
     ) -> Objects {
         let log = dir.path().join("pending.redb");
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             // A previous instance's log writer lets go of the file as it ends.
             match Objects::open(
@@ -1116,7 +1110,8 @@ mod tests {
                 ObjectMetrics::default(),
             ) {
                 Ok(objects) => return objects,
-                Err(_) => tokio::task::yield_now().await,
+                Err(error) if Instant::now() > deadline => panic!("{error:#}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
             }
         }
     }

@@ -298,10 +298,12 @@ mod tests {
             .unwrap();
         }
         // The writer thread ends when its sender is gone; redb lets one opener at a time in.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         let reopened = loop {
             match PendingLog::open(&file, 16) {
                 Ok(opened) => break opened,
-                Err(_) => tokio::task::yield_now().await,
+                Err(error) if std::time::Instant::now() > deadline => panic!("{error}"),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(1)).await,
             }
         };
         let big = Pending {

@@ -199,53 +199,72 @@ pub struct ModelReport {
     pub last_peak_bytes: u64,
 }
 
+/// One function's model as its runtime holds it: each invocation is recorded under this
+/// function's own lock, without a lookup in the node's registry.
+pub struct FunctionModel {
+    booked: u64,
+    model: Mutex<MemoryModel>,
+}
+
+impl FunctionModel {
+    /// Records one invocation: its input size and its peak memory.
+    pub fn observe(&self, input_bytes: u64, peak_bytes: u64) {
+        self.model
+            .lock()
+            .expect("model")
+            .observe(input_bytes, peak_bytes);
+    }
+}
+
 /// Every function's model on a node; cheap to clone.
 #[derive(Clone, Default)]
 pub struct Predictions {
-    models: Arc<Mutex<HashMap<String, (MemoryModel, u64)>>>,
+    models: Arc<Mutex<HashMap<String, Arc<FunctionModel>>>>,
 }
 
 impl Predictions {
-    /// Records one invocation of `function` (booked `booked` bytes). On the hot path: a lock
-    /// and a lookup, no allocation once the function is known.
-    pub fn observe(&self, function: &str, booked: u64, input_bytes: u64, peak_bytes: u64) {
-        let mut models = self.models.lock().expect("models");
-        if !models.contains_key(function) {
-            let model = MemoryModel::new(ModelConfig::default());
-            models.insert(function.to_string(), (model, booked));
-        }
-        if let Some((model, limit)) = models.get_mut(function) {
-            *limit = booked;
-            model.observe(input_bytes, peak_bytes);
-        }
-    }
-
-    /// Forgets `function`'s model (removed, or deployed again with new code).
-    pub fn forget(&self, function: &str) {
-        self.models.lock().expect("models").remove(function);
+    /// A fresh model for `function`, which books `booked` bytes: a new deployment is new code,
+    /// so it replaces what the previous one learnt.
+    pub fn model(&self, function: &str, booked: u64) -> Arc<FunctionModel> {
+        let model = Arc::new(FunctionModel {
+            booked,
+            model: Mutex::new(MemoryModel::new(ModelConfig::default())),
+        });
+        self.models
+            .lock()
+            .expect("models")
+            .insert(function.to_string(), model.clone());
+        model
     }
 
     /// What a resident sandbox of `function` (booked `booked`) is expected to need.
     pub fn resident(&self, function: &str, booked: u64) -> u64 {
-        let models = self.models.lock().expect("models");
-        models
-            .get(function)
-            .map_or(booked, |(model, _)| model.resident(booked))
+        let model = self.models.lock().expect("models").get(function).cloned();
+        model.map_or(booked, |m| m.model.lock().expect("model").resident(booked))
     }
 
     /// Every model, by function name.
     pub fn report(&self) -> Vec<ModelReport> {
-        let models = self.models.lock().expect("models");
-        let mut reports: Vec<ModelReport> = models
+        let models: Vec<(String, Arc<FunctionModel>)> = self
+            .models
+            .lock()
+            .expect("models")
             .iter()
-            .map(|(function, (model, booked))| ModelReport {
-                function: function.clone(),
-                runs: model.runs(),
-                mature: model.mature(),
-                coverage: model.coverage(),
-                predicted_bytes: model.resident(*booked),
-                booked_bytes: *booked,
-                last_peak_bytes: model.last_peak(),
+            .map(|(name, model)| (name.clone(), model.clone()))
+            .collect();
+        let mut reports: Vec<ModelReport> = models
+            .into_iter()
+            .map(|(function, held)| {
+                let model = held.model.lock().expect("model");
+                ModelReport {
+                    function,
+                    runs: model.runs(),
+                    mature: model.mature(),
+                    coverage: model.coverage(),
+                    predicted_bytes: model.resident(held.booked),
+                    booked_bytes: held.booked,
+                    last_peak_bytes: model.last_peak(),
+                }
             })
             .collect();
         reports.sort_by(|a, b| a.function.cmp(&b.function));

@@ -470,6 +470,12 @@ impl S3 for Api {
         request: S3Request<dto::DeleteObjectsInput>,
     ) -> S3Result<S3Response<dto::DeleteObjectsOutput>> {
         let bucket = self.bucket(&request, &request.input.bucket)?;
+        if request.input.delete.objects.len() > MAX_KEYS {
+            return Err(S3Error::with_message(
+                S3ErrorCode::MalformedXML,
+                format!("at most {MAX_KEYS} keys per DeleteObjects request, as S3"),
+            ));
+        }
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for object in &request.input.delete.objects {

@@ -179,7 +179,7 @@ pub(crate) async fn elastic(
             .map(|(function, booked)| predictions.resident(&function, booked))
             .sum();
         let room = baton_cache::prediction::elastic_capacity(budget, predicted, ceiling);
-        let dirty = objects.stats().dirty_bytes;
+        let dirty = objects.dirty_bytes();
         if dirty > room {
             objects.flush_soon();
         }

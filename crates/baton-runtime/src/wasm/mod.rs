@@ -85,7 +85,6 @@ struct Compiler {
     cache: CompileCache,
     state: Option<baton_state::Agent>,
     objects: Option<baton_cache::Objects>,
-    predictions: Option<baton_cache::Predictions>,
     outbound: Arc<Outbound>,
 }
 
@@ -141,7 +140,6 @@ impl WasmRuntime {
                 cache,
                 state,
                 objects: None,
-                predictions: None,
                 outbound: Outbound::new(&config.outbound),
             }),
             artifacts,
@@ -153,10 +151,9 @@ impl WasmRuntime {
     /// calls answer an error. Call before any function is prepared.
     /// Every invocation's peak linear memory feeds the objects' memory predictions.
     pub fn with_objects(mut self, objects: baton_cache::Objects) -> Self {
-        let compiler = Arc::get_mut(&mut self.compiler)
-            .expect("objects are given to the wasm runtime before it prepares functions");
-        compiler.predictions = Some(objects.predictions().clone());
-        compiler.objects = Some(objects);
+        Arc::get_mut(&mut self.compiler)
+            .expect("objects are given to the wasm runtime before it prepares functions")
+            .objects = Some(objects);
         self
     }
 
@@ -225,7 +222,6 @@ impl Compiler {
             spec,
             self.state.clone(),
             self.objects.clone(),
-            self.predictions.clone(),
             outbound,
             config,
         )))

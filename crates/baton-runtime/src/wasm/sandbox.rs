@@ -45,11 +45,10 @@ const CAPTURED_OUTPUT: usize = 64 * 1024;
 /// A compiled, linked function: makes an instance per request.
 pub struct WasmFunction {
     pre: ProxyPre<HostState>,
-    name: Arc<str>,
     state: Option<Agent>,
     objects: Option<baton_cache::Objects>,
     /// Where each invocation's peak memory goes (the node's memory prediction).
-    predictions: Option<baton_cache::Predictions>,
+    memory_model: Option<Arc<baton_cache::FunctionModel>>,
     outbound: Arc<FunctionOutbound>,
     namespace: Arc<str>,
     env: Vec<(String, String)>,
@@ -175,7 +174,6 @@ impl WasmFunction {
         spec: &FunctionSpec,
         state: Option<Agent>,
         objects: Option<baton_cache::Objects>,
-        predictions: Option<baton_cache::Predictions>,
         outbound: Arc<FunctionOutbound>,
         config: ConfigValues,
     ) -> Self {
@@ -183,12 +181,15 @@ impl WasmFunction {
         if let (Some(objects), Some(buckets)) = (&objects, spec.labels.get(WRITE_BACK_LABEL)) {
             objects.declare_write_back(&namespace, buckets);
         }
+        let memory_model = objects.as_ref().map(|o| {
+            o.predictions()
+                .model(spec.name.as_str(), spec.limits.memory_bytes)
+        });
         WasmFunction {
             pre,
-            name: spec.name.as_str().into(),
             state,
             objects,
-            predictions,
+            memory_model,
             outbound,
             config,
             namespace: namespace.into(),
@@ -279,11 +280,7 @@ impl WasmFunction {
         // store and its response sender go with it, and a guest that never responded makes
         // `receiver` resolve rather than hang.
         let pre = self.pre.clone();
-        let observe = self.predictions.clone().map(|predictions| {
-            let function = self.name.clone();
-            let booked = self.memory_bytes as u64;
-            move |peak: usize| predictions.observe(&function, booked, input_bytes, peak as u64)
-        });
+        let memory_model = self.memory_model.clone();
         let guest = async move {
             let result = match pre.instantiate_async(&mut store).await {
                 Ok(proxy) => {
@@ -294,8 +291,8 @@ impl WasmFunction {
                 }
                 Err(error) => Err(error),
             };
-            if let Some(observe) = observe {
-                observe(store.data().limits.peak());
+            if let Some(model) = memory_model {
+                model.observe(input_bytes, store.data().limits.peak() as u64);
             }
             drop(store);
             result
