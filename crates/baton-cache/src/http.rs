@@ -4,14 +4,15 @@
 //!
 //! - `GET /objects/{ns}`: the namespace's buckets.
 //! - `PUT /objects/{ns}/{bucket}`: creates the bucket (201; 200 if it existed).
-//! - `GET /objects/{ns}/{bucket}[?prefix=p]`: its objects; `DELETE [?force=true]` deletes it
-//!   (409 while it holds objects, unless forced).
+//! - `GET /objects/{ns}/{bucket}[?prefix=&delimiter=&after=&limit=]`: a page of its objects
+//!   (at most 1,000 entries; `next`, when set, is the next page's `after`); `DELETE
+//!   [?force=true]` deletes it (409 while it holds objects, unless forced).
 //! - `GET|HEAD|PUT|DELETE /objects/{ns}/{bucket}/{key}`: one object; a PUT creates the
 //!   bucket when it does not exist.
 //! - `GET /cache`: what the node's cache holds; `POST /cache/flush`: puts every write-back
 //!   object in the store now. Both for the node's token only.
 
-use crate::{BucketId, ObjectError, ObjectId, Objects};
+use crate::{BucketId, ListQuery, ObjectError, ObjectId, Objects};
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -101,25 +102,21 @@ async fn create_bucket(
     Ok((status, Json(objects.bucket_info(&id).await?)).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListParams {
-    prefix: Option<String>,
-}
-
+/// One page of a bucket: `?prefix=&delimiter=&after=&limit=` (at most 1,000 entries); `next`,
+/// when set, is the `after` of the next page.
 async fn list_objects(
     State(objects): State<Objects>,
     Path((namespace, bucket)): Path<(String, String)>,
-    Query(params): Query<ListParams>,
+    Query(query): Query<ListQuery>,
 ) -> Result<Response, ObjectError> {
     let id = BucketId::new(&namespace, &bucket)?;
-    let listed = objects
-        .list(&id, params.prefix.as_deref().unwrap_or(""))
-        .await?;
+    let page = objects.list_page(&id, &query).await?;
     Ok(Json(json!({
         "bucket": id.bucket,
         "write_back": objects.is_write_back(&id),
-        "objects": listed,
+        "objects": page.objects,
+        "prefixes": page.prefixes,
+        "next": page.next,
     }))
     .into_response())
 }

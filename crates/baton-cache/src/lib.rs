@@ -11,7 +11,9 @@
 
 mod error;
 pub mod http;
+pub mod listing;
 mod metrics;
+pub mod multipart;
 pub mod name;
 mod objects;
 mod pending;
@@ -21,6 +23,7 @@ pub mod store;
 pub mod write_back;
 
 pub use error::ObjectError;
+pub use listing::{ListQuery, Listing};
 pub use metrics::ObjectMetrics;
 pub use name::{BucketId, ObjectId};
 pub use objects::{

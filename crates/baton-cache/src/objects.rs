@@ -7,6 +7,7 @@
 //! through [`Objects`], so they all see one cache.
 
 use crate::ObjectError;
+use crate::listing::{ListQuery, Listing, Page};
 use crate::metrics::ObjectMetrics;
 use crate::name::{BucketId, ObjectId};
 use crate::pending::{Pending, PendingLog};
@@ -18,7 +19,7 @@ use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload};
 use quick_cache::sync::Cache;
 use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -419,12 +420,18 @@ impl Objects {
 
     /// Deletes `bucket`: refused while it holds objects unless `force`, which deletes them.
     pub async fn delete_bucket(&self, bucket: &BucketId, force: bool) -> Result<(), ObjectError> {
-        let objects = self.list(bucket, "").await?;
-        if !objects.is_empty() && !force {
-            return Err(ObjectError::BucketNotEmpty(bucket.to_string()));
-        }
-        for object in objects {
-            self.delete(&bucket.object(&object.key)?).await?;
+        let everything = ListQuery::default();
+        loop {
+            let page = self.list_page(bucket, &everything).await?;
+            if page.objects.is_empty() {
+                break;
+            }
+            if !force {
+                return Err(ObjectError::BucketNotEmpty(bucket.to_string()));
+            }
+            for object in page.objects {
+                self.delete(&bucket.object(&object.key)?).await?;
+            }
         }
         match self.inner.store.delete(&bucket.marker()).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
@@ -713,21 +720,16 @@ impl Objects {
         Ok(())
     }
 
-    /// The objects of `bucket` whose keys start with `prefix`, by key; unflushed writes
-    /// included.
-    pub async fn list(
+    /// One page of `bucket`'s listing (see [`crate::listing`]); unflushed writes included.
+    pub async fn list_page(
         &self,
         bucket: &BucketId,
-        prefix: &str,
-    ) -> Result<Vec<ObjectInfo>, ObjectError> {
+        query: &ListQuery,
+    ) -> Result<Listing, ObjectError> {
         self.ensure_bucket(bucket).await?;
-        let metas = self.listed(&bucket.prefix()).await?;
-        let mut found = BTreeMap::new();
-        for meta in metas {
-            if let Some(key) = ObjectId::key_of(bucket, &meta.location) {
-                found.insert(key.clone(), info_of(key, &meta));
-            }
-        }
+        // Unflushed writes first: their deletes hide the store's copies, their puts replace
+        // them.
+        let (mut written, mut deleted) = (Vec::new(), HashSet::new());
         {
             let dirty = self.inner.dirty.lock().expect("dirty");
             for (path, entry) in dirty.iter() {
@@ -735,25 +737,32 @@ impl Objects {
                     continue;
                 };
                 match &entry.body {
-                    Some(body) => {
-                        let info = ObjectInfo {
-                            key: key.clone(),
-                            size: body.len() as u64,
-                            last_modified_ms: entry.written_ms,
-                            etag: None,
-                        };
-                        found.insert(key, info);
-                    }
+                    Some(body) => written.push(ObjectInfo {
+                        key,
+                        size: body.len() as u64,
+                        last_modified_ms: entry.written_ms,
+                        etag: None,
+                    }),
                     None => {
-                        found.remove(&key);
+                        deleted.insert(key);
                     }
                 }
             }
         }
-        Ok(found
-            .into_values()
-            .filter(|info| info.key.starts_with(prefix))
-            .collect())
+        let mut page = Page::new(query);
+        let mut listed = self.inner.store.list(Some(&bucket.prefix()));
+        while let Some(meta) = listed.next().await {
+            let meta = meta.map_err(|e| ObjectError::Unavailable(e.to_string()))?;
+            if let Some(key) = ObjectId::key_of(bucket, &meta.location)
+                && !deleted.contains(&key)
+            {
+                page.offer(info_of(key, &meta));
+            }
+        }
+        for info in written {
+            page.offer(info);
+        }
+        Ok(page.finish())
     }
 
     /// Puts every dirty object in the store now; waits for a round in progress first.
@@ -1136,9 +1145,12 @@ mod tests {
         assert_eq!(&stored[..], b"hello");
         assert_eq!(&objects.get(&id).await.unwrap().body[..], b"hello");
         assert_eq!(objects.stats().hits, 1);
-        let listed = objects.list(&id.bucket, "a/").await.unwrap();
-        assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].key, "a/b.txt");
+        let listed = objects
+            .list_page(&id.bucket, &ListQuery::prefix("a/"))
+            .await
+            .unwrap();
+        assert_eq!(listed.objects.len(), 1);
+        assert_eq!(listed.objects[0].key, "a/b.txt");
         let big = Bytes::from(vec![0u8; (64 << 10) + 1]);
         assert!(matches!(
             objects.put(&id, big).await,
@@ -1178,9 +1190,10 @@ mod tests {
             assert_eq!(&objects.get(&id).await.unwrap().body[..], b"v2");
             assert!(store.head(&id.path()).await.is_err());
             let keys: Vec<_> = objects
-                .list(&id.bucket, "")
+                .list_page(&id.bucket, &ListQuery::default())
                 .await
                 .unwrap()
+                .objects
                 .into_iter()
                 .map(|o| o.key)
                 .collect();

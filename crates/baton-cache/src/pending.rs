@@ -21,6 +21,8 @@ const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("pending");
 /// Bodies this large go to a file of their own (below it, one group commit is cheaper than
 /// a file, its fdatasync and its directory's).
 pub const SPILL_BYTES: usize = 4 << 20;
+/// The longest a write-back write waits for the disk before it is refused.
+pub const APPEND_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn spills(body: &Option<Bytes>) -> bool {
     body.as_ref().is_some_and(|b| b.len() >= SPILL_BYTES)
@@ -149,8 +151,23 @@ impl PendingLog {
         ))
     }
 
-    /// Appends `pending` durably: `Ok` once it is on disk.
+    /// Appends `pending` durably: `Ok` once it is on disk, an error when the disk has not
+    /// taken it within [`APPEND_DEADLINE`] (the record is then withdrawn, so a write that
+    /// was refused is not replayed after a restart).
     pub async fn append(&self, pending: Pending) -> Result<(), String> {
+        let (path, seq) = (pending.path.clone(), pending.seq);
+        match tokio::time::timeout(APPEND_DEADLINE, self.append_now(pending)).await {
+            Ok(appended) => appended,
+            Err(_) => {
+                self.remove(path, seq);
+                Err(format!(
+                    "the pending log did not commit within {APPEND_DEADLINE:?} (is the disk stalled?)"
+                ))
+            }
+        }
+    }
+
+    async fn append_now(&self, pending: Pending) -> Result<(), String> {
         if spills(&pending.body) {
             let (bodies, seq, body) = (self.bodies.clone(), pending.seq, pending.body.clone());
             let body = body.unwrap_or_default();

@@ -206,6 +206,14 @@ pub struct FunctionModel {
     model: Mutex<MemoryModel>,
 }
 
+impl std::fmt::Debug for FunctionModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunctionModel")
+            .field("booked", &self.booked)
+            .finish_non_exhaustive()
+    }
+}
+
 impl FunctionModel {
     /// Records one invocation: its input size and its peak memory.
     pub fn observe(&self, input_bytes: u64, peak_bytes: u64) {

@@ -6,8 +6,12 @@
 //!
 //! Served: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, ListObjects (v1 and v2, with
 //! prefix, delimiter and paging), PutObject, GetObject (with ranges), HeadObject,
-//! DeleteObject, DeleteObjects, CopyObject. Anything else answers `NotImplemented`.
+//! DeleteObject, DeleteObjects, CopyObject, and multipart uploads (Create, UploadPart,
+//! Complete, Abort, ListParts, ListMultipartUploads; see [`crate::multipart`]). Anything else
+//! answers `NotImplemented`.
 
+use crate::listing::{ListQuery, Listing, MAX_KEYS};
+use crate::multipart::{UploadError, UploadLimits, Uploads};
 use crate::{BucketId, ObjectError, ObjectId, ObjectInfo, Objects};
 use baton_state::Capabilities;
 use bytes::{Bytes, BytesMut};
@@ -17,14 +21,17 @@ use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-/// Keys one listing page holds at most (S3's default and maximum).
-const MAX_KEYS: usize = 1000;
-
 /// The S3 operations over `objects`, for the namespaces `capabilities` grant.
 struct Api {
     objects: Objects,
     capabilities: Arc<Capabilities>,
+    uploads: Uploads,
 }
+
+/// Multipart uploads in progress on a node at once.
+const MAX_UPLOADS: usize = 1000;
+/// An upload without a request for this long is dropped with its parts.
+const UPLOAD_IDLE: Duration = Duration::from_secs(15 * 60);
 
 /// Signature checks: the secret of an access key is its capability's token.
 struct Auth(Arc<Capabilities>);
@@ -45,9 +52,17 @@ impl s3s::auth::S3Auth for Auth {
 /// The S3 endpoint as an axum router (it answers every path it is given: mount it as the
 /// platform API's fallback, beside `/v1/...`; no S3 bucket name is as short as `v1`).
 pub fn router(objects: Objects, capabilities: Arc<Capabilities>) -> axum::Router {
+    let max_object_bytes = objects.max_object_bytes();
     let mut builder = s3s::service::S3ServiceBuilder::new(Api {
         objects,
         capabilities: capabilities.clone(),
+        uploads: Uploads::new(UploadLimits {
+            max_object_bytes,
+            // Four objects of the largest size in flight at once.
+            max_total_bytes: max_object_bytes.saturating_mul(4),
+            max_uploads: MAX_UPLOADS,
+            idle: UPLOAD_IDLE,
+        }),
     });
     builder.set_auth(Auth(capabilities));
     let service = builder.build();
@@ -85,6 +100,32 @@ fn s3_error(error: ObjectError) -> S3Error {
         s3.set_status_code(status);
     }
     s3
+}
+
+fn upload_error(error: UploadError) -> S3Error {
+    let code = match &error {
+        UploadError::NoSuchUpload(_) => S3ErrorCode::NoSuchUpload,
+        UploadError::InvalidPartNumber(_) => S3ErrorCode::InvalidArgument,
+        UploadError::InvalidPart(_) => S3ErrorCode::InvalidPart,
+        UploadError::InvalidPartOrder => S3ErrorCode::InvalidPartOrder,
+        UploadError::EntityTooSmall(..) => S3ErrorCode::EntityTooSmall,
+        UploadError::EntityTooLarge { .. } => S3ErrorCode::EntityTooLarge,
+        UploadError::SlowDown(_) => S3ErrorCode::SlowDown,
+    };
+    let status = match &error {
+        UploadError::NoSuchUpload(_) => http::StatusCode::NOT_FOUND,
+        UploadError::SlowDown(_) => http::StatusCode::SERVICE_UNAVAILABLE,
+        _ => http::StatusCode::BAD_REQUEST,
+    };
+    let mut s3 = S3Error::with_message(code, error.to_string());
+    s3.set_status_code(status);
+    s3
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn timestamp(ms: u64) -> Timestamp {
@@ -147,62 +188,17 @@ impl Api {
         after: Option<&str>,
         max_keys: usize,
     ) -> S3Result<Listing> {
-        let listed = self.objects.list(bucket, prefix).await.map_err(s3_error)?;
-        Ok(paginate(listed, prefix, delimiter, after, max_keys))
+        let query = ListQuery {
+            prefix: prefix.to_string(),
+            delimiter: delimiter.map(str::to_string),
+            after: after.map(str::to_string),
+            limit: Some(max_keys),
+        };
+        self.objects
+            .list_page(bucket, &query)
+            .await
+            .map_err(s3_error)
     }
-}
-
-/// One page of a listing.
-#[derive(Debug, Default, PartialEq)]
-struct Listing {
-    objects: Vec<ObjectInfo>,
-    prefixes: Vec<String>,
-    /// The last key or prefix of this page, when more follow.
-    next: Option<String>,
-}
-
-/// Pages `listed` (sorted by key, all under `prefix`) the way S3 does: keys after `after`,
-/// those with `delimiter` past the prefix rolled up into one common prefix each, at most
-/// `max_keys` entries (keys and prefixes together).
-fn paginate(
-    listed: Vec<ObjectInfo>,
-    prefix: &str,
-    delimiter: Option<&str>,
-    after: Option<&str>,
-    max_keys: usize,
-) -> Listing {
-    let mut page = Listing::default();
-    let mut last: Option<String> = None;
-    for info in listed {
-        if after.is_some_and(|a| info.key.as_str() <= a) {
-            continue;
-        }
-        let rolled = delimiter.filter(|d| !d.is_empty()).and_then(|d| {
-            let rest = &info.key[prefix.len()..];
-            rest.find(d)
-                .map(|at| format!("{prefix}{}", &rest[..at + d.len()]))
-        });
-        if let Some(common) = &rolled
-            && (page.prefixes.last() == Some(common) || after.is_some_and(|a| common.as_str() <= a))
-        {
-            continue;
-        }
-        if page.objects.len() + page.prefixes.len() == max_keys {
-            page.next = last;
-            return page;
-        }
-        match rolled {
-            Some(common) => {
-                last = Some(common.clone());
-                page.prefixes.push(common);
-            }
-            None => {
-                last = Some(info.key.clone());
-                page.objects.push(info);
-            }
-        }
-    }
-    page
 }
 
 fn s3_objects(objects: &[ObjectInfo]) -> Vec<dto::Object> {
@@ -527,62 +523,152 @@ impl S3 for Api {
             ..Default::default()
         }))
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    async fn create_multipart_upload(
+        &self,
+        request: S3Request<dto::CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<dto::CreateMultipartUploadOutput>> {
+        let input = &request.input;
+        let id = self.object(&request, &input.bucket, &input.key)?;
+        self.existing(&id.bucket).await?;
+        let upload = self
+            .uploads
+            .create(id.clone(), now_ms())
+            .map_err(upload_error)?;
+        Ok(S3Response::new(dto::CreateMultipartUploadOutput {
+            bucket: Some(input.bucket.clone()),
+            key: Some(input.key.clone()),
+            upload_id: Some(upload),
+            ..Default::default()
+        }))
+    }
 
-    fn infos(keys: &[&str]) -> Vec<ObjectInfo> {
-        keys.iter()
-            .map(|k| ObjectInfo {
-                key: k.to_string(),
-                size: 1,
-                last_modified_ms: 0,
-                etag: None,
+    async fn upload_part(
+        &self,
+        request: S3Request<dto::UploadPartInput>,
+    ) -> S3Result<S3Response<dto::UploadPartOutput>> {
+        let id = self.object(&request, &request.input.bucket, &request.input.key)?;
+        let upload = request.input.upload_id.clone();
+        let room = self.uploads.room(&upload, &id).map_err(upload_error)?;
+        let number = request.input.part_number;
+        let data = body(request.input.body, room).await?;
+        let etag = self
+            .uploads
+            .put_part(&upload, &id, number, data)
+            .map_err(upload_error)?;
+        Ok(S3Response::new(dto::UploadPartOutput {
+            e_tag: Some(dto::ETag::Strong(etag)),
+            ..Default::default()
+        }))
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        request: S3Request<dto::CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<dto::CompleteMultipartUploadOutput>> {
+        let input = &request.input;
+        let id = self.object(&request, &input.bucket, &input.key)?;
+        let listed: Vec<(i32, Option<String>)> = input
+            .multipart_upload
+            .as_ref()
+            .and_then(|m| m.parts.as_ref())
+            .map(|parts| {
+                parts
+                    .iter()
+                    .map(|p| {
+                        let etag = p.e_tag.as_ref().map(|e| e.value().to_string());
+                        (p.part_number.unwrap_or(0), etag)
+                    })
+                    .collect()
             })
-            .collect()
+            .unwrap_or_default();
+        let (data, etag) = self
+            .uploads
+            .complete(&input.upload_id, &id, &listed)
+            .map_err(upload_error)?;
+        self.objects.put(&id, data).await.map_err(s3_error)?;
+        Ok(S3Response::new(dto::CompleteMultipartUploadOutput {
+            bucket: Some(input.bucket.clone()),
+            key: Some(input.key.clone()),
+            e_tag: Some(dto::ETag::Strong(etag)),
+            location: Some(format!("/{}/{}", input.bucket, input.key)),
+            ..Default::default()
+        }))
     }
 
-    fn keys(listing: &Listing) -> Vec<&str> {
-        listing.objects.iter().map(|o| o.key.as_str()).collect()
+    async fn abort_multipart_upload(
+        &self,
+        request: S3Request<dto::AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<dto::AbortMultipartUploadOutput>> {
+        let id = self.object(&request, &request.input.bucket, &request.input.key)?;
+        self.uploads
+            .abort(&request.input.upload_id, &id)
+            .map_err(upload_error)?;
+        Ok(S3Response::new(dto::AbortMultipartUploadOutput::default()))
     }
 
-    #[test]
-    fn listings_page_and_roll_up_as_s3_does() {
-        let all = ["a", "b/1", "b/2", "c", "d/x/1", "e"];
-        let page = paginate(infos(&all), "", Some("/"), None, 1000);
-        assert_eq!(keys(&page), ["a", "c", "e"]);
-        assert_eq!(page.prefixes, ["b/", "d/"]);
-        assert_eq!(page.next, None);
-
-        // Three entries a page, keys and prefixes together; the next page starts after the
-        // last one.
-        let first = paginate(infos(&all), "", Some("/"), None, 3);
-        assert_eq!(
-            (keys(&first), first.prefixes.clone()),
-            (vec!["a", "c"], vec!["b/".to_string()])
-        );
-        assert_eq!(first.next.as_deref(), Some("c"));
-        let second = paginate(infos(&all), "", Some("/"), first.next.as_deref(), 3);
-        assert_eq!(
-            (keys(&second), second.prefixes.clone()),
-            (vec!["e"], vec!["d/".to_string()])
-        );
-        assert_eq!(second.next, None);
-
-        // Under a prefix, without a delimiter: every key.
-        let under: Vec<&str> = all
-            .iter()
-            .copied()
-            .filter(|k| k.starts_with("b/"))
+    async fn list_parts(
+        &self,
+        request: S3Request<dto::ListPartsInput>,
+    ) -> S3Result<S3Response<dto::ListPartsOutput>> {
+        let input = &request.input;
+        let id = self.object(&request, &input.bucket, &input.key)?;
+        let after = input.part_number_marker.unwrap_or(0);
+        let limit = max_keys(input.max_parts);
+        let parts = self
+            .uploads
+            .parts(&input.upload_id, &id)
+            .map_err(upload_error)?;
+        let later: Vec<_> = parts.into_iter().filter(|p| p.number > after).collect();
+        let truncated = later.len() > limit;
+        let page: Vec<dto::Part> = later
+            .into_iter()
+            .take(limit)
+            .map(|p| dto::Part {
+                part_number: Some(p.number),
+                size: Some(size(p.size)),
+                e_tag: Some(dto::ETag::Strong(p.etag)),
+                ..Default::default()
+            })
             .collect();
-        let page = paginate(infos(&under), "b/", None, None, 1);
-        assert_eq!(
-            (keys(&page), page.next.as_deref()),
-            (vec!["b/1"], Some("b/1"))
-        );
-        let page = paginate(infos(&under), "b/", None, Some("b/1"), 1);
-        assert_eq!((keys(&page), page.next.clone()), (vec!["b/2"], None));
+        Ok(S3Response::new(dto::ListPartsOutput {
+            bucket: Some(input.bucket.clone()),
+            key: Some(input.key.clone()),
+            upload_id: Some(input.upload_id.clone()),
+            part_number_marker: input.part_number_marker,
+            next_part_number_marker: page.last().and_then(|p| p.part_number),
+            max_parts: Some(i32::try_from(limit).unwrap_or(i32::MAX)),
+            is_truncated: Some(truncated),
+            parts: Some(page),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        request: S3Request<dto::ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<dto::ListMultipartUploadsOutput>> {
+        let input = &request.input;
+        let bucket = self.bucket(&request, &input.bucket)?;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        // At most MAX_UPLOADS on the node, so one page holds them all.
+        let uploads = self
+            .uploads
+            .in_progress(|o| o.bucket == bucket && o.key.starts_with(&prefix))
+            .into_iter()
+            .map(|u| dto::MultipartUpload {
+                key: Some(u.key),
+                upload_id: Some(u.id),
+                initiated: Some(timestamp(u.started_ms)),
+                ..Default::default()
+            })
+            .collect();
+        Ok(S3Response::new(dto::ListMultipartUploadsOutput {
+            bucket: Some(input.bucket.clone()),
+            prefix: input.prefix.clone(),
+            is_truncated: Some(false),
+            uploads: Some(uploads),
+            ..Default::default()
+        }))
     }
 }

@@ -14,9 +14,19 @@ mod bindings {
         missing_docs,
         reason = "generated from the wasi:blobstore WIT, which documents it"
     )]
+    // A world of the SDK's own: a component that also binds `wasi:blobstore/imports` itself
+    // (as wasmCloud's examples do) would otherwise carry two type sections of one name.
     wit_bindgen::generate!({
         path: "../baton-runtime/wit/wasi-blobstore@0.2.0-draft",
-        world: "wasi:blobstore/imports",
+        inline: "
+            package baton:sdk-objects;
+            world objects {
+                import wasi:blobstore/types@0.2.0-draft;
+                import wasi:blobstore/container@0.2.0-draft;
+                import wasi:blobstore/blobstore@0.2.0-draft;
+            }
+        ",
+        world: "baton:sdk-objects/objects",
         generate_all,
     });
 }

@@ -1,8 +1,10 @@
 """A classic-watchdog process function that keeps files with plain boto3, configured only by
 the environment Baton gives it (AWS_ENDPOINT_URL and a key pair of its own). The request is
 one JSON operation; the answer one JSON line: {"ok": ...} or {"error": "<S3 code>"}."""
+import hashlib
 import json
 import sys
+import tempfile
 
 import boto3
 from botocore import UNSIGNED
@@ -24,6 +26,50 @@ def listing(prefix="", delimiter=""):
         keys += [o["Key"] for o in page.get("Contents", [])]
         prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
     return {"keys": keys, "prefixes": prefixes}
+
+
+def round_trip(size):
+    """A file of `size` bytes up with upload_file and back with download_file: boto3's
+    transfer manager goes multipart past 8 MiB. The digests of both ends, and the ETag."""
+    with tempfile.TemporaryDirectory() as scratch:
+        sent, back = f"{scratch}/sent", f"{scratch}/back"
+        with open(sent, "wb") as out:
+            block = bytes(range(256)) * 4096
+            for at in range(0, size, len(block)):
+                out.write(block[: size - at])
+        s3.upload_file(sent, bucket, key)
+        s3.download_file(bucket, key, back)
+        digest = lambda path: hashlib.sha256(open(path, "rb").read()).hexdigest()
+        return {"same": digest(sent) == digest(back), "size": s3.head_object(Bucket=bucket, Key=key)["ContentLength"]}
+
+
+def multipart_refusals():
+    """What a careless multipart client hears: each answer's code, in order."""
+    codes = []
+
+    def code(call):
+        try:
+            call()
+            codes.append("ok")
+        except ClientError as error:
+            codes.append(error.response["Error"]["Code"])
+
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    parts = []
+    for number in (1, 2):
+        etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=b"x" * 1024)["ETag"]
+        parts.append({"PartNumber": number, "ETag": etag})
+    listed = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    codes.append([u["Key"] for u in listed if u["UploadId"] == upload])
+    codes.append([p["PartNumber"] for p in s3.list_parts(Bucket=bucket, Key=key, UploadId=upload)["Parts"]])
+    # Parts under 5 MiB but the last: refused, as S3 does, and the upload stays.
+    code(lambda: s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}))
+    code(lambda: s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts[::-1]}))
+    code(lambda: s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=10001, Body=b"x"))
+    code(lambda: s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload))
+    code(lambda: s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=3, Body=b"x"))
+    code(lambda: s3.head_object(Bucket=bucket, Key=key))
+    return codes
 
 
 try:
@@ -53,6 +99,10 @@ try:
     elif op == "delete-bucket":
         s3.delete_bucket(Bucket=bucket)
         out = "deleted"
+    elif op == "round-trip":
+        out = round_trip(request["size"])
+    elif op == "multipart-refusals":
+        out = multipart_refusals()
     elif op == "stranger":
         # Someone else's key, and no key at all: each answer's code.
         out = []

@@ -90,6 +90,47 @@ fn time(ms: Option<u64>) -> String {
         .to_string()
 }
 
+/// Every page of a bucket's listing under `prefix`, as one listing.
+async fn all_pages(client: &ApiClient, api: &str, prefix: Option<&str>) -> anyhow::Result<Value> {
+    let encode = |s: &str| utf8_percent_encode(s, SEGMENT).to_string();
+    let mut query = format!("{api}?prefix={}", encode(prefix.unwrap_or("")));
+    let mut whole: Option<Value> = None;
+    loop {
+        let mut page: Value = client.get(&query).await?.json()?;
+        let next = page["next"].as_str().map(str::to_string);
+        let Value::Array(objects) = page["objects"].take() else {
+            bail!("the node answered something that is not a listing");
+        };
+        match &mut whole {
+            None => {
+                page["objects"] = Value::Array(objects);
+                whole = Some(page);
+            }
+            Some(whole) => {
+                if let Value::Array(all) = &mut whole["objects"] {
+                    all.extend(objects);
+                }
+            }
+        }
+        match next {
+            Some(after) => {
+                query = format!(
+                    "{api}?prefix={}&after={}",
+                    encode(prefix.unwrap_or("")),
+                    encode(&after)
+                );
+            }
+            None => break,
+        }
+    }
+    let mut whole = whole.unwrap_or_default();
+    if let Some(fields) = whole.as_object_mut() {
+        fields.remove("next");
+        fields.remove("prefixes");
+    }
+    Ok(whole)
+}
+
 pub async fn run(command: ObjectsCommand) -> anyhow::Result<ExitCode> {
     match command {
         ObjectsCommand::Ls { target, path } => {
@@ -97,12 +138,11 @@ pub async fn run(command: ObjectsCommand) -> anyhow::Result<ExitCode> {
             let mut path = ObjectPath::parse(&path)?;
             // Whatever follows the bucket is a prefix of keys, not a key.
             let prefix = path.key.take();
-            let mut api = path.api();
-            if let Some(prefix) = &prefix {
-                api.push_str("?prefix=");
-                api.push_str(&utf8_percent_encode(prefix, SEGMENT).to_string());
-            }
-            let listed: Value = client.get(&api).await?.json()?;
+            let api = path.api();
+            let listed: Value = match path.bucket {
+                Some(_) => all_pages(&client, &api, prefix.as_deref()).await?,
+                None => client.get(&api).await?.json()?,
+            };
             if target.json {
                 crate::output::json(&listed)?;
                 return Ok(ExitCode::SUCCESS);

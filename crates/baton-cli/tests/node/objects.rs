@@ -285,6 +285,86 @@ async fn the_objects_api_refuses_bad_names_large_objects_and_other_tokens() {
     );
 }
 
+/// A bucket larger than a listing page: the API hands it out a page at a time (at most 1,000
+/// entries, `next` naming where the next starts), with prefixes rolled up at a delimiter, and
+/// `baton objects ls` follows the pages to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_come_in_pages_and_the_cli_follows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    let created = node.send("PUT", "/system/objects/app/many", &[], "").await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let keys: Vec<String> = (0..1003)
+        .map(|i| format!("k{i:04}"))
+        .chain(["dir/a".to_string(), "dir/b".to_string()])
+        .collect();
+    let node = Arc::new(node);
+    let puts: Vec<_> = keys
+        .chunks(100)
+        .map(|chunk| {
+            let (node, chunk) = (node.clone(), chunk.to_vec());
+            tokio::spawn(async move {
+                for key in chunk {
+                    let path = format!("/system/objects/app/many/{key}");
+                    let put = node.send("PUT", &path, &[], key.clone()).await;
+                    assert_eq!(put.status, 200, "{key}: {}", put.text());
+                }
+            })
+        })
+        .collect();
+    for put in puts {
+        put.await.unwrap();
+    }
+
+    let first = node.get("/system/objects/app/many?delimiter=/").await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let first = first.json();
+    let page: Vec<&str> = first["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        page.len(),
+        999,
+        "a page holds 1,000 entries, the prefix one of them"
+    );
+    assert_eq!(first["prefixes"], json!(["dir/"]));
+    assert_eq!(first["next"], "k0998");
+    let second = node
+        .get("/system/objects/app/many?delimiter=/&after=k0998&limit=10")
+        .await
+        .json();
+    let rest: Vec<&str> = second["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(rest, ["k0999", "k1000", "k1001", "k1002"]);
+    assert_eq!(second["next"], json!(null));
+    let refused = node.get("/system/objects/app/many?limits=3").await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
+
+    let listed = node.cli(&["objects", "ls", "app/many", "--json"]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let all: Vec<String> = listed["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap().to_string())
+        .collect();
+    let mut expected = keys.clone();
+    expected.sort();
+    assert_eq!(all, expected);
+}
+
 /// Where `tests/objects/tools.sh` put `what` (installing it on first use).
 fn objects_tool(what: &str) -> std::path::PathBuf {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -396,6 +476,26 @@ async fn boto3_in_a_process_function_reads_and_writes_through_the_s3_endpoint() 
     assert_eq!(
         call(json!({"op": "get", "bucket": "drafts", "key": "d"})).await,
         json!({"ok": "draft"})
+    );
+    // Past 8 MiB boto3 uploads in parts: 20 MiB, into the write-back bucket, and back whole.
+    let op = json!({"op": "round-trip", "bucket": "drafts", "key": "big.bin", "size": 20 << 20});
+    assert_eq!(
+        call(op).await,
+        json!({"ok": {"same": true, "size": 20 << 20}})
+    );
+    let op = json!({"op": "multipart-refusals", "bucket": "drafts", "key": "parts.bin"});
+    assert_eq!(
+        call(op).await,
+        json!({"ok": [
+            ["parts.bin"],
+            [1, 2],
+            "EntityTooSmall",
+            "InvalidPartOrder",
+            "InvalidArgument",
+            "ok",
+            "NoSuchUpload",
+            "404",
+        ]})
     );
 
     // The CLI sees what boto3 wrote, and boto3 what the CLI wrote.

@@ -260,6 +260,31 @@ impl SandboxGroups {
     }
 }
 
+impl SandboxGroups {
+    /// Reads the sandbox's peak memory while its groups exist.
+    pub(crate) fn probe(&self) -> PeakProbe {
+        PeakProbe(self.0.clone())
+    }
+}
+
+/// Where a sandbox's peak memory is read.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PeakProbe(Vec<PathBuf>);
+
+impl PeakProbe {
+    /// The most memory the sandbox's processes have held together since it was made, from its
+    /// memory group (`memory.peak` in v2, `memory.max_usage_in_bytes` in v1); `None` without
+    /// one, or once it is gone.
+    pub(crate) fn peak(&self) -> Option<u64> {
+        self.0.iter().find_map(|group| {
+            ["memory.peak", "memory.max_usage_in_bytes"]
+                .iter()
+                .find_map(|file| std::fs::read_to_string(group.join(file)).ok())
+                .and_then(|text| text.trim().parse().ok())
+        })
+    }
+}
+
 impl Drop for SandboxGroups {
     fn drop(&mut self) {
         let groups = std::mem::take(&mut self.0);

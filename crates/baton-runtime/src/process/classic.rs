@@ -144,7 +144,7 @@ impl Sandbox for ClassicSandbox {
         // The child is dropped first (killed if this invocation is abandoned), then its groups.
         let Started {
             child,
-            _groups: _sandbox_groups,
+            _groups: sandbox_groups,
         } = started;
         let mut child = child;
         let pid = child.id();
@@ -157,6 +157,7 @@ impl Sandbox for ClassicSandbox {
             ));
         };
         let body = request.into_body();
+        let input_bytes = body.len() as u64;
         tokio::spawn(async move {
             // A process that does not read its input closes the pipe early; that is its choice.
             if stdin.write_all(&prefix).await.is_ok() {
@@ -196,6 +197,10 @@ impl Sandbox for ClassicSandbox {
             return Err(InvokeError::OutputTooLarge(max_output));
         };
         let status = status.map_err(failed)?;
+        // The process has exited and its group is still there: the group's peak is the run's.
+        if let (Some(model), Some(peak)) = (&template.memory_model, sandbox_groups.probe().peak()) {
+            model.observe(input_bytes, peak);
+        }
         if !status.success() {
             let code = status
                 .code()

@@ -39,6 +39,9 @@ pub(crate) struct CommandTemplate {
     network: Option<super::network::NetworkPlan>,
     /// Its secret files, removed when the last sandbox goes.
     _secret_files: Option<super::secrets::SecretFiles>,
+    /// Where each invocation's peak memory goes, where sandboxes have a memory group to
+    /// measure it.
+    pub(crate) memory_model: Option<std::sync::Arc<baton_cache::FunctionModel>>,
 }
 
 /// What the platform gives a function beside its own settings.
@@ -52,6 +55,8 @@ pub(crate) struct Provisions {
     pub(crate) s3: bool,
     /// Its secrets as files.
     pub(crate) secret_files: Option<super::secrets::SecretFiles>,
+    /// Where each invocation's peak memory goes (the node's objects' predictions).
+    pub(crate) memory_model: Option<std::sync::Arc<baton_cache::FunctionModel>>,
 }
 
 impl CommandTemplate {
@@ -68,6 +73,7 @@ impl CommandTemplate {
             capability,
             s3,
             secret_files,
+            memory_model,
         } = provisions;
         let Confinement {
             isolation,
@@ -135,6 +141,7 @@ impl CommandTemplate {
             _capability: capability,
             _secret_files: secret_files,
             network,
+            memory_model,
         }
     }
 

@@ -119,6 +119,7 @@ impl HttpFunction {
             .map_err(|e| failed(format!("could not start the function's process: {e}")))?;
         let pid = child.id();
         let groups = self.template.groups(pid);
+        let peak = groups.probe();
         let mut pumps = Vec::new();
         if let Some(stdout) = child.stdout.take() {
             pumps.push(pump_lines(stdout, LogStream::Stdout, logs.clone()));
@@ -160,6 +161,11 @@ impl HttpFunction {
             _network: network,
             timeout: self.template.timeout,
             max_output: self.template.max_output,
+            memory: self
+                .template
+                .memory_model
+                .clone()
+                .map(|model| (model, peak)),
         };
         let deadline = Instant::now() + self.ready_timeout;
         loop {
@@ -200,11 +206,14 @@ pub(crate) struct HttpSandbox {
     _network: Option<super::network::Network>,
     timeout: Duration,
     max_output: u64,
+    /// Where its peak memory is read after each invocation, and where it goes. The peak is the
+    /// process's since it started (its group's), so each invocation is credited with the most
+    /// the sandbox has needed: never less than what it needed itself.
+    memory: Option<(Arc<baton_cache::FunctionModel>, super::cgroup::PeakProbe)>,
 }
 
-#[async_trait]
-impl Sandbox for HttpSandbox {
-    async fn invoke(&self, request: Request) -> Result<Response, InvokeError> {
+impl HttpSandbox {
+    async fn exchange(&self, request: Request) -> Result<Response, InvokeError> {
         let (mut parts, body) = request.into_parts();
         let path = parts
             .uri
@@ -245,6 +254,20 @@ impl Sandbox for HttpSandbox {
         tokio::time::timeout(self.timeout, exchange)
             .await
             .unwrap_or(Err(InvokeError::Timeout(self.timeout)))
+    }
+}
+
+#[async_trait]
+impl Sandbox for HttpSandbox {
+    async fn invoke(&self, request: Request) -> Result<Response, InvokeError> {
+        let input_bytes = request.body().len() as u64;
+        let response = self.exchange(request).await;
+        if let Some((model, probe)) = &self.memory
+            && let Some(peak) = probe.peak()
+        {
+            model.observe(input_bytes, peak);
+        }
+        response
     }
 
     fn is_alive(&self) -> bool {

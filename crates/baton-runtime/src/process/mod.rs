@@ -262,6 +262,16 @@ impl Runtime for ProcessRuntime {
                 .map_err(|e| anyhow::anyhow!("making the function's control groups: {e}"))?,
             Err(_) => Vec::new(),
         };
+        // Peaks are measured by the sandbox's memory group; without one, the function's
+        // booked limit stands for its need (no model, so none that could be too low).
+        let memory_model = match (&self.config.objects, cgroups.is_empty()) {
+            (Some(objects), false) => Some(
+                objects
+                    .predictions()
+                    .model(spec.name.as_str(), spec.limits.memory_bytes),
+            ),
+            _ => None,
+        };
         let template = Arc::new(CommandTemplate::new(
             program,
             command[1..].to_vec(),
@@ -272,6 +282,7 @@ impl Runtime for ProcessRuntime {
                 capability,
                 s3,
                 secret_files,
+                memory_model,
             },
             Confinement {
                 isolation,

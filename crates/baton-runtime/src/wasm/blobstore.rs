@@ -5,7 +5,7 @@
 //! writes go through the node's cache; write-back buckets acknowledge once the write is in
 //! the node's pending log.
 
-use baton_cache::{BucketId, ObjectError, Objects};
+use baton_cache::{BucketId, ListQuery, ObjectError, Objects};
 use bytes::Bytes;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
@@ -31,9 +31,19 @@ pub struct Container {
     bucket: BucketId,
 }
 
-/// Object names being read by the guest.
+/// Object names being read by the guest, a listing page at a time.
 pub struct NameStream {
-    names: std::vec::IntoIter<String>,
+    bucket: BucketId,
+    /// Names of the pages read and not yet handed to the guest.
+    names: std::collections::VecDeque<String>,
+    /// The next page's query, while more follow.
+    next: Option<ListQuery>,
+}
+
+impl NameStream {
+    fn done(&self) -> bool {
+        self.names.is_empty() && self.next.is_none()
+    }
 }
 
 /// A value read, held whole.
@@ -59,6 +69,23 @@ fn seconds(ms: u64) -> u64 {
     ms / 1000
 }
 
+/// Reads the stream's next page, if more follow.
+async fn next_page(
+    objects: Result<Objects, String>,
+    stream: &mut NameStream,
+) -> Result<(), String> {
+    let Some(query) = stream.next.take() else {
+        return Ok(());
+    };
+    let page = objects?
+        .list_page(&stream.bucket, &query)
+        .await
+        .map_err(text)?;
+    stream.next = query.next(&page);
+    stream.names.extend(page.objects.into_iter().map(|o| o.key));
+    Ok(())
+}
+
 impl BlobstoreView<'_> {
     fn objects(&self) -> Result<Objects, String> {
         self.objects
@@ -72,6 +99,34 @@ impl BlobstoreView<'_> {
 
     fn container(&self, container: &Resource<Container>) -> wasmtime::Result<BucketId> {
         Ok(self.table.get(container)?.bucket.clone())
+    }
+
+    /// Takes up to `len` names off the stream (reading a page when none is buffered): the
+    /// names, and whether the stream is done.
+    async fn take_names(
+        &mut self,
+        names: &Resource<NameStream>,
+        len: u64,
+    ) -> Outcome<(Vec<String>, bool)> {
+        let mut stream = {
+            let held = self.table.get_mut(names)?;
+            NameStream {
+                bucket: held.bucket.clone(),
+                names: std::mem::take(&mut held.names),
+                next: held.next.take(),
+            }
+        };
+        let read = match stream.names.is_empty() {
+            true => next_page(self.objects(), &mut stream).await,
+            false => Ok(()),
+        };
+        let take = usize::try_from(len)
+            .unwrap_or(usize::MAX)
+            .min(stream.names.len());
+        let taken: Vec<String> = stream.names.drain(..take).collect();
+        let done = stream.done();
+        *self.table.get_mut(names)? = stream;
+        Ok(read.map(|()| (taken, done)))
     }
 
     async fn open(&mut self, name: String, create: bool) -> Outcome<Resource<Container>> {
@@ -268,20 +323,16 @@ impl container::HostContainer for BlobstoreView<'_> {
         container: Resource<Container>,
     ) -> Outcome<Resource<NameStream>> {
         let bucket = self.container(&container)?;
-        let objects = self.objects();
-        let listed = async move {
-            let objects = objects?;
-            objects.list(&bucket, "").await.map_err(text)
+        let mut stream = NameStream {
+            bucket,
+            names: Default::default(),
+            next: Some(ListQuery::default()),
         };
-        Ok(match listed.await {
-            Ok(listed) => {
-                let names: Vec<String> = listed.into_iter().map(|o| o.key).collect();
-                Ok(self.table.push(NameStream {
-                    names: names.into_iter(),
-                })?)
-            }
-            Err(error) => Err(error),
-        })
+        // The first page now, so a listing that fails does so here, where the guest expects.
+        if let Err(error) = next_page(self.objects(), &mut stream).await {
+            return Ok(Err(error));
+        }
+        Ok(Ok(self.table.push(stream)?))
     }
 
     async fn delete_object(&mut self, container: Resource<Container>, name: String) -> Outcome<()> {
@@ -346,11 +397,19 @@ impl container::HostContainer for BlobstoreView<'_> {
         let objects = self.objects();
         let clear = async move {
             let objects = objects?;
-            for object in objects.list(&bucket, "").await.map_err(text)? {
-                let id = bucket.object(&object.key).map_err(text)?;
-                objects.delete(&id).await.map_err(text)?;
+            loop {
+                let page = objects
+                    .list_page(&bucket, &ListQuery::default())
+                    .await
+                    .map_err(text)?;
+                if page.objects.is_empty() {
+                    return Ok(());
+                }
+                for object in page.objects {
+                    let id = bucket.object(&object.key).map_err(text)?;
+                    objects.delete(&id).await.map_err(text)?;
+                }
             }
-            Ok(())
         };
         Ok(clear.await)
     }
@@ -367,10 +426,7 @@ impl container::HostStreamObjectNames for BlobstoreView<'_> {
         names: Resource<NameStream>,
         len: u64,
     ) -> Outcome<(Vec<String>, bool)> {
-        let stream = self.table.get_mut(&names)?;
-        let take = usize::try_from(len).unwrap_or(usize::MAX);
-        let read: Vec<String> = stream.names.by_ref().take(take).collect();
-        Ok(Ok((read, stream.names.len() == 0)))
+        self.take_names(&names, len).await
     }
 
     async fn skip_stream_object_names(
@@ -378,10 +434,8 @@ impl container::HostStreamObjectNames for BlobstoreView<'_> {
         names: Resource<NameStream>,
         num: u64,
     ) -> Outcome<(u64, bool)> {
-        let stream = self.table.get_mut(&names)?;
-        let take = usize::try_from(num).unwrap_or(usize::MAX);
-        let skipped = stream.names.by_ref().take(take).count() as u64;
-        Ok(Ok((skipped, stream.names.len() == 0)))
+        let taken = self.take_names(&names, num).await?;
+        Ok(taken.map(|(skipped, done)| (skipped.len() as u64, done)))
     }
 
     async fn drop(&mut self, names: Resource<NameStream>) -> wasmtime::Result<()> {
