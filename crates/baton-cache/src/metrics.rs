@@ -29,6 +29,7 @@ pub struct MetricsInner {
     pub(crate) evictions: Counter,
     pub(crate) flushed: Counter,
     pub(crate) flush_errors: Counter,
+    pub(crate) flush_conflicts: Counter,
     pub(crate) refused_full: Counter,
     pub(crate) cached_bytes: Gauge,
     pub(crate) capacity_bytes: Gauge,
@@ -60,6 +61,7 @@ impl Default for ObjectMetrics {
             evictions: Counter::default(),
             flushed: Counter::default(),
             flush_errors: Counter::default(),
+            flush_conflicts: Counter::default(),
             refused_full: Counter::default(),
             cached_bytes: Gauge::default(),
             capacity_bytes: Gauge::default(),
@@ -116,6 +118,11 @@ impl Default for ObjectMetrics {
                 "flush_errors",
                 "Write-back flushes the store refused (retried)",
                 &inner.flush_errors,
+            ),
+            (
+                "flush_conflicts",
+                "Write-back flushes that found the store's copy changed by another writer since this node knew it (the flushed write replaced it)",
+                &inner.flush_conflicts,
             ),
             (
                 "refused_full",

@@ -15,13 +15,15 @@ use crate::write_back::WriteBackRules;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
-use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{
+    GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
+};
 use quick_cache::sync::Cache;
 use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
@@ -164,6 +166,9 @@ struct Dirty {
     body: Option<Bytes>,
     written_ms: u64,
     since: Instant,
+    /// The store's entity tag of the copy this write replaces, when the node knew it: the
+    /// flush puts on the condition that the store still holds that copy.
+    base: Option<String>,
 }
 
 /// The node's objects; cheap to clone.
@@ -183,6 +188,9 @@ struct Inner {
     seq: AtomicU64,
     /// Buckets known to exist (their markers were seen or written).
     buckets: RwLock<HashSet<BucketId>>,
+    /// Whether the store takes conditional puts (S3 and memory do; the local filesystem, which
+    /// no other node writes, does not): cleared at its first refusal.
+    conditional: AtomicBool,
     write_back: RwLock<WriteBackRules>,
     /// Wakes the flusher before its interval is up.
     wake: Arc<Notify>,
@@ -249,6 +257,8 @@ impl Objects {
                     body: pending.body,
                     written_ms: now_ms(),
                     since: Instant::now(),
+                    // What the store held then is not in the log: the flush overwrites.
+                    base: None,
                 },
             );
         }
@@ -267,6 +277,7 @@ impl Objects {
             log,
             seq: AtomicU64::new(seq + 1),
             buckets: RwLock::new(HashSet::new()),
+            conditional: AtomicBool::new(true),
             write_back: RwLock::new(write_back),
             wake: Arc::new(Notify::new()),
             round: tokio::sync::Mutex::new(()),
@@ -692,6 +703,7 @@ impl Objects {
                 "the write-back log failed: {error}"
             )));
         }
+        let cached_base = self.inner.clean.get(&path).and_then(|c| c.info.etag);
         let replaced = {
             let mut dirty = self.inner.dirty.lock().expect("dirty");
             // Two writes of one path race to this lock: the higher number is the later write.
@@ -699,11 +711,18 @@ impl Objects {
             if older {
                 Some(size)
             } else {
+                // An unflushed write before this one has not changed the store: its base is
+                // this one's.
+                let base = match dirty.get(&path) {
+                    Some(earlier) => earlier.base.clone(),
+                    None => cached_base,
+                };
                 let entry = Dirty {
                     seq,
                     body,
                     written_ms: now_ms(),
                     since: Instant::now(),
+                    base,
                 };
                 dirty
                     .insert(path.clone(), entry)
@@ -902,6 +921,45 @@ async fn flusher(inner: std::sync::Weak<Inner>) {
     }
 }
 
+/// Puts a flushed object: on the condition that the store still holds `base`, the copy the
+/// write replaces, where the node knew it and the store takes conditions. A store whose copy
+/// changed meanwhile (another node or tool wrote it) is counted and logged, and the
+/// acknowledged write then replaces that copy as a plain put would: the write was
+/// acknowledged, so it is not dropped, and the last put wins, as in S3 itself.
+async fn put_flushed(
+    inner: &Inner,
+    path: &StorePath,
+    body: &Bytes,
+    base: Option<String>,
+) -> object_store::Result<Option<String>> {
+    if let Some(e_tag) = base.filter(|_| inner.conditional.load(Ordering::Relaxed)) {
+        let options = PutOptions::from(PutMode::Update(UpdateVersion {
+            e_tag: Some(e_tag),
+            version: None,
+        }));
+        match inner
+            .store
+            .put_opts(path, PutPayload::from(body.clone()), options)
+            .await
+        {
+            Ok(put) => return Ok(put.e_tag),
+            Err(object_store::Error::Precondition { .. }) => {
+                inner.metrics.flush_conflicts.inc();
+                tracing::warn!(object = %path, "the store's copy changed since this node read it (another writer?): the acknowledged write-back write replaces it");
+            }
+            Err(object_store::Error::NotImplemented { .. }) => {
+                inner.conditional.store(false, Ordering::Relaxed);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    inner
+        .store
+        .put(path, PutPayload::from(body.clone()))
+        .await
+        .map(|r| r.e_tag)
+}
+
 /// One flush's path, sequence number, body and the store's answer (its entity tag).
 type Flushed = (
     StorePath,
@@ -914,26 +972,23 @@ type Flushed = (
 /// moves to the clean cache (unless written again meanwhile) and leaves the pending log.
 async fn flush_round(inner: &Arc<Inner>) -> FlushReport {
     let _round = inner.round.lock().await;
-    let batch: Vec<(StorePath, u64, Option<Bytes>)> = inner
+    let batch: Vec<(StorePath, u64, Option<Bytes>, Option<String>)> = inner
         .dirty
         .lock()
         .expect("dirty")
         .iter()
-        .map(|(path, d)| (path.clone(), d.seq, d.body.clone()))
+        .map(|(path, d)| (path.clone(), d.seq, d.body.clone(), d.base.clone()))
         .collect();
     if batch.is_empty() {
         return FlushReport::default();
     }
     let results: Vec<Flushed> = futures_util::stream::iter(batch)
-        .map(|(path, seq, body)| {
-            let store = inner.store.clone();
+        .map(|(path, seq, body, base)| {
+            let inner = inner.clone();
             async move {
                 let result = match &body {
-                    Some(body) => store
-                        .put(&path, PutPayload::from(body.clone()))
-                        .await
-                        .map(|r| r.e_tag),
-                    None => match store.delete(&path).await {
+                    Some(body) => put_flushed(&inner, &path, body, base).await,
+                    None => match inner.store.delete(&path).await {
                         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(None),
                         Err(error) => Err(error),
                     },
@@ -959,9 +1014,15 @@ async fn flush_round(inner: &Arc<Inner>) -> FlushReport {
         inner.metrics.flushed.inc();
         let flushed = {
             let mut dirty = inner.dirty.lock().expect("dirty");
-            match dirty.get(&path) {
+            match dirty.get_mut(&path) {
                 Some(d) if d.seq == seq => dirty.remove(&path),
-                _ => None,
+                // Written again meanwhile: the store now holds this flush's copy, which the
+                // newer write replaces.
+                Some(newer) => {
+                    newer.base = etag.clone();
+                    None
+                }
+                None => None,
             }
         };
         if let Some(flushed) = flushed {
@@ -1167,6 +1228,40 @@ mod tests {
         ));
         objects.delete_bucket(&id.bucket, false).await.unwrap();
         assert!(!objects.bucket_exists(&id.bucket).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_flush_puts_on_the_condition_that_the_store_kept_what_the_node_knew() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let objects = open(store.clone(), &dir, &["app/scratch"]).await;
+        let id = ObjectId::new("app", "scratch", "k").unwrap();
+        objects.create_bucket(&id.bucket).await.unwrap();
+        let stored = || async {
+            let got = store.get(&id.path()).await.unwrap();
+            got.bytes().await.unwrap()
+        };
+        let conflicts = || objects.metrics().flush_conflicts.get();
+
+        objects.put(&id, Bytes::from_static(b"v1")).await.unwrap();
+        objects.flush().await.unwrap();
+        // Twice on top of the node's own copies: no conflict.
+        objects.put(&id, Bytes::from_static(b"v2")).await.unwrap();
+        objects.flush().await.unwrap();
+        assert_eq!((&stored().await[..], conflicts()), (&b"v2"[..], 0));
+
+        // Another writer replaces the store's copy; the node's next flush notices, counts it
+        // and still puts the acknowledged write.
+        store
+            .put(&id.path(), PutPayload::from_static(b"theirs"))
+            .await
+            .unwrap();
+        objects.put(&id, Bytes::from_static(b"v3")).await.unwrap();
+        objects.flush().await.unwrap();
+        assert_eq!((&stored().await[..], conflicts()), (&b"v3"[..], 1));
+        objects.put(&id, Bytes::from_static(b"v4")).await.unwrap();
+        objects.flush().await.unwrap();
+        assert_eq!((&stored().await[..], conflicts()), (&b"v4"[..], 1));
     }
 
     #[tokio::test]

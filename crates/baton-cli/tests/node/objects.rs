@@ -285,6 +285,71 @@ async fn the_objects_api_refuses_bad_names_large_objects_and_other_tokens() {
     );
 }
 
+/// A process function's peak memory is measured per invocation by its sandbox's memory group:
+/// the model sees what each run took, the large input's run and the small one's apart.
+#[tokio::test]
+async fn a_process_functions_peak_memory_feeds_its_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), Options::default());
+    let scripts = dir.path().join("hungry");
+    std::fs::create_dir_all(&scripts).unwrap();
+    // Takes as many MiB as the request says, touching every page.
+    std::fs::write(
+        scripts.join("allocate.py"),
+        "import sys\nb = bytearray(int(sys.stdin.read()) << 20)\nb[::4096] = b'x' * len(b[::4096])\nprint(len(b) >> 20)\n",
+    )
+    .unwrap();
+    let deployed = node
+        .deploy(
+            "POST",
+            json!({"service": "hungry", "envProcess": "python3 allocate.py",
+                   "envVars": {"mode": "classic"}, "limits": {"memory": "256Mi"},
+                   "workingDir": scripts.display().to_string()}),
+        )
+        .await;
+    assert_eq!(deployed.status, 201, "{}", deployed.text());
+    let model = || {
+        let node = &node;
+        async move {
+            let models = node.get("/system/cache").await.json()["memory_models"].clone();
+            models
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["function"] == "hungry")
+                .cloned()
+                .unwrap_or_else(|| panic!("no model for the function: {models}"))
+        }
+    };
+    const MIB: u64 = 1 << 20;
+    let big = node.post("/function/hungry", "96").await;
+    assert_eq!(
+        (big.status, big.text().trim()),
+        (200, "96"),
+        "{}",
+        big.text()
+    );
+    let after_big = model().await;
+    assert_eq!(after_big["runs"], 1, "{after_big}");
+    let peak = after_big["last_peak_bytes"].as_u64().unwrap();
+    assert!(peak >= 96 * MIB, "the 96 MiB run peaked at {peak} bytes");
+    let small = node.post("/function/hungry", "4").await;
+    assert_eq!(
+        (small.status, small.text().trim()),
+        (200, "4"),
+        "{}",
+        small.text()
+    );
+    let after_small = model().await;
+    assert_eq!(after_small["runs"], 2, "{after_small}");
+    let peak = after_small["last_peak_bytes"].as_u64().unwrap();
+    assert!(
+        (4 * MIB..96 * MIB).contains(&peak),
+        "the 4 MiB run, in a sandbox of its own, peaked at {peak} bytes"
+    );
+    assert_eq!(after_small["booked_bytes"], 256 * MIB);
+}
+
 /// A bucket larger than a listing page: the API hands it out a page at a time (at most 1,000
 /// entries, `next` naming where the next starts), with prefixes rolled up at a delimiter, and
 /// `baton objects ls` follows the pages to the end.
@@ -634,8 +699,8 @@ async fn an_s3_store_behind_the_cache_going_down_loses_nothing_acknowledged() {
         ..Options::default()
     };
     let node = Node::start(&dir.path().join("one"), options.clone());
-    // Reads only through the server: its cache starts empty and it writes nothing.
-    let other = Node::start(&dir.path().join("two"), options);
+    // Reads only through the server: its cache starts empty.
+    let other = Node::start(&dir.path().join("two"), options.clone());
     let put = |path: &str, body: &'static str| {
         let node = &node;
         let path = format!("/system/objects/{path}");
@@ -657,6 +722,31 @@ async fn an_s3_store_behind_the_cache_going_down_loses_nothing_acknowledged() {
     })
     .await;
     assert!(flushed, "the write-back object never reached the server");
+
+    // Both nodes write one key; the second flush finds the server's copy changed since its
+    // node knew it (a conditional put, refused), counts it, and puts the acknowledged write.
+    let theirs = other
+        .send("PUT", "/system/objects/app/queue/first", &[], "theirs")
+        .await;
+    assert_eq!(theirs.status, 200, "{}", theirs.text());
+    async fn clean(node: &Node) -> bool {
+        node.get("/system/cache").await.json()["dirty_objects"] == 0
+    }
+    assert!(eventually(Duration::from_secs(30), || clean(&other)).await);
+    assert_eq!(put("app/queue/first", "mine").await, 200);
+    let counted = eventually(Duration::from_secs(30), || async {
+        clean(&node).await
+            && node
+                .get("/metrics")
+                .await
+                .text()
+                .contains("baton_objects_flush_conflicts_total 1\n")
+    })
+    .await;
+    assert!(counted, "the conflicting flush was not counted");
+    let fresh = Node::start(&dir.path().join("three"), options.clone());
+    let stored = fresh.get("/system/objects/app/queue/first").await;
+    assert_eq!((stored.status, stored.text()), (200, "mine".to_string()));
 
     drop(moto);
     let got = node.get("/system/objects/app/plain/kept").await;
