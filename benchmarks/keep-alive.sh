@@ -6,26 +6,33 @@
 # worker offering MEMORY, one gateway, started afresh for each policy.
 #
 #   benchmarks/keep-alive.sh [minute] [memory] [grace]   (defaults 20s, 1536Mi, 60s; POLICIES="ttl lru" to pick)
+#   SIZES=128-2048 benchmarks/keep-alive.sh 20s 6Gi      (functions of different sizes)
 #
 # `minute` is the real time of one trace minute (20s: three times faster than the trace), and
 # `grace` the scale-to-zero grace in real time (60s: three trace minutes). The trace: 40
 # functions over 10 minutes, rates log-uniform from 0.1 to 60 a minute (skewed: a few hot
 # functions, many rare), executions around 10 ms of CPU (the synthetic function spins), so
 # the two cores are not the bottleneck; generated with a fixed seed. Each sandbox books
-# 96 MiB: 1536Mi holds 16 of the 40 functions at once.
+# 96 MiB: 1536Mi holds 16 of the 40 functions at once. With SIZES=MIN-MAX, each function's
+# allocated memory is log-uniform between MIN and MAX MiB (Azure's apps range from about 100
+# MiB to over 1 GiB) and each books what the trace says it allocates (`--booking trace`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-minute="${1:-20s}" memory="${2:-1536Mi}" grace="${3:-60s}"
+minute="${1:-20s}" memory="${2:-1536Mi}" grace="${3:-60s}" sizes="${SIZES:-}"
+sized=() booking=(--booking fixed)
+if [ -n "$sizes" ]; then
+  sized=(--min-memory-mb "${sizes%-*}" --max-memory-mb "${sizes#*-}") booking=(--booking trace)
+fi
 cargo build --release -q -p baton
 baton=target/release/baton
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
 $baton bench trace generate --out "$dir/trace" --functions 40 --minutes 10 \
-  --min-rate 0.1 --max-rate 60 --median-duration-ms 10 --seed 3 >/dev/null
+  --min-rate 0.1 --max-rate 60 --median-duration-ms 10 --seed 3 "${sized[@]}" >/dev/null
 ready() { for _ in $(seq 6000); do [ -s "$1" ] && return; sleep 0.01; done; echo "$1 never appeared" >&2; exit 1; }
-out=benchmarks/results/keep-alive
+out=benchmarks/results/keep-alive${sizes:+-sizes-$sizes}
 mkdir -p "$out"
-echo "# keep-alive $(date -u '+%F %T UTC'), $(nproc) cores, $(git rev-parse --short HEAD); minute=$minute memory=$memory grace=$grace"
+echo "# keep-alive $(date -u '+%F %T UTC'), $(nproc) cores, $(git rev-parse --short HEAD); minute=$minute memory=$memory grace=$grace sizes=${sizes:-alike}"
 for policy in ${POLICIES:-ttl lru greedy-dual}; do
   run="$dir/$policy"
   mkdir -p "$run"
@@ -49,7 +56,8 @@ for policy in ${POLICIES:-ttl lru greedy-dual}; do
   done
   echo "## $policy"
   $baton bench trace replay "$dir/trace" --target "$gateway" --minute "$minute" \
-    --max-duration 1s --out "$out/$policy" 2>/dev/null
+    --max-duration 1s "${booking[@]}" --out "$out/$policy" 2>"$run/replay.err" ||
+    { tail -5 "$run/replay.err" >&2; exit 1; }
   echo "evictions: $(grep -c 'keep-alive eviction' "$run/control.log" || true)"
   kill $gateway_pid $worker $control; wait $gateway_pid $worker $control 2>/dev/null || true
 done

@@ -36,6 +36,9 @@ pub enum Command {
     /// label), their objects, the cache in front of the store.
     #[command(subcommand)]
     Objects(ObjectsCommand),
+    /// This site's part in a federation of edge sites: its identity.
+    #[command(subcommand)]
+    Federation(FederationCommand),
     /// Run a cluster's control plane: registry, autoscaler, placement, failure detection
     /// (gRPC; gateways and workers connect to it).
     Control(ControlArgs),
@@ -581,6 +584,22 @@ pub struct LogsArgs {
     pub instance: Option<String>,
 }
 
+/// A site's federation identity.
+#[derive(Debug, Subcommand)]
+pub enum FederationCommand {
+    /// Print this site's id: the public half of its Ed25519 key pair (made at first use and
+    /// kept in the data directory), which other sites list as a member to admit it.
+    Id {
+        /// The site's data directory [default: $XDG_DATA_HOME/baton or
+        /// ~/.local/share/baton].
+        #[arg(long, env = "BATON_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Print `{"id": …, "key_file": …}`.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// Objects are named `NAMESPACE/BUCKET/KEY`, as functions see them.
 #[derive(Debug, Subcommand)]
 pub enum ObjectsCommand {
@@ -674,6 +693,23 @@ pub struct TraceGenerateArgs {
     /// Random seed; the same seed writes the same trace.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Lowest median allocated memory of a function, MiB.
+    #[arg(long, default_value_t = 128.0)]
+    pub min_memory_mb: f64,
+    /// Highest median allocated memory of a function, MiB: each function's is log-uniform
+    /// between the two (equal: every function alike).
+    #[arg(long, default_value_t = 128.0)]
+    pub max_memory_mb: f64,
+}
+
+/// What each replayed function books (`limits.memory`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Booking {
+    /// Every function `--max-memory-mb` + 32 MiB.
+    Fixed,
+    /// Each function the most the trace says it allocates (its 100th percentile, rounded up to
+    /// 16 MiB), at least `--max-memory-mb` + 32 MiB: the sizes size-aware keep-alive weighs.
+    Trace,
 }
 
 #[derive(Debug, Args)]
@@ -698,6 +734,9 @@ pub struct TraceReplayArgs {
     /// Cap on one invocation's memory, MiB.
     #[arg(long, default_value_t = 64)]
     pub max_memory_mb: u64,
+    /// What each function books.
+    #[arg(long, value_enum, default_value = "fixed")]
+    pub booking: Booking,
     /// Most requests in flight.
     #[arg(long, default_value_t = 512)]
     pub max_in_flight: usize,

@@ -20,6 +20,11 @@ pub struct SynthConfig {
     pub duration_sigma: f64,
     /// Random seed; the same seed writes the same trace. Default 1.
     pub seed: u64,
+    /// Lowest median allocated memory of a function, MiB. Default 128.
+    pub min_memory_mb: f64,
+    /// Highest; each function's median is log-uniform between the two (as Azure's apps
+    /// differ), so size-aware keep-alive has sizes to weigh. Default 128: every function alike.
+    pub max_memory_mb: f64,
 }
 
 impl Default for SynthConfig {
@@ -32,6 +37,8 @@ impl Default for SynthConfig {
             median_duration_ms: 50.0,
             duration_sigma: 1.0,
             seed: 1,
+            min_memory_mb: 128.0,
+            max_memory_mb: 128.0,
         }
     }
 }
@@ -100,11 +107,19 @@ pub fn write_synthetic(dir: &Path, config: &SynthConfig) -> anyhow::Result<()> {
             "{owner},{app},{function},{:.1},{total},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1},{:.1}",
             median, d[0], d[6], d[0], d[1], d[2], d[3], d[4], d[5], d[6]
         );
-        let m = [0.9, 0.95, 0.98, 1.0, 1.02, 1.08, 1.12, 1.2].map(|f| (128.0 * f) as u32);
+        // Drawn only when sizes differ, so a trace of equal sizes is what it always was.
+        let median_mb = match config.max_memory_mb > config.min_memory_mb {
+            true => {
+                let (low, high) = (config.min_memory_mb.ln(), config.max_memory_mb.ln());
+                (low + rng.f64() * (high - low)).exp()
+            }
+            false => config.min_memory_mb,
+        };
+        let m = [0.9, 0.95, 0.98, 1.0, 1.02, 1.08, 1.12, 1.2].map(|f| (median_mb * f) as u32);
         let _ = writeln!(
             memory,
-            "{owner},{app},{function},{total},128,{},{},{},{},{},{},{},{}",
-            m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]
+            "{owner},{app},{function},{total},{},{},{},{},{},{},{},{},{}",
+            median_mb as u32, m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]
         );
     }
     std::fs::write(dir.join("invocations.csv"), invocations)?;
@@ -148,5 +163,33 @@ mod tests {
             std::fs::read(dir.path().join("invocations.csv")).unwrap(),
             std::fs::read(again.path().join("invocations.csv")).unwrap()
         );
+    }
+
+    #[test]
+    fn sizes_are_alike_unless_a_range_is_asked_for() {
+        let medians = |config: &SynthConfig| {
+            let dir = tempfile::tempdir().unwrap();
+            write_synthetic(dir.path(), config).unwrap();
+            read_2019(dir.path())
+                .unwrap()
+                .iter()
+                .map(|f| f.memory_mb.values[3])
+                .collect::<Vec<f64>>()
+        };
+        let alike = medians(&SynthConfig::default());
+        assert!(alike.iter().all(|m| *m == 128.0), "{alike:?}");
+        let spread = medians(&SynthConfig {
+            min_memory_mb: 128.0,
+            max_memory_mb: 1024.0,
+            ..SynthConfig::default()
+        });
+        assert!(
+            spread.iter().all(|m| (128.0..=1024.0).contains(m)),
+            "{spread:?}"
+        );
+        let (low, high) = spread
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(l, h), m| (l.min(*m), h.max(*m)));
+        assert!(high >= 4.0 * low, "sizes span the range: {low}..{high}");
     }
 }

@@ -2,7 +2,7 @@
 
 use super::bench::{progress, resolve_target};
 use super::deploy::deploy_one;
-use crate::cli::{TraceGenerateArgs, TraceReplayArgs};
+use crate::cli::{Booking, TraceGenerateArgs, TraceReplayArgs};
 use anyhow::Context;
 use baton_api::DeployRequest;
 use baton_bench::trace::{
@@ -21,8 +21,14 @@ pub fn generate(args: TraceGenerateArgs) -> anyhow::Result<ExitCode> {
         max_rate: args.max_rate,
         median_duration_ms: args.median_duration_ms,
         seed: args.seed,
+        min_memory_mb: args.min_memory_mb,
+        max_memory_mb: args.max_memory_mb,
         ..SynthConfig::default()
     };
+    anyhow::ensure!(
+        args.min_memory_mb >= 1.0 && args.max_memory_mb >= args.min_memory_mb,
+        "--min-memory-mb must be at least 1 and at most --max-memory-mb"
+    );
     write_synthetic(&args.out, &config)?;
     eprintln!(
         "wrote a {}-function, {}-minute trace to {}",
@@ -31,6 +37,17 @@ pub fn generate(args: TraceGenerateArgs) -> anyhow::Result<ExitCode> {
         args.out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a replayed function books, MiB: room for what the busy guest touches (at most
+/// `max_memory_mb`) plus 32 MiB, and with [`Booking::Trace`] at least the trace's most
+/// allocated memory (`traced_max_mb`) rounded up to 16 MiB.
+fn booked_mb(booking: Booking, max_memory_mb: u64, traced_max_mb: f64) -> u64 {
+    let floor = max_memory_mb + 32;
+    match booking {
+        Booking::Fixed => floor,
+        Booking::Trace => ((traced_max_mb.max(0.0).ceil() as u64).div_ceil(16) * 16).max(floor),
+    }
 }
 
 /// A deployable name for the trace's `index`th function (hashes are not valid names).
@@ -78,7 +95,12 @@ pub async fn replay(args: TraceReplayArgs) -> anyhow::Result<ExitCode> {
         .map(|(i, id)| name_of(i, id))
         .collect();
     let timeout = max_duration * 3 + std::time::Duration::from_secs(10);
-    for name in &names {
+    for (name, function) in names.iter().zip(&functions) {
+        let booked_mb = booked_mb(
+            args.booking,
+            args.max_memory_mb,
+            function.memory_mb.values[6],
+        );
         let request = DeployRequest {
             service: name.clone(),
             image: "guests/busy".into(),
@@ -88,7 +110,7 @@ pub async fn replay(args: TraceReplayArgs) -> anyhow::Result<ExitCode> {
             )]
             .into(),
             limits: Some(baton_api::ResourceLimits {
-                memory: Some(format!("{}Mi", args.max_memory_mb + 32)),
+                memory: Some(format!("{booked_mb}Mi")),
                 cpu: None,
             }),
             ..DeployRequest::default()
@@ -163,4 +185,27 @@ pub async fn replay(args: TraceReplayArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bookings_leave_room_for_the_guest_and_follow_the_trace() {
+        let cases = [
+            (Booking::Fixed, 64, 500.0, 96),
+            (Booking::Trace, 64, 500.0, 512),
+            (Booking::Trace, 64, 512.0, 512),
+            (Booking::Trace, 64, 513.2, 528),
+            (Booking::Trace, 64, 40.0, 96),
+        ];
+        for (booking, cap, traced, booked) in cases {
+            assert_eq!(
+                booked_mb(booking, cap, traced),
+                booked,
+                "{booking:?} {traced}"
+            );
+        }
+    }
 }

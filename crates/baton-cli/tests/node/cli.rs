@@ -201,3 +201,37 @@ fn the_cli_explains_an_unreachable_node() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot reach Baton"));
 }
+
+/// A site's federation id is made at first use and kept: the same id every time, from a key
+/// only the site's user may read; another data directory is another site.
+#[test]
+fn a_site_keeps_one_federation_id() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let id = |data: &std::path::Path, json: bool| {
+        let mut command = std::process::Command::new(crate::harness::BATON);
+        command.args(["federation", "id", "--data-dir", data.to_str().unwrap()]);
+        if json {
+            command.arg("--json");
+        }
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout(&output)
+    };
+    let site = dir.path().join("site");
+    let first = id(&site, false);
+    assert_eq!(first.trim().len(), 43, "{first}");
+    assert_eq!(id(&site, false), first);
+    let described: serde_json::Value = serde_json::from_str(&id(&site, true)).unwrap();
+    assert_eq!(described["id"], first.trim());
+    let key = std::path::PathBuf::from(described["key_file"].as_str().unwrap());
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_ne!(id(&dir.path().join("other"), false), first);
+}
