@@ -703,7 +703,7 @@ impl Objects {
                 "the write-back log failed: {error}"
             )));
         }
-        let cached_base = self.inner.clean.get(&path).and_then(|c| c.info.etag);
+        let cached_base = self.inner.clean.peek(&path).and_then(|c| c.info.etag);
         let replaced = {
             let mut dirty = self.inner.dirty.lock().expect("dirty");
             // Two writes of one path race to this lock: the higher number is the later write.

@@ -737,6 +737,15 @@ pub struct TraceReplayArgs {
     /// What each function books.
     #[arg(long, value_enum, default_value = "fixed")]
     pub booking: Booking,
+    /// Deploy each function as an http-mode process running `python3 server.py` in this
+    /// directory (`benchmarks/keep-alive` has one) instead of the busy wasm guest: functions
+    /// whose starts cost what `--init-ms` says.
+    #[arg(long)]
+    pub process_dir: Option<PathBuf>,
+    /// With --process-dir, each function's initialisation (`INIT_MS`), log-uniform over
+    /// `MIN-MAX` milliseconds, drawn per function from --seed.
+    #[arg(long, default_value = "100-3000")]
+    pub init_ms: String,
     /// Most requests in flight.
     #[arg(long, default_value_t = 512)]
     pub max_in_flight: usize,

@@ -19,6 +19,31 @@ pub struct WorkerLoad {
     pub memory_used: u64,
 }
 
+impl WorkerLoad {
+    /// How many more sandboxes of `demand` fit, by CPU and by memory, as `resource-fit`
+    /// places them (at most `cap`): what keep-alive eviction must make room beyond.
+    pub fn room_for(&self, demand: Demand, cap: u64) -> u64 {
+        let mut load = self.clone();
+        let mut room = 0;
+        while room < cap && ResourceFit::score(&load, demand).is_some() {
+            load.cpu_used += demand.cpu;
+            load.memory_used = load.memory_used.saturating_add(demand.memory);
+            room += 1;
+        }
+        room
+    }
+
+    /// How many more sandboxes of `demand` its CPU alone leaves room for (at most `cap`).
+    pub fn cpu_room_for(&self, demand: Demand, cap: u64) -> u64 {
+        let memory_free = WorkerLoad {
+            memory_used: 0,
+            memory_bytes: u64::MAX,
+            ..self.clone()
+        };
+        memory_free.room_for(demand, cap)
+    }
+}
+
 /// What one sandbox asks for.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Demand {
@@ -83,7 +108,8 @@ impl ResourceFit {
         let memory_after = worker.memory_used.saturating_add(demand.memory);
         if worker.cpu_cores <= 0.0
             || worker.memory_bytes == 0
-            || cpu_after > worker.cpu_cores
+            // Shares summed in floating point (ten of 0.1 make 1.0000000000000002) still fit.
+            || cpu_after > worker.cpu_cores + 1e-9
             || memory_after > worker.memory_bytes
         {
             return None;
@@ -176,5 +202,21 @@ mod tests {
         let lopsided = worker(3.0, 0);
         let balanced = worker(1.5, 3);
         assert_eq!(ResourceFit.place(&[lopsided, balanced], SMALL), Some(1));
+    }
+
+    #[test]
+    fn room_counts_what_binds_first() {
+        let demand = Demand {
+            cpu: 0.1,
+            memory: 1 << 30,
+        };
+        // 4 cores and 8 GiB, 3.8 cores and 2 GiB used: CPU binds (two more), then memory.
+        let cpu_bound = worker(3.8, 2);
+        assert_eq!(cpu_bound.room_for(demand, 100), 2);
+        assert_eq!(cpu_bound.cpu_room_for(demand, 100), 2);
+        let memory_bound = worker(0.0, 7);
+        assert_eq!(memory_bound.room_for(demand, 100), 1);
+        assert_eq!(memory_bound.cpu_room_for(demand, 100), 40);
+        assert_eq!(memory_bound.cpu_room_for(demand, 3), 3);
     }
 }

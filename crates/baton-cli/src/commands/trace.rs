@@ -50,6 +50,17 @@ fn booked_mb(booking: Booking, max_memory_mb: u64, traced_max_mb: f64) -> u64 {
     }
 }
 
+/// `MIN-MAX` milliseconds, both positive, MIN at most MAX.
+fn init_range(text: &str) -> anyhow::Result<(f64, f64)> {
+    let parsed = text
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?)));
+    match parsed {
+        Some((low, high)) if low >= 1.0 && high >= low => Ok((low, high)),
+        _ => anyhow::bail!("--init-ms {text:?}: expected MIN-MAX milliseconds, 1 <= MIN <= MAX"),
+    }
+}
+
 /// A deployable name for the trace's `index`th function (hashes are not valid names).
 fn name_of(index: usize, id: &str) -> String {
     let clean: String = id
@@ -95,13 +106,22 @@ pub async fn replay(args: TraceReplayArgs) -> anyhow::Result<ExitCode> {
         .map(|(i, id)| name_of(i, id))
         .collect();
     let timeout = max_duration * 3 + std::time::Duration::from_secs(10);
+    let process = match &args.process_dir {
+        Some(dir) => Some((
+            dir.canonicalize()
+                .with_context(|| format!("--process-dir {}", dir.display()))?,
+            init_range(&args.init_ms)?,
+        )),
+        None => None,
+    };
+    let mut rng = fastrand::Rng::with_seed(args.seed);
     for (name, function) in names.iter().zip(&functions) {
         let booked_mb = booked_mb(
             args.booking,
             args.max_memory_mb,
             function.memory_mb.values[6],
         );
-        let request = DeployRequest {
+        let mut request = DeployRequest {
             service: name.clone(),
             image: "guests/busy".into(),
             env_vars: [(
@@ -115,13 +135,23 @@ pub async fn replay(args: TraceReplayArgs) -> anyhow::Result<ExitCode> {
             }),
             ..DeployRequest::default()
         };
-        deploy_one(
-            &client,
-            &request,
-            Some(Bytes::from_static(baton_guests::BUSY)),
-        )
-        .await
-        .with_context(|| format!("deploying {name}"))?;
+        let component = match &process {
+            Some((dir, (low, high))) => {
+                let init = (low.ln() + rng.f64() * (high.ln() - low.ln()))
+                    .exp()
+                    .round();
+                request.image = String::new();
+                request.env_process = Some("python3 server.py".into());
+                request.working_dir = Some(dir.display().to_string());
+                request.env_vars.insert("mode".into(), "http".into());
+                request.env_vars.insert("INIT_MS".into(), init.to_string());
+                None
+            }
+            None => Some(Bytes::from_static(baton_guests::BUSY)),
+        };
+        deploy_one(&client, &request, component)
+            .await
+            .with_context(|| format!("deploying {name}"))?;
     }
     eprintln!(
         "deployed {} functions; replaying {} invocations over {:.0} s",
@@ -206,6 +236,15 @@ mod tests {
                 booked,
                 "{booking:?} {traced}"
             );
+        }
+    }
+
+    #[test]
+    fn init_ranges_parse_or_say_what_is_expected() {
+        assert_eq!(init_range("100-3000").unwrap(), (100.0, 3000.0));
+        assert_eq!(init_range("5-5").unwrap(), (5.0, 5.0));
+        for bad in ["", "100", "3000-100", "0-10", "a-b"] {
+            assert!(init_range(bad).is_err(), "{bad:?}");
         }
     }
 }

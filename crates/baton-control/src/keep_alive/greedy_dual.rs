@@ -4,7 +4,7 @@
 //! functions not used since age relative to those used after. Evictions come in batches:
 //! enough for the creations waiting, in one decision.
 
-use super::{Millis, Policy, Usage, enough};
+use super::{Millis, Need, Policy, Usage, enough};
 
 /// Greedy-Dual-Size-Frequency.
 #[derive(Default)]
@@ -29,7 +29,7 @@ impl Policy for GreedyDual {
         usage.priority = self.clock + worth(usage);
     }
 
-    fn victims(&mut self, idle: &[&Usage], need: u64) -> Vec<usize> {
+    fn victims(&mut self, idle: &[&Usage], need: Need) -> Vec<usize> {
         let mut order: Vec<usize> = (0..idle.len()).collect();
         order.sort_by(|&a, &b| idle[a].priority.total_cmp(&idle[b].priority));
         let victims = enough(idle, order, need);
@@ -64,8 +64,11 @@ mod tests {
         }
         // worth: rare 1×100/128, cheap 10×1/128, costly 10×100/128, big 10×100/1024.
         let idle = [&rare, &cheap, &costly, &big];
-        assert_eq!(policy.victims(&idle, 1), [1]);
-        assert_eq!(policy.victims(&idle, (256 << 20) + 1), [1, 0, 3]);
+        assert_eq!(policy.victims(&idle, Need::memory(1)), [1]);
+        assert_eq!(
+            policy.victims(&idle, Need::memory((256 << 20) + 1)),
+            [1, 0, 3]
+        );
     }
 
     #[test]
@@ -75,12 +78,12 @@ mod tests {
         policy.used(&mut old, 1, 1); // worth 1×50/64 ≈ 0.78
         let mut evicted = usage(0, 100.0, 64);
         policy.used(&mut evicted, 2, 1); // ≈ 1.56
-        assert_eq!(policy.victims(&[&evicted], 1), [0]);
+        assert_eq!(policy.victims(&[&evicted], Need::memory(1)), [0]);
         assert!((policy.clock - evicted.priority).abs() < 1e-12);
         // Used after the clock rose, a cheaper function now outranks the old one.
         let mut fresh = usage(0, 10.0, 64);
         policy.used(&mut fresh, 3, 1); // clock ≈ 1.56 + 0.16
         assert!(fresh.priority > old.priority);
-        assert_eq!(policy.victims(&[&old, &fresh], 1), [0]);
+        assert_eq!(policy.victims(&[&old, &fresh], Need::memory(1)), [0]);
     }
 }

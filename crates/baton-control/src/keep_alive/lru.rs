@@ -1,6 +1,6 @@
 //! `lru`: idle sandboxes stay until memory is needed; the least recently used go first.
 
-use super::{Millis, Policy, Usage, by_recency, enough};
+use super::{Millis, Need, Policy, Usage, by_recency, enough};
 
 /// Least recently used.
 pub struct Lru;
@@ -15,7 +15,7 @@ impl Policy for Lru {
         usage.frequency += uses;
     }
 
-    fn victims(&mut self, idle: &[&Usage], need: u64) -> Vec<usize> {
+    fn victims(&mut self, idle: &[&Usage], need: Need) -> Vec<usize> {
         enough(idle, by_recency(idle), need)
     }
 }
@@ -34,9 +34,9 @@ mod tests {
         let (a, b, c) = (at(30), at(10), at(20));
         let idle = [&a, &b, &c];
         assert!(policy.keeps_idle());
-        assert_eq!(policy.victims(&idle, 1), [1]);
-        assert_eq!(policy.victims(&idle, 150), [1, 2]);
-        assert_eq!(policy.victims(&idle, 0), Vec::<usize>::new());
+        assert_eq!(policy.victims(&idle, Need::memory(1)), [1]);
+        assert_eq!(policy.victims(&idle, Need::memory(150)), [1, 2]);
+        assert_eq!(policy.victims(&idle, Need::memory(0)), Vec::<usize>::new());
         let mut used = at(0);
         policy.used(&mut used, 99, 1);
         assert_eq!((used.last_used, used.frequency), (99, 1));

@@ -117,9 +117,29 @@ pub trait Policy: Send {
     /// Records `uses` uses of a function at `now`.
     fn used(&mut self, usage: &mut Usage, now: Millis, uses: u64);
 
-    /// Which of `idle` to evict, in order, to free at least `need` bytes (all of them when
-    /// they hold less): indices into `idle`.
-    fn victims(&mut self, idle: &[&Usage], need: u64) -> Vec<usize>;
+    /// Which of `idle` to evict, in order, to free what `need` says (all of them when they
+    /// hold less): indices into `idle`.
+    fn victims(&mut self, idle: &[&Usage], need: Need) -> Vec<usize>;
+}
+
+/// What evictions must free for the creations waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Need {
+    /// Bytes of memory.
+    pub memory: u64,
+    /// Sandboxes, whatever their memory: where CPU (each sandbox's share of the worker's
+    /// cores) is what is short.
+    pub sandboxes: usize,
+}
+
+impl Need {
+    /// `bytes` of memory.
+    pub fn memory(bytes: u64) -> Need {
+        Need {
+            memory: bytes,
+            sandboxes: 0,
+        }
+    }
 }
 
 /// Indices of `idle`, least recently used first.
@@ -129,14 +149,16 @@ fn by_recency(idle: &[&Usage]) -> Vec<usize> {
     order
 }
 
-/// `order` (indices, first evicted first) cut where the memory freed reaches `need`.
-fn enough(idle: &[&Usage], order: Vec<usize>, need: u64) -> Vec<usize> {
-    let mut freed = 0u64;
+/// `order` (indices, first evicted first) cut where the memory freed and the sandboxes
+/// evicted reach `need`.
+fn enough(idle: &[&Usage], order: Vec<usize>, need: Need) -> Vec<usize> {
+    let (mut freed, mut count) = (0u64, 0usize);
     order
         .into_iter()
         .take_while(|&i| {
-            let more = freed < need;
+            let more = freed < need.memory || count < need.sandboxes;
             freed = freed.saturating_add(idle[i].memory);
+            count += 1;
             more
         })
         .collect()
@@ -163,10 +185,52 @@ mod tests {
         let usage = |memory| Usage::new(memory);
         let (a, b, c) = (usage(100), usage(50), usage(200));
         let idle = [&a, &b, &c];
-        assert_eq!(enough(&idle, vec![1, 0, 2], 0), Vec::<usize>::new());
-        assert_eq!(enough(&idle, vec![1, 0, 2], 50), [1]);
-        assert_eq!(enough(&idle, vec![1, 0, 2], 51), [1, 0]);
-        assert_eq!(enough(&idle, vec![1, 0, 2], 10_000), [1, 0, 2]);
+        assert_eq!(
+            enough(&idle, vec![1, 0, 2], Need::memory(0)),
+            Vec::<usize>::new()
+        );
+        assert_eq!(enough(&idle, vec![1, 0, 2], Need::memory(50)), [1]);
+        assert_eq!(enough(&idle, vec![1, 0, 2], Need::memory(51)), [1, 0]);
+        assert_eq!(
+            enough(&idle, vec![1, 0, 2], Need::memory(10_000)),
+            [1, 0, 2]
+        );
+    }
+
+    #[test]
+    fn enough_frees_the_memory_and_the_sandboxes_asked_for() {
+        let (small, big) = (Usage::new(100), Usage::new(1000));
+        let idle = [&small, &small, &big];
+        let order = || vec![0, 1, 2];
+        let cases = [
+            (Need::memory(0), vec![]),
+            (Need::memory(150), vec![0, 1]),
+            (Need::memory(5000), vec![0, 1, 2]),
+            (
+                Need {
+                    memory: 0,
+                    sandboxes: 1,
+                },
+                vec![0],
+            ),
+            (
+                Need {
+                    memory: 50,
+                    sandboxes: 2,
+                },
+                vec![0, 1],
+            ),
+            (
+                Need {
+                    memory: 250,
+                    sandboxes: 1,
+                },
+                vec![0, 1, 2],
+            ),
+        ];
+        for (need, victims) in cases {
+            assert_eq!(enough(&idle, order(), need), victims, "{need:?}");
+        }
     }
 
     #[test]

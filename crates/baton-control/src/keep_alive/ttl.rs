@@ -2,7 +2,7 @@
 //! decision); when a creation needs memory before that, idle sandboxes go least recently used
 //! first, as OpenWhisk's default policy does (the baseline FaasCache measured against).
 
-use super::{Lru, Millis, Policy, Usage};
+use super::{Lru, Millis, Need, Policy, Usage};
 
 /// Time to live, with least-recently-used eviction when memory is short.
 pub struct Ttl;
@@ -16,7 +16,7 @@ impl Policy for Ttl {
         Lru.used(usage, now, uses);
     }
 
-    fn victims(&mut self, idle: &[&Usage], need: u64) -> Vec<usize> {
+    fn victims(&mut self, idle: &[&Usage], need: Need) -> Vec<usize> {
         Lru.victims(idle, need)
     }
 }
@@ -34,7 +34,7 @@ mod tests {
         };
         let (a, b) = (at(20), at(10));
         assert!(!policy.keeps_idle());
-        assert_eq!(policy.victims(&[&a, &b], 1), [1]);
-        assert!(policy.victims(&[&a, &b], 0).is_empty());
+        assert_eq!(policy.victims(&[&a, &b], Need::memory(1)), [1]);
+        assert!(policy.victims(&[&a, &b], Need::memory(0)).is_empty());
     }
 }

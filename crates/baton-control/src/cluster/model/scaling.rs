@@ -220,15 +220,8 @@ impl Manager {
     /// policy's order, in one batch. An evicted function starts over cold: its windows are
     /// cleared, so the autoscaler does not bring the sandbox straight back.
     fn make_room(&mut self, except: &str, count: u32, demand: Demand, effects: &mut Effects) {
-        if demand.memory == 0 {
-            return;
-        }
         let (_, loads) = self.loads();
-        let fits: u64 = loads
-            .iter()
-            .map(|l| l.memory_bytes.saturating_sub(l.memory_used) / demand.memory)
-            .sum();
-        let Some(short) = u64::from(count).checked_sub(fits).filter(|s| *s > 0) else {
+        let Some(need) = shortfall(&loads, u64::from(count), demand) else {
             return;
         };
         let (now, lifetime) = (self.now, self.config.report_lifetime.as_millis() as Millis);
@@ -258,7 +251,7 @@ impl Manager {
             .collect();
         candidates.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         let usages: Vec<&Usage> = candidates.iter().map(|(_, _, u)| *u).collect();
-        let chosen = self.keep_alive.victims(&usages, short * demand.memory);
+        let chosen = self.keep_alive.victims(&usages, need);
         let victims: Vec<(String, SandboxId)> = chosen
             .into_iter()
             .map(|i| (candidates[i].0.clone(), candidates[i].1.clone()))
@@ -400,4 +393,34 @@ impl Manager {
             self.reconcile(&name, effects);
         }
     }
+}
+
+/// What evictions must free so that `count` more sandboxes of `demand` fit on `loads`:
+/// `None` when they fit already. Memory is counted in bytes; CPU (each sandbox's share of a
+/// worker's cores) in sandboxes, since every sandbox claims the same share, so a worker whose
+/// cores are all claimed makes room by evicting sandboxes even when memory is plentiful.
+pub(super) fn shortfall(
+    loads: &[crate::placement::WorkerLoad],
+    count: u64,
+    demand: Demand,
+) -> Option<crate::keep_alive::Need> {
+    let fits: u64 = loads.iter().map(|l| l.room_for(demand, count)).sum();
+    let short = count.checked_sub(fits).filter(|s| *s > 0)?;
+    let free_memory: u64 = loads
+        .iter()
+        .map(|l| l.memory_bytes.saturating_sub(l.memory_used))
+        .sum();
+    let cpu_room: u64 = loads.iter().map(|l| l.cpu_room_for(demand, count)).sum();
+    let mut need = crate::keep_alive::Need {
+        memory: count
+            .saturating_mul(demand.memory)
+            .saturating_sub(free_memory),
+        sandboxes: usize::try_from(count.saturating_sub(cpu_room)).unwrap_or(usize::MAX),
+    };
+    if need == crate::keep_alive::Need::default() {
+        // Room enough in sum, but split over workers where no one sandbox fits.
+        need.memory = short.saturating_mul(demand.memory);
+        need.sandboxes = usize::try_from(short).unwrap_or(usize::MAX);
+    }
+    Some(need)
 }

@@ -606,6 +606,17 @@ fn a_new_version_replaces_every_sandbox_and_keeps_the_scale() {
 /// 128 MiB, and three functions; `a` and `b` run one sandbox each, `a` used often and early
 /// (five seconds of load), `b` once and last.
 fn two_idle_functions(policy: crate::keep_alive::KeepAlive) -> Sim {
+    two_idle_functions_on(
+        policy,
+        WorkerRecord {
+            memory_bytes: 256 << 20,
+            ..record("w1")
+        },
+    )
+}
+
+/// [`two_idle_functions`] on a worker of its own.
+fn two_idle_functions_on(policy: crate::keep_alive::KeepAlive, worker: WorkerRecord) -> Sim {
     let config = ModelConfig {
         keep_alive: policy,
         ..ModelConfig::default()
@@ -617,10 +628,7 @@ fn two_idle_functions(policy: crate::keep_alive::KeepAlive) -> Sim {
         asked: Vec::new(),
     };
     sim.apply(Event::WorkerJoined {
-        record: WorkerRecord {
-            memory_bytes: 256 << 20,
-            ..record("w1")
-        },
+        record: worker,
         registered: false,
     });
     sim.apply(Event::Recovered);
@@ -723,5 +731,93 @@ fn a_creation_that_needs_memory_evicts_idle_sandboxes_in_the_policys_order() {
             }],
         });
         assert!(!busy.iter().any(|e| e.starts_with("delete")), "{busy:?}");
+    }
+}
+
+/// A worker whose cores are all claimed (two sandboxes of 0.1 core on 0.2) has memory to
+/// spare, yet a creation cannot be placed: keep-alive evicts idle sandboxes for it as it
+/// does for memory, rather than leaving the function waiting for room that never comes.
+#[test]
+fn a_creation_evicts_idle_sandboxes_when_cpu_is_what_is_short() {
+    use crate::keep_alive::KeepAlive;
+    for policy in [KeepAlive::Ttl, KeepAlive::Lru, KeepAlive::GreedyDual] {
+        let worker = WorkerRecord {
+            cpu_cores: 0.2,
+            ..record("w1")
+        };
+        let mut sim = two_idle_functions_on(policy, worker);
+        sim.now = 10_000;
+        sim.apply(Event::Autoscale);
+        let effects = sim.apply(Event::ScaleFromZero {
+            function: "c".into(),
+        });
+        assert!(
+            effects.contains(&"create c@1 x1 on w1".to_string()),
+            "{policy:?}: {effects:?}"
+        );
+        assert_eq!(
+            sandboxes(&sim, "a") + sandboxes(&sim, "b"),
+            1,
+            "{policy:?}: one idle sandbox made way: {effects:?}"
+        );
+    }
+}
+
+#[test]
+fn the_shortfall_counts_memory_in_bytes_and_cpu_in_sandboxes() {
+    use crate::keep_alive::Need;
+    use crate::placement::WorkerLoad;
+    const GIB: u64 = 1 << 30;
+    let demand = Demand {
+        cpu: 0.5,
+        memory: GIB,
+    };
+    let worker = |cpu_used: f64, memory_used: u64| WorkerLoad {
+        cpu_cores: 2.0,
+        memory_bytes: 4 * GIB,
+        cpu_used,
+        memory_used,
+    };
+    let cases: [(&[WorkerLoad], u64, Option<Need>); 5] = [
+        (&[worker(0.0, 0)], 2, None),
+        // Memory short: 3 GiB used, two more asked: 1 GiB to free.
+        (&[worker(0.0, 3 * GIB)], 2, Some(Need::memory(GIB))),
+        // CPU short: 1.5 of 2 cores claimed, two more asked: one sandbox to evict.
+        (
+            &[worker(1.5, 0)],
+            2,
+            Some(Need {
+                memory: 0,
+                sandboxes: 1,
+            }),
+        ),
+        // Both.
+        (
+            &[worker(2.0, 4 * GIB)],
+            1,
+            Some(Need {
+                memory: GIB,
+                sandboxes: 1,
+            }),
+        ),
+        // Half a sandbox free on each of two workers: room in sum, none on one.
+        (
+            &[
+                worker(0.0, 3 * GIB + GIB / 2),
+                worker(0.0, 3 * GIB + GIB / 2),
+            ],
+            1,
+            Some(Need {
+                memory: GIB,
+                sandboxes: 1,
+            }),
+        ),
+    ];
+    for (loads, count, need) in cases {
+        assert_eq!(
+            super::scaling::shortfall(loads, count, demand),
+            need,
+            "{loads:?} +{count}"
+        );
     }
 }
