@@ -44,10 +44,7 @@ mod tests {
             period: Duration::from_secs(1),
         };
         let peers = sites(2);
-        let overloaded = Load {
-            capacity: 1.0,
-            demand: 100.0,
-        };
+        let overloaded = Load::new(1.0, 100.0);
         let reports: Vec<PeerReport> = peers
             .iter()
             .map(|s| PeerReport {
@@ -56,10 +53,7 @@ mod tests {
             })
             .collect();
         assert!(strategy.asks(&overloaded, &reports).is_empty());
-        let idle = Load {
-            capacity: 100.0,
-            demand: 0.0,
-        };
+        let idle = Load::new(100.0, 0.0);
         let asks = [Ask {
             site: peers[0],
             rate: 10.0,

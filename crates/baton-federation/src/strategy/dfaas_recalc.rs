@@ -108,27 +108,13 @@ mod tests {
                 "{load:?}"
             );
         }
-        assert!(
-            recalc()
-                .grants(
-                    &Load {
-                        capacity: 5.0,
-                        demand: 0.0
-                    },
-                    &[],
-                    &[]
-                )
-                .is_empty()
-        );
+        assert!(recalc().grants(&Load::new(5.0, 0.0), &[], &[]).is_empty());
     }
 
     #[test]
     fn an_overloaded_site_forwards_its_excess_by_what_it_was_offered() {
         let peers = sites(3);
-        let overloaded = Load {
-            capacity: 10.0,
-            demand: 50.0,
-        };
+        let overloaded = Load::new(10.0, 50.0);
         let granted = [
             (peers[0], Grant::Rate(10.0)),
             (peers[1], Grant::Rate(15.0)),
@@ -149,10 +135,7 @@ mod tests {
                 },
             ])
         );
-        let underloaded = Load {
-            capacity: 10.0,
-            demand: 5.0,
-        };
+        let underloaded = Load::new(10.0, 5.0);
         assert_eq!(recalc().route(&underloaded, &granted), Route::Local);
         assert_eq!(recalc().route(&overloaded, &granted[2..]), Route::Local);
     }
@@ -162,18 +145,9 @@ mod tests {
     #[test]
     fn dfaas_own_run_serves_seventy_percent() {
         let loads = [
-            Load {
-                capacity: 10.0,
-                demand: 50.0,
-            },
-            Load {
-                capacity: 20.0,
-                demand: 0.0,
-            },
-            Load {
-                capacity: 30.0,
-                demand: 0.0,
-            },
+            Load::new(10.0, 50.0),
+            Load::new(20.0, 0.0),
+            Load::new(30.0, 0.0),
         ];
         assert!((served(&recalc(), &loads) / 50.0 - 0.7).abs() < 1e-9);
     }

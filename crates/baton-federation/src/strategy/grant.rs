@@ -137,10 +137,7 @@ mod tests {
     #[test]
     fn an_overloaded_site_asks_the_roomiest_peers_for_its_excess() {
         let peers = sites(3);
-        let load = Load {
-            capacity: 10.0,
-            demand: 50.0,
-        };
+        let load = Load::new(10.0, 50.0);
         let reports = [
             PeerReport {
                 site: peers[0],
@@ -162,26 +159,13 @@ mod tests {
         assert_eq!(asks[1].site, peers[0]);
         assert!((asks[1].rate - 14.0).abs() < 1e-9);
         // Not overloaded: nothing asked.
-        assert!(
-            grant()
-                .asks(
-                    &Load {
-                        capacity: 10.0,
-                        demand: 9.0
-                    },
-                    &reports
-                )
-                .is_empty()
-        );
+        assert!(grant().asks(&Load::new(10.0, 9.0), &reports).is_empty());
     }
 
     #[test]
     fn a_site_grants_from_its_headroom_to_those_that_ask() {
         let peers = sites(3);
-        let load = Load {
-            capacity: 30.0,
-            demand: 10.0,
-        };
+        let load = Load::new(30.0, 10.0);
         let asks = [
             Ask {
                 site: peers[0],

@@ -30,6 +30,11 @@ pub struct Load {
 }
 
 impl Load {
+    /// A site that can serve `capacity` and whose users send `demand`, in requests a second.
+    pub fn new(capacity: f64, demand: f64) -> Load {
+        Load { capacity, demand }
+    }
+
     /// What it could take beyond its users' demand.
     pub fn headroom(&self) -> f64 {
         (self.capacity - self.demand).max(0.0)
@@ -260,18 +265,9 @@ pub(crate) mod tests {
     #[test]
     fn the_paper_scenario_in_one_round() {
         let loads = [
-            Load {
-                capacity: 10.0,
-                demand: 50.0,
-            },
-            Load {
-                capacity: 30.0,
-                demand: 0.0,
-            },
-            Load {
-                capacity: 30.0,
-                demand: 0.0,
-            },
+            Load::new(10.0, 50.0),
+            Load::new(30.0, 0.0),
+            Load::new(30.0, 0.0),
         ];
         let share = |name: &str| served(by_name(name, None).unwrap().as_ref(), &loads) / 50.0;
         assert!((share("all-local") - 0.2).abs() < 1e-9);

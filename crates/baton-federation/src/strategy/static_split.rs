@@ -57,10 +57,7 @@ mod tests {
             period: Duration::from_secs(1),
         };
         let peers = sites(3);
-        let idle = Load {
-            capacity: 100.0,
-            demand: 1.0,
-        };
+        let idle = Load::new(100.0, 1.0);
         let unlimited = |n: usize| -> Vec<(SiteId, Grant)> {
             peers[..n].iter().map(|s| (*s, Grant::Unlimited)).collect()
         };
