@@ -186,6 +186,16 @@ async fn idle_sandboxes_scale_to_zero_and_come_back_cold() {
     })
     .await;
     assert!(scaled_to_zero, "the idle process was not reaped");
+    // The control plane decides at once; its gateway hears of it a moment later, and until
+    // then routes to the draining sandbox: wait until the gateway routes to none.
+    let unrouted = eventually(Duration::from_secs(90), || async {
+        node.get("/metrics")
+            .await
+            .text()
+            .contains("baton_function_sandboxes{function_name=\"warm\"} 0\n")
+    })
+    .await;
+    assert!(unrouted, "the gateway still routes to the reaped sandbox");
     let again = node.get("/function/warm").await;
     assert_eq!(again.header("x-baton-cold-start"), "true");
     // Each process is PID 1 of its own namespace: its request count tells them apart (the
