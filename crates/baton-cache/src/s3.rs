@@ -122,12 +122,6 @@ fn upload_error(error: UploadError) -> S3Error {
     s3
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 fn timestamp(ms: u64) -> Timestamp {
     Timestamp::from(UNIX_EPOCH + Duration::from_millis(ms))
 }
@@ -533,7 +527,7 @@ impl S3 for Api {
         self.existing(&id.bucket).await?;
         let upload = self
             .uploads
-            .create(id.clone(), now_ms())
+            .create(id.clone(), crate::objects::now_ms())
             .map_err(upload_error)?;
         Ok(S3Response::new(dto::CreateMultipartUploadOutput {
             bucket: Some(input.bucket.clone()),

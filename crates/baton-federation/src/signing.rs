@@ -85,27 +85,12 @@ pub fn signed_message(
     time_ms: u64,
     nonce: &[u8; 16],
 ) -> Vec<u8> {
-    let body_digest = hex(digest(&SHA256, body).as_ref());
+    let body_digest = hex::encode(digest(&SHA256, body).as_ref());
     format!(
         "baton-federation-forward/1\n{method}\n{path_and_query}\n{body_digest}\n{target}\n{time_ms}\n{}",
-        hex(nonce)
+        hex::encode(nonce)
     )
     .into_bytes()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != 2 * N {
-        return None;
-    }
-    let mut out = [0; N];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 impl Stamp {
@@ -136,7 +121,7 @@ impl Stamp {
         [
             (ORIGIN_HEADER, self.origin.to_string()),
             (TIME_HEADER, self.time_ms.to_string()),
-            (NONCE_HEADER, hex(&self.nonce)),
+            (NONCE_HEADER, hex::encode(self.nonce)),
             (SIGNATURE_HEADER, URL_SAFE_NO_PAD.encode(self.signature)),
         ]
     }
@@ -169,7 +154,8 @@ impl Stamp {
             time_ms: time
                 .parse()
                 .map_err(|_| malformed("the time is not milliseconds"))?,
-            nonce: unhex(nonce).ok_or_else(|| malformed("the nonce is not 16 bytes of hex"))?,
+            nonce: <[u8; 16]>::try_from(hex::decode(nonce).unwrap_or_default())
+                .map_err(|_| malformed("the nonce is not 16 bytes of hex"))?,
             signature,
         }))
     }

@@ -74,7 +74,9 @@ async fn next_page(
     objects: Result<Objects, String>,
     stream: &mut NameStream,
 ) -> Result<(), String> {
-    let Some(query) = stream.next.take() else {
+    // The query stays until its page is read: a read that fails can be tried again, rather
+    // than the stream ending early.
+    let Some(query) = stream.next.clone() else {
         return Ok(());
     };
     let page = objects?
