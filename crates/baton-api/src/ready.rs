@@ -25,6 +25,12 @@ pub struct Ready {
     /// Where the state agent takes replication peers (`host:port`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_peers: Option<String>,
+    /// The federation listener of a site (`host:port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation: Option<String>,
+    /// The site's id in its federation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
     /// The workers of a `baton worker` process (one per `--count`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workers: Vec<ReadyWorker>,

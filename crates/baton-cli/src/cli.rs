@@ -428,6 +428,20 @@ pub struct UpArgs {
     /// Secret every node of the cluster holds; mandatory when peers listen beyond loopback.
     #[arg(long, env = "BATON_STATE_SECRET", hide_env_values = true)]
     pub state_secret: Option<String>,
+    /// Take part in a federation of sites: where its peers connect (TLS with the site key,
+    /// `baton federation id`) [default: not a site].
+    #[arg(long, env = "BATON_FEDERATION_LISTEN")]
+    pub federation_listen: Option<String>,
+    /// Member sites to dial, comma-separated `SITE_ID@HOST:PORT`; their ids are members.
+    #[arg(long, env = "BATON_FEDERATION_PEERS", value_delimiter = ',')]
+    pub federation_peers: Option<Vec<String>>,
+    /// How excess load is shared: `grant` (asked for and granted, the default),
+    /// `dfaas-recalc`, `static` or `all-local`.
+    #[arg(long, env = "BATON_FEDERATION_STRATEGY")]
+    pub federation_strategy: Option<String>,
+    /// How often sites exchange load [default: 500ms; 60s for dfaas-recalc].
+    #[arg(long, env = "BATON_FEDERATION_PERIOD")]
+    pub federation_period: Option<String>,
 }
 
 /// Where a running node is.

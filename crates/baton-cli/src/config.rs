@@ -33,6 +33,8 @@ struct FileConfig {
     outbound: OutboundSection,
     #[serde(default)]
     listener: ListenerSection,
+    #[serde(default)]
+    federation: crate::federation::FederationSection,
     /// The cluster roles' sections, checked by `role_config` and read by those roles.
     #[serde(default, rename = "control")]
     _control: Option<toml::Table>,
@@ -176,6 +178,8 @@ pub struct NodeConfig {
     pub ready_file: Option<PathBuf>,
     /// Bounds of the gateway's listener.
     pub listener: baton_gateway::ListenerLimits,
+    /// The node's part in a federation of sites, when it has one.
+    pub federation: Option<baton_federation::FederationConfig>,
 }
 
 pub(crate) fn duration(text: &str, key: &str) -> anyhow::Result<Duration> {
@@ -308,6 +312,15 @@ impl NodeConfig {
             async_calls,
             ready_timeout,
             listener: listener_limits(&file.listener)?,
+            federation: crate::federation::resolve(
+                &file.federation,
+                crate::federation::FederationFlags {
+                    listen: args.federation_listen.as_deref(),
+                    peers: args.federation_peers.as_deref(),
+                    strategy: args.federation_strategy.as_deref(),
+                    period: args.federation_period.as_deref(),
+                },
+            )?,
             ready_file: args.ready_file.clone(),
         })
     }

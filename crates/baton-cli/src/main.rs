@@ -6,6 +6,7 @@ mod cluster;
 mod commands;
 mod config;
 mod examples;
+mod federation;
 mod node;
 mod objects;
 mod output;

@@ -124,6 +124,27 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
     if removed > 0 {
         tracing::info!(removed, "orphan artifacts and compiled files removed");
     }
+    let federation = match config.federation.clone() {
+        Some(federation) => Some(
+            crate::federation::start(
+                federation,
+                data,
+                Arc::new(crate::federation::NodeSite {
+                    control: control.clone(),
+                    artifacts: stored.clone(),
+                    invoker: platform.invoker.clone(),
+                    memory_bytes: platform.memory_bytes,
+                }),
+                platform.invoker.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let invoker: Arc<dyn Invoker> = match &federation {
+        Some(site) => baton_federation::FederatedInvoker::new(site.federation.clone()),
+        None => platform.invoker.clone(),
+    };
     let gateway_stats = baton_gateway::ListenerStats::new("gateway", &config.listener);
     let gateway = baton_gateway::GatewayConfig {
         token: Some(token),
@@ -139,6 +160,11 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
                 .into_iter()
                 .chain(objects.clone().map(crate::objects::metrics))
                 .chain(std::iter::once(cluster_metrics(platform.cluster.clone())))
+                .chain(federation.as_ref().map(|site| {
+                    let federation = site.federation.clone();
+                    Arc::new(move |out: &mut String| federation.metrics().render(out))
+                        as baton_gateway::MetricsSource
+                }))
                 .collect(),
             outbound.clone(),
             platform.invoker.clone(),
@@ -146,12 +172,11 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
                 .chain(state.as_ref().map(|s| s.api_stats.clone()))
                 .collect(),
         )),
+        extra_system: federation
+            .as_ref()
+            .map(|site| crate::federation::status_routes(site.federation.clone())),
     };
-    let mut router = baton_gateway::router(
-        gateway,
-        platform.invoker.clone() as Arc<dyn Invoker>,
-        platform.admin.clone(),
-    );
+    let mut router = baton_gateway::router(gateway, invoker, platform.admin.clone());
     if let Some(routes) = objects_routes {
         router = router.merge(axum::Router::new().nest("/system", routes));
     }
@@ -175,6 +200,8 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
             http: Some(format!("http://{address}")),
             state_api: state.as_ref().map(|s| format!("http://{}", s.api)),
             state_peers: state.as_ref().map(|s| s.replication.address().to_string()),
+            federation: federation.as_ref().map(|f| f.address.to_string()),
+            site: federation.as_ref().map(|f| f.federation.id().to_string()),
             ..Default::default()
         };
         ready
@@ -186,6 +213,14 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         names.len(),
         names.join(", ")
     );
+    if let Some(site) = &federation {
+        println!(
+            "baton federation site {} on {} ({} strategy)",
+            site.federation.id(),
+            site.address,
+            site.federation.strategy()
+        );
+    }
     tracing::info!(%address, data_dir = %data.display(), "baton up");
     match isolation {
         Ok(()) => tracing::info!(

@@ -96,6 +96,67 @@ impl ControlPlane {
             .collect()
     }
 
+    /// A registered function's specification and version.
+    pub fn spec(&self, name: &str) -> Option<(FunctionSpec, u64)> {
+        self.registry
+            .read()
+            .unwrap()
+            .get(name)
+            .map(|r| (r.spec.clone(), r.version))
+    }
+
+    /// Deploys (or updates) a function from its specification, as a federation peer offered
+    /// it: a wasm function's `component` must be the bytes its spec names by digest. Checked
+    /// and compiled before it is stored, as every deployment.
+    pub async fn deploy_spec(
+        &self,
+        spec: FunctionSpec,
+        component: Option<Bytes>,
+    ) -> Result<FunctionStatus, ApiError> {
+        let digest = match (&spec.runtime, component) {
+            (RuntimeSpec::Wasm { component: wanted }, Some(bytes)) => {
+                if ArtifactStore::digest(&bytes) != *wanted {
+                    return Err(ApiError::bad_request(format!(
+                        "the component is not {}",
+                        wanted.0
+                    )));
+                }
+                let request = DeployRequest {
+                    service: spec.name.to_string(),
+                    ..Default::default()
+                };
+                Some(self.store_component(&request, Some(bytes)).await?)
+            }
+            (RuntimeSpec::Wasm { .. }, None) => {
+                return Err(ApiError::bad_request("a wasm function needs its component"));
+            }
+            (RuntimeSpec::Process { .. }, _) => None,
+        };
+        let cleanup = |digest: &Option<ArtifactDigest>| {
+            if let Some(digest) = digest
+                && !self.is_referenced(digest)
+            {
+                let _ = std::fs::remove_file(self.artifacts.path(digest));
+            }
+        };
+        if let Err(error) = self.secrets.check_exist(&spec.secrets) {
+            cleanup(&digest);
+            return Err(error);
+        }
+        let prepared = match self.host.prepare(&spec).await {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                cleanup(&digest);
+                return Err(error);
+            }
+        };
+        let registration = self
+            .commit(spec, prepared, DeployMode::Upsert)
+            .await
+            .inspect_err(|_| cleanup(&digest))?;
+        Ok(self.status(&registration))
+    }
+
     fn status(&self, registration: &Registration) -> FunctionStatus {
         let spec = &registration.spec;
         let replicas = self.host.replicas(spec.name.as_str());

@@ -40,6 +40,11 @@ impl SiteId {
     pub fn as_bytes(&self) -> &[u8; PUBLIC_KEY_BYTES] {
         &self.0
     }
+
+    /// The site whose public key is `key`.
+    pub fn from_bytes(key: [u8; PUBLIC_KEY_BYTES]) -> SiteId {
+        SiteId(key)
+    }
 }
 
 impl FromStr for SiteId {
@@ -81,6 +86,8 @@ impl<'de> serde::Deserialize<'de> for SiteId {
 pub struct SiteKey {
     pair: Ed25519KeyPair,
     id: SiteId,
+    /// The PKCS#8 document, for the TLS stack's signer.
+    pkcs8: Vec<u8>,
 }
 
 impl SiteKey {
@@ -104,6 +111,7 @@ impl SiteKey {
         Ok(SiteKey {
             pair,
             id: SiteId(public),
+            pkcs8: document.to_vec(),
         })
     }
 
@@ -126,6 +134,11 @@ impl SiteKey {
                 Err(error).with_context(|| format!("reading the site key {}", path.display()))
             }
         }
+    }
+
+    /// The key as PKCS#8, for the federation channel's TLS.
+    pub(crate) fn pkcs8(&self) -> &[u8] {
+        &self.pkcs8
     }
 
     /// The site's id (its public key).

@@ -28,6 +28,7 @@ mod invoke;
 mod listener;
 mod metrics;
 mod namespace;
+mod reserved;
 mod secrets;
 
 use axum::Router;
@@ -57,6 +58,8 @@ pub struct GatewayConfig {
     pub async_jetstream: Option<Arc<JetStreamQueue>>,
     /// The state agent's metrics, when the node runs one.
     pub extra_metrics: Option<MetricsSource>,
+    /// More admin routes under `/system/`, behind the same token (the federation's status).
+    pub extra_system: Option<Router>,
 }
 
 /// What every handler shares.
@@ -105,6 +108,7 @@ pub fn router(
         .route("/system/nodes", get(admin::nodes))
         .route("/system/namespaces", get(namespace::list))
         .route("/system/scale-function/{name}", post(admin::scale))
+        .merge(config.extra_system.unwrap_or_default().with_state(()))
         .route(
             "/system/secrets",
             get(secrets::list)
@@ -117,13 +121,19 @@ pub fn router(
             shared.clone(),
             auth::require_token,
         ));
-    Router::new()
+    let functions = Router::new()
         .route("/function/{name}", any(invoke::sync))
         .route("/function/{name}/", any(invoke::sync))
         .route("/function/{name}/{*rest}", any(invoke::sync))
         .route("/async-function/{name}", post(async_calls::enqueue))
         .route("/async-function/{name}/", post(async_calls::enqueue))
         .route("/async-function/{name}/{*rest}", post(async_calls::enqueue))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            reserved::refuse,
+        ));
+    Router::new()
+        .merge(functions)
         .route("/healthz", get(|| async { "OK\n" }))
         .route("/metrics", get(metrics::render))
         .merge(system)

@@ -39,6 +39,7 @@ struct Inner {
     cold_start_seconds: Family<FunctionLabel, Histogram>,
     replicas: Family<FunctionLabel, Gauge>,
     async_queued: Gauge,
+    reserved_refused: Counter,
     /// Per-function totals for `invocationCount` in `/system/functions`.
     totals: RwLock<HashMap<String, AtomicU64>>,
 }
@@ -62,6 +63,12 @@ impl Metrics {
         });
         let replicas = Family::<FunctionLabel, Gauge>::default();
         let async_queued = Gauge::default();
+        let reserved_refused = Counter::default();
+        registry.register(
+            "baton_gateway_reserved_headers_refused",
+            "Client requests refused for carrying headers only federation peers send",
+            reserved_refused.clone(),
+        );
         registry.register(
             "gateway_function_invocation",
             "Invocations completed, by function and status code",
@@ -101,6 +108,7 @@ impl Metrics {
             cold_start_seconds,
             replicas,
             async_queued,
+            reserved_refused,
             totals: RwLock::default(),
         }))
     }
@@ -165,6 +173,10 @@ impl Metrics {
             .unwrap()
             .get(function)
             .map_or(0, |t| t.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn reserved_refused(&self) {
+        self.0.reserved_refused.inc();
     }
 
     pub(crate) fn set_async_queued(&self, depth: usize) {

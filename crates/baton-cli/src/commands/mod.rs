@@ -2,7 +2,7 @@
 
 mod bench;
 mod deploy;
-mod federation;
+pub(crate) mod federation;
 mod invoke;
 mod manage;
 mod new;

@@ -49,6 +49,10 @@ impl OffloadStrategy for Granting {
         self.period
     }
 
+    fn reacts(&self) -> bool {
+        true
+    }
+
     fn asks(&self, load: &Load, peers: &[PeerReport]) -> Vec<Ask> {
         let mut wanted = load.excess() * (1.0 + ASK_MARGIN);
         let mut roomiest: Vec<&PeerReport> = peers.iter().filter(|p| p.headroom > 0.0).collect();

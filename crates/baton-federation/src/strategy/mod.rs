@@ -3,9 +3,11 @@
 //! neighbours), and how its gateway routes its users' requests given what it was granted. The
 //! decisions are pure functions of the round's figures; the federation agent does the I/O.
 //!
-//! Rates are requests per second. A site's [`Load`] for a function is its capacity (from its
-//! autoscaler's limits and its sandboxes' concurrency, or a rate label, as DFaaS's `maxrate`)
-//! and its users' demand, measured over the round.
+//! Loads are in slots, requests served at once (DFaaS spoke of requests a second; a slot
+//! serves one request per service time, so the two differ by that time, which the site
+//! measures). A site's [`Load`] for a function is its capacity (the sandboxes its autoscaler
+//! may run times their concurrency, capped by a rate label as DFaaS's `maxrate`) and its
+//! users' demand, measured over the round (see [`crate::meter`]).
 
 mod all_local;
 mod dfaas_recalc;
@@ -109,6 +111,10 @@ pub trait OffloadStrategy: Send + Sync {
     fn grants(&self, load: &Load, neighbours: &[SiteId], asks: &[Ask]) -> Vec<(SiteId, Grant)>;
     /// How to route, given what the peers granted this site.
     fn route(&self, load: &Load, granted: &[(SiteId, Grant)]) -> Route;
+    /// Whether a site that saturates runs a round at once rather than at its next period.
+    fn reacts(&self) -> bool {
+        false
+    }
 }
 
 /// The strategies' names, as the configuration and `baton bench federation --strategy` take

@@ -1,0 +1,359 @@
+//! The federation listener: TLS with the site keys, HTTP/2, and three routes for members only.
+//!
+//! - `POST /federation/v1/round`: a peer's round; the reply carries this site's headroom and
+//!   grants.
+//! - `ANY /federation/v1/function/{name}/{rest}`: a forwarded request, signed by its origin;
+//!   run here (never forwarded again) within the origin's grant, answered with `X-Baton-Site`.
+//! - `GET /federation/v1/component/{sha256}`: the component of a function this site offers.
+//!
+//! A client that is not a member, an unsigned, altered, stale or replayed request, or one
+//! whose stamp names another site than the one that proved its key, gets 403 and is counted.
+
+use crate::agent::{Federation, now_ms};
+use crate::config::PeerAddress;
+use crate::identity::SiteId;
+use crate::signing::{HEADERS, Refused, Stamp};
+use crate::wire::{COMPONENT_PREFIX, FUNCTION_PREFIX, MAX_ROUND_BYTES, ROUND_PATH, Round};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Extension, Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// The header naming the site that served a request.
+pub const SITE_HEADER: &str = "x-baton-site";
+/// Longest a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The site that proved its key on this connection.
+#[derive(Debug, Clone, Copy)]
+struct PeerIdentity(SiteId);
+
+fn plain(status: StatusCode, message: impl Into<String>) -> Response {
+    let mut message = message.into();
+    if !message.ends_with('\n') {
+        message.push('\n');
+    }
+    let mut response = (status, message).into_response();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+/// Serves the federation on `listener` until the process ends.
+pub async fn serve(federation: Arc<Federation>, listener: tokio::net::TcpListener) {
+    let acceptor = match crate::tls::server_config(&federation.key) {
+        Ok(config) => tokio_rustls::TlsAcceptor::from(config),
+        Err(error) => {
+            tracing::error!(%error, "the federation listener has no TLS configuration");
+            return;
+        }
+    };
+    let router = router(federation.clone());
+    loop {
+        let (tcp, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "federation listener accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let (acceptor, router, federation) = (acceptor.clone(), router.clone(), federation.clone());
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    federation.metrics.refused("", "handshake");
+                    tracing::debug!(%remote, %error, "federation handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let Some(peer) = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| crate::tls::site_of(c))
+            else {
+                return;
+            };
+            let service = hyper::service::service_fn(
+                move |mut request: http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(PeerIdentity(peer));
+                    let router = router.clone();
+                    async move { tower::ServiceExt::oneshot(router, request.map(Body::new)).await }
+                },
+            );
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(error) = builder.serve_connection(TokioIo::new(tls), service).await {
+                tracing::debug!(%remote, %error, "federation connection ended");
+            }
+        });
+    }
+}
+
+fn router(federation: Arc<Federation>) -> Router {
+    Router::new()
+        .route(ROUND_PATH, post(round))
+        .route(&format!("{FUNCTION_PREFIX}{{name}}"), any(forwarded))
+        .route(&format!("{FUNCTION_PREFIX}{{name}}/"), any(forwarded))
+        .route(
+            &format!("{FUNCTION_PREFIX}{{name}}/{{*rest}}"),
+            any(forwarded),
+        )
+        .route(&format!("{COMPONENT_PREFIX}{{digest}}"), get(component))
+        .with_state(federation)
+}
+
+/// Refuses a site that is not a member: 403, counted.
+fn not_member(federation: &Federation, peer: &SiteId) -> Response {
+    federation.metrics.refused(&peer.to_string(), "not-member");
+    tracing::warn!(%peer, "refused a site that is not a member");
+    plain(
+        StatusCode::FORBIDDEN,
+        format!("site {peer} is not a member of this federation"),
+    )
+}
+
+async fn round(
+    State(federation): State<Arc<Federation>>,
+    Extension(PeerIdentity(peer)): Extension<PeerIdentity>,
+    request: Request,
+) -> Response {
+    let body = match Limited::new(request.into_body(), MAX_ROUND_BYTES)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(error) => {
+            federation.metrics.refused(&peer.to_string(), "malformed");
+            return plain(
+                StatusCode::BAD_REQUEST,
+                format!("unreadable round: {error}"),
+            );
+        }
+    };
+    let round: Round = match serde_json::from_slice(&body) {
+        Ok(round) => round,
+        Err(error) => {
+            federation.metrics.refused(&peer.to_string(), "malformed");
+            tracing::warn!(%peer, %error, "malformed round dropped");
+            return plain(StatusCode::BAD_REQUEST, format!("malformed round: {error}"));
+        }
+    };
+    if !federation.is_member(&peer) {
+        match round
+            .certificate
+            .as_ref()
+            .map(|c| federation.membership.admits(&peer, Some(c), now_ms()))
+        {
+            Some(Ok(())) => {
+                federation.certified.lock().unwrap().insert(peer);
+            }
+            _ => return not_member(&federation, &peer),
+        }
+    }
+    let from = match federation.add_peer(&PeerAddress {
+        id: peer,
+        address: round.address.clone(),
+    }) {
+        Ok(Some(from)) => from,
+        Ok(None) => return plain(StatusCode::SERVICE_UNAVAILABLE, "too many peers"),
+        Err(error) => return plain(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+    };
+    crate::follow::offered(&federation, &from, &round.offers);
+    let reply = federation.answer(&from, round);
+    axum::Json(reply).into_response()
+}
+
+async fn component(
+    State(federation): State<Arc<Federation>>,
+    Extension(PeerIdentity(peer)): Extension<PeerIdentity>,
+    Path(digest): Path<String>,
+) -> Response {
+    if !federation.is_member(&peer) {
+        return not_member(&federation, &peer);
+    }
+    let offered = federation
+        .functions
+        .read()
+        .unwrap()
+        .values()
+        .any(|f| f.local.read().unwrap().component.as_deref() == Some(digest.as_str()));
+    match offered
+        .then(|| federation.site.component(&digest))
+        .flatten()
+    {
+        Some(bytes) => (
+            [(http::header::CONTENT_TYPE, "application/wasm")],
+            Body::from(bytes),
+        )
+            .into_response(),
+        None => plain(
+            StatusCode::NOT_FOUND,
+            format!("no federated function here runs component {digest}"),
+        ),
+    }
+}
+
+/// A refused forwarded request: 403 (503 when the nonce memory is full), counted.
+fn refused(federation: &Federation, peer: &SiteId, why: &Refused) -> Response {
+    let reason = match why {
+        Refused::Malformed(_) => "malformed-stamp",
+        Refused::NotMember(_) => "not-member",
+        Refused::BadSignature => "bad-signature",
+        Refused::Stale { .. } => "stale",
+        Refused::Replayed => "replayed",
+        Refused::Busy => "busy",
+    };
+    federation.metrics.refused(&peer.to_string(), reason);
+    tracing::warn!(%peer, %why, "refused a forwarded request");
+    plain(
+        StatusCode::from_u16(why.status()).unwrap_or(StatusCode::FORBIDDEN),
+        why.to_string(),
+    )
+}
+
+async fn forwarded(
+    State(federation): State<Arc<Federation>>,
+    Extension(PeerIdentity(peer)): Extension<PeerIdentity>,
+    Path(params): Path<Vec<(String, String)>>,
+    request: Request,
+) -> Response {
+    if !federation.is_member(&peer) {
+        return not_member(&federation, &peer);
+    }
+    let name = params
+        .iter()
+        .find(|(k, _)| k == "name")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let rest = params
+        .iter()
+        .find(|(k, _)| k == "rest")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    let (mut parts, body) = request.into_parts();
+    let stamp = match Stamp::from_headers(|h| parts.headers.get(h)?.to_str().ok()) {
+        Ok(Some(stamp)) => stamp,
+        Ok(None) => {
+            return refused(
+                &federation,
+                &peer,
+                &Refused::Malformed("a forwarded request must be signed".into()),
+            );
+        }
+        Err(why) => return refused(&federation, &peer, &why),
+    };
+    if stamp.origin != peer {
+        return refused(
+            &federation,
+            &peer,
+            &Refused::Malformed(format!(
+                "signed as {} over a connection from {peer}",
+                stamp.origin
+            )),
+        );
+    }
+    let Some(max_body) = federation.local.max_body_bytes(&name) else {
+        federation.metrics.received(&name, &peer.to_string(), 404);
+        return plain(StatusCode::NOT_FOUND, format!("function {name} not found"));
+    };
+    let body: Bytes = match Limited::new(body, max_body as usize).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            return plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body exceeds the limit of {max_body} bytes for {name}"),
+            );
+        }
+    };
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let verified = federation.verifier.lock().unwrap().verify(
+        &stamp,
+        parts.method.as_str(),
+        &path_and_query,
+        &body,
+        &crate::membership::Membership::new([peer], []),
+        now_ms(),
+    );
+    if let Err(why) = verified {
+        return refused(&federation, &peer, &why);
+    }
+    let Some(function) = federation.function(&name) else {
+        federation.metrics.received(&name, &peer.to_string(), 404);
+        return plain(
+            StatusCode::NOT_FOUND,
+            format!("function {name} is not federated on this site"),
+        );
+    };
+    if !federation
+        .ledger
+        .lock()
+        .unwrap()
+        .admit(&name, peer, Instant::now())
+    {
+        federation.metrics.received(&name, &peer.to_string(), 429);
+        return plain(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("{name}: this site granted {peer} no more slots"),
+        );
+    }
+    for header in HEADERS {
+        parts.headers.remove(header);
+    }
+    let mut function_path = format!("/{rest}");
+    if let Some(query) = parts.uri.query() {
+        function_path.push('?');
+        function_path.push_str(query);
+    }
+    parts.uri = match function_path.parse() {
+        Ok(uri) => uri,
+        Err(error) => return plain(StatusCode::BAD_REQUEST, format!("bad path: {error}")),
+    };
+    let started = Instant::now();
+    function.running.fetch_add(1, Ordering::Relaxed);
+    let result = federation
+        .local
+        .invoke(&name, http::Request::from_parts(parts, body))
+        .await;
+    function.running.fetch_sub(1, Ordering::Relaxed);
+    federation.ledger.lock().unwrap().done(&name, peer);
+    let mut response = match result {
+        Ok(outcome) => {
+            if outcome.response.status().is_success() {
+                function.meter.served(started.elapsed());
+            }
+            outcome.response.map(Body::from)
+        }
+        Err(error) => plain(
+            StatusCode::from_u16(error.kind.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            error.message,
+        ),
+    };
+    federation
+        .metrics
+        .received(&name, &peer.to_string(), response.status().as_u16());
+    if let Ok(site) = HeaderValue::from_str(&federation.me.to_string()) {
+        response.headers_mut().insert(SITE_HEADER, site);
+    }
+    response
+}

@@ -1,0 +1,178 @@
+//! `GET /system/federation` and `baton federation status`: this site, its peers (up or not,
+//! their round-trip time, what they report and grant) and its federated functions (capacity,
+//! demand, route).
+
+use crate::agent::Federation;
+use crate::strategy::{Grant, Route};
+use serde::Serialize;
+use std::time::Instant;
+
+/// The federation as this site sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// This site's id.
+    pub site: String,
+    /// Where peers reach it.
+    pub address: String,
+    /// The offload strategy.
+    pub strategy: String,
+    /// Its round, in milliseconds.
+    pub period_ms: u64,
+    /// The peers it knows.
+    pub peers: Vec<PeerStatus>,
+    /// Its federated functions.
+    pub functions: Vec<FunctionStatus>,
+}
+
+/// One peer.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerStatus {
+    /// Its id.
+    pub id: String,
+    /// Its federation listener.
+    pub address: String,
+    /// Heard from within two periods.
+    pub up: bool,
+    /// The last round's round trip, milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// Milliseconds since it was last heard from.
+    pub heard_ms_ago: Option<u64>,
+    /// What it reported and granted, per function.
+    pub functions: Vec<PeerFunctionStatus>,
+}
+
+/// A function at a peer.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerFunctionStatus {
+    /// Its name.
+    pub name: String,
+    /// Slots the peer could take.
+    pub headroom: f64,
+    /// Slots it granted this site (`null`: unlimited; absent: none).
+    pub granted_to_us: Option<Option<f64>>,
+    /// Slots this site granted it.
+    pub granted_by_us: Option<Option<f64>>,
+    /// This site's requests in flight there.
+    pub in_flight: u64,
+}
+
+/// A federated function here.
+#[derive(Debug, Clone, Serialize)]
+pub struct FunctionStatus {
+    /// Its name.
+    pub name: String,
+    /// The site that offered it; absent when deployed here.
+    pub origin: Option<String>,
+    /// Slots this site has.
+    pub capacity: f64,
+    /// Its users' demand, slots.
+    pub demand: f64,
+    /// Requests running here now.
+    pub running: u64,
+    /// `local`, `shares` or `excess`, with the peers.
+    pub route: String,
+}
+
+fn grant(g: Grant) -> Option<f64> {
+    match g {
+        Grant::Unlimited => None,
+        Grant::Rate(slots) => Some(slots),
+    }
+}
+
+fn describe(route: &Route) -> String {
+    let short = |s: &crate::SiteId| s.to_string()[..8].to_string();
+    match route {
+        Route::Local => "local".into(),
+        Route::Shares(shares) => format!(
+            "shares {}",
+            shares
+                .iter()
+                .map(|(s, f)| format!("{}:{:.0}%", short(s), f * 100.0))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Route::Excess(targets) => format!(
+            "excess {}",
+            targets
+                .iter()
+                .map(|t| match t.cap {
+                    Some(cap) => format!("{}:{cap:.1}", short(&t.site)),
+                    None => format!("{}:w{:.0}", short(&t.site), t.weight),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    }
+}
+
+impl Federation {
+    /// What `baton federation status` shows.
+    pub fn status(&self) -> Status {
+        let now = Instant::now();
+        let given = self.ledger.lock().unwrap().live(now);
+        let peers = self
+            .peers()
+            .iter()
+            .map(|peer| {
+                let state = peer.state.lock().unwrap();
+                let mut functions: Vec<PeerFunctionStatus> = state
+                    .functions
+                    .iter()
+                    .map(|(name, f)| PeerFunctionStatus {
+                        name: name.clone(),
+                        headroom: f.headroom,
+                        granted_to_us: state
+                            .granted
+                            .get(name)
+                            .filter(|(_, until)| *until > now)
+                            .map(|(g, _)| grant(*g)),
+                        granted_by_us: given
+                            .iter()
+                            .find(|(f, s, _)| f == name && *s == peer.id)
+                            .map(|(_, _, g)| grant(*g)),
+                        in_flight: state.in_flight.get(name).copied().unwrap_or(0),
+                    })
+                    .collect();
+                functions.sort_by(|a, b| a.name.cmp(&b.name));
+                PeerStatus {
+                    id: peer.id.to_string(),
+                    address: peer.address(),
+                    up: state.up,
+                    rtt_ms: state.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                    heard_ms_ago: state
+                        .last_heard
+                        .map(|t| now.duration_since(t).as_millis() as u64),
+                    functions,
+                }
+            })
+            .collect();
+        let mut functions: Vec<FunctionStatus> = self
+            .functions
+            .read()
+            .unwrap()
+            .values()
+            .map(|f| {
+                let local = f.local.read().unwrap().clone();
+                let load = f.load(now);
+                FunctionStatus {
+                    name: local.name,
+                    origin: local.origin,
+                    capacity: load.capacity,
+                    demand: load.demand,
+                    running: f.running.load(std::sync::atomic::Ordering::Relaxed),
+                    route: describe(&f.route.read().unwrap()),
+                }
+            })
+            .collect();
+        functions.sort_by(|a, b| a.name.cmp(&b.name));
+        Status {
+            site: self.me.to_string(),
+            address: self.advertise.clone(),
+            strategy: self.strategy.name().into(),
+            period_ms: self.period.as_millis() as u64,
+            peers,
+            functions,
+        }
+    }
+}
