@@ -612,6 +612,12 @@ pub enum FederationCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show a running site's federation: its peers (up or not, round-trip time, headroom and
+    /// grants each way) and its federated functions (capacity, demand, route).
+    Status {
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 /// Objects are named `NAMESPACE/BUCKET/KEY`, as functions see them.

@@ -381,6 +381,10 @@ mod tests {
             state_listen: None,
             state_peers: None,
             state_secret: None,
+            federation_listen: None,
+            federation_peers: None,
+            federation_strategy: None,
+            federation_period: None,
         }
     }
 

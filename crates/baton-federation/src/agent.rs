@@ -48,6 +48,8 @@ pub(crate) struct Federated {
     pub(crate) route: RwLock<Arc<Route>>,
     /// Picks among shares and targets.
     pub(crate) sequence: AtomicU64,
+    /// Woken after every round that routed it.
+    pub(crate) rerouted: tokio::sync::Notify,
 }
 
 impl Federated {
@@ -59,6 +61,7 @@ impl Federated {
             own_in_flight: AtomicU64::new(0),
             route: RwLock::new(Arc::new(Route::Local)),
             sequence: AtomicU64::new(0),
+            rerouted: tokio::sync::Notify::new(),
         }
     }
 
@@ -278,12 +281,22 @@ impl Federation {
         self.functions.read().unwrap().get(name).cloned()
     }
 
-    /// Asks for a round now: the site saturated and its route has no room left. Strategies
-    /// that only act on their period ignore it.
-    pub(crate) fn saturated(&self) {
-        if self.strategy.reacts() && self.last_round.lock().unwrap().elapsed() >= MIN_ROUND_GAP {
+    /// Asks for a round now: the site saturated and its route has no room left; true when a
+    /// round is coming sooner than the period (the strategy reacts). Strategies that only act
+    /// on their period ignore it.
+    pub(crate) fn saturated(&self) -> bool {
+        if !self.strategy.reacts() {
+            return false;
+        }
+        if self.last_round.lock().unwrap().elapsed() >= MIN_ROUND_GAP {
             self.nudge.notify_one();
         }
+        true
+    }
+
+    /// Longest a request that found no room waits for the round its saturation asked for.
+    pub(crate) fn reroute_wait(&self) -> Duration {
+        MIN_ROUND_GAP * 3
     }
 
     /// Runs the rounds forever.
@@ -302,7 +315,7 @@ impl Federation {
     }
 
     /// Takes the site's federated functions as they are now.
-    fn refresh_functions(&self) {
+    pub(crate) fn refresh_functions(&self) {
         let current = self.site.federated();
         let mut functions = self.functions.write().unwrap();
         let names: HashSet<&str> = current.iter().map(|f| f.name.as_str()).collect();
@@ -570,11 +583,14 @@ impl Federation {
                 .collect();
             let load = function.load(now);
             let route = self.strategy.route(&load, &granted);
-            let mut current = function.route.write().unwrap();
-            if **current != route {
-                tracing::info!(function = %name, capacity = load.capacity, demand = load.demand, ?route, "federation route");
-                *current = Arc::new(route);
+            {
+                let mut current = function.route.write().unwrap();
+                if **current != route {
+                    tracing::info!(function = %name, capacity = load.capacity, demand = load.demand, ?route, "federation route");
+                    *current = Arc::new(route);
+                }
             }
+            function.rerouted.notify_waiters();
         }
     }
 

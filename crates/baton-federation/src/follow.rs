@@ -101,6 +101,8 @@ pub(crate) fn offered(federation: &Arc<Federation>, from: &Arc<Peer>, offers: &[
                     let name = offer.name.clone();
                     match install(&federation, &from, offer).await {
                         Ok(()) => {
+                            // Reported from the next round on, not the next period's.
+                            federation.refresh_functions();
                             tracing::info!(function = %name, peer = %from.id, "installed a function a peer offered")
                         }
                         Err(error) => {

@@ -66,6 +66,7 @@ impl Link {
             .await
             .map_err(|_| LinkError::Timeout(DIAL_TIMEOUT))??;
         let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
             .keep_alive_interval(Duration::from_secs(5))
             .keep_alive_timeout(Duration::from_secs(5))
             .handshake(TokioIo::new(tls))

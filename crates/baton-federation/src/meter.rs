@@ -27,13 +27,12 @@ pub fn arrival_rate(buckets: &[u64], bucket: Duration) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// Demand in slots: `rate` requests a second that each take `service` seconds, or, before any
-/// has finished, what is in flight now.
+/// Demand in slots: `rate` requests a second that each take `service` seconds, and never less
+/// than the users' requests in flight now (a burst within the current bucket, a backlog, or
+/// before any request has finished).
 pub fn demand_slots(rate: f64, service: Option<f64>, in_flight: u64) -> f64 {
-    match service {
-        Some(service) => rate * service,
-        None => in_flight as f64,
-    }
+    let steady = service.map_or(0.0, |service| rate * service);
+    steady.max(in_flight as f64)
 }
 
 #[derive(Debug)]
@@ -155,6 +154,8 @@ mod tests {
     fn demand_is_rate_times_service_or_what_is_in_flight() {
         assert!((demand_slots(100.0, Some(0.1), 3) - 10.0).abs() < 1e-9);
         assert_eq!(demand_slots(100.0, None, 3), 3.0);
+        // A burst not yet in the rate: what is in flight.
+        assert_eq!(demand_slots(0.0, Some(0.1), 7), 7.0);
     }
 
     #[test]

@@ -105,8 +105,9 @@ impl FederatedInvoker {
         Arc::new(FederatedInvoker { federation })
     }
 
-    /// The peer a request for `function` goes to now, if any.
-    fn choose(&self, name: &str, function: &Federated) -> Option<Arc<Peer>> {
+    /// The peer a request for `function` goes to now, if any; `Err` when neither this site
+    /// nor any peer has room and a round that may grant some is coming.
+    fn choose(&self, name: &str, function: &Federated) -> Result<Option<Arc<Peer>>, ()> {
         let route = function.route.read().unwrap().clone();
         let local_full =
             function.running.load(Ordering::Relaxed) as f64 >= function.capacity().ceil();
@@ -136,10 +137,10 @@ impl FederatedInvoker {
         };
         let x = fraction(function.sequence.fetch_add(1, Ordering::Relaxed));
         let chosen = pick(&route, local_full, x, room).and_then(|i| peers[i].clone());
-        if chosen.is_none() && local_full {
-            self.federation.saturated();
+        if chosen.is_none() && local_full && self.federation.saturated() {
+            return Err(());
         }
-        chosen
+        Ok(chosen)
     }
 
     /// Sends the request to `peer`; `None` when it did not take it (this site serves it).
@@ -245,7 +246,16 @@ impl Invoker for FederatedInvoker {
         function.meter.arrived(Instant::now());
         let _own = Counted::new(&function.own_in_flight);
         let (parts, body) = request.into_parts();
-        if let Some(peer) = self.choose(name, &function)
+        let chosen = match self.choose(name, &function) {
+            Ok(chosen) => chosen,
+            // No room anywhere: wait (briefly) for the round this saturation asked for.
+            Err(()) => {
+                let rerouted = function.rerouted.notified();
+                let _ = tokio::time::timeout(federation.reroute_wait(), rerouted).await;
+                self.choose(name, &function).unwrap_or(None)
+            }
+        };
+        if let Some(peer) = chosen
             && let Some(outcome) = self.forward(name, &function, &peer, &parts, &body).await
         {
             return Ok(outcome);

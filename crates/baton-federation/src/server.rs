@@ -97,7 +97,8 @@ pub async fn serve(federation: Arc<Federation>, listener: tokio::net::TcpListene
                     async move { tower::ServiceExt::oneshot(router, request.map(Body::new)).await }
                 },
             );
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder.http2().timer(hyper_util::rt::TokioTimer::new());
             if let Err(error) = builder.serve_connection(TokioIo::new(tls), service).await {
                 tracing::debug!(%remote, %error, "federation connection ended");
             }

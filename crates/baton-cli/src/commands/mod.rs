@@ -46,7 +46,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rm(args) => manage::remove(args).await,
         Command::Logs(args) => manage::logs(args).await,
         Command::Objects(command) => objects::run(command).await,
-        Command::Federation(command) => federation::run(command),
+        Command::Federation(command) => federation::run(command).await,
         Command::Bench(BenchCommand::Run(args)) => bench::run(args).await,
         Command::Bench(BenchCommand::Load(args)) => bench::load(*args).await,
         Command::Bench(BenchCommand::State(args)) => suites::state(args).await,

@@ -10,6 +10,7 @@ mod cluster;
 mod durability;
 mod faas_cli;
 mod failures;
+mod federation;
 mod invoke;
 mod jetstream;
 mod objects;
