@@ -250,6 +250,11 @@ pub enum BenchCommand {
     /// Cluster mode: sandbox creations per second with fake workers, scale-from-zero latency
     /// with wasm, control-plane recovery.
     Cluster(BenchClusterArgs),
+    /// Federation, after DFaaS's experiments: N sites on loopback (site 1 serves C requests a
+    /// second, the others 3 C), one federated function, load per scenario; per strategy the
+    /// share served each second and by which site, the time to converge (every second ≥ 99 %
+    /// served) and the latency a forwarded hop adds.
+    Federation(BenchFederationArgs),
     /// Serve a bare hyper hello-world (the baseline Baton's throughput is compared with).
     Baseline {
         /// Address to serve on.
@@ -284,6 +289,40 @@ pub struct BenchStateArgs {
     #[arg(long)]
     pub cluster: bool,
     /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchFederationArgs {
+    /// Sites to start.
+    #[arg(long, default_value_t = 3)]
+    pub sites: usize,
+    /// Strategy to run (repeatable): `grant`, `dfaas-recalc`, `static`, `all-local`
+    /// [default: all four].
+    #[arg(long = "strategy")]
+    pub strategies: Vec<String>,
+    /// Scenario to run (repeatable): `paper` (5 C to site 1), `second-overloaded` (site 2 too)
+    /// or `all-overloaded` (every site twice its capacity) [default: paper].
+    #[arg(long = "scenario")]
+    pub scenarios: Vec<String>,
+    /// Requests a second site 1 serves (C).
+    #[arg(long, default_value_t = 20.0)]
+    pub capacity: f64,
+    /// How long each run's load lasts.
+    #[arg(long, default_value_t = 60)]
+    pub seconds: u64,
+    /// How long it lasts with `dfaas-recalc` (DFaaS's rounds are a minute).
+    #[arg(long, default_value_t = 180)]
+    pub recalc_seconds: u64,
+    /// Rounds every this long instead of each strategy's own (500ms; dfaas-recalc 60s).
+    #[arg(long)]
+    pub period: Option<String>,
+    /// Write one SVG plot per scenario here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the report as JSON (per run: `served_fraction`, `converged_after_s`,
+    /// `hop_latency_ms`, `per_second`).
     #[arg(long)]
     pub json: bool,
 }

@@ -48,10 +48,12 @@ pub struct PeerFunctionStatus {
     pub name: String,
     /// Slots the peer could take.
     pub headroom: f64,
-    /// Slots it granted this site (`null`: unlimited; absent: none).
-    pub granted_to_us: Option<Option<f64>>,
-    /// Slots this site granted it.
-    pub granted_by_us: Option<Option<f64>>,
+    /// Slots it granted this site (a number, or `"unlimited"`); absent before any grant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub granted_to_us: Option<serde_json::Value>,
+    /// Slots this site granted it, likewise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub granted_by_us: Option<serde_json::Value>,
     /// This site's requests in flight there.
     pub in_flight: u64,
 }
@@ -73,10 +75,10 @@ pub struct FunctionStatus {
     pub route: String,
 }
 
-fn grant(g: Grant) -> Option<f64> {
+fn grant(g: Grant) -> serde_json::Value {
     match g {
-        Grant::Unlimited => None,
-        Grant::Rate(slots) => Some(slots),
+        Grant::Unlimited => "unlimited".into(),
+        Grant::Rate(slots) => slots.into(),
     }
 }
 

@@ -1,8 +1,10 @@
 //! The benchmark suites that start Baton themselves, on loopback: `baton bench state`
-//! ([`state`]) and `baton bench cluster` ([`cluster`]). Each takes a plain configuration (the
+//! ([`state`]), `baton bench cluster` ([`cluster`]) and `baton bench federation`
+//! ([`federation`]). Each takes a plain configuration (the
 //! CLI only turns flags into it) and returns its report as JSON, with a text rendering.
 
 pub mod cluster;
+pub mod federation;
 mod local;
 pub mod state;
 

@@ -64,8 +64,8 @@ async fn status(target: crate::cli::Target) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|f| {
                 let slots = |g: &serde_json::Value| match g {
-                    serde_json::Value::Null if g.is_null() => "-".to_string(),
                     serde_json::Value::Number(n) => format!("{:.1}", n.as_f64().unwrap_or(0.0)),
+                    serde_json::Value::String(s) => s.clone(),
                     _ => "-".to_string(),
                 };
                 format!(

@@ -1,9 +1,9 @@
-//! `baton bench state` and `baton bench cluster`: flags into the suites' configurations
+//! `baton bench state`, `baton bench cluster` and `baton bench federation`: flags into the suites' configurations
 //! (the suites themselves are `baton_bench::suites`), then their reports printed.
 
-use crate::cli::{BenchClusterArgs, BenchStateArgs};
+use crate::cli::{BenchClusterArgs, BenchFederationArgs, BenchStateArgs};
 use anyhow::Context;
-use baton_bench::suites::{cluster, state};
+use baton_bench::suites::{cluster, federation, state};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -54,6 +54,55 @@ pub async fn cluster(args: BenchClusterArgs) -> anyhow::Result<ExitCode> {
     match args.json {
         true => println!("{}", serde_json::to_string_pretty(&report)?),
         false => println!("{report:#}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn federation(args: BenchFederationArgs) -> anyhow::Result<ExitCode> {
+    let strategies = match args.strategies.is_empty() {
+        true => vec![
+            "grant".into(),
+            "dfaas-recalc".into(),
+            "static".into(),
+            "all-local".into(),
+        ],
+        false => args.strategies,
+    };
+    for strategy in &strategies {
+        anyhow::ensure!(
+            baton_federation::strategy::NAMES.contains(&strategy.as_str()),
+            "--strategy {strategy:?} is none of {}",
+            baton_federation::strategy::NAMES.join(", ")
+        );
+    }
+    let scenarios = match args.scenarios.is_empty() {
+        true => vec![federation::Scenario::Paper],
+        false => args
+            .scenarios
+            .iter()
+            .map(|s| federation::Scenario::parse(s))
+            .collect::<anyhow::Result<_>>()?,
+    };
+    let period = args
+        .period
+        .as_deref()
+        .map(|p| crate::config::duration(p, "--period"))
+        .transpose()?;
+    let config = federation::FederationBench {
+        binary: binary()?,
+        sites: args.sites,
+        strategies,
+        scenarios,
+        capacity: args.capacity,
+        seconds: args.seconds,
+        recalc_seconds: args.recalc_seconds,
+        period,
+        out: args.out,
+    };
+    let report = federation::run(&config).await?;
+    match args.json {
+        true => println!("{}", serde_json::to_string_pretty(&report)?),
+        false => print!("{}", federation::text(&report)),
     }
     Ok(ExitCode::SUCCESS)
 }
