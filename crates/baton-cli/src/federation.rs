@@ -111,23 +111,23 @@ pub struct NodeSite {
     pub control: Arc<ControlPlane>,
     pub artifacts: ArtifactStore,
     pub invoker: Arc<ClusterInvoker>,
-    /// Memory the node offers its sandboxes.
-    pub memory_bytes: u64,
 }
 
-/// The slots a site has for `spec`: the sandboxes its autoscaler may run (`scale.max`, and no
-/// more than fit in the memory the node offers) times their concurrency.
-pub fn capacity(spec: &FunctionSpec, memory_bytes: u64) -> f64 {
-    let fit = memory_bytes / spec.limits.memory_bytes.max(1);
-    (u64::from(spec.scaling.max).min(fit) * u64::from(spec.limits.concurrency)) as f64
+/// The slots a site has for `spec`: the sandboxes its autoscaler may run (`scale.max`) times
+/// their concurrency.
+pub fn capacity(spec: &FunctionSpec) -> f64 {
+    (u64::from(spec.scaling.max) * u64::from(spec.limits.concurrency)) as f64
 }
 
 /// What `spec` runs, as a short digest: the same on two sites means the same code and
-/// settings.
+/// settings. How many sandboxes a site runs is its own: a site may deploy a federated
+/// function itself with its own scale, and still take part.
 fn fingerprint(spec: &FunctionSpec) -> String {
     let mut spec = spec.clone();
-    spec.labels.remove(ORIGIN_LABEL);
-    spec.labels.remove(FINGERPRINT_LABEL);
+    spec.scaling = Default::default();
+    spec.labels.retain(|key, _| {
+        key != ORIGIN_LABEL && key != FINGERPRINT_LABEL && !key.starts_with("com.openfaas.scale.")
+    });
     let json = serde_json::to_vec(&spec).unwrap_or_default();
     ArtifactStore::digest(&json).0
 }
@@ -148,7 +148,7 @@ impl Site for NodeSite {
                     .filter(|_| spec.labels.contains_key(ORIGIN_LABEL))
                     .cloned()
                     .unwrap_or_else(|| fingerprint(&spec)),
-                capacity: capacity(&spec, self.memory_bytes),
+                capacity: capacity(&spec),
                 max_rate: spec
                     .labels
                     .get(MAX_RATE_LABEL)
@@ -260,18 +260,41 @@ pub fn status_routes(federation: Arc<Federation>) -> axum::Router {
 mod tests {
     use super::*;
 
-    #[test]
-    fn capacity_is_what_the_autoscaler_may_run_and_memory_holds() {
-        let mut spec: FunctionSpec = serde_json::from_value(serde_json::json!({
+    fn spec() -> FunctionSpec {
+        serde_json::from_value(serde_json::json!({
             "name": "f",
             "runtime": {"kind": "wasm", "component": "00"},
         }))
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn capacity_is_what_the_autoscaler_may_run() {
+        let mut spec = spec();
         spec.scaling.max = 3;
         spec.limits.concurrency = 2;
-        spec.limits.memory_bytes = 64 << 20;
-        for (memory, slots) in [(1 << 30, 6.0), (64 << 20, 2.0), (150 << 20, 4.0), (0, 0.0)] {
-            assert_eq!(capacity(&spec, memory), slots, "{memory}");
-        }
+        assert_eq!(capacity(&spec), 6.0);
+        spec.scaling.max = 0;
+        assert_eq!(capacity(&spec), 0.0);
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_code_and_settings_not_the_scale() {
+        let base = spec();
+        let mut scaled = spec();
+        scaled.scaling.max = 9;
+        scaled
+            .labels
+            .insert("com.openfaas.scale.max".into(), "9".into());
+        scaled.labels.insert(ORIGIN_LABEL.into(), "someone".into());
+        assert_eq!(fingerprint(&base), fingerprint(&scaled));
+        let mut other = spec();
+        other.env.insert("MODE".into(), "fast".into());
+        assert_ne!(fingerprint(&base), fingerprint(&other));
+        let mut code = spec();
+        code.runtime = RuntimeSpec::Wasm {
+            component: ArtifactDigest("01".into()),
+        };
+        assert_ne!(fingerprint(&base), fingerprint(&code));
     }
 }

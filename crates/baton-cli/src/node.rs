@@ -133,7 +133,6 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
                     control: control.clone(),
                     artifacts: stored.clone(),
                     invoker: platform.invoker.clone(),
-                    memory_bytes: platform.memory_bytes,
                 }),
                 platform.invoker.clone(),
             )

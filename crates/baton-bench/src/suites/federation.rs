@@ -1,7 +1,7 @@
 //! `baton bench federation`: DFaaS's experiments on Baton sites. N sites (`baton up`, each
 //! with its own data directory, site key and federation listener on loopback) list each other
-//! as members; site 1 deploys one federated function, which follows to the others. Site 1 has
-//! room for one sandbox and the others for three, so site 1 serves C requests a second and
+//! as members; every site deploys the same federated function, site 1 with one sandbox and the
+//! others with three (a site sizes its own copy), so site 1 serves C requests a second and
 //! the others 3 C each (the function waits `2000 / C` ms, two at a time per sandbox: a site's
 //! capacity is its slots, not its cores, and three sites fit on two cores). Then, per strategy,
 //! open-loop load as the scenario says, and per second: what was offered, what was served and
@@ -24,8 +24,6 @@ use std::time::{Duration, Instant};
 
 /// Requests a sandbox serves at once.
 const SLOTS_PER_SANDBOX: u32 = 2;
-/// Memory booked per sandbox; a site's worker offers a multiple of it.
-const SANDBOX_MIB: u64 = 64;
 /// A client gives up on a request after this long (the function's own timeout is 10 s).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A second counts as converged when at least this share of what was offered was served.
@@ -233,28 +231,18 @@ async fn start_sites(
         let data = dir.join(format!("site{}", i + 1));
         std::fs::create_dir_all(&data)?;
         let id = site_id(&config.binary, &data)?;
-        let sandboxes = if i == 0 { 1 } else { 3 };
-        let config_file = dir.join(format!("site{}.toml", i + 1));
-        std::fs::write(
-            &config_file,
-            format!(
-                "examples = false\n[worker]\nmemory = \"{}Mi\"\n",
-                sandboxes * SANDBOX_MIB
-            ),
-        )?;
-        prepared.push((data, id, free_port()?, config_file));
+        prepared.push((data, id, free_port()?));
     }
     let mut sites = Vec::new();
-    for (i, (data, id, port, config_file)) in prepared.iter().enumerate() {
+    for (i, (data, id, port)) in prepared.iter().enumerate() {
         let peers: Vec<String> = prepared
             .iter()
             .enumerate()
             .filter(|(j, _)| *j != i)
-            .map(|(_, (_, id, port, _))| format!("{id}@127.0.0.1:{port}"))
+            .map(|(_, (_, id, port))| format!("{id}@127.0.0.1:{port}"))
             .collect();
         let mut env = vec![
             ("BATON_DATA_DIR".to_string(), data.display().to_string()),
-            ("BATON_CONFIG".into(), config_file.display().to_string()),
             (
                 "BATON_FEDERATION_LISTEN".into(),
                 format!("127.0.0.1:{port}"),
@@ -308,41 +296,42 @@ async fn call(
     Ok((parts.status.as_u16(), parts.headers, body))
 }
 
-/// Deploys the federated function at site 1 and waits until every site runs its sandboxes and
-/// site 1 holds an answer from every peer about it.
-async fn deploy_and_settle(
-    client: &HttpClient,
-    sites: &[Site],
-) -> anyhow::Result<()> {
-    let first = &sites[0].node;
-    let settings = json!({
-        "service": "work",
-        "labels": {
-            "baton.federate": "true",
-            "com.openfaas.scale.min": "3",
-            "com.openfaas.scale.max": "3",
-        },
-        "limits": {"memory": format!("{SANDBOX_MIB}Mi")},
-        "envVars": {"max_inflight": SLOTS_PER_SANDBOX.to_string()},
-    });
-    let (status, _, body) = call(
-        client,
-        "POST",
-        &format!("{}/system/functions", first.url),
-        Some(&first.token),
-        &[
-            ("content-type", "application/wasm".into()),
-            ("x-baton-deployment", settings.to_string()),
-        ],
-        Bytes::from_static(baton_guests::BUSY),
-    )
-    .await?;
-    if status >= 300 {
-        bail!(
-            "deploying at site 1: {status} {}",
-            String::from_utf8_lossy(&body)
-        );
+/// Deploys the federated function on every site (site 1 last, one sandbox; the others three)
+/// and waits until every site runs its sandboxes and site 1 holds an answer from every peer
+/// about it.
+async fn deploy_and_settle(client: &HttpClient, sites: &[Site]) -> anyhow::Result<()> {
+    for (i, site) in sites.iter().enumerate().rev() {
+        let sandboxes = if i == 0 { "1" } else { "3" };
+        let settings = json!({
+            "service": "work",
+            "labels": {
+                "baton.federate": "true",
+                "com.openfaas.scale.min": sandboxes,
+                "com.openfaas.scale.max": sandboxes,
+            },
+            "envVars": {"max_inflight": SLOTS_PER_SANDBOX.to_string()},
+        });
+        let (status, _, body) = call(
+            client,
+            "POST",
+            &format!("{}/system/functions", site.node.url),
+            Some(&site.node.token),
+            &[
+                ("content-type", "application/wasm".into()),
+                ("x-baton-deployment", settings.to_string()),
+            ],
+            Bytes::from_static(baton_guests::BUSY),
+        )
+        .await?;
+        if status >= 300 {
+            bail!(
+                "deploying at site {}: {status} {}",
+                i + 1,
+                String::from_utf8_lossy(&body)
+            );
+        }
     }
+    let first = &sites[0].node;
     // A recalc round is a minute: the first after the deployment may be that far away.
     let deadline = Instant::now() + Duration::from_secs(150);
     for (i, site) in sites.iter().enumerate() {
