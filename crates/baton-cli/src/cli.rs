@@ -321,6 +321,10 @@ pub struct BenchFederationArgs {
     /// Write one SVG plot per scenario here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Delay every exchange between two sites by this much each way (a delaying proxy in
+    /// front of each site's federation listener), as DFaaS's emulated links did.
+    #[arg(long)]
+    pub link_delay: Option<String>,
     /// Print the report as JSON (per run: `served_fraction`, `converged_after_s`,
     /// `hop_latency_ms`, `per_second`).
     #[arg(long)]
@@ -471,6 +475,10 @@ pub struct UpArgs {
     /// `baton federation id`) [default: not a site].
     #[arg(long, env = "BATON_FEDERATION_LISTEN")]
     pub federation_listen: Option<String>,
+    /// Where peers reach this site's federation listener, when not where it listens (behind
+    /// NAT or a proxy, or listening on 0.0.0.0).
+    #[arg(long, env = "BATON_FEDERATION_ADVERTISE")]
+    pub federation_advertise: Option<String>,
     /// Member sites to dial, comma-separated `SITE_ID@HOST:PORT`; their ids are members.
     #[arg(long, env = "BATON_FEDERATION_PEERS", value_delimiter = ',')]
     pub federation_peers: Option<Vec<String>>,
@@ -650,6 +658,20 @@ pub enum FederationCommand {
         /// Print `{"id": …, "key_file": …}`.
         #[arg(long)]
         json: bool,
+    },
+    /// As an authority, admit a site: print a certificate (JSON) signed with this site's key
+    /// for `SITE_ID`, valid for `--days`. Sites that list this one in `[federation]
+    /// authorities` admit whoever shows it (`[federation] certificate` on the admitted site).
+    Certify {
+        /// The site to admit (its `baton federation id`).
+        site: String,
+        /// How long the certificate holds.
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+        /// The authority's data directory [default: $XDG_DATA_HOME/baton or
+        /// ~/.local/share/baton].
+        #[arg(long, env = "BATON_DATA_DIR")]
+        data_dir: Option<PathBuf>,
     },
     /// Show a running site's federation: its peers (up or not, round-trip time, headroom and
     /// grants each way) and its federated functions (capacity, demand, route).

@@ -316,6 +316,7 @@ impl NodeConfig {
                 &file.federation,
                 crate::federation::FederationFlags {
                     listen: args.federation_listen.as_deref(),
+                    advertise: args.federation_advertise.as_deref(),
                     peers: args.federation_peers.as_deref(),
                     strategy: args.federation_strategy.as_deref(),
                     period: args.federation_period.as_deref(),
@@ -382,6 +383,7 @@ mod tests {
             state_peers: None,
             state_secret: None,
             federation_listen: None,
+            federation_advertise: None,
             federation_peers: None,
             federation_strategy: None,
             federation_period: None,

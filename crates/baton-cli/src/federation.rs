@@ -37,6 +37,7 @@ pub struct FederationSection {
 /// Flags and environment variables over the file's section.
 pub struct FederationFlags<'a> {
     pub listen: Option<&'a str>,
+    pub advertise: Option<&'a str>,
     pub peers: Option<&'a [String]>,
     pub strategy: Option<&'a str>,
     pub period: Option<&'a str>,
@@ -54,7 +55,10 @@ pub fn resolve(
         format!("federation.listen {listen:?} is not host:port (e.g. 127.0.0.1:7443)")
     })?;
     let mut config = FederationConfig::new(listen);
-    config.advertise = section.advertise.clone();
+    config.advertise = flags
+        .advertise
+        .map(str::to_owned)
+        .or_else(|| section.advertise.clone());
     let peers: Vec<String> = match flags.peers {
         Some(peers) => peers.to_vec(),
         None => section.peers.clone().unwrap_or_default(),

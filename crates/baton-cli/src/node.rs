@@ -161,7 +161,7 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
                 .chain(std::iter::once(cluster_metrics(platform.cluster.clone())))
                 .chain(federation.as_ref().map(|site| {
                     let federation = site.federation.clone();
-                    Arc::new(move |out: &mut String| federation.metrics().render(out))
+                    Arc::new(move |out: &mut String| federation.render_metrics(out))
                         as baton_gateway::MetricsSource
                 }))
                 .collect(),

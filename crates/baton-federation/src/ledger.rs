@@ -48,7 +48,7 @@ impl Ledger {
                 rate: *slots,
             })
             .collect();
-        asks.sort_by(|a, b| a.site.cmp(&b.site));
+        asks.sort_by_key(|a| a.site);
         asks
     }
 

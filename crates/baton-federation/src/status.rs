@@ -178,3 +178,116 @@ impl Federation {
         }
     }
 }
+
+impl Federation {
+    /// Prometheus text: the counters, then per function this site's capacity, demand and
+    /// headroom, each peer's reported headroom, and the grants each way, in slots.
+    pub fn render_metrics(&self, out: &mut String) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        self.metrics.render(out)?;
+        let status = self.status();
+        writeln!(
+            out,
+            "# HELP baton_federation_capacity_slots Requests a federated function may run here at once."
+        )?;
+        writeln!(out, "# TYPE baton_federation_capacity_slots gauge")?;
+        for f in &status.functions {
+            writeln!(
+                out,
+                "baton_federation_capacity_slots{{function_name=\"{}\"}} {}",
+                f.name, f.capacity
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP baton_federation_demand_slots This site's users' demand for a federated function."
+        )?;
+        writeln!(out, "# TYPE baton_federation_demand_slots gauge")?;
+        for f in &status.functions {
+            writeln!(
+                out,
+                "baton_federation_demand_slots{{function_name=\"{}\"}} {}",
+                f.name, f.demand
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP baton_federation_headroom_slots What a site could take of a federated function: this site's (peer empty) and each peer's last report."
+        )?;
+        writeln!(out, "# TYPE baton_federation_headroom_slots gauge")?;
+        for f in &status.functions {
+            writeln!(
+                out,
+                "baton_federation_headroom_slots{{function_name=\"{}\",peer=\"\"}} {}",
+                f.name,
+                (f.capacity - f.demand).max(0.0)
+            )?;
+        }
+        for peer in status.peers.iter().filter(|p| p.up) {
+            for f in &peer.functions {
+                writeln!(
+                    out,
+                    "baton_federation_headroom_slots{{function_name=\"{}\",peer=\"{}\"}} {}",
+                    f.name, peer.id, f.headroom
+                )?;
+            }
+        }
+        writeln!(
+            out,
+            "# HELP baton_federation_grant_slots Live grants: received from a peer, or given to it (-1: unlimited)."
+        )?;
+        writeln!(out, "# TYPE baton_federation_grant_slots gauge")?;
+        let slots = |g: &serde_json::Value| g.as_f64().unwrap_or(-1.0);
+        for peer in &status.peers {
+            for f in &peer.functions {
+                if let Some(g) = &f.granted_to_us {
+                    writeln!(
+                        out,
+                        "baton_federation_grant_slots{{function_name=\"{}\",peer=\"{}\",direction=\"received\"}} {}",
+                        f.name,
+                        peer.id,
+                        slots(g)
+                    )?;
+                }
+                if let Some(g) = &f.granted_by_us {
+                    writeln!(
+                        out,
+                        "baton_federation_grant_slots{{function_name=\"{}\",peer=\"{}\",direction=\"given\"}} {}",
+                        f.name,
+                        peer.id,
+                        slots(g)
+                    )?;
+                }
+            }
+        }
+        writeln!(
+            out,
+            "# HELP baton_federation_peer_up Whether a peer was heard from within two periods."
+        )?;
+        writeln!(out, "# TYPE baton_federation_peer_up gauge")?;
+        for peer in &status.peers {
+            writeln!(
+                out,
+                "baton_federation_peer_up{{peer=\"{}\"}} {}",
+                peer.id,
+                u8::from(peer.up)
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP baton_federation_peer_rtt_seconds The last round's round trip to a peer."
+        )?;
+        writeln!(out, "# TYPE baton_federation_peer_rtt_seconds gauge")?;
+        for peer in &status.peers {
+            if let Some(ms) = peer.rtt_ms {
+                writeln!(
+                    out,
+                    "baton_federation_peer_rtt_seconds{{peer=\"{}\"}} {}",
+                    peer.id,
+                    ms / 1000.0
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

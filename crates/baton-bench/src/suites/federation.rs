@@ -109,6 +109,9 @@ pub struct FederationBench {
     pub period: Option<Duration>,
     /// Where the SVG plots go.
     pub out: Option<PathBuf>,
+    /// Every exchange between two sites crosses a link with this delay each way (a delaying
+    /// proxy in front of each site's federation listener); `None`: plain loopback.
+    pub link_delay: Option<Duration>,
 }
 
 /// One request's fate.
@@ -199,11 +202,44 @@ struct Site {
     id: String,
 }
 
-/// A free loopback port (bound, then released for the site to take).
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// The sites of one run, and the delaying proxies in front of them (stopped after the sites:
+/// fields drop in order).
+struct Sites {
+    sites: Vec<Site>,
+    _links: Vec<AbortOnDrop>,
+}
+
+/// A task stopped when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// `n` distinct loopback ports free now, below the kernel's ephemeral range: no outgoing
+/// connection takes one between this check and the site's bind, as one the kernel handed out
+/// could.
+fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let mut held = Vec::new();
+    for _ in 0..10_000 {
+        if held.len() == n {
+            break;
+        }
+        let port = fastrand::u16(10_000..ephemeral.max(10_001));
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+        }
+    }
+    if held.len() < n {
+        bail!("no {n} free loopback ports below {ephemeral}");
+    }
+    held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
 fn site_id(binary: &Path, data: &Path) -> anyhow::Result<String> {
@@ -225,28 +261,43 @@ async fn start_sites(
     config: &FederationBench,
     strategy: &str,
     dir: &Path,
-) -> anyhow::Result<Vec<Site>> {
+) -> anyhow::Result<Sites> {
+    // Each site's listener, and where peers reach it (a delaying proxy in front, or itself).
+    let ports = free_ports(2 * config.sites)?;
+    let mut links = Vec::new();
     let mut prepared = Vec::new();
     for i in 0..config.sites {
         let data = dir.join(format!("site{}", i + 1));
         std::fs::create_dir_all(&data)?;
         let id = site_id(&config.binary, &data)?;
-        prepared.push((data, id, free_port()?));
+        let listen = format!("127.0.0.1:{}", ports[2 * i]);
+        let reached = match config.link_delay {
+            Some(delay) => {
+                let proxy = format!("127.0.0.1:{}", ports[2 * i + 1]);
+                let listener = tokio::net::TcpListener::bind(&proxy).await?;
+                links.push(AbortOnDrop(tokio::spawn(super::delay::serve(
+                    listener,
+                    listen.clone(),
+                    delay,
+                ))));
+                proxy
+            }
+            None => listen.clone(),
+        };
+        prepared.push((data, id, listen, reached));
     }
     let mut sites = Vec::new();
-    for (i, (data, id, port)) in prepared.iter().enumerate() {
+    for (i, (data, id, listen, reached)) in prepared.iter().enumerate() {
         let peers: Vec<String> = prepared
             .iter()
             .enumerate()
             .filter(|(j, _)| *j != i)
-            .map(|(_, (_, id, port))| format!("{id}@127.0.0.1:{port}"))
+            .map(|(_, (_, id, _, reached))| format!("{id}@{reached}"))
             .collect();
         let mut env = vec![
             ("BATON_DATA_DIR".to_string(), data.display().to_string()),
-            (
-                "BATON_FEDERATION_LISTEN".into(),
-                format!("127.0.0.1:{port}"),
-            ),
+            ("BATON_FEDERATION_LISTEN".into(), listen.clone()),
+            ("BATON_FEDERATION_ADVERTISE".into(), reached.clone()),
             ("BATON_FEDERATION_PEERS".into(), peers.join(",")),
             ("BATON_FEDERATION_STRATEGY".into(), strategy.to_string()),
         ];
@@ -264,7 +315,10 @@ async fn start_sites(
             id: id.clone(),
         });
     }
-    Ok(sites)
+    Ok(Sites {
+        sites,
+        _links: links,
+    })
 }
 
 async fn call(
@@ -549,9 +603,10 @@ pub async fn run(config: &FederationBench) -> anyhow::Result<Value> {
                 rates
             );
             let dir = tempfile::tempdir()?;
-            let sites = start_sites(config, strategy, dir.path()).await?;
-            deploy_and_settle(&client, &sites).await?;
-            let outcomes = load(&client, &sites, &rates, seconds, wait_ms).await;
+            let run_sites = start_sites(config, strategy, dir.path()).await?;
+            let sites = &run_sites.sites;
+            deploy_and_settle(&client, sites).await?;
+            let outcomes = load(&client, sites, &rates, seconds, wait_ms).await;
             let run = report(strategy, *scenario, &capacities, &rates, &outcomes, seconds);
             eprintln!(
                 "  served {:.1} % (ideal {:.1} %), converged after {} s, by site {}",
@@ -569,7 +624,7 @@ pub async fn run(config: &FederationBench) -> anyhow::Result<Value> {
                     .collect(),
             ));
             runs.push(run);
-            drop(sites);
+            drop(run_sites);
         }
         if let Some(out) = &config.out {
             std::fs::create_dir_all(out)?;
@@ -593,6 +648,7 @@ pub async fn run(config: &FederationBench) -> anyhow::Result<Value> {
         "sites": config.sites,
         "capacity": config.capacity,
         "function_wait_ms": wait_ms,
+        "link_delay_ms": config.link_delay.map(|d| d.as_secs_f64() * 1000.0),
         "runs": runs,
     }))
 }

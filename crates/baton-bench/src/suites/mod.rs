@@ -4,6 +4,7 @@
 //! CLI only turns flags into it) and returns its report as JSON, with a text rendering.
 
 pub mod cluster;
+mod delay;
 pub mod federation;
 mod local;
 pub mod state;

@@ -13,6 +13,25 @@ pub fn key_file(data_dir: &Path) -> PathBuf {
 pub async fn run(command: FederationCommand) -> anyhow::Result<ExitCode> {
     match command {
         FederationCommand::Status { target } => return status(target).await,
+        FederationCommand::Certify {
+            site,
+            days,
+            data_dir,
+        } => {
+            let data_dir = data_dir.unwrap_or_else(crate::config::default_data_dir);
+            let authority = SiteKey::load_or_create(&key_file(&data_dir))?;
+            let member: baton_federation::SiteId = site.parse()?;
+            anyhow::ensure!(days > 0 && days <= 3650, "--days must be 1 to 3650");
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_millis() as u64;
+            let certificate = baton_federation::membership::Certificate::issue(
+                &authority,
+                member,
+                now_ms + days * 86_400_000,
+            );
+            crate::output::json(&certificate)?;
+        }
         FederationCommand::Id { data_dir, json } => {
             let data_dir = data_dir.unwrap_or_else(crate::config::default_data_dir);
             let path = key_file(&data_dir);

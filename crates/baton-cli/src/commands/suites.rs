@@ -98,6 +98,11 @@ pub async fn federation(args: BenchFederationArgs) -> anyhow::Result<ExitCode> {
         recalc_seconds: args.recalc_seconds,
         period,
         out: args.out,
+        link_delay: args
+            .link_delay
+            .as_deref()
+            .map(|d| crate::config::duration(d, "--link-delay"))
+            .transpose()?,
     };
     let report = federation::run(&config).await?;
     match args.json {

@@ -390,3 +390,69 @@ async fn outsiders_replays_altered_and_spoofed_requests_are_refused_and_counted(
     // Nothing ran.
     assert!(!metrics.contains("gateway_function_invocation_total{function_name=\"plain\""));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_site_certified_by_a_listed_authority_is_admitted_and_others_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (authority_dir, b_dir, c_dir) = (
+        dir.path().join("authority"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    let authority = site_id(&authority_dir);
+    let c_id = site_id(&c_dir);
+    let b_id = site_id(&b_dir);
+    // The authority certifies c; b lists only the authority.
+    let output = std::process::Command::new(crate::harness::BATON)
+        .args(["federation", "certify", &c_id, "--days", "1", "--data-dir"])
+        .arg(&authority_dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let certificate = dir.path().join("c.certificate.json");
+    std::fs::write(&certificate, &output.stdout).unwrap();
+    let ports = free_ports(2);
+    let b = site(
+        &b_dir,
+        ports[0],
+        &[],
+        &format!("examples = false\n[federation]\nauthorities = [\"{authority}\"]\n"),
+    );
+    let _c = site(
+        &c_dir,
+        ports[1],
+        &[format!("{b_id}@127.0.0.1:{}", ports[0])],
+        &format!(
+            "examples = false\n[federation]\ncertificate = \"{}\"\n",
+            certificate.display()
+        ),
+    );
+    let admitted = eventually(Duration::from_secs(30), || async {
+        let status = b.get("/system/federation").await.json();
+        status["peers"]
+            .as_array()
+            .is_some_and(|peers| peers.iter().any(|p| p["id"] == c_id && p["up"] == true))
+    })
+    .await;
+    assert!(admitted, "b never admitted the certified site");
+    // A site with no certificate, dialling b, is refused.
+    let outsider = SiteKey::generate().unwrap().0;
+    let link = Link::new(&outsider, b_id.parse().unwrap()).unwrap();
+    let round = http::Request::post("/federation/v1/round")
+        .body(Bytes::from_static(br#"{"address":"127.0.0.1:1"}"#))
+        .unwrap();
+    let reply = link
+        .send(
+            &format!("127.0.0.1:{}", ports[0]),
+            round,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 403);
+    let metrics = b.get("/metrics").await.text();
+    assert!(
+        metrics.contains(&format!("baton_federation_peer_up{{peer=\"{c_id}\"}} 1")),
+        "{metrics}"
+    );
+}
