@@ -124,13 +124,17 @@ pub fn capacity(spec: &FunctionSpec) -> f64 {
 }
 
 /// What `spec` runs, as a short digest: the same on two sites means the same code and
-/// settings. How many sandboxes a site runs is its own: a site may deploy a federated
-/// function itself with its own scale, and still take part.
+/// settings. How many sandboxes a site runs, and how many requests may wait for them, are its
+/// own: a site may deploy a federated function itself with its own scale and queue, and still
+/// take part.
 fn fingerprint(spec: &FunctionSpec) -> String {
     let mut spec = spec.clone();
     spec.scaling = Default::default();
     spec.labels.retain(|key, _| {
-        key != ORIGIN_LABEL && key != FINGERPRINT_LABEL && !key.starts_with("com.openfaas.scale.")
+        key != ORIGIN_LABEL
+            && key != FINGERPRINT_LABEL
+            && key != baton_api::LABEL_QUEUE
+            && !key.starts_with("com.openfaas.scale.")
     });
     let json = serde_json::to_vec(&spec).unwrap_or_default();
     ArtifactStore::digest(&json).0
@@ -291,6 +295,7 @@ mod tests {
             .labels
             .insert("com.openfaas.scale.max".into(), "9".into());
         scaled.labels.insert(ORIGIN_LABEL.into(), "someone".into());
+        scaled.labels.insert("baton.queue".into(), "4".into());
         assert_eq!(fingerprint(&base), fingerprint(&scaled));
         let mut other = spec();
         other.env.insert("MODE".into(), "fast".into());

@@ -1,7 +1,8 @@
 //! `baton bench federation`: DFaaS's experiments on Baton sites. N sites (`baton up`, each
 //! with its own data directory, site key and federation listener on loopback) list each other
 //! as members; every site deploys the same federated function, site 1 with one sandbox and the
-//! others with three (a site sizes its own copy), so site 1 serves C requests a second and
+//! others with three (a site sizes its own copy), as many requests waiting as it runs at once,
+//! so site 1 serves C requests a second and
 //! the others 3 C each (the function waits `2000 / C` ms, two at a time per sandbox: a site's
 //! capacity is its slots, not its cores, and three sites fit on two cores). Then, per strategy,
 //! open-loop load as the scenario says, and per second: what was offered, what was served and
@@ -355,13 +356,17 @@ async fn call(
 /// about it.
 async fn deploy_and_settle(client: &HttpClient, sites: &[Site]) -> anyhow::Result<()> {
     for (i, site) in sites.iter().enumerate().rev() {
-        let sandboxes = if i == 0 { "1" } else { "3" };
+        let sandboxes: u32 = if i == 0 { 1 } else { 3 };
+        // As many may wait as run at once: a short burst waits, an overload is refused at
+        // once (DFaaS's sites had no queue) rather than waiting out its timeout.
+        let queue = sandboxes * SLOTS_PER_SANDBOX;
         let settings = json!({
             "service": "work",
             "labels": {
                 "baton.federate": "true",
-                "com.openfaas.scale.min": sandboxes,
-                "com.openfaas.scale.max": sandboxes,
+                "com.openfaas.scale.min": sandboxes.to_string(),
+                "com.openfaas.scale.max": sandboxes.to_string(),
+                "baton.queue": queue.to_string(),
             },
             "envVars": {"max_inflight": SLOTS_PER_SANDBOX.to_string()},
         });
