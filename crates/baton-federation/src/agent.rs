@@ -50,6 +50,8 @@ pub(crate) struct Federated {
     pub(crate) sequence: AtomicU64,
     /// Woken after every round that routed it.
     pub(crate) rerouted: tokio::sync::Notify,
+    /// Woken when one of its requests here finishes.
+    pub(crate) slot_freed: tokio::sync::Notify,
 }
 
 impl Federated {
@@ -62,6 +64,7 @@ impl Federated {
             route: RwLock::new(Arc::new(Route::Local)),
             sequence: AtomicU64::new(0),
             rerouted: tokio::sync::Notify::new(),
+            slot_freed: tokio::sync::Notify::new(),
         }
     }
 
@@ -281,11 +284,17 @@ impl Federation {
         self.functions.read().unwrap().get(name).cloned()
     }
 
-    /// Asks for a round now: the site saturated and its route has no room left; true when a
-    /// round is coming sooner than the period (the strategy reacts). Strategies that only act
-    /// on their period ignore it.
-    pub(crate) fn saturated(&self) -> bool {
-        if !self.strategy.reacts() {
+    /// Asks for a round now: the site saturated on `function` and its route has no room
+    /// left; true when a round that may grant room is coming sooner than the period (the
+    /// strategy reacts and some peer reported headroom). Strategies that only act on their
+    /// period ignore it, and with every peer full there is nothing to ask.
+    pub(crate) fn saturated(&self, function: &str, fingerprint: &str) -> bool {
+        if !self.strategy.reacts()
+            || !self
+                .reports(function, fingerprint)
+                .iter()
+                .any(|r| r.headroom > 0.0)
+        {
             return false;
         }
         if self.last_round.lock().unwrap().elapsed() >= MIN_ROUND_GAP {

@@ -137,7 +137,10 @@ impl FederatedInvoker {
         };
         let x = fraction(function.sequence.fetch_add(1, Ordering::Relaxed));
         let chosen = pick(&route, local_full, x, room).and_then(|i| peers[i].clone());
-        if chosen.is_none() && local_full && self.federation.saturated() {
+        if chosen.is_none()
+            && local_full
+            && self.federation.saturated(name, &function.fingerprint())
+        {
             return Err(());
         }
         Ok(chosen)
@@ -248,10 +251,18 @@ impl Invoker for FederatedInvoker {
         let (parts, body) = request.into_parts();
         let chosen = match self.choose(name, &function) {
             Ok(chosen) => chosen,
-            // No room anywhere: wait (briefly) for the round this saturation asked for.
+            // No room anywhere: wait (briefly) for the round this saturation asked for, or
+            // for a slot here, whichever comes first.
             Err(()) => {
                 let rerouted = function.rerouted.notified();
-                let _ = tokio::time::timeout(federation.reroute_wait(), rerouted).await;
+                let freed = function.slot_freed.notified();
+                let _ = tokio::time::timeout(federation.reroute_wait(), async {
+                    tokio::select! {
+                        _ = rerouted => {}
+                        _ = freed => {}
+                    }
+                })
+                .await;
                 self.choose(name, &function).unwrap_or(None)
             }
         };
@@ -268,6 +279,7 @@ impl Invoker for FederatedInvoker {
                 .invoke(name, http::Request::from_parts(parts, body))
                 .await
         };
+        function.slot_freed.notify_one();
         let mut outcome = result?;
         if outcome.response.status().is_success() {
             function.meter.served(started.elapsed());

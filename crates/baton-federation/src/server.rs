@@ -336,6 +336,7 @@ async fn forwarded(
         .invoke(&name, http::Request::from_parts(parts, body))
         .await;
     function.running.fetch_sub(1, Ordering::Relaxed);
+    function.slot_freed.notify_one();
     federation.ledger.lock().unwrap().done(&name, peer);
     let mut response = match result {
         Ok(outcome) => {
