@@ -132,13 +132,20 @@ impl ControlPlane {
             }
             (RuntimeSpec::Process { .. }, _) => None,
         };
-        let cleanup = |digest: &Option<ArtifactDigest>| {
-            if let Some(digest) = digest
-                && !self.is_referenced(digest)
-            {
-                let _ = std::fs::remove_file(self.artifacts.path(digest));
-            }
-        };
+        self.check_and_commit(spec, digest, DeployMode::Upsert)
+            .await
+    }
+
+    /// The end of every deployment: the secrets it names exist, it prepares (compiles), it
+    /// is stored and served; on any failure the component stored for it is removed unless
+    /// another registration uses it.
+    async fn check_and_commit(
+        &self,
+        spec: FunctionSpec,
+        digest: Option<ArtifactDigest>,
+        mode: DeployMode,
+    ) -> Result<FunctionStatus, ApiError> {
+        let cleanup = |digest: &Option<ArtifactDigest>| self.drop_unreferenced(digest);
         if let Err(error) = self.secrets.check_exist(&spec.secrets) {
             cleanup(&digest);
             return Err(error);
@@ -151,7 +158,7 @@ impl ControlPlane {
             }
         };
         let registration = self
-            .commit(spec, prepared, DeployMode::Upsert)
+            .commit(spec, prepared, mode)
             .await
             .inspect_err(|_| cleanup(&digest))?;
         Ok(self.status(&registration))
@@ -228,6 +235,16 @@ impl ControlPlane {
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?
             .map_err(|e| ApiError::internal(format!("storing the component: {e}")))
+    }
+
+    /// Removes a component stored for a deployment that failed, unless a registration uses
+    /// it.
+    fn drop_unreferenced(&self, digest: &Option<ArtifactDigest>) {
+        if let Some(digest) = digest
+            && !self.is_referenced(digest)
+        {
+            let _ = std::fs::remove_file(self.artifacts.path(digest));
+        }
     }
 
     fn is_referenced(&self, digest: &ArtifactDigest) -> bool {
@@ -356,36 +373,14 @@ impl FunctionAdmin for ControlPlane {
         } else {
             Some(self.store_component(&request, upload).await?)
         };
-        let cleanup = |digest: &Option<ArtifactDigest>| {
-            if let Some(digest) = digest
-                && !self.is_referenced(digest)
-            {
-                let _ = std::fs::remove_file(self.artifacts.path(digest));
-            }
-        };
         let spec = match request.into_spec(digest.clone()) {
             Ok(spec) => spec,
             Err(error) => {
-                cleanup(&digest);
+                self.drop_unreferenced(&digest);
                 return Err(ApiError::bad_request(error.0));
             }
         };
-        if let Err(error) = self.secrets.check_exist(&spec.secrets) {
-            cleanup(&digest);
-            return Err(error);
-        }
-        let prepared = match self.host.prepare(&spec).await {
-            Ok(prepared) => prepared,
-            Err(error) => {
-                cleanup(&digest);
-                return Err(error);
-            }
-        };
-        let registration = self
-            .commit(spec, prepared, mode)
-            .await
-            .inspect_err(|_| cleanup(&digest))?;
-        Ok(self.status(&registration))
+        self.check_and_commit(spec, digest, mode).await
     }
 
     async fn delete(&self, name: &str) -> Result<(), ApiError> {

@@ -92,6 +92,13 @@ pub fn server_name() -> ServerName<'static> {
     ServerName::try_from("baton-federation").expect("a valid DNS name")
 }
 
+/// TLS 1.2 is never negotiated (both configurations are TLS 1.3 only).
+fn no_tls12() -> Result<HandshakeSignatureValid, rustls::Error> {
+    Err(rustls::Error::PeerIncompatible(
+        rustls::PeerIncompatible::Tls13RequiredForQuic,
+    ))
+}
+
 fn not_ed25519() -> rustls::Error {
     rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
 }
@@ -137,9 +144,7 @@ impl ClientCertVerifier for AnySiteKey {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls13RequiredForQuic,
-        ))
+        no_tls12()
     }
 
     fn verify_tls13_signature(
@@ -192,9 +197,7 @@ impl ServerCertVerifier for ExpectedSite {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls13RequiredForQuic,
-        ))
+        no_tls12()
     }
 
     fn verify_tls13_signature(

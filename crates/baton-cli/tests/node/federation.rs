@@ -54,13 +54,21 @@ async fn burst(node: &Node, n: usize, path: &str) -> Vec<crate::harness::Reply> 
     .await
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_federated_function_follows_its_owner_and_its_excess_is_served_by_a_peer() {
+/// Two sites, a and b, each listing the other; a deploys `slow` (the busy guest, one request
+/// per sandbox) federated with `labels`, and it has followed to b.
+struct Pair {
+    a: Node,
+    b: Node,
+    a_id: String,
+    b_id: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn pair_with_slow(labels: serde_json::Value) -> Pair {
     let dir = tempfile::tempdir().unwrap();
     let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
     let (a_id, b_id) = (site_id(&a_dir), site_id(&b_dir));
     let ports = free_ports(2);
-    // a runs at most two sandboxes of one request each: bursts of six overflow it.
     let a = site(
         &a_dir,
         ports[0],
@@ -79,14 +87,12 @@ async fn a_federated_function_follows_its_owner_and_its_excess_is_served_by_a_pe
             json!({
                 "service": "slow",
                 "image": baton_guests::BUSY_PATH,
-                "labels": {"baton.federate": "true", "com.openfaas.scale.min": "1", "com.openfaas.scale.max": "2"},
-                "limits": {"memory": "64Mi"},
+                "labels": labels,
                 "envVars": {"max_inflight": "1"},
             }),
         )
         .await;
     assert!(deployed.status < 300, "{}", deployed.text());
-    // It follows to b, labelled with its origin.
     assert!(
         eventually(Duration::from_secs(120), || async {
             b.names().await.contains(&"slow".to_string())
@@ -94,6 +100,30 @@ async fn a_federated_function_follows_its_owner_and_its_excess_is_served_by_a_pe
         .await,
         "the federated function never reached the peer"
     );
+    Pair {
+        a,
+        b,
+        a_id,
+        b_id,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_federated_function_follows_its_owner_and_its_excess_is_served_by_a_peer() {
+    // a runs at most two sandboxes of one request each: bursts of six overflow it.
+    // The data directories live as long as `_dir`.
+    let Pair {
+        a,
+        b,
+        a_id,
+        b_id,
+        _dir,
+    } = pair_with_slow(json!({
+        "baton.federate": "true", "com.openfaas.scale.min": "1", "com.openfaas.scale.max": "2"
+    }))
+    .await;
+    // It followed to b, labelled with its origin.
     let described = b.get("/system/function/slow").await.json();
     assert_eq!(described["labels"]["baton.federate.origin"], a_id);
     // A non-federated function stays where it was deployed.
@@ -164,41 +194,12 @@ async fn a_federated_function_follows_its_owner_and_its_excess_is_served_by_a_pe
 
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_to_a_peer_that_went_away_are_served_here_and_the_peer_is_dropped() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
-    let (a_id, b_id) = (site_id(&a_dir), site_id(&b_dir));
-    let ports = free_ports(2);
-    let a = site(
-        &a_dir,
-        ports[0],
-        &[format!("{b_id}@127.0.0.1:{}", ports[1])],
-        "examples = false\n",
-    );
-    let b = site(
-        &b_dir,
-        ports[1],
-        &[format!("{a_id}@127.0.0.1:{}", ports[0])],
-        "examples = false\n",
-    );
-    let deployed = a
-        .deploy(
-            "POST",
-            json!({
-                "service": "slow",
-                "image": baton_guests::BUSY_PATH,
-                "labels": {"baton.federate": "true", "com.openfaas.scale.min": "1"},
-                "limits": {"memory": "64Mi"},
-                "envVars": {"max_inflight": "1"},
-            }),
-        )
-        .await;
-    assert!(deployed.status < 300, "{}", deployed.text());
-    assert!(
-        eventually(Duration::from_secs(120), || async {
-            b.names().await.contains(&"slow".to_string())
-        })
-        .await
-    );
+    let Pair {
+        a, b, a_id, _dir, ..
+    } = pair_with_slow(json!({
+        "baton.federate": "true", "com.openfaas.scale.min": "1"
+    }))
+    .await;
     // Bursts of long requests until b holds some of them.
     let a = std::sync::Arc::new(a);
     let at_b = || async {
