@@ -83,7 +83,9 @@ impl OffloadStrategy for Granting {
                     .zip(&shares)
                     .filter(|(a, _)| a.site == *site)
                     .map(|(_, g)| *g)
-                    .sum();
+                    .sum::<f64>()
+                    // An empty sum is -0.0; a grant of nothing is 0.
+                    + 0.0;
                 (*site, Grant::Rate(granted))
             })
             .collect()
