@@ -163,6 +163,8 @@ impl Site for NodeSite {
                     .and_then(|r| r.parse::<f64>().ok())
                     .filter(|r| r.is_finite() && *r > 0.0),
                 timeout: spec.limits.timeout(),
+                max_output_bytes: usize::try_from(spec.limits.max_output_bytes)
+                    .unwrap_or(usize::MAX),
                 origin: spec.labels.get(ORIGIN_LABEL).cloned(),
                 component: match &spec.runtime {
                     RuntimeSpec::Wasm { component } => Some(component.0.clone()),

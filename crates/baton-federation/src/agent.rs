@@ -92,6 +92,98 @@ impl Federated {
     }
 }
 
+/// A request of a function running here, counted in its `running` until dropped (also when
+/// the request is cancelled: the client went away); then a waiting request is told a slot
+/// freed.
+pub(crate) struct Running<'a>(&'a Federated);
+
+impl<'a> Running<'a> {
+    pub(crate) fn new(function: &'a Federated) -> Running<'a> {
+        function.running.fetch_add(1, Ordering::Relaxed);
+        Running(function)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::Relaxed);
+        self.0.slot_freed.notify_one();
+    }
+}
+
+/// One of this site's requests for `function` in flight at a peer, counted until dropped
+/// (also when cancelled), so a lost request never keeps the peer's grant used.
+pub(crate) struct AtPeer<'a> {
+    peer: &'a Peer,
+    function: &'a str,
+}
+
+impl<'a> AtPeer<'a> {
+    pub(crate) fn new(peer: &'a Peer, function: &'a str) -> AtPeer<'a> {
+        *peer
+            .state
+            .lock()
+            .unwrap()
+            .in_flight
+            .entry(function.to_owned())
+            .or_default() += 1;
+        AtPeer { peer, function }
+    }
+}
+
+impl Drop for AtPeer<'_> {
+    fn drop(&mut self) {
+        if let Some(n) = self
+            .peer
+            .state
+            .lock()
+            .unwrap()
+            .in_flight
+            .get_mut(self.function)
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+/// A peer's request admitted under its grant, released from the ledger when dropped (also
+/// when cancelled or refused after admission), so its slot is never lost.
+pub(crate) struct Admitted<'a> {
+    federation: &'a Federation,
+    function: &'a str,
+    peer: SiteId,
+}
+
+impl<'a> Admitted<'a> {
+    /// Admits one of `peer`'s requests for `function`, or `None` when over its grant.
+    pub(crate) fn new(
+        federation: &'a Federation,
+        function: &'a str,
+        peer: SiteId,
+    ) -> Option<Admitted<'a>> {
+        federation
+            .ledger
+            .lock()
+            .unwrap()
+            .admit(function, peer, Instant::now())
+            .then_some(Admitted {
+                federation,
+                function,
+                peer,
+            })
+    }
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.federation
+            .ledger
+            .lock()
+            .unwrap()
+            .done(self.function, self.peer);
+    }
+}
+
 /// What a peer told of a function.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PeerFunction {
@@ -109,8 +201,6 @@ pub(crate) struct PeerState {
     pub(crate) granted: HashMap<String, (Grant, Instant)>,
     /// This site's requests in flight there, per function.
     pub(crate) in_flight: HashMap<String, u64>,
-    /// Names it offered in its last round, and installed here from it.
-    pub(crate) offered: HashSet<String>,
 }
 
 /// A member this site talks to.
@@ -344,33 +434,37 @@ impl Federation {
     fn drop_silent(&self, now: Instant) {
         let limit = self.period * 2;
         for peer in self.peers() {
-            let mut state = peer.state.lock().unwrap();
-            let silent = state
+            let silent = peer
+                .state
+                .lock()
+                .unwrap()
                 .last_heard
                 .is_none_or(|heard| now.duration_since(heard) > limit);
-            if state.up && silent {
-                state.up = false;
-                state.granted.clear();
-                drop(state);
-                self.ledger.lock().unwrap().forget(&peer.id);
-                peer.dropped.send_modify(|n| *n += 1);
-                tracing::warn!(peer = %peer.id, "federation peer dropped: not heard within two periods");
+            if silent {
+                self.drop_peer(&peer, "not heard within two periods");
             }
         }
     }
 
     /// Marks `peer` unreachable at once (a forwarded request found it gone).
     pub(crate) fn unreachable(&self, peer: &Peer, why: &str) {
+        self.drop_peer(peer, why);
+    }
+
+    /// Takes an up `peer` down: its grants and asks are forgotten, and its requests in flight
+    /// fail over.
+    fn drop_peer(&self, peer: &Peer, why: &str) {
         let mut state = peer.state.lock().unwrap();
-        if state.up {
-            state.up = false;
-            state.last_heard = None;
-            state.granted.clear();
-            drop(state);
-            self.ledger.lock().unwrap().forget(&peer.id);
-            peer.dropped.send_modify(|n| *n += 1);
-            tracing::warn!(peer = %peer.id, %why, "federation peer dropped: unreachable");
+        if !state.up {
+            return;
         }
+        state.up = false;
+        state.last_heard = None;
+        state.granted.clear();
+        drop(state);
+        self.ledger.lock().unwrap().forget(&peer.id);
+        peer.dropped.send_modify(|n| *n += 1);
+        tracing::warn!(peer = %peer.id, %why, "federation peer dropped");
     }
 
     /// Hears from `peer` now.
@@ -521,7 +615,16 @@ impl Federation {
             .expect("a valid request");
         let sent = Instant::now();
         let timeout = self.period.min(ROUND_TIMEOUT);
-        let response = match peer.link.send(&peer.address(), request, timeout).await {
+        let response = match peer
+            .link
+            .send(
+                &peer.address(),
+                request,
+                timeout,
+                crate::wire::MAX_ROUND_BYTES,
+            )
+            .await
+        {
             Ok(response) => response,
             Err(error) => {
                 tracing::debug!(peer = %peer.id, %error, "round not delivered");
@@ -608,6 +711,16 @@ impl Federation {
         let now = Instant::now();
         self.heard(from, now);
         let lease = self.period * 2;
+        // Loads are finite slots; a peer's NaN or infinity is dropped with its function.
+        let valid = |x: f64| x.is_finite() && x >= 0.0;
+        let round = Round {
+            functions: round
+                .functions
+                .into_iter()
+                .filter(|f| valid(f.headroom) && valid(f.ask))
+                .collect(),
+            ..round
+        };
         {
             let mut state = from.state.lock().unwrap();
             for function in &round.functions {
@@ -615,7 +728,7 @@ impl Federation {
                     function.name.clone(),
                     PeerFunction {
                         fingerprint: function.fingerprint.clone(),
-                        headroom: function.headroom.max(0.0),
+                        headroom: function.headroom,
                     },
                 );
             }

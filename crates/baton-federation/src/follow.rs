@@ -14,6 +14,9 @@ use std::time::Duration;
 
 /// Longest fetching a component may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest component fetched: the largest a site accepts in a deployment
+/// (`baton_control::MAX_COMPONENT_BYTES`).
+const MAX_COMPONENT_BYTES: usize = 256 << 20;
 
 /// What to do about one offer, given what this site has of that name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +128,6 @@ pub(crate) fn offered(federation: &Arc<Federation>, from: &Arc<Peer>, offers: &[
                 .then(|| local.name.clone())
         })
         .collect();
-    from.state.lock().unwrap().offered = names;
     for name in gone {
         if !federation.installing.lock().unwrap().insert(name.clone()) {
             continue;
@@ -176,7 +178,7 @@ async fn fetch(from: &Peer, wanted: &str) -> Result<Bytes, String> {
         .expect("a valid request");
     let response = from
         .link
-        .send(&from.address(), request, FETCH_TIMEOUT)
+        .send(&from.address(), request, FETCH_TIMEOUT, MAX_COMPONENT_BYTES)
         .await
         .map_err(|e| e.to_string())?;
     if !response.status().is_success() {

@@ -12,8 +12,6 @@ use tokio::time::timeout;
 
 /// Longest a dial (TCP and the TLS handshake) may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
-/// Largest response body read from a peer.
-const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
 /// Why a request to a peer got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -83,12 +81,13 @@ impl Link {
     }
 
     /// Sends `request` to the peer at `address`, waiting at most `deadline` for the whole
-    /// answer.
+    /// answer and reading at most `max_bytes` of its body (a longer one is an error).
     pub async fn send(
         &self,
         address: &str,
         request: http::Request<Bytes>,
         deadline: Duration,
+        max_bytes: usize,
     ) -> Result<http::Response<Bytes>, LinkError> {
         let exchange = async {
             let mut sender = self.sender(address).await?;
@@ -105,7 +104,7 @@ impl Link {
                 .await
                 .map_err(|e| LinkError::Unreachable(e.to_string()))?;
             let (parts, body) = response.into_parts();
-            let body = Limited::new(body, MAX_RESPONSE_BYTES)
+            let body = Limited::new(body, max_bytes)
                 .collect()
                 .await
                 .map_err(|e| LinkError::Unreachable(format!("reading the answer: {e}")))?

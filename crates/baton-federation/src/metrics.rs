@@ -5,14 +5,23 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
+/// Most series one counter keeps: label values come from peers and strangers (a site id per
+/// refused key), so past this new ones are counted under `other` values instead.
+const MAX_SERIES: usize = 4096;
+
 /// Counters keyed by their label values.
 #[derive(Default)]
 struct Counters(Mutex<BTreeMap<Vec<String>, u64>>);
 
 impl Counters {
     fn add(&self, labels: &[&str]) {
-        let key = labels.iter().map(|s| s.to_string()).collect();
-        *self.0.lock().unwrap().entry(key).or_default() += 1;
+        let mut counters = self.0.lock().unwrap();
+        let key: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
+        let key = match counters.len() < MAX_SERIES || counters.contains_key(&key) {
+            true => key,
+            false => vec!["other".to_string(); labels.len()],
+        };
+        *counters.entry(key).or_default() += 1;
     }
 
     fn get(&self, labels: &[&str]) -> u64 {
@@ -133,5 +142,15 @@ mod tests {
             "{out}"
         );
         assert_eq!(metrics.refusals("", "spoofed \"header\""), 1);
+    }
+
+    #[test]
+    fn strangers_cannot_grow_the_series_without_bound() {
+        let metrics = FederationMetrics::default();
+        for i in 0..MAX_SERIES + 100 {
+            metrics.refused(&format!("stranger-{i}"), "not-member");
+        }
+        assert_eq!(metrics.refused.0.lock().unwrap().len(), MAX_SERIES + 1);
+        assert_eq!(metrics.refusals("other", "other"), 100);
     }
 }

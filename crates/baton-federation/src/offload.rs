@@ -6,7 +6,7 @@
 //! (which queues it or answers 429, as without federation). Forwarded requests are never
 //! forwarded again: the receiver runs them on its own invoker.
 
-use crate::agent::{Federated, Federation, Peer, now_ms};
+use crate::agent::{AtPeer, Federated, Federation, Peer, Running, now_ms};
 use crate::server::SITE_HEADER;
 use crate::signing::Stamp;
 use crate::strategy::Route;
@@ -181,24 +181,22 @@ impl FederatedInvoker {
                 .headers_mut()
                 .insert(header, HeaderValue::from_str(&value).ok()?);
         }
-        let deadline = function.local.read().unwrap().timeout + Duration::from_secs(1);
+        let (deadline, max_output) = {
+            let local = function.local.read().unwrap();
+            (
+                local.timeout + Duration::from_secs(1),
+                local.max_output_bytes,
+            )
+        };
         let started = Instant::now();
-        *peer
-            .state
-            .lock()
-            .unwrap()
-            .in_flight
-            .entry(name.to_owned())
-            .or_default() += 1;
+        let at_peer = AtPeer::new(peer, name);
         let mut dropped = peer.dropped.subscribe();
         let address = peer.address();
         let result = tokio::select! {
-            result = peer.link.send(&address, request, deadline) => Some(result),
+            result = peer.link.send(&address, request, deadline, max_output) => Some(result),
             _ = dropped.changed() => None,
         };
-        if let Some(n) = peer.state.lock().unwrap().in_flight.get_mut(name) {
-            *n = n.saturating_sub(1);
-        }
+        drop(at_peer);
         let peer_name = peer.id.to_string();
         let response = match result {
             Some(Ok(response)) => response,
@@ -273,13 +271,12 @@ impl Invoker for FederatedInvoker {
         }
         let started = Instant::now();
         let result = {
-            let _running = Counted::new(&function.running);
+            let _running = Running::new(&function);
             federation
                 .local
                 .invoke(name, http::Request::from_parts(parts, body))
                 .await
         };
-        function.slot_freed.notify_one();
         let mut outcome = result?;
         if outcome.response.status().is_success() {
             function.meter.served(started.elapsed());

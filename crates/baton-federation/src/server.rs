@@ -9,7 +9,7 @@
 //! A client that is not a member, an unsigned, altered, stale or replayed request, or one
 //! whose stamp names another site than the one that proved its key, gets 403 and is counted.
 
-use crate::agent::{Federation, now_ms};
+use crate::agent::{Admitted, Federation, Running, now_ms};
 use crate::config::PeerAddress;
 use crate::identity::SiteId;
 use crate::signing::{HEADERS, Refused, Stamp};
@@ -24,13 +24,38 @@ use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// The header naming the site that served a request.
 pub const SITE_HEADER: &str = "x-baton-site";
 /// Longest a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections open at once; more are closed as they arrive (a member keeps one).
+const MAX_CONNECTIONS: usize = 1024;
+/// Longest a peer may take to send a request's body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Requests one connection may have in flight at once.
+const MAX_STREAMS: u32 = 1024;
+
+/// Reads `body` whole, at most `limit` bytes, within [`BODY_TIMEOUT`]; or the status and
+/// reason to refuse it with (413 too large, 408 too slow, 400 broken).
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, (StatusCode, String)> {
+    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await {
+        Ok(Ok(body)) => Ok(body.to_bytes()),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body exceeds the limit of {limit} bytes"),
+        )),
+        Ok(Err(error)) => Err((
+            StatusCode::BAD_REQUEST,
+            format!("reading the body: {error}"),
+        )),
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the body did not arrive within {BODY_TIMEOUT:?}"),
+        )),
+    }
+}
 
 /// The site that proved its key on this connection.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +85,7 @@ pub async fn serve(federation: Arc<Federation>, listener: tokio::net::TcpListene
         }
     };
     let router = router(federation.clone());
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (tcp, remote) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -69,9 +95,15 @@ pub async fn serve(federation: Arc<Federation>, listener: tokio::net::TcpListene
                 continue;
             }
         };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            federation.metrics.refused("", "too-many-connections");
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let (acceptor, router, federation) = (acceptor.clone(), router.clone(), federation.clone());
         tokio::spawn(async move {
+            // Held while the connection lives.
+            let _permit = permit;
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
@@ -98,7 +130,14 @@ pub async fn serve(federation: Arc<Federation>, listener: tokio::net::TcpListene
                 },
             );
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder.http2().timer(hyper_util::rt::TokioTimer::new());
+            builder
+                .http2()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .max_concurrent_streams(MAX_STREAMS);
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HANDSHAKE_TIMEOUT);
             if let Err(error) = builder.serve_connection(TokioIo::new(tls), service).await {
                 tracing::debug!(%remote, %error, "federation connection ended");
             }
@@ -134,12 +173,9 @@ async fn round(
     Extension(PeerIdentity(peer)): Extension<PeerIdentity>,
     request: Request,
 ) -> Response {
-    let body = match Limited::new(request.into_body(), MAX_ROUND_BYTES)
-        .collect()
-        .await
-    {
-        Ok(body) => body.to_bytes(),
-        Err(error) => {
+    let body = match read_body(request.into_body(), MAX_ROUND_BYTES).await {
+        Ok(body) => body,
+        Err((_, error)) => {
             federation.metrics.refused(&peer.to_string(), "malformed");
             return plain(
                 StatusCode::BAD_REQUEST,
@@ -273,14 +309,9 @@ async fn forwarded(
         federation.metrics.received(&name, &peer.to_string(), 404);
         return plain(StatusCode::NOT_FOUND, format!("function {name} not found"));
     };
-    let body: Bytes = match Limited::new(body, max_body as usize).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => {
-            return plain(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body exceeds the limit of {max_body} bytes for {name}"),
-            );
-        }
+    let body = match read_body(Body::new(body), max_body as usize).await {
+        Ok(body) => body,
+        Err((status, error)) => return plain(status, format!("{name}: {error}")),
     };
     let path_and_query = parts
         .uri
@@ -305,18 +336,13 @@ async fn forwarded(
             format!("function {name} is not federated on this site"),
         );
     };
-    if !federation
-        .ledger
-        .lock()
-        .unwrap()
-        .admit(&name, peer, Instant::now())
-    {
+    let Some(_admitted) = Admitted::new(&federation, &name, peer) else {
         federation.metrics.received(&name, &peer.to_string(), 429);
         return plain(
             StatusCode::TOO_MANY_REQUESTS,
             format!("{name}: this site granted {peer} no more slots"),
         );
-    }
+    };
     for header in HEADERS {
         parts.headers.remove(header);
     }
@@ -330,14 +356,13 @@ async fn forwarded(
         Err(error) => return plain(StatusCode::BAD_REQUEST, format!("bad path: {error}")),
     };
     let started = Instant::now();
-    function.running.fetch_add(1, Ordering::Relaxed);
-    let result = federation
-        .local
-        .invoke(&name, http::Request::from_parts(parts, body))
-        .await;
-    function.running.fetch_sub(1, Ordering::Relaxed);
-    function.slot_freed.notify_one();
-    federation.ledger.lock().unwrap().done(&name, peer);
+    let result = {
+        let _running = Running::new(&function);
+        federation
+            .local
+            .invoke(&name, http::Request::from_parts(parts, body))
+            .await
+    };
     let mut response = match result {
         Ok(outcome) => {
             if outcome.response.status().is_success() {

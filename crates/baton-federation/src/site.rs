@@ -27,6 +27,8 @@ pub struct LocalFunction {
     pub max_rate: Option<f64>,
     /// How long one request may run (its timeout).
     pub timeout: std::time::Duration,
+    /// Largest response it may give, in bytes (a forwarded answer is read up to this).
+    pub max_output_bytes: usize,
     /// The site that offered it; `None` when deployed here.
     pub origin: Option<String>,
     /// Its specification, offered to peers when deployed here.

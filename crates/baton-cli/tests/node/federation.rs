@@ -334,12 +334,17 @@ async fn outsiders_replays_altered_and_spoofed_requests_are_refused_and_counted(
     let round = http::Request::post("/federation/v1/round")
         .body(Bytes::from_static(br#"{"address":"127.0.0.1:1"}"#))
         .unwrap();
-    let reply = link.send(&address, round, deadline).await.unwrap();
+    let reply = link.send(&address, round, deadline, 1 << 20).await.unwrap();
     assert_eq!(status(&reply), 403, "{:?}", reply.body());
     let path = "/federation/v1/function/plain/";
     let (_, request) = signed(&outsider, &a_id, path, b"x");
     assert_eq!(
-        status(&link.send(&address, request, deadline).await.unwrap()),
+        status(
+            &link
+                .send(&address, request, deadline, 1 << 20)
+                .await
+                .unwrap()
+        ),
         403
     );
 
@@ -348,17 +353,32 @@ async fn outsiders_replays_altered_and_spoofed_requests_are_refused_and_counted(
     let (stamp, _) = signed(&b_key, &a_id, path, b"original");
     let altered = with_stamp(&stamp, path, b"altered!");
     assert_eq!(
-        status(&member.send(&address, altered, deadline).await.unwrap()),
+        status(
+            &member
+                .send(&address, altered, deadline, 1 << 20)
+                .await
+                .unwrap()
+        ),
         403
     );
     let first = member
-        .send(&address, with_stamp(&stamp, path, b"original"), deadline)
+        .send(
+            &address,
+            with_stamp(&stamp, path, b"original"),
+            deadline,
+            1 << 20,
+        )
         .await
         .unwrap();
     // Past the checks: not federated here, so not run (404).
     assert_eq!(status(&first), 404, "{:?}", first.body());
     let replayed = member
-        .send(&address, with_stamp(&stamp, path, b"original"), deadline)
+        .send(
+            &address,
+            with_stamp(&stamp, path, b"original"),
+            deadline,
+            1 << 20,
+        )
         .await
         .unwrap();
     assert_eq!(status(&replayed), 403);
@@ -366,13 +386,23 @@ async fn outsiders_replays_altered_and_spoofed_requests_are_refused_and_counted(
     // A member signing as another site: refused.
     let (_, spoofed) = signed(&outsider, &a_id, path, b"x");
     assert_eq!(
-        status(&member.send(&address, spoofed, deadline).await.unwrap()),
+        status(
+            &member
+                .send(&address, spoofed, deadline, 1 << 20)
+                .await
+                .unwrap()
+        ),
         403
     );
     // Unsigned: refused.
     let unsigned = http::Request::post(path).body(Bytes::new()).unwrap();
     assert_eq!(
-        status(&member.send(&address, unsigned, deadline).await.unwrap()),
+        status(
+            &member
+                .send(&address, unsigned, deadline, 1 << 20)
+                .await
+                .unwrap()
+        ),
         403
     );
 
@@ -447,6 +477,7 @@ async fn a_site_certified_by_a_listed_authority_is_admitted_and_others_are_not()
             &format!("127.0.0.1:{}", ports[0]),
             round,
             Duration::from_secs(30),
+            1 << 20,
         )
         .await
         .unwrap();
