@@ -1,4 +1,5 @@
-//! Builds the guest workspaces (`examples/` and `tests/guests/`) for `wasm32-wasip2`, as
+//! Builds the guest workspaces (`examples/`, `tests/guests/` and the social network's
+//! `apps/socialnet/functions/`) for `wasm32-wasip2`, as
 //! wasmtime's `test-programs/artifacts` does, so a fresh clone needs no extra step.
 //!
 //! The nested cargo gets its own target directory (`target/guests`): sharing the outer one
@@ -6,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const WORKSPACES: [&str; 2] = ["examples", "tests/guests"];
+const WORKSPACES: [&str; 3] = ["examples", "tests/guests", "apps/socialnet/functions"];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -16,7 +17,13 @@ fn main() {
         .unwrap()
         .to_path_buf();
     let target_dir = root.join("target").join("guests");
-    for watched in ["examples", "tests/guests", "crates/baton-sdk", "wit"] {
+    for watched in [
+        "examples",
+        "tests/guests",
+        "apps/socialnet",
+        "crates/baton-sdk",
+        "wit",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     ensure_wasm_target();
@@ -73,6 +80,7 @@ fn main() {
         "kv_wasmcloud",
         "blobstore_wasmcloud",
         "objects_sdk",
+        "socialnet",
     ] {
         let path = wasm_dir.join(format!("{name}.wasm"));
         assert!(path.exists(), "guest {} was not built", path.display());

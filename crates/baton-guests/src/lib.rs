@@ -7,7 +7,8 @@
 //! does; `KV_SPIN` and `KV_WASMCLOUD` keep data through `wasi:keyvalue` as Spin 3 and wasmCloud
 //! components do; `BLOBSTORE_WASMCLOUD` keeps files through `wasi:blobstore` as a wasmCloud
 //! component does, `OBJECTS_SDK` through `baton_sdk::objects`. Each has a `_PATH` twin naming
-//! the file.
+//! the file. `SOCIALNET` is the social network's component (`apps/socialnet/functions`),
+//! every function of the application in one.
 #![deny(missing_docs)]
 
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));

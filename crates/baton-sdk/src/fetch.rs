@@ -1,10 +1,20 @@
 //! Outgoing HTTP requests from a function: to other functions through the platform
 //! (`http://gateway:8080/function/{name}`, answered in-process) or to the hosts the
 //! function's deployment allows (label `baton.allowed-hosts`).
+//!
+//! [`start`] sends a request and returns at once, so a function can have several in flight
+//! (a fan-out) and [`Pending::wait`] for each; [`fetch`] is the two in one.
 
 use crate::Response;
-use wasi::http::outgoing_handler;
+use wasi::http::outgoing_handler::{self, FutureIncomingResponse};
 use wasi::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+
+/// A request sent whose response has not been read yet.
+pub struct Pending {
+    future: FutureIncomingResponse,
+    /// Why writing the body failed, reported if the response does not say more.
+    written: Result<(), String>,
+}
 
 /// Sends `method url` with `headers` and `body` and reads the whole response. The error is
 /// the host's reason in words, e.g. `HTTP-request-denied` when the policy refuses the host.
@@ -14,6 +24,17 @@ pub fn fetch(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<Response, String> {
+    start(method, url, headers, body)?.wait()
+}
+
+/// Sends `method url` with `headers` and `body` without waiting for the response: the host
+/// runs it while the function goes on (with other requests, say).
+pub fn start(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Pending, String> {
     let (scheme, rest) = match url.split_once("://") {
         Some(("http", rest)) => (Scheme::Http, rest),
         Some(("https", rest)) => (Scheme::Https, rest),
@@ -65,25 +86,34 @@ pub fn fetch(
         }
     }
     let finished = OutgoingBody::finish(outgoing, None).map_err(|e| e.to_string());
-    let incoming = loop {
-        match future.get() {
-            Some(Ok(Ok(response))) => break response,
-            Some(Ok(Err(code))) => return Err(code.to_string()),
-            Some(Err(())) => return Err("response already taken".to_string()),
-            None => future.subscribe().block(),
-        }
-    };
-    written?;
-    finished?;
-    let status = incoming.status();
-    let headers = crate::incoming::header_list(incoming.headers());
-    let body = incoming
-        .consume()
-        .map_err(|()| "response body already taken".to_string())?;
-    let bytes = crate::incoming::read_all(body, "the response")?;
-    Ok(Response {
-        status,
-        headers,
-        body: bytes,
+    Ok(Pending {
+        future,
+        written: written.and(finished),
     })
+}
+
+impl Pending {
+    /// Blocks until the response has arrived and reads it whole.
+    pub fn wait(self) -> Result<Response, String> {
+        let incoming = loop {
+            match self.future.get() {
+                Some(Ok(Ok(response))) => break response,
+                Some(Ok(Err(code))) => return Err(code.to_string()),
+                Some(Err(())) => return Err("response already taken".to_string()),
+                None => self.future.subscribe().block(),
+            }
+        };
+        self.written?;
+        let status = incoming.status();
+        let headers = crate::incoming::header_list(incoming.headers());
+        let body = incoming
+            .consume()
+            .map_err(|()| "response body already taken".to_string())?;
+        let bytes = crate::incoming::read_all(body, "the response")?;
+        Ok(Response {
+            status,
+            headers,
+            body: bytes,
+        })
+    }
 }

@@ -15,12 +15,14 @@
 
 mod fetch;
 mod incoming;
+mod invoke;
 pub mod objects;
 mod request;
 mod response;
 pub mod state;
 
-pub use fetch::fetch;
+pub use fetch::{Pending, fetch, start};
+pub use invoke::{DEFAULT_GATEWAY, gateway_url, invoke, invoke_all, invoke_start};
 pub use request::Request;
 pub use response::Response;
 /// The wasi bindings the SDK is built on, for what the SDK does not wrap.

@@ -155,3 +155,52 @@ impl Vector {
         })
     }
 }
+
+/// A map from string keys to multi-value registers (a document, an index, a timeline).
+pub struct RegisterMap(String);
+
+impl RegisterMap {
+    /// The map named `name` (created by its first `set`).
+    pub fn new(name: impl Into<String>) -> Self {
+        RegisterMap(name.into())
+    }
+
+    /// Sets `key` to `value`; returns the map's new version on this node, which counts every
+    /// change made to it here (a staging area can count its fields by it).
+    pub fn set(&self, key: &str, value: &str) -> Result<u64, Error> {
+        apply(&self.0, &Op::MapSet((key.to_string(), value.to_string())))
+    }
+
+    /// Removes `key` (a set concurrent with the removal wins).
+    pub fn remove(&self, key: &str) -> Result<u64, Error> {
+        apply(&self.0, &Op::MapRemove(key.to_string()))
+    }
+
+    /// The values of `key`: none, one, or several written concurrently.
+    pub fn get(&self, key: &str) -> Result<Vec<String>, Error> {
+        read_as(
+            &self.0,
+            &Query::MapGet(key.to_string()),
+            Vec::new(),
+            |r| match r {
+                Reading::Strings(s) => Ok(s),
+                Reading::Absent => Ok(Vec::new()),
+                other => Err(other),
+            },
+        )
+    }
+
+    /// Every key with its values, sorted by key; empty when the map does not exist.
+    pub fn entries(&self) -> Result<Vec<MapEntry>, Error> {
+        read_as(&self.0, &Query::Whole, Vec::new(), |r| match r {
+            Reading::Entries(e) => Ok(e),
+            Reading::Absent => Ok(Vec::new()),
+            other => Err(other),
+        })
+    }
+
+    /// Deletes the whole map; true when it existed.
+    pub fn delete(&self) -> Result<bool, Error> {
+        delete(&self.0)
+    }
+}

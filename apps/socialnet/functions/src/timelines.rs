@@ -1,0 +1,172 @@
+//! User timelines (a user's own posts) and home timelines (the posts of those they follow,
+//! and those that mention them), as DeathStarBench has them: register maps from post id to
+//! time, read newest first in `[start, stop)` pages.
+
+use crate::call::{call, succeeded};
+use crate::reply::{Input, Outcome, Style, missing};
+use crate::store::{self, MAX_NAME};
+use baton_sdk::state::RegisterMap;
+use serde_json::{Value, json};
+use socialnet_logic::timeline::{self, Entry};
+use socialnet_logic::{classic, fields};
+
+fn time(input: &Input) -> Result<f64, Value> {
+    match fields::present(input, "timestamp").map_err(missing(Style::List))? {
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|t| t.is_finite() && *t >= 0.0)
+            .ok_or_else(|| {
+                Style::List.error(
+                    "MissingFieldError",
+                    "timestamp must be a non-negative number",
+                )
+            }),
+        _ => Err(Style::List.error("MissingFieldError", "timestamp must be a number")),
+    }
+}
+
+/// `user-timeline-service-write-user-timeline`: in `req_id, post_id, creator_id, timestamp`.
+pub fn write_user(input: &Input) -> Outcome {
+    let m = missing(Style::List);
+    fields::id(input, "req_id").map_err(&m)?;
+    let post_id = fields::id(input, "post_id").map_err(&m)?;
+    let creator_id = fields::name(input, "creator_id", MAX_NAME).map_err(&m)?;
+    let at = time(input)?;
+    store::user_timeline(creator_id)
+        .set(&post_id, &at.to_string())
+        .map_err(|e| {
+            classic::error_list(
+                "UserTimelineServiceWriteUserTimelineError",
+                vec![json!(store::describe(e))],
+            )
+        })?;
+    Ok(
+        json!({"status": "success", "req_id": input["req_id"], "user_id": creator_id,
+              "post_id": post_id}),
+    )
+}
+
+/// `home-timeline-service-write-home-timeline`: in `req_id, post_id, user_id, timestamp,
+/// user_mentions_id`; writes the post into the home timeline of every follower of the author
+/// and of everyone mentioned.
+pub fn write_home(input: &Input) -> Outcome {
+    let m = missing(Style::List);
+    fields::id(input, "req_id").map_err(&m)?;
+    let post_id = fields::id(input, "post_id").map_err(&m)?;
+    let user_id = fields::name(input, "user_id", MAX_NAME).map_err(&m)?;
+    let mentioned = fields::strings(input, "user_mentions_id", MAX_NAME, 64).map_err(&m)?;
+    let at = time(input)?.to_string();
+    let fail = |e: String| {
+        classic::error_list("HomeTimelineServiceWriteHomeTimelineError", vec![json!(e)])
+    };
+    let mut readers: Vec<String> = crate::graph::list(&store::followers(user_id))
+        .map_err(fail)?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    readers.extend(mentioned);
+    readers.sort();
+    readers.dedup();
+    for reader in &readers {
+        store::home_timeline(reader)
+            .set(&post_id, &at)
+            .map_err(|e| fail(store::describe(e)))?;
+    }
+    Ok(
+        json!({"status": "success", "req_id": input["req_id"], "post_id": post_id,
+              "written": readers.len()}),
+    )
+}
+
+/// Reads `[start, stop)` of the timeline `map` of `input`'s user, with the posts.
+fn read(input: &Input, map: fn(&str) -> RegisterMap, status: &str) -> Outcome {
+    let m = missing(Style::List);
+    let user_id = fields::name(input, "user_id", MAX_NAME).map_err(&m)?;
+    let start = fields::count(input, "start").map_err(&m)?;
+    let stop = fields::count(input, "stop").map_err(&m)?;
+    timeline::check_bounds(start, stop).map_err(&m)?;
+    let fail = |e: String| classic::error_list(status, vec![json!(e)]);
+    let entries: Vec<Entry> = map(user_id)
+        .entries()
+        .map_err(|e| fail(store::describe(e)))?
+        .into_iter()
+        .filter_map(|e| {
+            let timestamp = e
+                .values
+                .iter()
+                .filter_map(|v| v.parse().ok())
+                .reduce(f64::max)?;
+            Some(Entry {
+                post_id: e.key,
+                timestamp,
+            })
+        })
+        .collect();
+    let post_ids = timeline::page(entries, start, stop);
+    let posts = call(
+        "post-storage-service-read-posts",
+        &json!({"post_ids": post_ids}),
+        None,
+    );
+    if !succeeded(&posts) {
+        return Err(classic::error_list(status, vec![posts]));
+    }
+    Ok(json!({"status": "success", "post_ids": post_ids, "posts": posts["posts"]}))
+}
+
+/// `user-timeline-service-read-user-timeline`: in `user_id, start, stop`.
+pub fn read_user(input: &Input) -> Outcome {
+    read(
+        input,
+        store::user_timeline,
+        "UserTimelineServiceReadUserTimelineError",
+    )
+}
+
+/// `home-timeline-service-read-home-timeline`: in `user_id, start, stop`.
+pub fn read_home(input: &Input) -> Outcome {
+    read(
+        input,
+        store::home_timeline,
+        "HomeTimelineServiceReadHomeTimelineError",
+    )
+}
+
+/// A timeline's front end: checks the fields, reads through `service`, and sorts the posts
+/// newest first. A failure downstream is answered with 200 and `status` (as the original's
+/// `user-timeline-read-frontend` does), not an exit.
+fn frontend(input: &Input, service: &str, status: &str) -> Outcome {
+    let m = missing(Style::List);
+    let user_id = fields::name(input, "user_id", MAX_NAME).map_err(&m)?;
+    let start = fields::count(input, "start").map_err(&m)?;
+    let stop = fields::count(input, "stop").map_err(&m)?;
+    let reply = call(
+        service,
+        &json!({"user_id": user_id, "start": start, "stop": stop}),
+        None,
+    );
+    if !succeeded(&reply) {
+        return Ok(classic::error_list(status, vec![reply]));
+    }
+    let mut posts = reply["posts"].as_array().cloned().unwrap_or_default();
+    posts.sort_by_key(|p| std::cmp::Reverse(p["timestamp"].as_u64().unwrap_or(0)));
+    Ok(json!({"status": "success", "posts": posts}))
+}
+
+/// `user-timeline-read-frontend`: in `user_id, start, stop`.
+pub fn user_frontend(input: &Input) -> Outcome {
+    frontend(
+        input,
+        "user-timeline-service-read-user-timeline",
+        "UserTimelineReadFrontendError",
+    )
+}
+
+/// `home-timeline-read-frontend`: in `user_id, start, stop`.
+pub fn home_frontend(input: &Input) -> Outcome {
+    frontend(
+        input,
+        "home-timeline-service-read-home-timeline",
+        "HomeTimelineReadFrontendError",
+    )
+}
