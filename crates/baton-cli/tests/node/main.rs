@@ -15,5 +15,6 @@ mod invoke;
 mod jetstream;
 mod objects;
 mod polyglot;
+mod socialnet;
 mod state;
 mod tls;
