@@ -255,6 +255,11 @@ pub enum BenchCommand {
     /// share served each second and by which site, the time to converge (every second ≥ 99 %
     /// served) and the latency a forwarded hop adds.
     Federation(BenchFederationArgs),
+    /// DeathStarBench's social network (apps/socialnet) on a node or a cluster: loads the
+    /// socfb-Reed98 graph, seeds posts, then measures each request type alone (invocations
+    /// and CPU per request), compose-post alone, and the mixed workload (60 % home timeline,
+    /// 30 % user timeline, 10 % compose) open-loop at each rate: p50/p90/p99 per type.
+    Socialnet(BenchSocialnetArgs),
     /// Serve a bare hyper hello-world (the baseline Baton's throughput is compared with).
     Baseline {
         /// Address to serve on.
@@ -289,6 +294,45 @@ pub struct BenchStateArgs {
     #[arg(long)]
     pub cluster: bool,
     /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchSocialnetArgs {
+    /// Directory of the graph (`<name>.nodes`, `<name>.edges`), as DeathStarBench ships it
+    /// in socialNetwork/datasets/social-graph/.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/socfb-Reed98"))]
+    pub graph: PathBuf,
+    /// Offered rates of the mixed workload, requests a second, comma-separated.
+    #[arg(long, default_value = "100,500,1000")]
+    pub rates: String,
+    /// Offered rates of compose-post alone, comma-separated (empty for none).
+    #[arg(long, default_value = "100")]
+    pub compose_rates: String,
+    /// Seconds measured at each rate.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
+    /// Posts seeded per user before measuring, on average (DeathStarBench's --compose: 10).
+    #[arg(long, default_value_t = 10)]
+    pub seed_posts: u32,
+    /// Rate of the per-type runs that count invocations and CPU per request.
+    #[arg(long, default_value_t = 100.0)]
+    pub profile_rate: f64,
+    /// Run on a cluster of this many workers (each with its state agent) behind one gateway
+    /// balancing by the affinity header (`consistent-hash`), instead of one node.
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// State writes `durable` (fsynced, the default of a node) or `async`.
+    #[arg(long, default_value = "durable")]
+    pub durability: String,
+    /// Calls at once while loading the graph and seeding posts.
+    #[arg(long, default_value_t = 32)]
+    pub load_concurrency: usize,
+    /// Write the JSON report and an SVG plot here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
 }

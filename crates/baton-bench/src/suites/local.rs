@@ -222,12 +222,21 @@ pub fn metric(text: &str, name: &str) -> f64 {
 
 /// Deploys `component` as `name` through the gateway at `url` (`POST /system/functions`).
 pub async fn upload(url: &str, token: &str, name: &str, component: &[u8]) -> anyhow::Result<()> {
+    deploy_component(url, token, &serde_json::json!({"service": name}), component).await
+}
+
+/// Deploys `component` with the OpenFaaS deployment `settings` (its `service` is the name)
+/// through the gateway at `url`.
+pub async fn deploy_component(
+    url: &str,
+    token: &str,
+    settings: &Value,
+    component: &[u8],
+) -> anyhow::Result<()> {
+    let name = settings["service"].as_str().unwrap_or("?");
     let request = http::Request::post(format!("{url}/system/functions"))
         .header("content-type", "application/wasm")
-        .header(
-            "x-baton-deployment",
-            serde_json::json!({"service": name}).to_string(),
-        )
+        .header("x-baton-deployment", settings.to_string())
         .header("authorization", format!("Bearer {token}"))
         .body(Full::new(Bytes::copy_from_slice(component)))?;
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
@@ -235,7 +244,12 @@ pub async fn upload(url: &str, token: &str, name: &str, component: &[u8]) -> any
         .await
         .context("no answer within 60 s")??;
     if !response.status().is_success() {
-        bail!("deploying {name}: {}", response.status());
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        bail!(
+            "deploying {name}: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
     }
     Ok(())
 }

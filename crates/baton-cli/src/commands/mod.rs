@@ -52,6 +52,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::State(args)) => suites::state(args).await,
         Command::Bench(BenchCommand::Cluster(args)) => suites::cluster(args).await,
         Command::Bench(BenchCommand::Federation(args)) => suites::federation(args).await,
+        Command::Bench(BenchCommand::Socialnet(args)) => suites::socialnet(args).await,
         Command::Bench(BenchCommand::Trace(TraceCommand::Generate(args))) => trace::generate(args),
         Command::Bench(BenchCommand::Trace(TraceCommand::Replay(args))) => {
             trace::replay(args).await

@@ -1,9 +1,9 @@
-//! `baton bench state`, `baton bench cluster` and `baton bench federation`: flags into the suites' configurations
+//! `baton bench state`, `cluster`, `federation` and `socialnet`: flags into the suites' configurations
 //! (the suites themselves are `baton_bench::suites`), then their reports printed.
 
-use crate::cli::{BenchClusterArgs, BenchFederationArgs, BenchStateArgs};
+use crate::cli::{BenchClusterArgs, BenchFederationArgs, BenchSocialnetArgs, BenchStateArgs};
 use anyhow::Context;
-use baton_bench::suites::{cluster, federation, state};
+use baton_bench::suites::{cluster, federation, socialnet, state};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -108,6 +108,51 @@ pub async fn federation(args: BenchFederationArgs) -> anyhow::Result<ExitCode> {
     match args.json {
         true => println!("{}", serde_json::to_string_pretty(&report)?),
         false => print!("{}", federation::text(&report)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rates(list: &str, flag: &str) -> anyhow::Result<Vec<f64>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            r.parse::<f64>()
+                .ok()
+                .filter(|r| *r > 0.0 && r.is_finite())
+                .with_context(|| format!("{flag}: {r:?} is not a positive number"))
+        })
+        .collect()
+}
+
+pub async fn socialnet(args: BenchSocialnetArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        matches!(args.durability.as_str(), "durable" | "async"),
+        "--durability {:?}: expected durable or async",
+        args.durability
+    );
+    anyhow::ensure!(args.seconds > 0, "--seconds must be at least 1");
+    anyhow::ensure!(
+        args.load_concurrency > 0,
+        "--load-concurrency must be at least 1"
+    );
+    let config = socialnet::SocialBench {
+        binary: binary()?,
+        graph: args.graph,
+        rates: rates(&args.rates, "--rates")?,
+        compose_rates: rates(&args.compose_rates, "--compose-rates")?,
+        seconds: args.seconds,
+        seed_posts: args.seed_posts,
+        profile_rate: args.profile_rate,
+        workers: args.workers,
+        durability: args.durability,
+        load_concurrency: args.load_concurrency,
+        out: args.out,
+    };
+    let report = socialnet::run(&config).await?;
+    match args.json {
+        true => println!("{}", serde_json::to_string_pretty(&report)?),
+        false => print!("{}", socialnet::text(&report)),
     }
     Ok(ExitCode::SUCCESS)
 }

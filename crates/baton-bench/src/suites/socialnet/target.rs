@@ -1,0 +1,182 @@
+//! What the benchmark runs against: one `baton up` node, or a cluster (control plane, one
+//! gateway balancing by the affinity header, workers each with a state agent), with the
+//! application deployed from `apps/socialnet/baton.toml`.
+
+use super::SocialBench;
+use crate::harness::Process;
+use crate::suites::{Http, LocalNode, bench_token, deploy_component, start_role};
+use anyhow::Context;
+use std::path::Path;
+
+/// The application's manifest, compiled in so the benchmark runs from anywhere.
+const MANIFEST: &str = include_str!("../../../../../apps/socialnet/baton.toml");
+
+/// A running target.
+pub struct Target {
+    /// Where functions are called.
+    pub url: String,
+    /// A client with the admin token.
+    pub http: Http,
+    token: String,
+    /// `node` or `cluster of N workers`.
+    name: String,
+    /// Processes whose CPU is counted.
+    pids: Vec<u32>,
+    _node: Option<LocalNode>,
+    _processes: Vec<Process>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn config_file(dir: &Path, durability: &str) -> anyhow::Result<String> {
+    let path = dir.join("baton.toml");
+    std::fs::write(&path, format!("[state]\ndurability = \"{durability}\"\n"))?;
+    Ok(path.display().to_string())
+}
+
+impl Target {
+    pub async fn start(config: &SocialBench) -> anyhow::Result<Target> {
+        match config.workers {
+            None => Self::node(config).await,
+            Some(workers) => Self::cluster(config, workers).await,
+        }
+    }
+
+    async fn node(config: &SocialBench) -> anyhow::Result<Target> {
+        let dir = tempfile::tempdir()?;
+        let env = [(
+            "BATON_CONFIG".to_string(),
+            config_file(dir.path(), &config.durability)?,
+        )];
+        eprintln!("starting a node");
+        let node = LocalNode::start(&config.binary, false, &env).await?;
+        Ok(Target {
+            url: node.url.clone(),
+            http: Http::new(&node.token),
+            token: node.token.clone(),
+            name: "node".into(),
+            pids: vec![node.pid()],
+            _node: Some(node),
+            _processes: Vec::new(),
+            _dir: Some(dir),
+        })
+    }
+
+    async fn cluster(config: &SocialBench, workers: usize) -> anyhow::Result<Target> {
+        let binary = config.binary.as_path();
+        let token = bench_token();
+        let dir = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let gateway_port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let control_url = format!("http://127.0.0.1:{port}");
+        let gateway_url = format!("http://127.0.0.1:{gateway_port}");
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        eprintln!("starting a control plane, {workers} workers and a gateway");
+        let (listen, control_dir) = (format!("127.0.0.1:{port}"), path("control"));
+        let control = start_role(
+            binary,
+            &[
+                "control",
+                "--listen",
+                &listen,
+                "--data-dir",
+                &control_dir,
+                "--token",
+                &token,
+            ],
+            dir.path(),
+        )
+        .await?;
+        let mut processes = vec![control];
+        for i in 0..workers {
+            let (id, data) = (format!("w{i}"), path(&format!("w{i}")));
+            let args = [
+                "worker",
+                "--control",
+                &control_url,
+                "--id",
+                &id,
+                "--data-dir",
+                &data,
+                "--state-durability",
+                &config.durability,
+                "--token",
+                &token,
+                "--gateway",
+                &gateway_url,
+            ];
+            processes.push(start_role(binary, &args, dir.path()).await?);
+        }
+        let gateway_listen = format!("127.0.0.1:{gateway_port}");
+        let gateway = start_role(
+            binary,
+            &[
+                "gateway",
+                "--control",
+                &control_url,
+                "--listen",
+                &gateway_listen,
+                "--token",
+                &token,
+                "--load-balancing",
+                "consistent-hash",
+            ],
+            dir.path(),
+        )
+        .await?;
+        processes.push(gateway);
+        let pids = processes.iter().map(Process::pid).collect();
+        Ok(Target {
+            url: gateway_url,
+            http: Http::new(&token),
+            token,
+            name: format!("cluster of {workers} workers"),
+            pids,
+            _node: None,
+            _processes: processes,
+            _dir: Some(dir),
+        })
+    }
+
+    /// Deploys every function of the manifest with the social network's component.
+    pub async fn deploy(&self) -> anyhow::Result<()> {
+        let deployments =
+            baton_api::manifest::parse_manifest(MANIFEST, Path::new("apps/socialnet/baton.toml"))?;
+        eprintln!("deploying {} functions", deployments.len());
+        for deployment in deployments {
+            let settings = serde_json::to_value(&deployment.request)?;
+            deploy_component(&self.url, &self.token, &settings, baton_guests::SOCIALNET)
+                .await
+                .context("deploying the social network")?;
+        }
+        Ok(())
+    }
+
+    /// Function invocations so far, counted by the gateway (nested calls included).
+    pub async fn invocations(&self) -> anyhow::Result<f64> {
+        self.http
+            .metric(
+                &format!("{}/metrics", self.url),
+                "gateway_function_invocation_total",
+            )
+            .await
+    }
+
+    /// CPU seconds the target's processes have used.
+    pub fn cpu_seconds(&self) -> f64 {
+        let ticks = procfs::ticks_per_second() as f64;
+        self.pids
+            .iter()
+            .filter_map(|pid| procfs::process::Process::new(*pid as i32).ok()?.stat().ok())
+            .map(|stat| (stat.utime + stat.stime) as f64 / ticks)
+            .sum()
+    }
+
+    /// What it is, for the report.
+    pub fn describe(&self) -> &str {
+        &self.name
+    }
+}
