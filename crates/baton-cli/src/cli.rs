@@ -129,7 +129,8 @@ pub struct GatewayArgs {
     /// This gateway's id among the control plane's gateways [default: gateway-<listen address>].
     #[arg(long, env = "BATON_GATEWAY_ID")]
     pub id: Option<String>,
-    /// Load balancing: random, round-robin, least-in-flight or power-of-two.
+    /// Load balancing: random, round-robin, least-in-flight, power-of-two or consistent-hash
+    /// (requests with one `X-Baton-Affinity` value go to one worker; others least-in-flight).
     #[arg(long, env = "BATON_LOAD_BALANCING", default_value = "least-in-flight")]
     pub load_balancing: String,
     /// How often in-flight counts go to the autoscaler.
@@ -230,6 +231,10 @@ pub struct WorkerArgs {
     /// in the data directory, `admin-token`, mode 0600].
     #[arg(long, env = "BATON_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The cluster gateway functions call each other through (`http://gateway:8080/function/…`
+    /// from a function goes there) [default: none; such calls are refused].
+    #[arg(long, env = "BATON_WORKER_GATEWAY")]
+    pub gateway: Option<String>,
     /// Log format: `text` or `json`.
     #[arg(long, env = "BATON_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

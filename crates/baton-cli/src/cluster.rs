@@ -409,6 +409,11 @@ async fn real_runtime(
         wasm.outbound().add_listener(state.api);
         wasm.outbound().add_listener(state.replication.address());
     }
+    if let Some(gateway) = &args.gateway {
+        let (uri, address) = crate::gateway_link::parse(gateway)?;
+        wasm.outbound()
+            .set_gateway(address, crate::gateway_link::service(uri));
+    }
     // Functions without a directory start in an empty one, never the data directory.
     let workdir = dir.join("workdir");
     std::fs::create_dir_all(&workdir)?;

@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod examples;
 mod federation;
+mod gateway_link;
 mod node;
 mod objects;
 mod output;

@@ -59,10 +59,10 @@ impl<K: Ord + Clone, V: CausalValue> OrMap<K, V> {
         });
         let Causal { store, context } = mutate(&mut value).into_causal();
         let delta = OrMap(Causal {
-            store: DotMap(BTreeMap::from([(key, store)])),
+            store: DotMap(BTreeMap::from([(key.clone(), store)])),
             context,
         });
-        self.join(&delta);
+        self.join_local(&key, &delta);
         delta
     }
 
@@ -73,8 +73,23 @@ impl<K: Ord + Clone, V: CausalValue> OrMap<K, V> {
             store.dots(&mut seen);
         }
         let delta = OrMap(Causal::delta(DotMap::default(), seen));
-        self.join(&delta);
+        self.join_local(key, &delta);
         delta
+    }
+
+    /// Joins `delta`, made here by a mutation of `key`, into the map. Such a delta's context
+    /// holds only the events of `key`'s value and the new ones, so no other key changes: only
+    /// `key` is joined, not every key as [`Lattice::join`] does (which made each update of a
+    /// large map cost the whole map).
+    fn join_local(&mut self, key: &K, delta: &OrMap<K, V>) {
+        let empty = V::Store::default();
+        let mut mine = self.0.store.0.remove(key).unwrap_or_default();
+        let theirs = delta.0.store.0.get(key).unwrap_or(&empty);
+        mine.join_with(&self.0.context, theirs, &delta.0.context);
+        if !mine.is_empty() {
+            self.0.store.0.insert(key.clone(), mine);
+        }
+        self.0.context.join(&delta.0.context);
     }
 
     /// The value at `key`.

@@ -154,6 +154,14 @@ proptest! {
     }
 
     #[test]
+    fn or_map_of_registers(steps in steps((0u8..3, 0u8..4, 0u8..3)), seed in 1u64..u64::MAX) {
+        check(steps, seed, |s: &mut OrMap<u8, MvRegister<u8>>, r, (kind, key, v)| match kind {
+            0 | 1 => s.update(*key, |register| register.write(r, *v)),
+            _ => s.remove(key),
+        })?;
+    }
+
+    #[test]
     fn or_map_of_flags(steps in steps((0u8..3, 0u8..3)), seed in 1u64..u64::MAX) {
         check(steps, seed, |s: &mut OrMap<u8, EwFlag>, r, (kind, key)| match kind {
             0 => s.update(*key, |flag| flag.enable(r)),

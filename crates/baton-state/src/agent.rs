@@ -15,6 +15,10 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, oneshot};
 
+/// Objects walked per hold of the objects' lock by the walks over many of them (snapshots,
+/// footprint), so operations interleave with a walk instead of waiting for all of it.
+const LOCK_CHUNK: usize = 64;
+
 /// What one node accepts.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -538,14 +542,28 @@ impl Agent {
 
     /// Live objects on this node and their encoded size in bytes (walks every object).
     pub fn footprint(&self) -> (usize, usize) {
-        let objects = self.inner.objects.lock().unwrap();
-        let live = objects.map.values().filter_map(|e| e.object.as_ref());
-        live.fold((0, 0), |(n, bytes), o| {
-            (
-                n + 1,
-                bytes + postcard::experimental::serialized_size(o).unwrap_or(0),
-            )
-        })
+        // The keys first, then the sizes a chunk at a time, so a scrape does not hold every
+        // operation back for a walk of every object.
+        let keys: Vec<ObjectKey> = self
+            .inner
+            .objects
+            .lock()
+            .unwrap()
+            .map
+            .keys()
+            .cloned()
+            .collect();
+        let mut totals = (0, 0);
+        for chunk in keys.chunks(LOCK_CHUNK) {
+            let objects = self.inner.objects.lock().unwrap();
+            for key in chunk {
+                if let Some(object) = objects.map.get(key).and_then(|e| e.object.as_ref()) {
+                    totals.0 += 1;
+                    totals.1 += postcard::experimental::serialized_size(object).unwrap_or(0);
+                }
+            }
+        }
+        totals
     }
 
     /// Sets the gauges that need a walk of every object (called at scrape time).
@@ -641,13 +659,27 @@ impl Agent {
     }
 
     /// Whole states of the objects changed since the previous call (for the log's snapshot).
+    /// Copies of the objects changed since the last snapshot, taken [`LOCK_CHUNK`] at a time:
+    /// copying thousands of large objects under one hold of the lock stalled every operation
+    /// of the node for the whole copy (hundreds of milliseconds with the social network's
+    /// timelines). Each copy holds every update applied before it, so every record already
+    /// in the log is covered, and later records are replayed over it (joins are idempotent).
     fn snapshot_changed(&self) -> Vec<Update> {
         let now = now_micros();
-        let mut objects = self.inner.objects.lock().unwrap();
-        let keys = std::mem::take(&mut objects.unsnapshotted);
-        keys.iter()
-            .filter_map(|k| objects.map.get(k).map(|e| e.as_update(k, now)))
-            .collect()
+        let keys: Vec<ObjectKey> =
+            std::mem::take(&mut self.inner.objects.lock().unwrap().unsnapshotted)
+                .into_iter()
+                .collect();
+        let mut copies = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(LOCK_CHUNK) {
+            let objects = self.inner.objects.lock().unwrap();
+            copies.extend(
+                chunk
+                    .iter()
+                    .filter_map(|k| objects.map.get(k).map(|e| e.as_update(k, now))),
+            );
+        }
+        copies
     }
 }
 

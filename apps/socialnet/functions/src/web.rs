@@ -187,11 +187,13 @@ fn login(body: &str) -> Response {
 
 fn register(body: &str) -> Response {
     let field = |k: &str| form::field(body, k).unwrap_or_default();
+    let username = field("username");
+    // Registrations of one name meet on one worker of a cluster, whose replica decides.
     let reply = call(
         "register-user",
-        &json!({"username": field("username"), "first_name": field("first_name"),
+        &json!({"username": username, "first_name": field("first_name"),
                 "last_name": field("last_name"), "password": field("password")}),
-        None,
+        Some(&crate::store::part(&username)),
     );
     if succeeded(&reply) {
         login_page(None, Some("Signed up: log in now."))

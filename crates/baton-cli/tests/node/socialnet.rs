@@ -669,3 +669,63 @@ async fn every_function_reports_bad_input_in_the_classic_format() {
         .await;
     assert_eq!(mistyped["message"], "username must be a string");
 }
+
+/// Where the browser test keeps its screenshots (under the target directory, kept after the
+/// run for people to look at).
+const SCREENSHOTS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../target/browser/socialnet"
+);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pages_work_end_to_end_in_headless_chromium() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let setup = std::process::Command::new(format!("{root}/tests/browser/setup.sh"))
+        .arg(format!("{root}/target/browser"))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(setup.status.success(), "tests/browser/setup.sh failed");
+    let node_path = String::from_utf8(setup.stdout).unwrap().trim().to_string();
+
+    let app = start().await;
+    app.ok(
+        "register-user",
+        json!({"username": "ben", "first_name": "Ben", "last_name": "B", "password": "ben-pw"}),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(SCREENSHOTS);
+    std::fs::create_dir_all(SCREENSHOTS).unwrap();
+    let url = app.node.url.clone();
+    let script = format!("{root}/tests/browser/socialnet.cjs");
+    let run = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(script)
+            .arg(url)
+            .arg(SCREENSHOTS)
+            .env("NODE_PATH", node_path)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        run.status.success(),
+        "the browser run failed:\n{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for shot in [
+        "01-signup",
+        "02-main-after-compose",
+        "03-profile-following",
+        "04-home-timeline",
+        "05-logged-out",
+    ] {
+        let bytes = std::fs::read(format!("{SCREENSHOTS}/{shot}.png")).unwrap();
+        assert!(
+            bytes.starts_with(b"\x89PNG") && bytes.len() > 1000,
+            "{shot}"
+        );
+    }
+}

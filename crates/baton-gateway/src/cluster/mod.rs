@@ -18,7 +18,7 @@ pub use admin::ClusterAdmin;
 pub use data::{DataPlane, Forward, HttpDataPlane, SandboxCall};
 pub use synced::SyncedAdmin;
 
-use crate::balance::{LoadBalancer, load_balancer};
+use crate::balance::{AFFINITY_HEADER, LoadBalancer, load_balancer, stable_hash};
 use async_trait::async_trait;
 use baton_api::cluster::{self as proto, GatewayUpdate};
 use baton_api::cluster_auth::{ClientAuth, ControlConn, control_conn};
@@ -402,6 +402,10 @@ impl Invoker for ClusterInvoker {
             .ok_or_else(|| ApiError::not_found(function))?;
         let deadline = started + latest.spec.limits.timeout();
         let (parts, body) = request.into_parts();
+        let key = parts
+            .headers
+            .get(AFFINITY_HEADER)
+            .map(|value| stable_hash(value.as_bytes()));
         let mut cold = false;
         let mut attempts = 0u32;
         loop {
@@ -410,7 +414,7 @@ impl Invoker for ClusterInvoker {
             let changed = route.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if let Some(lease) = route.acquire(self.balancer.as_ref()) {
+            if let Some(lease) = route.acquire(self.balancer.as_ref(), key) {
                 let endpoint = lease.endpoint.clone();
                 let held = endpoint.placed.load(Ordering::Acquire);
                 let hold = endpoint

@@ -1,7 +1,7 @@
 //! One function's routing state at a gateway: its sandboxes with their in-flight counts,
 //! the wait queue, and the load samples for the autoscaler.
 
-use crate::balance::{LoadBalancer, Slot};
+use crate::balance::{LoadBalancer, Slot, stable_hash};
 use baton_api::cluster as proto;
 use baton_api::{FunctionSpec, SandboxId, WorkerId};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -12,6 +12,8 @@ use tokio::sync::Notify;
 pub(crate) struct Endpoint {
     pub(crate) sandbox: SandboxId,
     pub(crate) worker: WorkerId,
+    /// [`stable_hash`] of the worker's id, as load balancing sees it.
+    worker_hash: u64,
     /// `http://{worker data address}/sandbox/{id}`.
     pub(crate) base: String,
     in_flight: AtomicU32,
@@ -25,6 +27,7 @@ impl Endpoint {
         Arc::new(Endpoint {
             sandbox: SandboxId::from(e.sandbox_id.as_str()),
             worker: WorkerId::from(e.worker_id.as_str()),
+            worker_hash: stable_hash(e.worker_id.as_bytes()),
             base: format!("http://{}/sandbox/{}", e.address, e.sandbox_id),
             in_flight: AtomicU32::new(0),
             placed: AtomicBool::new(placed),
@@ -95,7 +98,11 @@ impl Route {
 
     /// Picks a sandbox with room and takes a slot in it; the slot is given back when the
     /// returned lease drops, also when the request is abandoned mid-way (client gone).
-    pub(crate) fn acquire(&self, balancer: &dyn LoadBalancer) -> Option<SlotLease<'_>> {
+    pub(crate) fn acquire(
+        &self,
+        balancer: &dyn LoadBalancer,
+        key: Option<u64>,
+    ) -> Option<SlotLease<'_>> {
         let capacity = self.spec.limits.concurrency;
         let endpoints = self.endpoints.read().unwrap();
         for _ in 0..4 {
@@ -104,9 +111,10 @@ impl Route {
                 .map(|e| Slot {
                     in_flight: e.in_flight.load(Ordering::Acquire),
                     capacity,
+                    worker: e.worker_hash,
                 })
                 .collect();
-            let i = balancer.pick(&slots)?;
+            let i = balancer.pick(&slots, key)?;
             if endpoints[i].try_acquire(capacity) {
                 self.in_flight.fetch_add(1, Ordering::AcqRel);
                 self.requests.fetch_add(1, Ordering::Relaxed);
