@@ -3,9 +3,12 @@
 //! commit ran), and acknowledges durable writes only after their commit. A group is
 //! one redb value (its records length-prefixed): a B-tree insert per record cost several times
 //! the record's own bytes in page copies, which made the writer the bottleneck of replication.
-//! Every 10 s (or 20,000 records) the objects changed since the last snapshot, by this node
+//! Every 60 s (or 200,000 records) the objects changed since the last snapshot, by this node
 //! or by its peers, are written whole and the log before them cut: that is how what peers
-//! sent reaches this node's disk.
+//! sent reaches this node's disk. A snapshot costs the whole size of every changed object
+//! (a timeline of hundreds of posts rewritten for one new post), so it is rare: at every
+//! 10 s the social network's timelines made it a burst of ~50 MB every 10 s, which showed as
+//! ~200 ms stalls at p99 (BENCHMARKS.md, "Social network").
 
 use crate::entry::Update;
 use baton_crdt::{ReplicaId, decode, encode};
@@ -25,10 +28,10 @@ const GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("log-groups");
 /// Updates a group commit takes at most.
 const GROUP: usize = 8192;
 /// Log records after which the changed objects are snapshotted and the log cut.
-const SNAPSHOT_EVERY: u64 = 20_000;
+const SNAPSHOT_EVERY: u64 = 200_000;
 /// Longest time between snapshots of changed objects: what peers sent this node reaches its
 /// disk this way (peers' deltas are not logged one by one).
-const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
+const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(60);
 /// Longest time a commit without durable writes in it waits for its fsync: what `async`
 /// durability may lose in a crash.
 const SYNC_EVERY: Duration = Duration::from_millis(50);

@@ -55,7 +55,8 @@ fn page(title: &str, user: Option<&Session>, body: &str) -> Response {
          .post{{border:1px solid #ddd;border-radius:6px;padding:.6em;margin:.6em 0}}\
          .meta{{color:#777;font-size:.85em}}.post img{{max-width:100%;display:block;margin-top:.4em}}\
          .error{{color:#b00}}label{{display:block;margin:.4em 0}}textarea{{width:100%;height:5em}}</style>\
-         </head><body><nav><strong>ds-net</strong> {nav}</nav><h1>{title}</h1>{body}</body></html>",
+         </head><body><nav><strong>ds-net</strong> {nav}</nav><h1>{title}</h1>{body}\
+         <script>{TIME_SCRIPT}</script></body></html>",
         title = escape(title)
     );
     Response::new(200, html).with_header("content-type", "text/html; charset=utf-8")
@@ -302,6 +303,10 @@ fn main_page(user: &Session, query: &str) -> Response {
         ),
     )
 }
+
+/// Shows post times (seconds since the epoch) in the reader's local time.
+const TIME_SCRIPT: &str = "document.querySelectorAll('.time').forEach(function(e){\
+var t=Number(e.dataset.ts);if(t)e.textContent=new Date(t*1000).toLocaleString();});";
 
 /// Uploads the chosen image to `media-front-upload-media` before the form is sent, and puts
 /// the id it gets into the form.

@@ -40,6 +40,8 @@ pub(crate) struct Cluster {
     store: String,
     control: Option<Process>,
     workers: Vec<(String, Process)>,
+    /// Extra arguments every worker takes (`--gateway URL`).
+    worker_args: Vec<String>,
     /// Each worker's platform API (`http://…`), from its ready file.
     state_apis: std::collections::HashMap<String, String>,
     /// Each worker's data listener (`host:port`), where its `/metrics` is.
@@ -90,18 +92,18 @@ impl Cluster {
     /// on a restart).
     fn start_worker(&mut self, id: &str) {
         let data = self.dir.join(id);
-        let role = start_role(
-            &[
-                "worker",
-                "--control",
-                &self.control_url(),
-                "--id",
-                id,
-                "--data-dir",
-                data.to_str().unwrap(),
-            ],
-            &self.dir,
-        );
+        let control = self.control_url();
+        let mut args = vec![
+            "worker",
+            "--control",
+            &control,
+            "--id",
+            id,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ];
+        args.extend(self.worker_args.iter().map(String::as_str));
+        let role = start_role(&args, &self.dir);
         let ready = role.ready();
         let api = ready
             .state_api
@@ -176,12 +178,37 @@ impl Cluster {
 
     /// A cluster whose gateways take `gateway_args` too.
     pub(crate) fn start_with(dir: &Path, store: &str, gateway_args: &[&str]) -> Cluster {
+        Cluster::start_roles(dir, store, gateway_args, false)
+    }
+
+    /// A cluster of three workers whose functions call each other through its one gateway
+    /// (`baton worker --gateway`), which takes `gateway_args` too.
+    pub(crate) fn start_linked(dir: &Path, gateway_args: &[&str]) -> Cluster {
+        Cluster::start_roles(dir, "redb", gateway_args, true)
+    }
+
+    fn start_roles(dir: &Path, store: &str, gateway_args: &[&str], linked: bool) -> Cluster {
+        let ports = free_ports(2);
+        let gateway_listen = format!("127.0.0.1:{}", ports[1]);
         let mut cluster = Cluster {
             dir: dir.to_path_buf(),
-            control_port: free_ports(1)[0],
+            control_port: ports[0],
             store: store.to_owned(),
             control: None,
             workers: Vec::new(),
+            // A linked cluster runs applications of many functions: each worker offers
+            // room for more sandboxes than its cores would give (0.1 core each).
+            worker_args: match linked {
+                true => [
+                    "--gateway",
+                    &format!("http://{gateway_listen}"),
+                    "--cpu",
+                    "16",
+                ]
+                .map(String::from)
+                .to_vec(),
+                false => Vec::new(),
+            },
             state_apis: Default::default(),
             data_addresses: Default::default(),
             gateways: Vec::new(),
@@ -191,8 +218,13 @@ impl Cluster {
         for n in 0..3 {
             cluster.start_worker(&format!("w{n}"));
         }
-        for _ in 0..2 {
-            let mut args = vec!["gateway", "--control", &control, "--listen", "127.0.0.1:0"];
+        for n in 0..if linked { 1 } else { 2 } {
+            let listen = if n == 0 && linked {
+                gateway_listen.as_str()
+            } else {
+                "127.0.0.1:0"
+            };
+            let mut args = vec!["gateway", "--control", &control, "--listen", listen];
             args.extend_from_slice(gateway_args);
             let gateway = start_role(&args, dir);
             cluster.gateways.push(Node::from_process(gateway, dir));
@@ -200,14 +232,14 @@ impl Cluster {
         cluster
     }
 
-    async fn nodes(&self) -> Value {
+    pub(crate) async fn nodes(&self) -> Value {
         let reply = self.gateways[0].get("/system/nodes").await;
         assert_eq!(reply.status, 200, "{}", reply.text());
         reply.json()
     }
 
     /// Sandboxes of `function` per worker id, alive workers only.
-    async fn placement(&self, function: &str) -> Vec<(String, Vec<String>)> {
+    pub(crate) async fn placement(&self, function: &str) -> Vec<(String, Vec<String>)> {
         let nodes = self.nodes().await;
         nodes["workers"]
             .as_array()

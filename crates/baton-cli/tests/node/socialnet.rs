@@ -49,13 +49,25 @@ const FUNCTIONS: [&str; 35] = [
     "ds-net",
 ];
 
-pub struct App {
+/// A node with the application deployed, and its data directory.
+pub struct Deployed {
     pub node: Node,
     _dir: tempfile::TempDir,
 }
 
+impl Deployed {
+    pub fn app(&self) -> App<'_> {
+        App { node: &self.node }
+    }
+}
+
+/// The application as its clients call it, through `node` (a node or a cluster gateway).
+pub struct App<'a> {
+    pub node: &'a Node,
+}
+
 /// A node with the application deployed by its manifest.
-pub async fn start() -> App {
+pub async fn start() -> Deployed {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(&dir.path().join("data"), Options::default());
     let out = node.cli(&["deploy", "-f", MANIFEST]);
@@ -65,10 +77,10 @@ pub async fn start() -> App {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(node.names().await.len(), FUNCTIONS.len());
-    App { node, _dir: dir }
+    Deployed { node, _dir: dir }
 }
 
-impl App {
+impl App<'_> {
     /// Calls `function` with a JSON body, as DeathStarFaaS's clients do (a GET with a body).
     pub async fn call(&self, function: &str, body: Value) -> Reply {
         self.node
@@ -169,7 +181,8 @@ fn is_user_id(id: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn users_register_once_log_in_and_are_found_by_name() {
-    let app = start().await;
+    let deployed = start().await;
+    let app = deployed.app();
     let user = app
         .ok(
             "register-user",
@@ -292,7 +305,8 @@ async fn users_register_once_log_in_and_are_found_by_name() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_graph_follows_and_unfollows_by_id_and_by_name() {
-    let app = start().await;
+    let deployed = start().await;
+    let app = deployed.app();
     let (alice, bob, carol) = (
         app.register("alice").await,
         app.register("bob").await,
@@ -398,7 +412,8 @@ async fn the_graph_follows_and_unfollows_by_id_and_by_name() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_post_fans_out_once_and_timelines_page_newest_first() {
-    let app = start().await;
+    let deployed = start().await;
+    let app = deployed.app();
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let carol = app.register("carol").await;
@@ -585,7 +600,8 @@ async fn a_post_fans_out_once_and_timelines_page_newest_first() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn media_round_trips_through_the_object_store() {
-    let app = start().await;
+    let deployed = start().await;
+    let app = deployed.app();
     let alice = app.register("alice").await;
     let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
     use base64::Engine;
@@ -647,7 +663,8 @@ async fn media_round_trips_through_the_object_store() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_function_reports_bad_input_in_the_classic_format() {
-    let app = start().await;
+    let deployed = start().await;
+    let app = deployed.app();
     for function in FUNCTIONS.iter().filter(|f| **f != "ds-net") {
         let missing = app.fails(function, json!({})).await;
         assert_eq!(
@@ -688,7 +705,8 @@ async fn the_pages_work_end_to_end_in_headless_chromium() {
     assert!(setup.status.success(), "tests/browser/setup.sh failed");
     let node_path = String::from_utf8(setup.stdout).unwrap().trim().to_string();
 
-    let app = start().await;
+    let deployed = start().await;
+    let app = deployed.app();
     app.ok(
         "register-user",
         json!({"username": "ben", "first_name": "Ben", "last_name": "B", "password": "ben-pw"}),
@@ -728,4 +746,61 @@ async fn the_pages_work_end_to_end_in_headless_chromium() {
             "{shot}"
         );
     }
+}
+
+/// On a cluster of three workers (each with its own state replica) behind a gateway that
+/// balances by `X-Baton-Affinity`, every post is composed exactly once: the six parts of a
+/// post meet on one worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_a_cluster_each_post_is_composed_exactly_once() {
+    use crate::cluster::Cluster;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start_linked(dir.path(), &["--load-balancing", "consistent-hash"]);
+    let gateway = &cluster.gateways[0];
+    // Every function on every worker, so a post's key finds its worker for each of them.
+    // The first waits for each worker to compile the component (a debug build on a loaded
+    // machine takes a while); the others find it compiled.
+    let deployments = baton_api::manifest::read_manifest(std::path::Path::new(MANIFEST)).unwrap();
+    for (n, deployment) in deployments.into_iter().enumerate() {
+        let mut settings = serde_json::to_value(&deployment.request).unwrap();
+        settings["labels"]["com.openfaas.scale.min"] = "3".into();
+        let name = deployment.request.service.clone();
+        crate::cluster::deploy(gateway, &name, baton_guests::SOCIALNET, settings).await;
+        let limit = std::time::Duration::from_secs(if n == 0 { 600 } else { 120 });
+        assert!(
+            crate::harness::eventually(limit, || async {
+                let placement = cluster.placement(&name).await;
+                placement.len() == 3 && placement.iter().all(|(_, ids)| !ids.is_empty())
+            })
+            .await,
+            "{name} is not on every worker: {}",
+            cluster.nodes().await
+        );
+    }
+    let app = App { node: gateway };
+    let alice = app.register("alice").await;
+    let texts: Vec<String> = (0..24)
+        .map(|i| format!("cluster post {i} @alice"))
+        .collect();
+    join_all(texts.iter().map(|text| app.compose("alice", &alice, text))).await;
+    assert_eq!(
+        app.invocations("compose-post-service-compose-and-upload")
+            .await,
+        24,
+        "each post composed once"
+    );
+    // Every worker's replica ends up with all 24 posts (reads go to any worker).
+    assert!(
+        crate::harness::eventually(std::time::Duration::from_secs(30), || async {
+            let reply = app
+                .call(
+                    "user-timeline-read-frontend",
+                    json!({"user_id": alice, "start": 0, "stop": 100}),
+                )
+                .await;
+            reply.status == 200 && reply.json()["posts"].as_array().map(Vec::len) == Some(24)
+        })
+        .await,
+        "the timeline never held the 24 posts"
+    );
 }

@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Picks a request's kind from a uniform draw in `[0, 1)`.
+pub type Pick = fn(f64) -> Kind;
+
 /// Most requests in flight in an open-loop run; arrivals beyond it are counted as dropped.
 const MAX_IN_FLIGHT: usize = 8192;
 
@@ -88,7 +91,7 @@ pub async fn open_loop(
     rate: f64,
     duration: Duration,
     users: usize,
-    pick: fn(f64) -> Kind,
+    pick: Pick,
     seed: u64,
 ) -> Measured {
     let mut rng = fastrand::Rng::with_seed(seed);

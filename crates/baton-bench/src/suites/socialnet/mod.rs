@@ -85,7 +85,7 @@ fn measured_json(rate: f64, m: &Measured) -> Value {
         all.add(h).expect("same bounds");
         let mut entry = latency_json(h);
         entry["errors"] = json!(m.errors.get(kind).copied().unwrap_or(0));
-        if h.len() > 0 || entry["errors"] != 0 {
+        if !h.is_empty() || entry["errors"] != 0 {
             kinds.insert(kind.name().into(), entry);
         }
     }
@@ -180,14 +180,22 @@ async fn profile(
     users: usize,
 ) -> anyhow::Result<Vec<Value>> {
     let mut rows = Vec::new();
-    let picks: [(Kind, fn(f64) -> Kind); 3] = [
+    let picks: [(Kind, drive::Pick); 3] = [
         (Kind::ReadHomeTimeline, |_| Kind::ReadHomeTimeline),
         (Kind::ReadUserTimeline, |_| Kind::ReadUserTimeline),
         (Kind::ComposePost, |_| Kind::ComposePost),
     ];
+    // What the target burns idle (heartbeats, replication rounds), taken off each run's CPU
+    // so the figure is what the requests cost.
+    let idle_for = Duration::from_secs(3);
+    let idle_cpu = target.cpu_seconds();
+    tokio::time::sleep(idle_for).await;
+    let idle_rate = (target.cpu_seconds() - idle_cpu) / idle_for.as_secs_f64();
     for (kind, pick) in picks {
         let invocations = target.invocations().await?;
+        let composed = target.composed().await?;
         let cpu = target.cpu_seconds();
+        let started = Instant::now();
         let duration = Duration::from_secs(config.seconds);
         let m = drive::open_loop(
             &target.http,
@@ -199,14 +207,22 @@ async fn profile(
             7,
         )
         .await;
-        let cpu = target.cpu_seconds() - cpu;
+        let cpu = target.cpu_seconds() - cpu - idle_rate * started.elapsed().as_secs_f64();
         let invocations = target.invocations().await? - invocations;
+        let composed = target.composed().await? - composed;
         let requests =
             m.latency.values().map(|h| h.len()).sum::<u64>() + m.errors.values().sum::<u64>();
         let mut row = measured_json(config.profile_rate, &m);
         row["type"] = json!(kind.name());
         row["invocations_per_request"] = json!(invocations / requests.max(1) as f64);
-        row["cpu_ms_per_request"] = json!(cpu * 1000.0 / requests.max(1) as f64);
+        row["cpu_ms_per_request"] = json!(cpu.max(0.0) * 1000.0 / requests.max(1) as f64);
+        row["idle_cpu_cores"] = json!(idle_rate);
+        if kind == Kind::ComposePost {
+            // Exactly once: one compose-and-upload per successful compose.
+            let succeeded = m.latency.values().map(|h| h.len()).sum::<u64>();
+            row["compose_and_upload_calls"] = json!(composed);
+            row["composed_exactly_once"] = json!(composed == succeeded as f64);
+        }
         eprintln!(
             "  {}: {:.1} invocations and {:.2} ms CPU a request",
             kind.name(),
@@ -388,6 +404,17 @@ pub fn text(report: &Value) -> String {
             }
         }
     };
+    for row in report["per_type"].as_array().into_iter().flatten() {
+        if let Some(once) = row["composed_exactly_once"].as_bool() {
+            let _ = writeln!(
+                out,
+                "  compose-and-upload ran {} times for {} composed posts: exactly once {}",
+                row["compose_and_upload_calls"],
+                row["by_type"]["compose-post"]["requests"],
+                if once { "yes" } else { "NO" }
+            );
+        }
+    }
     runs("compose-post alone", "compose_alone", &mut out);
     runs(
         "mixed workload (60 % home timeline, 30 % user timeline, 10 % compose)",

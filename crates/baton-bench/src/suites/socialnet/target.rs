@@ -20,6 +20,8 @@ pub struct Target {
     token: String,
     /// `node` or `cluster of N workers`.
     name: String,
+    /// Workers of a cluster: every function gets a sandbox on each.
+    workers: Option<usize>,
     /// Processes whose CPU is counted.
     pids: Vec<u32>,
     _node: Option<LocalNode>,
@@ -54,6 +56,7 @@ impl Target {
             http: Http::new(&node.token),
             token: node.token.clone(),
             name: "node".into(),
+            workers: None,
             pids: vec![node.pid()],
             _node: Some(node),
             _processes: Vec::new(),
@@ -78,15 +81,7 @@ impl Target {
         let (listen, control_dir) = (format!("127.0.0.1:{port}"), path("control"));
         let control = start_role(
             binary,
-            &[
-                "control",
-                "--listen",
-                &listen,
-                "--data-dir",
-                &control_dir,
-                "--token",
-                &token,
-            ],
+            &["control", "--listen", &listen, "--data-dir", &control_dir],
             dir.path(),
         )
         .await?;
@@ -107,6 +102,10 @@ impl Target {
                 &token,
                 "--gateway",
                 &gateway_url,
+                // 35 functions with a sandbox each on every worker: more than the 0.1 core
+                // each that placement would give a worker of this machine's cores.
+                "--cpu",
+                "16",
             ];
             processes.push(start_role(binary, &args, dir.path()).await?);
         }
@@ -134,6 +133,7 @@ impl Target {
             http: Http::new(&token),
             token,
             name: format!("cluster of {workers} workers"),
+            workers: Some(workers),
             pids,
             _node: None,
             _processes: processes,
@@ -147,12 +147,56 @@ impl Target {
             baton_api::manifest::parse_manifest(MANIFEST, Path::new("apps/socialnet/baton.toml"))?;
         eprintln!("deploying {} functions", deployments.len());
         for deployment in deployments {
-            let settings = serde_json::to_value(&deployment.request)?;
+            let mut settings = serde_json::to_value(&deployment.request)?;
+            if let Some(workers) = self.workers {
+                // A sandbox of every function on every worker, so that the calls of one post
+                // find the post's worker for each function (consistent-hash balancing).
+                settings["labels"]["com.openfaas.scale.min"] = workers.to_string().into();
+            }
             deploy_component(&self.url, &self.token, &settings, baton_guests::SOCIALNET)
                 .await
                 .context("deploying the social network")?;
+            if let Some(workers) = self.workers {
+                self.await_sandboxes(&deployment.request.service, workers)
+                    .await?;
+            }
         }
         Ok(())
+    }
+
+    /// Waits until `function` has `workers` sandboxes (one a worker, as placement spreads
+    /// them); deploying the next function only then keeps the workers from compiling the
+    /// component for every function at once.
+    async fn await_sandboxes(&self, function: &str, workers: usize) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        loop {
+            let nodes = self
+                .http
+                .json(
+                    "GET",
+                    &format!("{}/system/nodes", self.url),
+                    bytes::Bytes::new(),
+                )
+                .await?;
+            let on: usize = nodes["workers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|w| {
+                    w["sandboxes"]
+                        .as_array()
+                        .is_some_and(|s| s.iter().any(|s| s["function"] == function))
+                })
+                .count();
+            if on >= workers {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "{function} reached {on} of {workers} workers within 300 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     /// Function invocations so far, counted by the gateway (nested calls included).
@@ -163,6 +207,20 @@ impl Target {
                 "gateway_function_invocation_total",
             )
             .await
+    }
+
+    /// Calls of `compose-post-service-compose-and-upload` so far: one per composed post.
+    pub async fn composed(&self) -> anyhow::Result<f64> {
+        let (_, body) = self
+            .http
+            .call("GET", &format!("{}/metrics", self.url), bytes::Bytes::new())
+            .await?;
+        let prefix = "gateway_function_invocation_total{function_name=\"compose-post-service-compose-and-upload\"";
+        Ok(String::from_utf8_lossy(&body)
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
     }
 
     /// CPU seconds the target's processes have used.
