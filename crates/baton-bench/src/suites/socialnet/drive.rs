@@ -35,6 +35,19 @@ pub async fn bulk(
     concurrency: usize,
     what: &str,
 ) -> (u64, Vec<String>) {
+    bulk_accepting(http, base, function, bodies, concurrency, what, succeeded).await
+}
+
+/// [`bulk`], with `accept` saying which answers are successes.
+pub async fn bulk_accepting(
+    http: &Http,
+    base: &str,
+    function: &str,
+    bodies: Vec<Value>,
+    concurrency: usize,
+    what: &str,
+    accept: fn(u16, &[u8]) -> bool,
+) -> (u64, Vec<String>) {
     let total = bodies.len();
     let url = format!("{base}/function/{function}");
     let done = std::sync::atomic::AtomicUsize::new(0);
@@ -52,7 +65,7 @@ pub async fn bulk(
                     );
                 }
                 match result {
-                    Ok((status, body)) if succeeded(status, &body) => None,
+                    Ok((status, body)) if accept(status, &body) => None,
                     Ok((status, body)) => Some(format!(
                         "{status} {}",
                         String::from_utf8_lossy(&body).trim()

@@ -234,6 +234,65 @@ async fn profile(
     Ok(rows)
 }
 
+/// The platform's floor, measured in the same run: the CPU of one invocation of `hello` (a
+/// function that does nothing), so a request type's floor is its invocation count times it.
+async fn floor(target: &Target, per_type: &[Value]) -> anyhow::Result<Value> {
+    target.deploy_hello().await?;
+    let calls = 4000;
+    let bodies = vec![Value::Null; calls];
+    let idle_for = Duration::from_secs(2);
+    let idle_cpu = target.cpu_seconds();
+    tokio::time::sleep(idle_for).await;
+    let idle_rate = (target.cpu_seconds() - idle_cpu) / idle_for.as_secs_f64();
+    let cpu = target.cpu_seconds();
+    let started = Instant::now();
+    let (failed, samples) = drive::bulk_accepting(
+        &target.http,
+        &target.url,
+        "hello",
+        bodies,
+        16,
+        "hello",
+        |status, _| status == 200,
+    )
+    .await;
+    if failed > 0 {
+        bail!("{failed} calls of hello failed, e.g. {samples:?}");
+    }
+    let cpu = target.cpu_seconds() - cpu - idle_rate * started.elapsed().as_secs_f64();
+    let hello_ms = cpu.max(0.0) * 1000.0 / calls as f64;
+    let mut floors = serde_json::Map::new();
+    let mut mixed_floor = 0.0;
+    let mut mixed_measured = 0.0;
+    for row in per_type {
+        let invocations = row["invocations_per_request"].as_f64().unwrap_or(0.0);
+        let measured = row["cpu_ms_per_request"].as_f64().unwrap_or(0.0);
+        let kind = row["type"].as_str().unwrap_or("?");
+        let share = match kind {
+            "read-home-timeline" => 0.6,
+            "read-user-timeline" => 0.3,
+            _ => 0.1,
+        };
+        mixed_floor += share * invocations * hello_ms;
+        mixed_measured += share * measured;
+        floors.insert(
+            kind.into(),
+            json!({"floor_cpu_ms": invocations * hello_ms,
+                                          "measured_cpu_ms": measured}),
+        );
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    Ok(json!({
+        "hello_cpu_ms": hello_ms,
+        "by_type": floors,
+        "mixed_floor_cpu_ms": mixed_floor,
+        "mixed_measured_cpu_ms": mixed_measured,
+        "cores": cores,
+        "mixed_floor_capacity_rps": cores * 1000.0 / mixed_floor.max(1e-9),
+        "mixed_measured_capacity_rps": cores * 1000.0 / mixed_measured.max(1e-9),
+    }))
+}
+
 /// Runs the benchmark; the report as JSON (also written to `out`, with SVG plots).
 pub async fn run(config: &SocialBench) -> anyhow::Result<Value> {
     let graph = read_graph(&config.graph)?;
@@ -245,6 +304,8 @@ pub async fn run(config: &SocialBench) -> anyhow::Result<Value> {
         config.profile_rate
     );
     let profile = profile(config, &target, graph.users).await?;
+    eprintln!("the floor: invocations of hello, which does nothing");
+    let floor = floor(&target, &profile).await?;
     let duration = Duration::from_secs(config.seconds);
     let mut compose = Vec::new();
     for &rate in &config.compose_rates {
@@ -285,6 +346,7 @@ pub async fn run(config: &SocialBench) -> anyhow::Result<Value> {
         "seconds": config.seconds,
         "setup": setup,
         "per_type": profile,
+        "floor": floor,
         "compose_alone": compose,
         "mixed": mixed,
     });
@@ -415,6 +477,32 @@ pub fn text(report: &Value) -> String {
             );
         }
     }
+    let floor = &report["floor"];
+    let _ = writeln!(
+        out,
+        "\nthe floor (hello, which does nothing: {:.3} ms CPU an invocation, same run):",
+        floor["hello_cpu_ms"].as_f64().unwrap_or(0.0)
+    );
+    if let Some(kinds) = floor["by_type"].as_object() {
+        for (kind, v) in kinds {
+            let _ = writeln!(
+                out,
+                "  {:<20} floor {:>6.2} ms CPU, measured {:>6.2} ms",
+                kind,
+                v["floor_cpu_ms"].as_f64().unwrap_or(0.0),
+                v["measured_cpu_ms"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  mixed request: floor {:.2} ms CPU ({:.0} req/s on {} cores), measured {:.2} ms ({:.0} req/s)",
+        floor["mixed_floor_cpu_ms"].as_f64().unwrap_or(0.0),
+        floor["mixed_floor_capacity_rps"].as_f64().unwrap_or(0.0),
+        floor["cores"],
+        floor["mixed_measured_cpu_ms"].as_f64().unwrap_or(0.0),
+        floor["mixed_measured_capacity_rps"].as_f64().unwrap_or(0.0)
+    );
     runs("compose-post alone", "compose_alone", &mut out);
     runs(
         "mixed workload (60 % home timeline, 30 % user timeline, 10 % compose)",

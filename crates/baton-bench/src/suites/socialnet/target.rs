@@ -199,6 +199,19 @@ impl Target {
         }
     }
 
+    /// Deploys `hello`, the example that does nothing, for the floor.
+    pub async fn deploy_hello(&self) -> anyhow::Result<()> {
+        let mut settings = serde_json::json!({"service": "hello"});
+        if let Some(workers) = self.workers {
+            settings["labels"] = serde_json::json!({"com.openfaas.scale.min": workers.to_string()});
+        }
+        deploy_component(&self.url, &self.token, &settings, baton_guests::HELLO).await?;
+        if let Some(workers) = self.workers {
+            self.await_sandboxes("hello", workers).await?;
+        }
+        Ok(())
+    }
+
     /// Function invocations so far, counted by the gateway (nested calls included).
     pub async fn invocations(&self) -> anyhow::Result<f64> {
         self.http
