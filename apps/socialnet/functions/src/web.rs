@@ -126,13 +126,18 @@ fn signed_in(request: &Request, path: &str, body: &str, user: &Session) -> Respo
     }
 }
 
+/// A message above a form, or nothing.
+fn note(message: Option<&str>) -> String {
+    message
+        .map(|m| format!("<p class=\"error\" id=\"error\">{}</p>", escape(m)))
+        .unwrap_or_default()
+}
+
 fn login_page(user: Option<&Session>, message: Option<&str>) -> Response {
     if let Some(user) = user {
         return main_page(user, "");
     }
-    let note = message
-        .map(|m| format!("<p class=\"error\" id=\"error\">{}</p>", escape(m)))
-        .unwrap_or_default();
+    let note = note(message);
     page(
         "Log in",
         None,
@@ -147,9 +152,7 @@ fn login_page(user: Option<&Session>, message: Option<&str>) -> Response {
 }
 
 fn signup_page(message: Option<&str>) -> Response {
-    let note = message
-        .map(|m| format!("<p class=\"error\" id=\"error\">{}</p>", escape(m)))
-        .unwrap_or_default();
+    let note = note(message);
     page(
         "Sign up",
         None,

@@ -293,6 +293,34 @@ async fn floor(target: &Target, per_type: &[Value]) -> anyhow::Result<Value> {
     }))
 }
 
+/// Open-loop runs at each rate: of compose-post alone (at `--compose-rates`), or of the
+/// mixed workload (at `--rates`).
+async fn at_rates(
+    config: &SocialBench,
+    target: &Target,
+    users: usize,
+    compose_alone: bool,
+) -> Vec<Value> {
+    let (rates, what, pick, seed): (&[f64], &str, drive::Pick, u64) = match compose_alone {
+        true => (
+            &config.compose_rates,
+            "compose-post alone",
+            |_| Kind::ComposePost,
+            11,
+        ),
+        false => (&config.rates, "mixed workload", workload::mixed, 13),
+    };
+    let mut runs = Vec::new();
+    for &rate in rates {
+        eprintln!("{what} at {rate} a second for {}s", config.seconds);
+        let duration = Duration::from_secs(config.seconds);
+        let m =
+            drive::open_loop(&target.http, &target.url, rate, duration, users, pick, seed).await;
+        runs.push(measured_json(rate, &m));
+    }
+    runs
+}
+
 /// Runs the benchmark; the report as JSON (also written to `out`, with SVG plots).
 pub async fn run(config: &SocialBench) -> anyhow::Result<Value> {
     let graph = read_graph(&config.graph)?;
@@ -306,40 +334,8 @@ pub async fn run(config: &SocialBench) -> anyhow::Result<Value> {
     let profile = profile(config, &target, graph.users).await?;
     eprintln!("the floor: invocations of hello, which does nothing");
     let floor = floor(&target, &profile).await?;
-    let duration = Duration::from_secs(config.seconds);
-    let mut compose = Vec::new();
-    for &rate in &config.compose_rates {
-        eprintln!(
-            "compose-post alone at {rate} a second for {}s",
-            config.seconds
-        );
-        let m = drive::open_loop(
-            &target.http,
-            &target.url,
-            rate,
-            duration,
-            graph.users,
-            |_| Kind::ComposePost,
-            11,
-        )
-        .await;
-        compose.push(measured_json(rate, &m));
-    }
-    let mut mixed = Vec::new();
-    for &rate in &config.rates {
-        eprintln!("mixed workload at {rate} a second for {}s", config.seconds);
-        let m = drive::open_loop(
-            &target.http,
-            &target.url,
-            rate,
-            duration,
-            graph.users,
-            workload::mixed,
-            13,
-        )
-        .await;
-        mixed.push(measured_json(rate, &m));
-    }
+    let compose = at_rates(config, &target, graph.users, true).await;
+    let mixed = at_rates(config, &target, graph.users, false).await;
     let report = json!({
         "target": target.describe(),
         "durability": config.durability,
