@@ -10,6 +10,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest wait for a connection to the gateway.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The gateway's URL checked (`http://host:port`), with an address it resolves to.
 pub fn parse(url: &str) -> anyhow::Result<(http::Uri, SocketAddr)> {
@@ -32,9 +36,14 @@ pub fn parse(url: &str) -> anyhow::Result<(http::Uri, SocketAddr)> {
 /// Forwards a function's platform requests to `gateway`, keeping the path, the query and
 /// the headers (the call depth among them).
 pub fn service(gateway: http::Uri) -> PlatformService {
+    // A gateway that does not answer a connection fails the call within CONNECT_TIMEOUT;
+    // the rest of a call is bounded by the calling function's own timeout.
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    connector.set_nodelay(true);
     let client: Client<_, WasiBody> = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(256)
-        .build_http();
+        .build(connector);
     Arc::new(move |mut request: http::Request<WasiBody>| {
         let (client, gateway) = (client.clone(), gateway.clone());
         Box::pin(async move {

@@ -188,20 +188,21 @@ pub fn upload_urls(input: &Input) -> Outcome {
     let req_id = fields::id(input, "req_id").map_err(&m)?;
     let urls = fields::strings(input, "urls", MAX_URL, MAX_ITEMS).map_err(&m)?;
     let status = "UrlShortenServiceUploadUrlsError";
+    let codes: Vec<String> = urls
+        .iter()
+        .map(|_| ids::short_code(store::random()))
+        .collect();
     let docs: Vec<Value> = urls
         .iter()
-        .map(|url| {
-            let code = ids::short_code(store::random());
+        .zip(&codes)
+        .map(|(url, code)| {
             json!({"expanded_url": url, "shortened_url": format!("http://short-u.rl/{code}")})
         })
         .collect();
     let fail = |errors: Vec<Value>| json!({"status": status, "errors": errors, "urls": docs});
-    for doc in &docs {
-        let short = doc["shortened_url"].as_str().unwrap_or_default();
-        let code = short.rsplit('/').next().unwrap_or_default();
-        let expanded = doc["expanded_url"].as_str().unwrap_or_default();
+    for (url, code) in urls.iter().zip(&codes) {
         store::short_url(code)
-            .set(expanded)
+            .set(url)
             .map_err(|e| fail(vec![json!(store::describe(e))]))?;
     }
     let reply = call(

@@ -133,20 +133,20 @@ pub fn compose_and_upload(input: &Input) -> Outcome {
     let status = "ComposePostServiceComposeAndUploadError";
     let fail = |message: String| classic::error_list(status, vec![json!(message)]);
     let staging = store::staging(&req_id);
-    let entries = staging.entries().map_err(|e| fail(store::describe(e)))?;
-    let part = |name: &str| -> Result<String, Value> {
-        entries
-            .iter()
-            .find(|e| e.key == name)
-            .and_then(|e| store::single(e.values.clone()))
-            .ok_or_else(|| fail(format!("the post's {name} was never staged")))
-    };
-    let parse = |name: &str| -> Result<Value, Value> {
-        serde_json::from_str(&part(name)?).map_err(|e| fail(format!("{name}: {e}")))
-    };
-    for name in ALL_PARTS {
-        part(name)?;
+    // Each part once, by name; every part must be there before anything is built.
+    let parts: std::collections::BTreeMap<String, String> = staging
+        .entries()
+        .map_err(|e| fail(store::describe(e)))?
+        .into_iter()
+        .filter_map(|e| Some((e.key, store::single(e.values)?)))
+        .collect();
+    if let Some(name) = ALL_PARTS.iter().find(|name| !parts.contains_key(**name)) {
+        return Err(fail(format!("the post's {name} was never staged")));
     }
+    let part = |name: &str| parts[name].clone();
+    let parse = |name: &str| -> Result<Value, Value> {
+        serde_json::from_str(&parts[name]).map_err(|e| fail(format!("{name}: {e}")))
+    };
     let creator = parse("creator")?;
     let unique = parse("unique_id")?;
     let mentions = parse("user_mentions")?;
@@ -157,7 +157,7 @@ pub fn compose_and_upload(input: &Input) -> Outcome {
         "req_id": req_id,
         "post_id": post_id,
         "creator": creator,
-        "text": part("text")?,
+        "text": part("text"),
         "timestamp": now.floor() as u64,
         "media": parse("media")?,
         "urls": parse("urls")?,

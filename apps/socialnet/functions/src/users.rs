@@ -13,6 +13,8 @@ use socialnet_logic::{classic, fields, ids, password};
 
 /// The longest first or last name, and the longest password.
 const MAX_TEXT: usize = 256;
+/// The largest registration (its extra fields included), well inside a state value.
+const MAX_DOCUMENT: usize = 16 << 10;
 
 struct Registration<'a> {
     username: &'a str,
@@ -26,6 +28,15 @@ fn read_registration(input: &Input) -> Result<Registration<'_>, Value> {
     fields::string(input, "first_name", MAX_TEXT).map_err(&m)?;
     fields::string(input, "last_name", MAX_TEXT).map_err(&m)?;
     let password = fields::name(input, "password", MAX_TEXT).map_err(&m)?;
+    // Extra fields are stored too, so the whole request bounds the document: checked before
+    // anything is claimed, so a document too large for the state leaves no name behind.
+    let size = serde_json::to_string(input).map_or(usize::MAX, |text| text.len());
+    if size > MAX_DOCUMENT {
+        return Err(classic::error_message(
+            "InputDataError",
+            format!("the registration is {size} bytes; the limit is {MAX_DOCUMENT}"),
+        ));
+    }
     Ok(Registration {
         username,
         password,

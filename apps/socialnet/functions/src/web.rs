@@ -254,7 +254,7 @@ fn post_html(post: &Value) -> String {
 fn timeline_html(function: &str, user_id: &str, start: u64, id: &str) -> String {
     let reply = call(
         function,
-        &json!({"user_id": user_id, "start": start, "stop": start + PAGE_SIZE}),
+        &json!({"user_id": user_id, "start": start, "stop": start.saturating_add(PAGE_SIZE)}),
         None,
     );
     let posts = match reply["posts"].as_array() {
@@ -288,7 +288,7 @@ fn main_page(user: &Session, query: &str) -> Response {
         start,
         "user-timeline",
     );
-    let next = start + PAGE_SIZE;
+    let next = start.saturating_add(PAGE_SIZE);
     page(
         &format!("Welcome, {}", user.username),
         Some(user),

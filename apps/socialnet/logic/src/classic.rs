@@ -2,7 +2,7 @@
 //! is 200 with one line of JSON; a failure (`sys.exit(json)`) is 500 with
 //! `exit status 1\n<json>\n`. Callers read a reply as `ds_util.invoke` does.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// The body of a successful reply: the JSON on one line, then `\n` (Python's `print`).
 pub fn success_body(value: &Value) -> String {
@@ -59,10 +59,7 @@ pub fn error_message(status: &str, message: impl Into<String>) -> Value {
 
 /// `{"status": status, "errors": errors}`.
 pub fn error_list(status: &str, errors: Vec<Value>) -> Value {
-    let mut map = Map::new();
-    map.insert("status".into(), json!(status));
-    map.insert("errors".into(), Value::Array(errors));
-    Value::Object(map)
+    json!({"status": status, "errors": errors})
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod cluster;
 mod delay;
 pub mod federation;
 mod local;
+mod roles;
 pub mod socialnet;
 pub mod state;
 

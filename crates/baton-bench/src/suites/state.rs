@@ -13,7 +13,7 @@
 //! - replication bytes per operation against the size of the full state MISO would ship, and
 //!   each node's resident memory.
 
-use super::{Http, LocalNode, bench_token, start_role, upload};
+use super::{Http, LocalNode, bench_token, upload};
 use crate::harness::Process;
 use anyhow::{Context, bail};
 use bytes::Bytes;
@@ -120,55 +120,22 @@ async fn start_cluster(
     http: &Http,
     token: &str,
 ) -> anyhow::Result<(Vec<LocalNode>, Vec<Process>, tempfile::TempDir)> {
-    let (n, binary) = (config.nodes, config.binary.as_path());
-    let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let control_url = format!("http://127.0.0.1:{port}");
-    let path = |name: &str| dir.path().join(name).display().to_string();
-    eprintln!("starting the control plane, {n} workers and a gateway");
-    let listen = format!("127.0.0.1:{port}");
-    let control_dir = path("control");
-    let control = start_role(
-        binary,
-        &["control", "--listen", &listen, "--data-dir", &control_dir],
-        dir.path(),
-    )
+    let roles = super::roles::start_cluster(&super::roles::ClusterSpec {
+        binary: &config.binary,
+        workers: config.nodes,
+        durability: &config.durability,
+        token,
+        gateway_listen: "127.0.0.1:0",
+        worker_args: &[],
+        gateway_args: &[],
+    })
     .await?;
-    let mut workers = Vec::new();
-    for i in 0..n {
-        let id = format!("w{i}");
-        let data = path(&id);
-        let args = [
-            "worker",
-            "--control",
-            &control_url,
-            "--id",
-            &id,
-            "--data-dir",
-            &data,
-            "--state-durability",
-            &config.durability,
-            "--token",
-            token,
-        ];
-        workers.push(start_role(binary, &args, dir.path()).await?);
-    }
-    let gateway = start_role(
-        binary,
-        &[
-            "gateway",
-            "--control",
-            &control_url,
-            "--listen",
-            "127.0.0.1:0",
-            "--token",
-            token,
-        ],
-        dir.path(),
-    )
-    .await?;
+    let super::roles::ClusterRoles {
+        control,
+        workers,
+        gateway,
+        dir,
+    } = roles;
     let url = gateway.url();
     upload(&url, token, "hello", baton_guests::HELLO).await?;
     upload(&url, token, "allreduce", baton_guests::ALLREDUCE).await?;

@@ -289,6 +289,18 @@ async fn users_register_once_log_in_and_are_found_by_name() {
     let absent = app.fails("get-user-id", json!({"username": "fresh"})).await;
     assert_eq!(absent["status"], "UsernameNotFoundError");
 
+    // A registration too large to store is refused before the name is claimed: the name
+    // stays free.
+    let huge = app
+        .fails(
+            "register-user",
+            json!({"username": "big", "first_name": "B", "last_name": "L", "password": "p",
+                   "bio": "x".repeat(20_000)}),
+        )
+        .await;
+    assert_eq!(huge["status"], "InputDataError", "{huge}");
+    app.register("big").await;
+
     // The reply's content type echoes the request's, as the classic watchdog does.
     let reply = app
         .node

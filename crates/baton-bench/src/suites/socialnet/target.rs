@@ -4,7 +4,8 @@
 
 use super::SocialBench;
 use crate::harness::Process;
-use crate::suites::{Http, LocalNode, bench_token, deploy_component, start_role};
+use crate::suites::roles::{ClusterRoles, ClusterSpec, start_cluster};
+use crate::suites::{Http, LocalNode, bench_token, deploy_component};
 use anyhow::Context;
 use std::path::Path;
 
@@ -65,67 +66,33 @@ impl Target {
     }
 
     async fn cluster(config: &SocialBench, workers: usize) -> anyhow::Result<Target> {
-        let binary = config.binary.as_path();
         let token = bench_token();
-        let dir = tempfile::tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
         let gateway_port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let control_url = format!("http://127.0.0.1:{port}");
-        let gateway_url = format!("http://127.0.0.1:{gateway_port}");
-        let path = |name: &str| dir.path().join(name).display().to_string();
-        eprintln!("starting a control plane, {workers} workers and a gateway");
-        let (listen, control_dir) = (format!("127.0.0.1:{port}"), path("control"));
-        let control = start_role(
-            binary,
-            &["control", "--listen", &listen, "--data-dir", &control_dir],
-            dir.path(),
-        )
-        .await?;
-        let mut processes = vec![control];
-        for i in 0..workers {
-            let (id, data) = (format!("w{i}"), path(&format!("w{i}")));
-            let args = [
-                "worker",
-                "--control",
-                &control_url,
-                "--id",
-                &id,
-                "--data-dir",
-                &data,
-                "--state-durability",
-                &config.durability,
-                "--token",
-                &token,
-                "--gateway",
-                &gateway_url,
-                // 35 functions with a sandbox each on every worker: more than the 0.1 core
-                // each that placement would give a worker of this machine's cores.
-                "--cpu",
-                "16",
-            ];
-            processes.push(start_role(binary, &args, dir.path()).await?);
-        }
         let gateway_listen = format!("127.0.0.1:{gateway_port}");
-        let gateway = start_role(
-            binary,
-            &[
-                "gateway",
-                "--control",
-                &control_url,
-                "--listen",
-                &gateway_listen,
-                "--token",
-                &token,
-                "--load-balancing",
-                "consistent-hash",
-            ],
-            dir.path(),
-        )
+        let gateway_url = format!("http://{gateway_listen}");
+        let roles = start_cluster(&ClusterSpec {
+            binary: &config.binary,
+            workers,
+            durability: &config.durability,
+            token: &token,
+            gateway_listen: &gateway_listen,
+            // Functions call each other through the gateway; 35 functions with a sandbox on
+            // every worker need more room than the 0.1 core each that placement would give
+            // a worker of this machine's cores.
+            worker_args: &["--gateway", &gateway_url, "--cpu", "16"],
+            gateway_args: &["--load-balancing", "consistent-hash"],
+        })
         .await?;
+        let ClusterRoles {
+            control,
+            workers: worker_processes,
+            gateway,
+            dir,
+        } = roles;
+        let mut processes = vec![control];
+        processes.extend(worker_processes);
         processes.push(gateway);
         let pids = processes.iter().map(Process::pid).collect();
         Ok(Target {
