@@ -529,7 +529,12 @@ pub struct UpArgs {
     #[arg(long, env = "BATON_FEDERATION_ADVERTISE")]
     pub federation_advertise: Option<String>,
     /// Member sites to dial, comma-separated `SITE_ID@HOST:PORT`; their ids are members.
-    #[arg(long, env = "BATON_FEDERATION_PEERS", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "BATON_FEDERATION_PEERS",
+        value_delimiter = ',',
+        allow_hyphen_values = true
+    )]
     pub federation_peers: Option<Vec<String>>,
     /// How excess load is shared: `grant` (asked for and granted, the default),
     /// `dfaas-recalc`, `static` or `all-local`.
@@ -712,7 +717,9 @@ pub enum FederationCommand {
     /// for `SITE_ID`, valid for `--days`. Sites that list this one in `[federation]
     /// authorities` admit whoever shows it (`[federation] certificate` on the admitted site).
     Certify {
-        /// The site to admit (its `baton federation id`).
+        /// The site to admit (its `baton federation id`; ids are URL-safe base64 and may
+        /// begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         site: String,
         /// How long the certificate holds.
         #[arg(long, default_value_t = 365)]
@@ -888,4 +895,34 @@ pub struct TraceReplayArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Site ids are URL-safe base64: one in 64 begins with `-`, and must still parse as the
+    /// value it is rather than as a flag.
+    #[test]
+    fn site_ids_that_begin_with_a_hyphen_are_values() {
+        let id = "-Xk3vQ9mZ0aBcDeFgHiJkLmNoPqRsTuVwXyZ012345";
+        let cli = Cli::try_parse_from(["baton", "federation", "certify", id, "--days", "2"])
+            .expect("certify takes a hyphenated id");
+        match cli.command {
+            Command::Federation(FederationCommand::Certify { site, days, .. }) => {
+                assert_eq!((site.as_str(), days), (id, 2));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let peers = format!("{id}@127.0.0.1:7000,abc@127.0.0.1:7001");
+        let cli = Cli::try_parse_from(["baton", "up", "--federation-peers", &peers])
+            .expect("up takes hyphenated peer ids");
+        match cli.command {
+            Command::Up(up) => assert_eq!(
+                up.federation_peers.unwrap(),
+                [format!("{id}@127.0.0.1:7000"), "abc@127.0.0.1:7001".into()]
+            ),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
 }

@@ -149,38 +149,31 @@ impl Drop for AtPeer<'_> {
 /// A peer's request admitted under its grant, released from the ledger when dropped (also
 /// when cancelled or refused after admission), so its slot is never lost.
 pub(crate) struct Admitted<'a> {
-    federation: &'a Federation,
+    ledger: &'a Mutex<Ledger>,
     function: &'a str,
     peer: SiteId,
 }
 
 impl<'a> Admitted<'a> {
-    /// Admits one of `peer`'s requests for `function`, or `None` when over its grant.
+    /// Admits one of `peer`'s requests for `function`, or `None` when over its grant. A
+    /// refused request holds no slot, so nothing is released for it.
     pub(crate) fn new(
-        federation: &'a Federation,
+        ledger: &'a Mutex<Ledger>,
         function: &'a str,
         peer: SiteId,
     ) -> Option<Admitted<'a>> {
-        federation
-            .ledger
-            .lock()
-            .unwrap()
-            .admit(function, peer, Instant::now())
-            .then_some(Admitted {
-                federation,
-                function,
-                peer,
-            })
+        let admitted = ledger.lock().unwrap().admit(function, peer, Instant::now());
+        admitted.then(|| Admitted {
+            ledger,
+            function,
+            peer,
+        })
     }
 }
 
 impl Drop for Admitted<'_> {
     fn drop(&mut self) {
-        self.federation
-            .ledger
-            .lock()
-            .unwrap()
-            .done(self.function, self.peer);
+        self.ledger.lock().unwrap().done(self.function, self.peer);
     }
 }
 
@@ -628,7 +621,6 @@ impl Federation {
             Ok(response) => response,
             Err(error) => {
                 tracing::debug!(peer = %peer.id, %error, "round not delivered");
-                peer.link.reset().await;
                 return;
             }
         };
@@ -787,5 +779,38 @@ impl Federation {
             known: self.known(),
             lease_ms: lease.as_millis() as u64,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::tests::sites;
+
+    /// A request over its grant is refused without touching the ledger: refusing must
+    /// neither wait on the ledger it holds (it once deadlocked the site's runtime) nor
+    /// release a slot an admitted request holds.
+    #[test]
+    fn a_refused_request_holds_and_releases_no_slot() {
+        let peer = sites(1)[0];
+        let ledger = Mutex::new(Ledger::default());
+        assert!(Admitted::new(&ledger, "f", peer).is_none(), "no grant yet");
+        ledger.lock().unwrap().give(
+            "f",
+            peer,
+            Grant::Rate(1.0),
+            Instant::now() + Duration::from_secs(60),
+        );
+        let first = Admitted::new(&ledger, "f", peer).expect("within the grant");
+        for _ in 0..3 {
+            assert!(
+                Admitted::new(&ledger, "f", peer).is_none(),
+                "over the grant"
+            );
+        }
+        drop(first);
+        let again = Admitted::new(&ledger, "f", peer).expect("the slot came back");
+        assert!(Admitted::new(&ledger, "f", peer).is_none(), "and only one");
+        drop(again);
     }
 }

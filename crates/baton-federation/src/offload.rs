@@ -204,7 +204,6 @@ impl FederatedInvoker {
                 federation.metrics.forwarded(name, &peer_name, 0);
                 federation.metrics.failed_over(name, &peer_name);
                 federation.unreachable(peer, &error.to_string());
-                peer.link.reset().await;
                 return None;
             }
             None => {

@@ -336,7 +336,7 @@ async fn forwarded(
             format!("function {name} is not federated on this site"),
         );
     };
-    let Some(_admitted) = Admitted::new(&federation, &name, peer) else {
+    let Some(_admitted) = Admitted::new(&federation.ledger, &name, peer) else {
         federation.metrics.received(&name, &peer.to_string(), 429);
         return plain(
             StatusCode::TOO_MANY_REQUESTS,
