@@ -105,6 +105,26 @@ impl<K: Ord + Clone, V: CausalValue> OrMap<K, V> {
     pub fn keys(&self) -> impl Iterator<Item = &K> {
         self.0.store.0.keys()
     }
+
+    /// Entries `start..stop` in key order, from the greatest key when `reverse`: a page
+    /// costs its length (plus the keys skipped), not the map's.
+    pub fn page(&self, start: usize, stop: usize, reverse: bool) -> Vec<(&K, V)> {
+        let len = stop.saturating_sub(start);
+        let entries = self.0.store.0.iter();
+        let keys: Vec<&K> = if reverse {
+            entries
+                .rev()
+                .skip(start)
+                .take(len)
+                .map(|(k, _)| k)
+                .collect()
+        } else {
+            entries.skip(start).take(len).map(|(k, _)| k).collect()
+        };
+        keys.into_iter()
+            .filter_map(|key| Some((key, self.get(key)?)))
+            .collect()
+    }
 }
 
 impl<K: Ord + Clone, V: CausalValue> Lattice for OrMap<K, V> {

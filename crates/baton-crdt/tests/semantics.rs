@@ -99,3 +99,30 @@ fn malformed_bytes_are_an_error_not_a_panic() {
     assert!(decode::<AwSet<String>>(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
     assert!(decode::<PNCounter>(b"garbage").is_err());
 }
+
+#[test]
+fn a_map_page_is_a_key_range_either_way_and_skips_removed_keys() {
+    let mut x: OrMap<u32, MvRegister<u32>> = OrMap::default();
+    for k in 0..10 {
+        x.update(k, |r| r.write(a(), k * 10));
+    }
+    x.remove(&7);
+    let page = |start, stop, reverse| -> Vec<(u32, Vec<u32>)> {
+        x.page(start, stop, reverse)
+            .into_iter()
+            .map(|(k, r)| (*k, r.values().into_iter().copied().collect()))
+            .collect()
+    };
+    assert_eq!(
+        page(0, 3, false),
+        [(0, vec![0]), (1, vec![10]), (2, vec![20])]
+    );
+    assert_eq!(
+        page(0, 3, true),
+        [(9, vec![90]), (8, vec![80]), (6, vec![60])]
+    );
+    assert_eq!(page(2, 4, true), [(6, vec![60]), (5, vec![50])]);
+    assert_eq!(page(8, 20, false), [(9, vec![90])]);
+    assert!(page(9, 20, false).is_empty() && page(3, 3, false).is_empty());
+    assert!(page(5, 2, false).is_empty(), "an empty range");
+}

@@ -20,7 +20,7 @@ mod bindings {
 }
 
 pub use bindings::baton::platform::state::{
-    Error, MapEntry, Op, Query, Reading, VectorSlice, apply, delete, read,
+    Error, MapEntry, Op, Page, Query, Reading, VectorSlice, apply, delete, read, read_page,
 };
 
 /// Reads `object`, picking the expected kind of reading; an absent object reads as `absent`.
@@ -186,6 +186,20 @@ impl RegisterMap {
                 Reading::Strings(s) => Ok(s),
                 Reading::Absent => Ok(Vec::new()),
                 other => Err(other),
+            },
+        )
+    }
+
+    /// Entries `start..stop` in key order, counted from the greatest key when `reverse`
+    /// (at most 10,000): keyed by zero-padded times, the newest `n` are `page(0, n, true)`,
+    /// read without reading the rest. Empty when the map does not exist.
+    pub fn page(&self, start: u64, stop: u64, reverse: bool) -> Result<Vec<MapEntry>, Error> {
+        read_page(
+            &self.0,
+            Page {
+                start,
+                stop,
+                reverse,
             },
         )
     }

@@ -160,6 +160,36 @@ impl wit::Host for GuestState {
         Ok(reading(agent.read(&key, &query(q))?.value))
     }
 
+    async fn read_page(
+        &mut self,
+        object: String,
+        page: wit::Page,
+    ) -> Result<Vec<wit::MapEntry>, wit::Error> {
+        let (agent, key) = self.agent(&object)?;
+        let query = crate::Query::MapPage {
+            start: page.start,
+            stop: page.stop,
+            reverse: page.reverse,
+        };
+        let entries = match agent.read(&key, &query) {
+            Ok(reading) => match reading.value {
+                crate::Value::Map(entries) => entries,
+                _ => unreachable!("a page query reads a map"),
+            },
+            Err(crate::StateError::NotFound(_)) => return Ok(Vec::new()),
+            Err(error) => return Err(error.into()),
+        };
+        let entry = |(key, value)| wit::MapEntry {
+            key,
+            values: strings(value),
+        };
+        // The page comes as a range of keys; its order is the page's.
+        Ok(match page.reverse {
+            true => entries.into_iter().rev().map(entry).collect(),
+            false => entries.into_iter().map(entry).collect(),
+        })
+    }
+
     async fn delete(&mut self, object: String) -> Result<bool, wit::Error> {
         let (agent, key) = self.agent(&object)?;
         let durability = agent.default_durability();

@@ -4,7 +4,8 @@
 //! - `POST /v1/state/{ns}`: a batch, `[{"object": "hits", "op": "counter-add", "amount": 1}, ..]`,
 //!   answered with one result per operation, in order, after one group commit.
 //! - `GET /v1/state/{ns}/{object}`: `{"type", "version", "value"}`; `?query=contains&member=`,
-//!   `map-get&key=`, `map-keys`, `vector-range&offset=&len=`, `vector-sum[&offset=&len=]`;
+//!   `map-get&key=`, `map-keys`, `map-page&stop=[&start=&reverse=true]`,
+//!   `vector-range&offset=&len=`, `vector-sum[&offset=&len=]`;
 //!   `?after=V&wait=10s` waits (at most 60 s) for a version past `V` (watch).
 //! - `POST /v1/state/{ns}/{object}`: one operation, e.g. `{"op": "set-add", "member": "x"}`;
 //!   `?durable=false` acknowledges before the log commit.
@@ -163,6 +164,9 @@ struct ReadParams {
     key: Option<String>,
     offset: Option<u64>,
     len: Option<u64>,
+    start: Option<u64>,
+    stop: Option<u64>,
+    reverse: Option<bool>,
     after: Option<u64>,
     wait: Option<String>,
 }
@@ -179,6 +183,11 @@ impl ReadParams {
                 key: self.key.ok_or_else(|| missing("key"))?,
             },
             "map-keys" => Query::MapKeys,
+            "map-page" => Query::MapPage {
+                start: self.start.unwrap_or(0),
+                stop: self.stop.ok_or_else(|| missing("stop"))?,
+                reverse: self.reverse.unwrap_or(false),
+            },
             "vector-range" => Query::VectorRange {
                 offset: self.offset.unwrap_or(0),
                 len: self.len.ok_or_else(|| missing("len"))?,
@@ -189,7 +198,7 @@ impl ReadParams {
             },
             other => {
                 return Err(StateError::Invalid(format!(
-                    "unknown query {other:?}: value, contains, map-get, map-keys, vector-range or vector-sum"
+                    "unknown query {other:?}: value, contains, map-get, map-keys, map-page, vector-range or vector-sum"
                 )));
             }
         })

@@ -202,6 +202,18 @@ pub enum Query {
     },
     /// The keys of a map.
     MapKeys,
+    /// Entries `start..stop` of a map in key order, from the greatest key when `reverse`
+    /// (a map's whole value, limited to that page): a sorted set's range, for keys that
+    /// sort as times or ranks.
+    MapPage {
+        /// First entry, counted from the end when `reverse`.
+        start: u64,
+        /// One past the last entry.
+        stop: u64,
+        /// From the greatest key down.
+        #[serde(default)]
+        reverse: bool,
+    },
     /// Elements `offset..offset + len` of a vector.
     VectorRange {
         /// First index.
@@ -407,6 +419,22 @@ impl Object {
             (Object::FlagMap(m), Query::MapGet { key }) => {
                 m.get(key).map_or(Value::Absent, |f| Value::Bool(f.value()))
             }
+            (Object::RegisterMap(m), Query::MapPage { .. }) => {
+                let (start, stop, reverse) = page_bounds(query)?;
+                page_value(m.page(start, stop, reverse), |r| {
+                    Value::Strings(r.values().into_iter().cloned().collect())
+                })
+            }
+            (Object::SetMap(m), Query::MapPage { .. }) => {
+                let (start, stop, reverse) = page_bounds(query)?;
+                page_value(m.page(start, stop, reverse), |s| {
+                    Value::Strings(s.members().cloned().collect())
+                })
+            }
+            (Object::FlagMap(m), Query::MapPage { .. }) => {
+                let (start, stop, reverse) = page_bounds(query)?;
+                page_value(m.page(start, stop, reverse), |f| Value::Bool(f.value()))
+            }
             (Object::RegisterMap(m), Query::MapKeys) => Value::Strings(m.keys().cloned().collect()),
             (Object::SetMap(m), Query::MapKeys) => Value::Strings(m.keys().cloned().collect()),
             (Object::FlagMap(m), Query::MapKeys) => Value::Strings(m.keys().cloned().collect()),
@@ -424,12 +452,50 @@ impl Object {
                 Value::Number(v.sum(*offset as usize, len as usize))
             }
             (_, Query::Contains { .. }) => return Err(wrong(Kind::Set)),
-            (_, Query::MapGet { .. } | Query::MapKeys) => return Err(wrong(Kind::RegisterMap)),
+            (_, Query::MapGet { .. } | Query::MapKeys | Query::MapPage { .. }) => {
+                return Err(wrong(Kind::RegisterMap));
+            }
             (_, Query::VectorRange { .. } | Query::VectorSum { .. }) => {
                 return Err(wrong(Kind::Vector));
             }
         })
     }
+}
+
+/// The most entries one page holds.
+pub const MAX_PAGE: u64 = 10_000;
+
+/// A page query's bounds, checked: `start <= stop`, at most [`MAX_PAGE`] entries.
+fn page_bounds(query: &Query) -> Result<(usize, usize, bool), StateError> {
+    let Query::MapPage {
+        start,
+        stop,
+        reverse,
+    } = *query
+    else {
+        unreachable!("only page queries have page bounds");
+    };
+    if start > stop {
+        return Err(StateError::Invalid(format!(
+            "a page's start ({start}) is past its stop ({stop})"
+        )));
+    }
+    if stop - start > MAX_PAGE {
+        return Err(StateError::TooLarge(format!(
+            "a page of {} entries is more than one read returns ({MAX_PAGE})",
+            stop - start
+        )));
+    }
+    let index = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    Ok((index(start), index(stop), reverse))
+}
+
+fn page_value<V>(page: Vec<(&String, V)>, each: impl Fn(&V) -> Value) -> Value {
+    Value::Map(
+        page.into_iter()
+            .map(|(k, v)| (k.clone(), each(&v)))
+            .collect(),
+    )
 }
 
 fn map_value<V: baton_crdt::CausalValue>(

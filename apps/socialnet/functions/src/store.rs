@@ -11,7 +11,7 @@
 //! | `url/<code>` | register | a short URL's expansion |
 //! | `compose/<req_id>` | register map | a post's staged components |
 //! | `post/<post_id>` | register | the post (JSON) |
-//! | `user-timeline/<id>`, `home-timeline/<id>` | register map | post id → time |
+//! | `user-timeline/<id>`, `home-timeline/<id>` | register map | `<time>/<post id>` → time |
 //! | `login-secret` | register | what login tokens are derived from |
 //!
 //! Names and ids go into object names as they are when they are made of letters, digits and

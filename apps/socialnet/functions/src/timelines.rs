@@ -1,24 +1,25 @@
 //! User timelines (a user's own posts) and home timelines (the posts of those they follow,
-//! and those that mention them), as DeathStarBench has them: register maps from post id to
-//! time, read newest first in `[start, stop)` pages.
+//! and those that mention them), as DeathStarBench has them: register maps from a key that
+//! sorts by time (`timeline::key`) to the time, read newest first in `[start, stop)` pages,
+//! one page of the map each (the rest is not read).
 
 use crate::call::{call, succeeded};
 use crate::reply::{Input, Outcome, Style, missing};
 use crate::store::{self, MAX_NAME};
 use baton_sdk::state::RegisterMap;
 use serde_json::{Value, json};
-use socialnet_logic::timeline::{self, Entry};
+use socialnet_logic::timeline;
 use socialnet_logic::{classic, fields};
 
 fn time(input: &Input) -> Result<f64, Value> {
     match fields::present(input, "timestamp").map_err(missing(Style::List))? {
         Value::Number(n) => n
             .as_f64()
-            .filter(|t| t.is_finite() && *t >= 0.0)
+            .filter(|t| t.is_finite() && (0.0..timeline::MAX_TIMESTAMP).contains(t))
             .ok_or_else(|| {
                 Style::List.error(
                     "MissingFieldError",
-                    "timestamp must be a non-negative number",
+                    "timestamp must be a number of seconds from 0 to 1e18",
                 )
             }),
         _ => Err(Style::List.error("MissingFieldError", "timestamp must be a number")),
@@ -33,7 +34,7 @@ pub fn write_user(input: &Input) -> Outcome {
     let creator_id = fields::name(input, "creator_id", MAX_NAME).map_err(&m)?;
     let at = time(input)?;
     store::user_timeline(creator_id)
-        .set(&post_id, &at.to_string())
+        .set(&timeline::key(at, &post_id), &at.to_string())
         .map_err(|e| {
             classic::error_list(
                 "UserTimelineServiceWriteUserTimelineError",
@@ -55,7 +56,8 @@ pub fn write_home(input: &Input) -> Outcome {
     let post_id = fields::id(input, "post_id").map_err(&m)?;
     let user_id = fields::name(input, "user_id", MAX_NAME).map_err(&m)?;
     let mentioned = fields::strings(input, "user_mentions_id", MAX_NAME, 64).map_err(&m)?;
-    let at = time(input)?.to_string();
+    let at = time(input)?;
+    let (key, at) = (timeline::key(at, &post_id), at.to_string());
     let fail = |e: String| {
         classic::error_list("HomeTimelineServiceWriteHomeTimelineError", vec![json!(e)])
     };
@@ -69,7 +71,7 @@ pub fn write_home(input: &Input) -> Outcome {
     readers.dedup();
     for reader in &readers {
         store::home_timeline(reader)
-            .set(&post_id, &at)
+            .set(&key, &at)
             .map_err(|e| fail(store::describe(e)))?;
     }
     Ok(
@@ -86,23 +88,12 @@ fn read(input: &Input, map: fn(&str) -> RegisterMap, status: &str) -> Outcome {
     let stop = fields::count(input, "stop").map_err(&m)?;
     timeline::check_bounds(start, stop).map_err(&m)?;
     let fail = |e: String| classic::error_list(status, vec![json!(e)]);
-    let entries: Vec<Entry> = map(user_id)
-        .entries()
+    let post_ids: Vec<String> = map(user_id)
+        .page(start, stop, true)
         .map_err(|e| fail(store::describe(e)))?
         .into_iter()
-        .filter_map(|e| {
-            let timestamp = e
-                .values
-                .iter()
-                .filter_map(|v| v.parse().ok())
-                .reduce(f64::max)?;
-            Some(Entry {
-                post_id: e.key,
-                timestamp,
-            })
-        })
+        .filter_map(|e| timeline::post_of(&e.key).map(str::to_owned))
         .collect();
-    let post_ids = timeline::page(entries, start, stop);
     let posts = call(
         "post-storage-service-read-posts",
         &json!({"post_ids": post_ids}),

@@ -1,16 +1,12 @@
-//! Timelines: which posts a read of `[start, stop)` returns, newest first.
-
-/// One entry of a timeline: a post and when it was written (seconds, fractional).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
-    /// The post's id.
-    pub post_id: String,
-    /// When the post was written.
-    pub timestamp: f64,
-}
+//! Timelines: a map from a sortable key (the post's time, then its id) to the time, so the
+//! newest posts are the map's greatest keys and a read of `[start, stop)` is one page of the
+//! map read from its end (Redis's `ZREVRANGE key start stop-1` over a sorted set).
 
 /// The most a read may ask for at once.
 pub const MAX_PAGE: u64 = 1000;
+
+/// Timestamps (seconds) below this keep their order as keys: 18 digits before the point.
+pub const MAX_TIMESTAMP: f64 = 1e18;
 
 /// Checks a read's bounds: `start <= stop` and at most [`MAX_PAGE`] posts.
 pub fn check_bounds(start: u64, stop: u64) -> Result<(), String> {
@@ -23,54 +19,41 @@ pub fn check_bounds(start: u64, stop: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// The post ids of `[start, stop)` of `entries` ordered newest first (ties by post id, so
-/// every replica pages alike), as Redis's `ZREVRANGE key start stop-1`.
-pub fn page(mut entries: Vec<Entry>, start: u64, stop: u64) -> Vec<String> {
-    entries.sort_by(|a, b| {
-        b.timestamp
-            .total_cmp(&a.timestamp)
-            .then_with(|| b.post_id.cmp(&a.post_id))
-    });
-    entries
-        .into_iter()
-        .skip(start as usize)
-        .take(stop.saturating_sub(start) as usize)
-        .map(|e| e.post_id)
-        .collect()
+/// The key of `post_id` written at `timestamp` (finite, `0 <= timestamp <` [`MAX_TIMESTAMP`]):
+/// the time zero-padded to a fixed width, so keys sort as times do, then the post id, so
+/// posts of one instant sort by id (alike on every replica).
+pub fn key(timestamp: f64, post_id: &str) -> String {
+    format!("{timestamp:025.6}/{post_id}")
+}
+
+/// The post id of a timeline key.
+pub fn post_of(key: &str) -> Option<&str> {
+    key.split_once('/').map(|(_, post)| post)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn entry(post_id: &str, timestamp: f64) -> Entry {
-        Entry {
-            post_id: post_id.into(),
-            timestamp,
-        }
-    }
-
     #[test]
-    fn pages_are_newest_first_and_half_open() {
-        let entries = vec![
-            entry("a", 1.0),
-            entry("c", 3.0),
-            entry("b", 2.0),
-            entry("d", 3.0),
+    fn keys_sort_newest_last_with_ties_by_post_id() {
+        // (timestamp, post id), oldest first as the keys must sort.
+        let posts = [
+            (0.0, "9"),
+            (1.5, "1"),
+            (9.999_999, "1"),
+            (10.0, "1"),
+            (10.0, "2"),
+            (1_733_456_789.123_456, "100"),
+            (1_733_456_789.123_457, "1"),
+            (9.9e17, "1"),
         ];
-        let cases: [(u64, u64, &[&str]); 5] = [
-            (0, 10, &["d", "c", "b", "a"]),
-            (0, 1, &["d"]),
-            (1, 3, &["c", "b"]),
-            (3, 3, &[]),
-            (5, 9, &[]),
-        ];
-        for (start, stop, expected) in cases {
-            assert_eq!(
-                page(entries.clone(), start, stop),
-                expected,
-                "{start}..{stop}"
-            );
+        let keys: Vec<String> = posts.iter().map(|(t, id)| key(*t, id)).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        for ((_, id), key) in posts.iter().zip(&keys) {
+            assert_eq!(post_of(key), Some(*id), "{key}");
         }
     }
 

@@ -159,6 +159,20 @@ impl Cluster {
         }
     }
 
+    /// True once every worker holds object `path` (`namespace/name`): what a test waits
+    /// for before it reads, through any worker, what it wrote through one.
+    pub(crate) async fn replicated(&self, path: &str) -> bool {
+        eventually(Duration::from_secs(30), || async {
+            for (id, _) in &self.workers {
+                if self.read_state(id, path).await.is_null() {
+                    return false;
+                }
+            }
+            true
+        })
+        .await
+    }
+
     /// True once every worker of `ids` reads `expected` as the counter `counter/visits`.
     async fn converged(&self, expected: i64, ids: &[&str]) -> bool {
         eventually(Duration::from_secs(30), || async {

@@ -791,6 +791,12 @@ async fn on_a_cluster_each_post_is_composed_exactly_once() {
     }
     let app = App { node: gateway };
     let alice = app.register("alice").await;
+    // Registered on one worker; composing through another checks the name against its
+    // replica, which holds the user once the state has replicated.
+    assert!(
+        cluster.replicated("socialnet/user/alice").await,
+        "the registration never reached every worker"
+    );
     let texts: Vec<String> = (0..24)
         .map(|i| format!("cluster post {i} @alice"))
         .collect();

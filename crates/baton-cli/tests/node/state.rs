@@ -744,3 +744,54 @@ async fn components_keep_data_through_wasi_keyvalue() {
         (200, "hello".into())
     );
 }
+
+/// A page of a map is a range of its keys, from either end, and costs its page: what a
+/// timeline keyed by time reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_map_page_reads_a_key_range_from_either_end() {
+    let cluster = start_cluster(1, false);
+    let node = &cluster.nodes[0];
+    for i in 0..10 {
+        let set = json!({"op": "map-set", "key": format!("k{i}"), "value": format!("v{i}")});
+        assert_eq!(op(node, "app/m", set).await, 200);
+    }
+    assert_eq!(
+        op(node, "app/m", json!({"op": "map-remove", "key": "k7"})).await,
+        200
+    );
+    let cases = [
+        (
+            "start=0&stop=3",
+            json!({"k0": ["v0"], "k1": ["v1"], "k2": ["v2"]}),
+        ),
+        ("stop=2&reverse=true", json!({"k9": ["v9"], "k8": ["v8"]})),
+        // k7 is gone: the third from the end is k6.
+        (
+            "start=1&stop=3&reverse=true",
+            json!({"k8": ["v8"], "k6": ["v6"]}),
+        ),
+        ("start=8&stop=20", json!({"k9": ["v9"]})),
+        ("start=4&stop=4", json!({})),
+    ];
+    for (page, expected) in cases {
+        assert_eq!(
+            read(node, &format!("app/m?query=map-page&{page}")).await,
+            expected,
+            "{page}"
+        );
+    }
+    assert_eq!(
+        op(node, "app/c", json!({"op": "counter-add", "amount": 1})).await,
+        200
+    );
+    for (path, status) in [
+        ("app/m?query=map-page&start=5&stop=2", 400),
+        ("app/m?query=map-page&start=0", 400),
+        ("app/m?query=map-page&stop=20000", 413),
+        ("app/c?query=map-page&stop=2", 409),
+        ("app/nothing?query=map-page&stop=2", 404),
+    ] {
+        let reply = node.get(&format!("state:/v1/state/{path}")).await;
+        assert_eq!(reply.status, status, "{path}: {}", reply.text());
+    }
+}

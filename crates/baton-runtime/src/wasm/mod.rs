@@ -244,6 +244,11 @@ fn engine_config(config: &WasmConfig, pooling: bool, cow: bool) -> Config {
     // component, copy the data segments instead, keep pages resident, and reset only the pages
     // an instance touched; a large initialised heap is mapped (memory_image.rs).
     engine.memory_init_cow(cow);
+    // `BATON_WASM_PROFILER=perfmap` writes /tmp/perf-<pid>.map, so `perf` names the guests'
+    // functions (as `wasmtime --profile=perfmap` does); a diagnostic, off by default.
+    if std::env::var("BATON_WASM_PROFILER").is_ok_and(|p| p == "perfmap") {
+        engine.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if pooling {
         let mut pool = PoolingAllocationConfig::default();
         let instances = config.pool_instances;
