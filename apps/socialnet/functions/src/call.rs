@@ -2,7 +2,9 @@
 //! as the original's `ds_util.invoke` did.
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 use socialnet_logic::classic;
+use std::collections::BTreeMap;
 
 /// The header that routes every call of one post to one place (a cluster gateway's
 /// `consistent-hash` load balancing hashes it), so the post's staging area is not split
@@ -13,7 +15,8 @@ fn url(function: &str) -> String {
     format!("{}/function/{function}", baton_sdk::gateway_url())
 }
 
-fn read(function: &str, reply: Result<baton_sdk::Response, String>) -> Value {
+/// A reply as `ds_util.invoke` gives it: the callee's JSON with `http_status_code`.
+pub fn read(function: &str, reply: Result<baton_sdk::Response, String>) -> Value {
     match reply {
         Ok(response) => classic::read_reply(response.status, &response.body, &url(function)),
         Err(message) => serde_json::json!({
@@ -55,6 +58,22 @@ pub fn call_raw(function: &str, body: &Value) -> Result<baton_sdk::Response, Str
         &[("content-type", "application/json")],
     )
     .remove(0)
+}
+
+/// Calls `function` for a reply to pass on: its response when it answers 200 (read its
+/// fields with [`raw_field`]), otherwise its reply as [`call`] reads it, to report.
+pub fn call_passing(function: &str, body: &Value) -> Result<baton_sdk::Response, Value> {
+    match call_raw(function, body) {
+        Ok(response) if response.status == 200 => Ok(response),
+        other => Err(read(function, other)),
+    }
+}
+
+/// The top-level field `name` of the JSON object `body`, as written: passed on without
+/// being parsed into a tree and written again.
+pub fn raw_field<'a>(body: &'a [u8], name: &str) -> Option<&'a RawValue> {
+    let fields: BTreeMap<String, &RawValue> = serde_json::from_slice(body).ok()?;
+    fields.get(name).copied()
 }
 
 /// Whether a reply read by [`call`] succeeded.

@@ -126,18 +126,18 @@ const FUNCTIONS: &[Function] = &[
         staging::compose_and_upload,
     ),
     Function::json("post-storage-service-store-post", Style::List, posts::store),
-    Function::json("post-storage-service-read-posts", Style::List, posts::read),
+    Function::text("post-storage-service-read-posts", Style::List, posts::read),
     Function::json(
         "user-timeline-service-write-user-timeline",
         Style::List,
         timelines::write_user,
     ),
-    Function::json(
+    Function::text(
         "user-timeline-service-read-user-timeline",
         Style::List,
         timelines::read_user,
     ),
-    Function::json(
+    Function::text(
         "user-timeline-read-frontend",
         Style::List,
         timelines::user_frontend,
@@ -147,12 +147,12 @@ const FUNCTIONS: &[Function] = &[
         Style::List,
         timelines::write_home,
     ),
-    Function::json(
+    Function::text(
         "home-timeline-service-read-home-timeline",
         Style::List,
         timelines::read_home,
     ),
-    Function::json(
+    Function::text(
         "home-timeline-read-frontend",
         Style::List,
         timelines::home_frontend,

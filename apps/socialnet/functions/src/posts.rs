@@ -1,7 +1,8 @@
 //! Post storage: a post is one register holding its JSON.
 
-use crate::reply::{Input, Outcome, Style, missing};
+use crate::reply::{Input, Outcome, Style, TextOutcome, missing};
 use crate::store;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use socialnet_logic::{classic, fields, timeline::MAX_PAGE};
 
@@ -20,23 +21,24 @@ pub fn store(input: &Input) -> Outcome {
     Ok(json!({"status": "success", "req_id": post["req_id"]}))
 }
 
-/// The stored posts of `post_ids`, in that order; unknown ids are skipped.
-pub fn load(post_ids: &[String]) -> Result<Vec<Value>, String> {
+/// The stored posts of `post_ids`, in that order, as one JSON array: each post's text as
+/// stored (checked to be JSON, not parsed into a tree); unknown ids are skipped.
+pub fn load(post_ids: &[String]) -> Result<String, String> {
     let mut posts = Vec::with_capacity(post_ids.len());
     for post_id in post_ids {
         let values = store::post(post_id).get().map_err(store::describe)?;
-        if let Some(post) = store::single(values).and_then(|p| serde_json::from_str(&p).ok()) {
+        if let Some(post) = store::single(values).and_then(|p| RawValue::from_string(p).ok()) {
             posts.push(post);
         }
     }
-    Ok(posts)
+    serde_json::to_string(&posts).map_err(|e| e.to_string())
 }
 
 /// `post-storage-service-read-posts`: in `post_ids`.
-pub fn read(input: &Input) -> Outcome {
+pub fn read(input: &Input) -> TextOutcome {
     let post_ids =
         fields::strings(input, "post_ids", 64, MAX_PAGE as usize).map_err(missing(Style::List))?;
     let posts = load(&post_ids)
         .map_err(|e| classic::error_list("PostStorageServiceReadPostsError", vec![json!(e)]))?;
-    Ok(json!({"status": "success", "posts": posts}))
+    Ok(format!(r#"{{"status":"success","posts":{posts}}}"#))
 }

@@ -10,6 +10,10 @@ pub type Input = Map<String, Value>;
 /// What a JSON function returns: the reply's JSON, or the error it exits with.
 pub type Outcome = Result<Value, Value>;
 
+/// What a function that passes a callee's JSON on returns: the reply as JSON text (one
+/// line, valid), so what it passes on is never parsed into a tree and written again.
+pub type TextOutcome = Result<String, Value>;
+
 /// How a function reports a missing or mistyped field: the original's functions use either
 /// `{"status","message"}` or `{"status","errors":[…]}`.
 #[derive(Clone, Copy)]
@@ -30,6 +34,7 @@ impl Style {
 
 enum Handler {
     Json(Style, fn(&Input) -> Outcome),
+    Text(Style, fn(&Input) -> TextOutcome),
     Raw(fn(Request) -> Response),
 }
 
@@ -48,6 +53,14 @@ impl Function {
         }
     }
 
+    /// A function that takes a JSON object and answers JSON text it assembled.
+    pub const fn text(name: &'static str, style: Style, run: fn(&Input) -> TextOutcome) -> Self {
+        Function {
+            name,
+            handler: Handler::Text(style, run),
+        }
+    }
+
     /// A function that answers HTTP itself (the web pages).
     pub const fn raw(name: &'static str, run: fn(Request) -> Response) -> Self {
         Function {
@@ -57,21 +70,23 @@ impl Function {
     }
 
     pub fn serve(&self, request: Request) -> Response {
-        let (style, run) = match self.handler {
+        let style = match self.handler {
             Handler::Raw(run) => return run(request),
-            Handler::Json(style, run) => (style, run),
+            Handler::Json(style, _) | Handler::Text(style, _) => style,
         };
         // The watchdog echoes the request's content type when the function sets none.
         let content_type = request
             .header("content-type")
             .unwrap_or("application/json")
             .to_string();
-        let outcome = match fields::object(&request.body) {
-            Ok(input) => run(&input),
-            Err(message) => Err(style.error("MissingFieldError", message)),
+        let outcome = match (fields::object(&request.body), &self.handler) {
+            (Ok(input), Handler::Json(_, run)) => run(&input).map(|value| value.to_string()),
+            (Ok(input), Handler::Text(_, run)) => run(&input),
+            (Ok(_), Handler::Raw(_)) => unreachable!("raw functions answered above"),
+            (Err(message), _) => Err(style.error("MissingFieldError", message)),
         };
         let (status, body) = match outcome {
-            Ok(value) => (200, classic::success_body(&value)),
+            Ok(text) => (200, classic::success_body(&text)),
             Err(value) => (500, classic::failure_body(&value)),
         };
         Response::new(status, body).with_header("content-type", &content_type)

@@ -3,8 +3,8 @@
 //! sorts by time (`timeline::key`) to the time, read newest first in `[start, stop)` pages,
 //! one page of the map each (the rest is not read).
 
-use crate::call::{call, succeeded};
-use crate::reply::{Input, Outcome, Style, missing};
+use crate::call::{call_passing, raw_field, read as read_reply};
+use crate::reply::{Input, Outcome, Style, TextOutcome, missing};
 use crate::store::{self, MAX_NAME};
 use baton_sdk::state::RegisterMap;
 use serde_json::{Value, json};
@@ -80,8 +80,9 @@ pub fn write_home(input: &Input) -> Outcome {
     )
 }
 
-/// Reads `[start, stop)` of the timeline `map` of `input`'s user, with the posts.
-fn read(input: &Input, map: fn(&str) -> RegisterMap, status: &str) -> Outcome {
+/// Reads `[start, stop)` of the timeline `map` of `input`'s user, with the posts (passed on
+/// as `post-storage-service-read-posts` wrote them).
+fn read(input: &Input, map: fn(&str) -> RegisterMap, status: &str) -> TextOutcome {
     let m = missing(Style::List);
     let user_id = fields::name(input, "user_id", MAX_NAME).map_err(&m)?;
     let start = fields::count(input, "start").map_err(&m)?;
@@ -94,19 +95,25 @@ fn read(input: &Input, map: fn(&str) -> RegisterMap, status: &str) -> Outcome {
         .into_iter()
         .filter_map(|e| timeline::post_of(&e.key).map(str::to_owned))
         .collect();
-    let posts = call(
-        "post-storage-service-read-posts",
-        &json!({"post_ids": post_ids}),
-        None,
-    );
-    if !succeeded(&posts) {
-        return Err(classic::error_list(status, vec![posts]));
-    }
-    Ok(json!({"status": "success", "post_ids": post_ids, "posts": posts["posts"]}))
+    let function = "post-storage-service-read-posts";
+    let reply =
+        call_passing(function, &json!({"post_ids": post_ids})).map_err(|e| fail_with(status, e))?;
+    let Some(posts) = raw_field(&reply.body, "posts") else {
+        return Err(fail_with(status, read_reply(function, Ok(reply))));
+    };
+    let post_ids = serde_json::to_string(&post_ids).unwrap_or_default();
+    Ok(format!(
+        r#"{{"status":"success","post_ids":{post_ids},"posts":{posts}}}"#,
+        posts = posts.get()
+    ))
+}
+
+fn fail_with(status: &str, error: Value) -> Value {
+    classic::error_list(status, vec![error])
 }
 
 /// `user-timeline-service-read-user-timeline`: in `user_id, start, stop`.
-pub fn read_user(input: &Input) -> Outcome {
+pub fn read_user(input: &Input) -> TextOutcome {
     read(
         input,
         store::user_timeline,
@@ -115,7 +122,7 @@ pub fn read_user(input: &Input) -> Outcome {
 }
 
 /// `home-timeline-service-read-home-timeline`: in `user_id, start, stop`.
-pub fn read_home(input: &Input) -> Outcome {
+pub fn read_home(input: &Input) -> TextOutcome {
     read(
         input,
         store::home_timeline,
@@ -123,29 +130,28 @@ pub fn read_home(input: &Input) -> Outcome {
     )
 }
 
-/// A timeline's front end: checks the fields, reads through `service`, and sorts the posts
-/// newest first. A failure downstream is answered with 200 and `status` (as the original's
+/// A timeline's front end: checks the fields and reads through `service`, whose posts come
+/// newest first (the page is read from the timeline's newest key), so they are passed on as
+/// written. A failure downstream is answered with 200 and `status` (as the original's
 /// `user-timeline-read-frontend` does), not an exit.
-fn frontend(input: &Input, service: &str, status: &str) -> Outcome {
+fn frontend(input: &Input, service: &str, status: &str) -> TextOutcome {
     let m = missing(Style::List);
     let user_id = fields::name(input, "user_id", MAX_NAME).map_err(&m)?;
     let start = fields::count(input, "start").map_err(&m)?;
     let stop = fields::count(input, "stop").map_err(&m)?;
-    let reply = call(
-        service,
-        &json!({"user_id": user_id, "start": start, "stop": stop}),
-        None,
-    );
-    if !succeeded(&reply) {
-        return Ok(classic::error_list(status, vec![reply]));
+    let body = json!({"user_id": user_id, "start": start, "stop": stop});
+    let reply = match call_passing(service, &body) {
+        Ok(reply) => reply,
+        Err(error) => return Ok(fail_with(status, error).to_string()),
+    };
+    match raw_field(&reply.body, "posts") {
+        Some(posts) => Ok(format!(r#"{{"status":"success","posts":{}}}"#, posts.get())),
+        None => Ok(fail_with(status, read_reply(service, Ok(reply))).to_string()),
     }
-    let mut posts = reply["posts"].as_array().cloned().unwrap_or_default();
-    posts.sort_by_key(|p| std::cmp::Reverse(p["timestamp"].as_u64().unwrap_or(0)));
-    Ok(json!({"status": "success", "posts": posts}))
 }
 
 /// `user-timeline-read-frontend`: in `user_id, start, stop`.
-pub fn user_frontend(input: &Input) -> Outcome {
+pub fn user_frontend(input: &Input) -> TextOutcome {
     frontend(
         input,
         "user-timeline-service-read-user-timeline",
@@ -154,7 +160,7 @@ pub fn user_frontend(input: &Input) -> Outcome {
 }
 
 /// `home-timeline-read-frontend`: in `user_id, start, stop`.
-pub fn home_frontend(input: &Input) -> Outcome {
+pub fn home_frontend(input: &Input) -> TextOutcome {
     frontend(
         input,
         "home-timeline-service-read-home-timeline",

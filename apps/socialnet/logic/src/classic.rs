@@ -4,9 +4,9 @@
 
 use serde_json::{Value, json};
 
-/// The body of a successful reply: the JSON on one line, then `\n` (Python's `print`).
-pub fn success_body(value: &Value) -> String {
-    format!("{value}\n")
+/// The body of a successful reply: the JSON text (one line) then `\n` (Python's `print`).
+pub fn success_body(json: &str) -> String {
+    format!("{json}\n")
 }
 
 /// The body of a failed reply, exactly as the classic watchdog writes a process that exited
@@ -74,7 +74,7 @@ mod tests {
             "exit status 1\n{\"message\":\"username missing\",\"status\":\"MissingFieldError\"}\n"
         );
         assert_eq!(
-            success_body(&json!({"status": "success"})),
+            success_body(&json!({"status": "success"}).to_string()),
             "{\"status\":\"success\"}\n"
         );
     }

@@ -236,10 +236,16 @@ async fn profile(
 
 /// The platform's floor, measured in the same run: the CPU of one invocation of `hello` (a
 /// function that does nothing), so a request type's floor is its invocation count times it.
-async fn floor(target: &Target, per_type: &[Value]) -> anyhow::Result<Value> {
-    target.deploy_hello().await?;
+/// CPU milliseconds one call of `function` with `body` costs the target (its idle burn
+/// taken off), over 4,000 calls; `accept` says which answers are the expected ones.
+async fn cpu_per_call(
+    target: &Target,
+    function: &str,
+    body: Value,
+    accept: fn(u16, &[u8]) -> bool,
+) -> anyhow::Result<f64> {
     let calls = 4000;
-    let bodies = vec![Value::Null; calls];
+    let bodies = vec![body; calls];
     let idle_for = Duration::from_secs(2);
     let idle_cpu = target.cpu_seconds();
     tokio::time::sleep(idle_for).await;
@@ -249,18 +255,31 @@ async fn floor(target: &Target, per_type: &[Value]) -> anyhow::Result<Value> {
     let (failed, samples) = drive::bulk_accepting(
         &target.http,
         &target.url,
-        "hello",
+        function,
         bodies,
         16,
-        "hello",
-        |status, _| status == 200,
+        function,
+        accept,
     )
     .await;
     if failed > 0 {
-        bail!("{failed} calls of hello failed, e.g. {samples:?}");
+        bail!("{failed} calls of {function} failed, e.g. {samples:?}");
     }
     let cpu = target.cpu_seconds() - cpu - idle_rate * started.elapsed().as_secs_f64();
-    let hello_ms = cpu.max(0.0) * 1000.0 / calls as f64;
+    Ok(cpu.max(0.0) * 1000.0 / calls as f64)
+}
+
+/// The floor under each request type: its invocations times what `hello` (which does
+/// nothing) costs one. Beside it, what an invocation of the application's own component
+/// costs when it does nothing (a request refused at its first field check): the
+/// component's size over hello's, before any of the application's work.
+async fn floor(target: &Target, per_type: &[Value]) -> anyhow::Result<Value> {
+    target.deploy_hello().await?;
+    let hello_ms = cpu_per_call(target, "hello", Value::Null, |status, _| status == 200).await?;
+    let component_ms = cpu_per_call(target, "get-user-id", json!({}), |status, body| {
+        status == 500 && String::from_utf8_lossy(body).contains("MissingFieldError")
+    })
+    .await?;
     let mut floors = serde_json::Map::new();
     let mut mixed_floor = 0.0;
     let mut mixed_measured = 0.0;
@@ -284,6 +303,7 @@ async fn floor(target: &Target, per_type: &[Value]) -> anyhow::Result<Value> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     Ok(json!({
         "hello_cpu_ms": hello_ms,
+        "component_cpu_ms": component_ms,
         "by_type": floors,
         "mixed_floor_cpu_ms": mixed_floor,
         "mixed_measured_cpu_ms": mixed_measured,
@@ -476,8 +496,10 @@ pub fn text(report: &Value) -> String {
     let floor = &report["floor"];
     let _ = writeln!(
         out,
-        "\nthe floor (hello, which does nothing: {:.3} ms CPU an invocation, same run):",
-        floor["hello_cpu_ms"].as_f64().unwrap_or(0.0)
+        "\nthe floor (hello, which does nothing: {:.3} ms CPU an invocation, same run; the \
+         application's component doing nothing: {:.3} ms):",
+        floor["hello_cpu_ms"].as_f64().unwrap_or(0.0),
+        floor["component_cpu_ms"].as_f64().unwrap_or(0.0)
     );
     if let Some(kinds) = floor["by_type"].as_object() {
         for (kind, v) in kinds {
