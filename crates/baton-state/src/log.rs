@@ -27,6 +27,9 @@ const GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("log-groups");
 
 /// Updates a group commit takes at most.
 const GROUP: usize = 8192;
+/// A snapshot this long holds up the operations queued behind it enough to warn of.
+const SLOW_SNAPSHOT: Duration = Duration::from_millis(250);
+
 /// Log records after which the changed objects are snapshotted and the log cut.
 const SNAPSHOT_EVERY: u64 = 200_000;
 /// Longest time between snapshots of changed objects: what peers sent this node reaches its
@@ -216,12 +219,28 @@ impl Writer {
             if since_snapshot >= SNAPSHOT_EVERY || last_snapshot.elapsed() >= SNAPSHOT_INTERVAL {
                 since_snapshot = 0;
                 last_snapshot = Instant::now();
+                let started = Instant::now();
                 let Some(objects) = snapshot() else { break };
                 if objects.is_empty() {
                     continue;
                 }
-                if let Err(error) = self.compact(objects) {
-                    tracing::error!(%error, "state snapshot failed; the log keeps growing");
+                let count = objects.len();
+                match self.compact(objects) {
+                    // Operations queue behind a snapshot: how long it took is what an
+                    // operator needs to tell a stall from a slow function (as Redis logs
+                    // its saves), and a long one is a warning.
+                    Ok(()) => {
+                        let took = started.elapsed();
+                        let ms = took.as_secs_f64() * 1e3;
+                        if took >= SLOW_SNAPSHOT {
+                            tracing::warn!(objects = count, ms, "state snapshot stalled the log");
+                        } else {
+                            tracing::info!(objects = count, ms, "state snapshot written");
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "state snapshot failed; the log keeps growing")
+                    }
                 }
             }
         }
@@ -263,14 +282,13 @@ impl Writer {
     /// Writes `objects` whole and removes every log record before them: each was merged in
     /// memory before it was queued, so the snapshot contains it.
     fn compact(&mut self, objects: Vec<Update>) -> anyhow::Result<()> {
-        let cut = self.next_seq;
         let txn = self.db.begin_write()?;
         {
             let mut table = txn.open_table(OBJECTS)?;
             for update in &objects {
                 table.insert(encode(&update.key).as_slice(), encode(update).as_slice())?;
             }
-            // Every group committed so far is before the cut (the writer commits nothing in
+            // Every group committed so far is in the snapshot (the writer commits nothing in
             // between), so the whole table goes, without reading the groups back.
             txn.delete_table(GROUPS)?;
             txn.open_table(GROUPS)?;
@@ -279,7 +297,6 @@ impl Writer {
         }
         txn.commit()?;
         self.unsynced_since = None;
-        tracing::debug!(objects = objects.len(), cut, "state snapshot written");
         Ok(())
     }
 }
