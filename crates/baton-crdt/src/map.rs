@@ -94,11 +94,15 @@ impl<K: Ord + Clone, V: CausalValue> OrMap<K, V> {
 
     /// The value at `key`.
     pub fn get(&self, key: &K) -> Option<V> {
-        let store = self.0.store.0.get(key)?.clone();
-        Some(V::from_causal(Causal {
-            store,
+        self.0.store.0.get(key).map(|store| self.value(store))
+    }
+
+    /// The value a key's `store` holds, under the map's context.
+    fn value(&self, store: &V::Store) -> V {
+        V::from_causal(Causal {
+            store: store.clone(),
             context: self.0.context.clone(),
-        }))
+        })
     }
 
     /// The keys present.
@@ -111,18 +115,13 @@ impl<K: Ord + Clone, V: CausalValue> OrMap<K, V> {
     pub fn page(&self, start: usize, stop: usize, reverse: bool) -> Vec<(&K, V)> {
         let len = stop.saturating_sub(start);
         let entries = self.0.store.0.iter();
-        let keys: Vec<&K> = if reverse {
-            entries
-                .rev()
-                .skip(start)
-                .take(len)
-                .map(|(k, _)| k)
-                .collect()
-        } else {
-            entries.skip(start).take(len).map(|(k, _)| k).collect()
+        let range: Box<dyn Iterator<Item = (&K, &V::Store)>> = match reverse {
+            true => Box::new(entries.rev().skip(start)),
+            false => Box::new(entries.skip(start)),
         };
-        keys.into_iter()
-            .filter_map(|key| Some((key, self.get(key)?)))
+        range
+            .take(len)
+            .map(|(key, store)| (key, self.value(store)))
             .collect()
     }
 }

@@ -419,20 +419,41 @@ impl Object {
             (Object::FlagMap(m), Query::MapGet { key }) => {
                 m.get(key).map_or(Value::Absent, |f| Value::Bool(f.value()))
             }
-            (Object::RegisterMap(m), Query::MapPage { .. }) => {
-                let (start, stop, reverse) = page_bounds(query)?;
+            (
+                Object::RegisterMap(m),
+                &Query::MapPage {
+                    start,
+                    stop,
+                    reverse,
+                },
+            ) => {
+                let (start, stop) = page_bounds(start, stop)?;
                 page_value(m.page(start, stop, reverse), |r| {
                     Value::Strings(r.values().into_iter().cloned().collect())
                 })
             }
-            (Object::SetMap(m), Query::MapPage { .. }) => {
-                let (start, stop, reverse) = page_bounds(query)?;
+            (
+                Object::SetMap(m),
+                &Query::MapPage {
+                    start,
+                    stop,
+                    reverse,
+                },
+            ) => {
+                let (start, stop) = page_bounds(start, stop)?;
                 page_value(m.page(start, stop, reverse), |s| {
                     Value::Strings(s.members().cloned().collect())
                 })
             }
-            (Object::FlagMap(m), Query::MapPage { .. }) => {
-                let (start, stop, reverse) = page_bounds(query)?;
+            (
+                Object::FlagMap(m),
+                &Query::MapPage {
+                    start,
+                    stop,
+                    reverse,
+                },
+            ) => {
+                let (start, stop) = page_bounds(start, stop)?;
                 page_value(m.page(start, stop, reverse), |f| Value::Bool(f.value()))
             }
             (Object::RegisterMap(m), Query::MapKeys) => Value::Strings(m.keys().cloned().collect()),
@@ -465,16 +486,8 @@ impl Object {
 /// The most entries one page holds.
 pub const MAX_PAGE: u64 = 10_000;
 
-/// A page query's bounds, checked: `start <= stop`, at most [`MAX_PAGE`] entries.
-fn page_bounds(query: &Query) -> Result<(usize, usize, bool), StateError> {
-    let Query::MapPage {
-        start,
-        stop,
-        reverse,
-    } = *query
-    else {
-        unreachable!("only page queries have page bounds");
-    };
+/// A page's bounds as indices, checked: `start <= stop`, at most [`MAX_PAGE`] entries.
+fn page_bounds(start: u64, stop: u64) -> Result<(usize, usize), StateError> {
     if start > stop {
         return Err(StateError::Invalid(format!(
             "a page's start ({start}) is past its stop ({stop})"
@@ -487,7 +500,7 @@ fn page_bounds(query: &Query) -> Result<(usize, usize, bool), StateError> {
         )));
     }
     let index = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-    Ok((index(start), index(stop), reverse))
+    Ok((index(start), index(stop)))
 }
 
 fn page_value<V>(page: Vec<(&String, V)>, each: impl Fn(&V) -> Value) -> Value {

@@ -234,8 +234,6 @@ async fn profile(
     Ok(rows)
 }
 
-/// The platform's floor, measured in the same run: the CPU of one invocation of `hello` (a
-/// function that does nothing), so a request type's floor is its invocation count times it.
 /// CPU milliseconds one call of `function` with `body` costs the target (its idle burn
 /// taken off), over 4,000 calls; `accept` says which answers are the expected ones.
 async fn cpu_per_call(
@@ -352,7 +350,7 @@ pub async fn run(config: &SocialBench) -> anyhow::Result<Value> {
         config.profile_rate
     );
     let profile = profile(config, &target, graph.users).await?;
-    eprintln!("the floor: invocations of hello, which does nothing");
+    eprintln!("the floor: hello, which does nothing, and the component doing nothing");
     let floor = floor(&target, &profile).await?;
     let compose = at_rates(config, &target, graph.users, true).await;
     let mixed = at_rates(config, &target, graph.users, false).await;
