@@ -99,6 +99,28 @@ pub async fn yield_until(instant: Instant) {
     }
 }
 
+/// How early [`wait_until`]'s thread sleep aims: a thread's sleep ends 50–100 µs late (the
+/// kernel's timer slack and a wake-up), the rest is yielded through.
+const THREAD_SLEEP_MARGIN: Duration = Duration::from_micros(150);
+
+/// Waits until `instant` to within a few microseconds, for one arrival of an open loop at a
+/// time. tokio's timer fires up to a millisecond late, so waiting on it alone would count up
+/// to a millisecond of the generator's own in every latency, and waking early to yield
+/// through the rest spun a core at 1,000 arrivals a second (a core the measured node, on the
+/// same machine, then lacked). A blocking thread's sleep is late by a tenth of that and costs
+/// nothing while it waits; only the last stretch is yielded through.
+pub async fn wait_until(instant: Instant) {
+    let Some(sleep) = instant
+        .checked_sub(THREAD_SLEEP_MARGIN)
+        .map(|wake| wake.saturating_duration_since(Instant::now()))
+        .filter(|sleep| !sleep.is_zero())
+    else {
+        return yield_until(instant).await;
+    };
+    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(sleep)).await;
+    yield_until(instant).await;
+}
+
 /// Most samples kept for time series.
 const MAX_SAMPLES: usize = 5_000_000;
 
@@ -417,11 +439,8 @@ async fn open_loop(
         if clock.done(intended) || clock.done(Instant::now()) {
             break;
         }
-        // Collect what finished while waiting for the next arrival. tokio's timer fires up to a
-        // millisecond late, which latency measured from the intended time would count: sleep
-        // to just before the arrival, then yield until it.
-        let sleep =
-            tokio::time::sleep_until((intended - TIMER_SLACK.min(intended - clock.start)).into());
+        // Collect what finished while waiting for the next arrival.
+        let sleep = wait_until(intended);
         tokio::pin!(sleep);
         loop {
             tokio::select! {
@@ -433,7 +452,6 @@ async fn open_loop(
                 }
             }
         }
-        yield_until(intended).await;
         if in_flight >= connections {
             if intended >= clock.measured_from {
                 dropped += 1;

@@ -249,7 +249,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
             Arc::new(move |peers: Vec<String>| state.replication.set_peers(peers))
         },
         metrics: {
-            let state = crate::node::state_metrics(state.agent.clone(), state.metrics.clone());
+            let state = crate::node::state_metrics(state.metrics.clone());
             let objects = objects.clone().map(crate::objects::metrics);
             Arc::new(move |out: &mut String| {
                 state(out)?;

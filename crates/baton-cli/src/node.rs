@@ -155,7 +155,7 @@ pub async fn up(config: NodeConfig) -> anyhow::Result<()> {
         extra_metrics: Some(node_metrics(
             state
                 .as_ref()
-                .map(|s| state_metrics(s.agent.clone(), s.metrics.clone()))
+                .map(|s| state_metrics(s.metrics.clone()))
                 .into_iter()
                 .chain(objects.clone().map(crate::objects::metrics))
                 .chain(std::iter::once(cluster_metrics(platform.cluster.clone())))
@@ -311,14 +311,8 @@ fn cluster_metrics(cluster: Arc<baton_control::cluster::Cluster>) -> baton_gatew
 }
 
 /// Renders the state agent's metrics, refreshing the gauges that need a walk of the objects.
-pub(crate) fn state_metrics(
-    agent: baton_state::Agent,
-    metrics: baton_state::StateMetrics,
-) -> baton_gateway::MetricsSource {
-    Arc::new(move |out: &mut String| {
-        agent.refresh_gauges();
-        metrics.encode(out)
-    })
+pub(crate) fn state_metrics(metrics: baton_state::StateMetrics) -> baton_gateway::MetricsSource {
+    Arc::new(move |out: &mut String| metrics.encode(out))
 }
 
 pub async fn shutdown_signal() {

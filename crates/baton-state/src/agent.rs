@@ -3,7 +3,7 @@
 //! what peers send. Networking lives in `peers`, the guest and HTTP APIs on top.
 
 use crate::entry::{Coverage, Entry, Update};
-use crate::log::{Log, Writer};
+use crate::log::{Cadence, Log, Source, Writer};
 use crate::metrics::StateMetrics;
 use crate::{Kind, Object, ObjectKey, Op, Query, StateError, Value};
 use baton_crdt::ReplicaId;
@@ -14,10 +14,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, oneshot};
-
-/// Objects walked per hold of the objects' lock by the walks over many of them (snapshots,
-/// footprint), so operations interleave with a walk instead of waiting for all of it.
-const LOCK_CHUNK: usize = 64;
 
 /// What one node accepts.
 #[derive(Debug, Clone)]
@@ -116,6 +112,8 @@ struct Objects {
     unshipped: Vec<ObjectKey>,
     /// Objects changed since the last snapshot of the log.
     unsnapshotted: HashSet<ObjectKey>,
+    /// The sum of the entries' `encoded_bytes`.
+    encoded_bytes: usize,
 }
 
 pub(crate) fn now_micros() -> u64 {
@@ -133,7 +131,25 @@ impl Agent {
         default_durability: Durability,
         metrics: StateMetrics,
     ) -> anyhow::Result<Agent> {
+        Self::open_with(
+            path,
+            limits,
+            default_durability,
+            metrics,
+            Cadence::default(),
+        )
+    }
+
+    /// [`Agent::open`] with the log writer's cadence given.
+    pub(crate) fn open_with(
+        path: &Path,
+        limits: Limits,
+        default_durability: Durability,
+        metrics: StateMetrics,
+        cadence: Cadence,
+    ) -> anyhow::Result<Agent> {
         let (log, recovered, writer) = crate::log::Log::open(path, 65_536)?;
+        let writer = writer.with_cadence(cadence);
         let mut objects = Objects::default();
         for update in &recovered.updates {
             objects
@@ -142,6 +158,13 @@ impl Agent {
                 .or_default()
                 .merge(update);
         }
+        for (key, entry) in objects.map.iter_mut() {
+            if entry.object.is_some() {
+                entry.encoded_bytes = entry.whole_size(key);
+                objects.encoded_bytes += entry.encoded_bytes;
+            }
+        }
+        metrics.state_bytes.set(objects.encoded_bytes as i64);
         let count = objects.map.len();
         let agent = Agent {
             inner: Arc::new(Inner {
@@ -540,38 +563,6 @@ impl Agent {
         listed
     }
 
-    /// Live objects on this node and their encoded size in bytes (walks every object).
-    pub fn footprint(&self) -> (usize, usize) {
-        // The keys first, then the sizes a chunk at a time, so a scrape does not hold every
-        // operation back for a walk of every object.
-        let keys: Vec<ObjectKey> = self
-            .inner
-            .objects
-            .lock()
-            .unwrap()
-            .map
-            .keys()
-            .cloned()
-            .collect();
-        let mut totals = (0, 0);
-        for chunk in keys.chunks(LOCK_CHUNK) {
-            let objects = self.inner.objects.lock().unwrap();
-            for key in chunk {
-                if let Some(object) = objects.map.get(key).and_then(|e| e.object.as_ref()) {
-                    totals.0 += 1;
-                    totals.1 += postcard::experimental::serialized_size(object).unwrap_or(0);
-                }
-            }
-        }
-        totals
-    }
-
-    /// Sets the gauges that need a walk of every object (called at scrape time).
-    pub fn refresh_gauges(&self) {
-        let (_, bytes) = self.footprint();
-        self.inner.metrics.state_bytes.set(bytes as i64);
-    }
-
     /// Takes the coalesced local updates for shipping.
     pub(crate) fn take_unshipped(&self) -> Vec<Update> {
         let mut objects = self.inner.objects.lock().unwrap();
@@ -658,37 +649,63 @@ impl Agent {
             .collect()
     }
 
-    /// Whole states of the objects changed since the previous call (for the log's snapshot).
-    /// Copies of the objects changed since the last snapshot, taken [`LOCK_CHUNK`] at a time:
-    /// copying thousands of large objects under one hold of the lock stalled every operation
-    /// of the node for the whole copy (hundreds of milliseconds with the social network's
-    /// timelines). Each copy holds every update applied before it, so every record already
-    /// in the log is covered, and later records are replayed over it (joins are idempotent).
-    fn snapshot_changed(&self) -> Vec<Update> {
+    /// Each of `keys` whole, encoded for the log's snapshot, one object per hold of the
+    /// objects' lock (a timeline of hundreds of posts takes tens of microseconds to encode;
+    /// operations interleave with a snapshot instead of waiting for a run of them). Each
+    /// encoding holds every update applied before it, so every record already in the log is
+    /// covered, and later records are replayed over it (joins are idempotent).
+    fn snapshot_rows(&self, keys: &[ObjectKey]) -> Vec<(Vec<u8>, Vec<u8>)> {
         let now = now_micros();
-        let keys: Vec<ObjectKey> =
-            std::mem::take(&mut self.inner.objects.lock().unwrap().unsnapshotted)
-                .into_iter()
-                .collect();
-        let mut copies = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(LOCK_CHUNK) {
-            let objects = self.inner.objects.lock().unwrap();
-            copies.extend(
-                chunk
-                    .iter()
-                    .filter_map(|k| objects.map.get(k).map(|e| e.as_update(k, now))),
-            );
+        let mut rows = Vec::with_capacity(keys.len());
+        for key in keys {
+            let mut guard = self.inner.objects.lock().unwrap();
+            let objects = &mut *guard;
+            let Some(entry) = objects.map.get_mut(key) else {
+                continue;
+            };
+            let bytes = entry.encode_whole(key, now);
+            let size = if entry.object.is_some() {
+                bytes.len()
+            } else {
+                0
+            };
+            objects.encoded_bytes = objects.encoded_bytes - entry.encoded_bytes + size;
+            entry.encoded_bytes = size;
+            self.inner
+                .metrics
+                .state_bytes
+                .set(objects.encoded_bytes as i64);
+            drop(guard);
+            rows.push((baton_crdt::encode(key), bytes));
         }
-        copies
+        rows
+    }
+}
+
+/// The agent's objects as the log writer snapshots them; gone with the agent.
+struct Snapshots(Weak<Inner>);
+
+impl Source for Snapshots {
+    fn changed(&mut self) -> Option<Vec<ObjectKey>> {
+        let inner = self.0.upgrade()?;
+        let keys = std::mem::take(&mut inner.objects.lock().unwrap().unsnapshotted);
+        Some(keys.into_iter().collect())
+    }
+
+    fn rows(&mut self, keys: &[ObjectKey]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+        let inner = self.0.upgrade()?;
+        Some(Agent { inner }.snapshot_rows(keys))
+    }
+
+    fn written(&mut self, _: usize) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.metrics.snapshots.inc();
+        }
     }
 }
 
 fn start_writer(writer: Writer, agent: Weak<Inner>) {
-    writer.spawn(Box::new(move || {
-        agent
-            .upgrade()
-            .map(|inner| Agent { inner }.snapshot_changed())
-    }));
+    writer.spawn(Box::new(Snapshots(agent)));
 }
 
 /// Joins `update` into the pending delta; true when there was none.
@@ -817,15 +834,55 @@ mod tests {
     #[tokio::test]
     async fn a_restart_after_log_compaction_keeps_every_write() {
         let dir = tempfile::tempdir().unwrap();
-        let key = ObjectKey::new("app", "c").unwrap();
+        let path = dir.path().join("state.redb");
+        let counters: Vec<ObjectKey> = (0..40)
+            .map(|i| ObjectKey::new("app", &format!("c{i}")).unwrap())
+            .collect();
         let other = ObjectKey::new("app", "v").unwrap();
+        let writes = 25_000;
         {
-            let agent = open(dir.path()).await;
-            // Past the snapshot threshold of log records (one per call here): the log is cut
-            // at least once.
-            for i in 0..25_000 {
+            // Snapshots every 2,000 records, eight objects a step: many snapshots, each
+            // interleaved with the writes that keep coming (the last may be cut short by
+            // the stop, which loses nothing either).
+            let cadence = Cadence {
+                snapshot_every: 2_000,
+                step_objects: 8,
+                step_pause: 0,
+                ..Cadence::default()
+            };
+            let agent = loop {
+                let opened = Agent::open_with(
+                    &path,
+                    Limits::default(),
+                    Durability::Durable,
+                    StateMetrics::default(),
+                    cadence.clone(),
+                );
+                if let Ok(agent) = opened {
+                    break agent;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            for i in 0..writes {
                 let op = Op::CounterAdd { amount: i % 3 };
-                agent.apply(&key, op, Durability::Async).await.unwrap();
+                let key = &counters[i as usize % counters.len()];
+                agent.apply(key, op, Durability::Async).await.unwrap();
+            }
+            // However the writer thread was scheduled, a snapshot that began after every
+            // write above completes while the agent lives (the one in progress now, if any,
+            // may have begun before): two more complete, with records still arriving.
+            let before = agent.inner.metrics.snapshots.get();
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while agent.inner.metrics.snapshots.get() < before + 2 {
+                assert!(std::time::Instant::now() < deadline, "no snapshot in 60 s");
+                for _ in 0..100 {
+                    let op = Op::CounterAdd { amount: 0 };
+                    agent
+                        .apply(&counters[0], op, Durability::Async)
+                        .await
+                        .unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
             let op = Op::VectorAdd {
                 offset: 10,
@@ -834,16 +891,35 @@ mod tests {
             agent.apply(&other, op, Durability::Durable).await.unwrap();
         }
         let agent = open(dir.path()).await;
-        let expected: i64 = (0..25_000).map(|i| i % 3).sum();
-        assert_eq!(
-            agent.read(&key, &Query::Value).unwrap().value,
-            Value::Int(expected)
-        );
+        for (n, key) in counters.iter().enumerate() {
+            let expected: i64 = (0..writes)
+                .filter(|i| *i as usize % counters.len() == n)
+                .map(|i| i % 3)
+                .sum();
+            assert_eq!(
+                agent.read(key, &Query::Value).unwrap().value,
+                Value::Int(expected),
+                "{key:?}"
+            );
+        }
         let sum = Query::VectorSum {
             offset: 0,
             len: None,
         };
         assert_eq!(agent.read(&other, &sum).unwrap().value, Value::Number(3.0));
+        drop(agent);
+        // The log was cut: a start reads snapshot rows and the records since, not every write.
+        let recovered = loop {
+            match crate::log::Log::open(&path, 16) {
+                Ok((_, recovered, _)) => break recovered,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        assert!(
+            recovered.updates.len() < writes as usize / 2,
+            "{} updates read back",
+            recovered.updates.len()
+        );
     }
 
     #[tokio::test]

@@ -34,6 +34,7 @@ pub struct MetricsInner {
     pub(crate) peers: Gauge,
     pub(crate) objects: Gauge,
     pub(crate) state_bytes: Gauge,
+    pub(crate) snapshots: Counter,
     pub(crate) lag: Histogram,
 }
 
@@ -59,6 +60,7 @@ impl Default for StateMetrics {
             peers: Gauge::default(),
             objects: Gauge::default(),
             state_bytes: Gauge::default(),
+            snapshots: Counter::default(),
             // 100 µs to ~30 s.
             lag: Histogram::new(exponential_buckets(0.0001, 2.0, 19)),
             registry: Registry::default(),
@@ -115,8 +117,13 @@ impl Default for StateMetrics {
         );
         registry.register(
             "state_bytes",
-            "Encoded size of every live object on this node, as of the last scrape",
+            "Encoded size of every live object on this node, as of its last snapshot to the log (within 60 s)",
             inner.state_bytes.clone(),
+        );
+        registry.register(
+            "snapshots",
+            "Snapshots of the changed objects written to the log, each cutting the log before it",
+            inner.snapshots.clone(),
         );
         registry.register(
             "replication_lag_seconds",

@@ -177,7 +177,10 @@ async fn ship(agent: Agent, links: Links, every: Duration) {
     loop {
         tick.tick().await;
         let updates = agent.take_unshipped();
-        if updates.is_empty() || agent.inner().partitioned.load(Ordering::Relaxed) {
+        // A node alone (or cut off) still takes what it would ship, so the deltas do not pile
+        // up, but does not encode them for nobody.
+        let alone = links.lock().unwrap().is_empty();
+        if updates.is_empty() || alone || agent.inner().partitioned.load(Ordering::Relaxed) {
             continue;
         }
         let entries = updates

@@ -52,9 +52,7 @@ pub async fn replay(
     let mut last_progress = Instant::now();
     for arrival in arrivals {
         let intended = start + arrival.at;
-        tokio::time::sleep_until((intended - crate::load::TIMER_SLACK.min(arrival.at)).into())
-            .await;
-        crate::load::yield_until(intended).await;
+        crate::load::wait_until(intended).await;
         if last_progress.elapsed() > Duration::from_millis(250) {
             progress(arrival.at.as_secs_f64() / total.as_secs_f64().max(1e-9));
             last_progress = Instant::now();

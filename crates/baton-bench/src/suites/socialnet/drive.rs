@@ -128,9 +128,7 @@ pub async fn open_loop(
         if next >= start + duration {
             break;
         }
-        let wake = next.checked_sub(crate::load::TIMER_SLACK).unwrap_or(next);
-        tokio::time::sleep_until(wake.into()).await;
-        crate::load::yield_until(next).await;
+        crate::load::wait_until(next).await;
         if in_flight.load(std::sync::atomic::Ordering::Relaxed) >= MAX_IN_FLIGHT {
             shared.lock().unwrap().dropped += 1;
             continue;

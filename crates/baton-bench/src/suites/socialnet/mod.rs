@@ -332,9 +332,18 @@ async fn at_rates(
     for &rate in rates {
         eprintln!("{what} at {rate} a second for {}s", config.seconds);
         let duration = Duration::from_secs(config.seconds);
+        let cpu = target.cpu_seconds();
         let m =
             drive::open_loop(&target.http, &target.url, rate, duration, users, pick, seed).await;
-        runs.push(measured_json(rate, &m));
+        // Under load, not alone at the profile's rate: what a request costs when the node
+        // is busy (wakeups and commits shared) says whether a rate fits the cores.
+        let cpu = target.cpu_seconds() - cpu;
+        let mut run = measured_json(rate, &m);
+        let requests =
+            run["all"]["requests"].as_u64().unwrap_or(0) + run["errors"].as_u64().unwrap_or(0);
+        run["cpu_ms_per_request"] = json!(cpu * 1000.0 / requests.max(1) as f64);
+        run["cpu_cores"] = json!(cpu / m.elapsed.as_secs_f64());
+        runs.push(run);
     }
     runs
 }
@@ -475,6 +484,13 @@ pub fn text(report: &Value) -> String {
                     }
                 );
             }
+            let _ = writeln!(
+                out,
+                "  {:>8} node CPU {:.2} ms a request ({:.2} cores)",
+                "",
+                run["cpu_ms_per_request"].as_f64().unwrap_or(0.0),
+                run["cpu_cores"].as_f64().unwrap_or(0.0)
+            );
             if let Some(samples) = run["error_samples"].as_array().filter(|s| !s.is_empty()) {
                 let _ = writeln!(out, "    first errors: {samples:?}");
             }
