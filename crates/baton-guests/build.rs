@@ -31,7 +31,10 @@ fn main() {
     for workspace in WORKSPACES {
         let manifest = root.join(workspace).join("Cargo.toml");
         let mut command = Command::new(&cargo);
+        // From the workspace's own directory, so its `.cargo/config.toml` (the social
+        // network's initial memory) applies as it does to a build run there by hand.
         command
+            .current_dir(root.join(workspace))
             .args([
                 "build",
                 "--release",

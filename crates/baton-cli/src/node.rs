@@ -310,7 +310,7 @@ fn cluster_metrics(cluster: Arc<baton_control::cluster::Cluster>) -> baton_gatew
     Arc::new(move |out: &mut String| cluster.render_metrics(out))
 }
 
-/// Renders the state agent's metrics, refreshing the gauges that need a walk of the objects.
+/// Renders the state agent's metrics (every gauge is kept current; a scrape walks nothing).
 pub(crate) fn state_metrics(metrics: baton_state::StateMetrics) -> baton_gateway::MetricsSource {
     Arc::new(move |out: &mut String| metrics.encode(out))
 }

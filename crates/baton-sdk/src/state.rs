@@ -20,7 +20,8 @@ mod bindings {
 }
 
 pub use bindings::baton::platform::state::{
-    Error, MapEntry, Op, Page, Query, Reading, VectorSlice, apply, delete, read, read_page,
+    Change, Error, MapEntry, Op, Page, Query, Reading, VectorSlice, apply, apply_all, delete, read,
+    read_page,
 };
 
 /// Reads `object`, picking the expected kind of reading; an absent object reads as `absent`.
@@ -216,5 +217,57 @@ impl RegisterMap {
     /// Deletes the whole map; true when it existed.
     pub fn delete(&self) -> Result<bool, Error> {
         delete(&self.0)
+    }
+}
+
+/// Changes to several objects applied in one call (`apply-all`), in order: a post fanned out
+/// to a thousand timelines is one call to the host and one pass to the node's log, not a
+/// thousand.
+///
+/// ```text
+/// let mut batch = baton_sdk::state::Batch::default();
+/// for follower in followers {
+///     batch.map_set(&RegisterMap::new(format!("home/{follower}")), &key, &time);
+/// }
+/// for result in batch.apply() { result?; }
+/// ```
+#[derive(Default)]
+pub struct Batch(Vec<Change>);
+
+impl Batch {
+    /// Adds `op` on the object named `object`.
+    pub fn push(&mut self, object: impl Into<String>, op: Op) -> &mut Self {
+        self.0.push(Change {
+            object: object.into(),
+            op,
+        });
+        self
+    }
+
+    /// Adds setting `key` to `value` in the register map `map`.
+    pub fn map_set(&mut self, map: &RegisterMap, key: &str, value: &str) -> &mut Self {
+        self.push(
+            map.0.clone(),
+            Op::MapSet((key.to_string(), value.to_string())),
+        )
+    }
+
+    /// Changes added so far.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Applies every change in order; each one's result (the object's new version), in the
+    /// same order. A change refused does not stop the others.
+    pub fn apply(self) -> Vec<Result<u64, Error>> {
+        if self.0.is_empty() {
+            return Vec::new();
+        }
+        apply_all(&self.0)
     }
 }

@@ -19,6 +19,9 @@ mod bindings {
 
 use bindings::baton::platform::state as wit;
 
+/// Most changes in one `apply-all` (the WIT documents it).
+const MAX_BATCH: usize = 10_000;
+
 /// What one instance's calls need: the agent (absent when the node runs none) and the
 /// namespace its objects live in.
 pub struct GuestState {
@@ -155,6 +158,47 @@ impl wit::Host for GuestState {
         Ok(agent.apply(&key, op(change), durability).await?)
     }
 
+    async fn apply_all(&mut self, changes: Vec<wit::Change>) -> Vec<Result<u64, wit::Error>> {
+        if changes.len() > MAX_BATCH {
+            let error = wit::Error::TooLarge(format!(
+                "a batch of {} changes exceeds {MAX_BATCH}",
+                changes.len()
+            ));
+            return vec![Err(error); changes.len()];
+        }
+        let agent = match self.agent.clone() {
+            Some(agent) => agent,
+            None => {
+                let error = StateError::Unavailable("this node runs no state agent".into());
+                return vec![Err(error.into()); changes.len()];
+            }
+        };
+        // Changes with a bad object name fail alone; the rest go in one batch, in order.
+        let mut results: Vec<Option<Result<u64, wit::Error>>> = Vec::with_capacity(changes.len());
+        let mut ops = Vec::with_capacity(changes.len());
+        for change in changes {
+            match ObjectKey::new(&self.namespace, &change.object) {
+                Ok(key) => {
+                    ops.push((key, op(change.op)));
+                    results.push(None);
+                }
+                Err(error) => results.push(Some(Err(error.into()))),
+            }
+        }
+        let durability = agent.default_durability();
+        let mut applied = agent.apply_all(ops, durability).await.into_iter();
+        results
+            .into_iter()
+            .map(|result| match result {
+                Some(refused) => refused,
+                None => applied
+                    .next()
+                    .expect("one result per operation")
+                    .map_err(Into::into),
+            })
+            .collect()
+    }
+
     async fn read(&mut self, object: String, q: wit::Query) -> Result<wit::Reading, wit::Error> {
         let (agent, key) = self.agent(&object)?;
         Ok(reading(agent.read(&key, &query(q))?.value))
@@ -194,5 +238,69 @@ impl wit::Host for GuestState {
         let (agent, key) = self.agent(&object)?;
         let durability = agent.default_durability();
         Ok(agent.delete(&key, durability).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Durability, Limits, Query, StateMetrics, Value};
+    use wit::Host as _;
+
+    fn set(object: &str, key: &str) -> wit::Change {
+        wit::Change {
+            object: object.into(),
+            op: wit::Op::MapSet((key.into(), "1".into())),
+        }
+    }
+
+    /// A batch applies in order; a change with a bad name or of the wrong type fails alone,
+    /// in its place; one over the limit is refused whole.
+    #[tokio::test]
+    async fn a_batch_applies_each_change_in_order_and_refuses_only_the_bad_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = Agent::open(
+            &dir.path().join("state.redb"),
+            Limits::default(),
+            Durability::Async,
+            StateMetrics::default(),
+        )
+        .unwrap();
+        let mut guest = GuestState::new(Some(agent.clone()), "app".into());
+        guest.apply("c".into(), wit::Op::CounterAdd(1)).await.unwrap();
+        let results = guest
+            .apply_all(vec![
+                set("home/a", "k1"),
+                set("", "k1"),
+                set("c", "k1"),
+                set("home/a", "k2"),
+                set("home/b", "k1"),
+            ])
+            .await;
+        assert!(matches!(results[0], Ok(1)));
+        assert!(matches!(results[1], Err(wit::Error::Invalid(_))));
+        assert!(matches!(results[2], Err(wit::Error::TypeMismatch(_))));
+        assert!(matches!(results[3], Ok(2)), "the second change to one map");
+        assert!(matches!(results[4], Ok(1)));
+        let keys = |name: &str| {
+            let key = ObjectKey::new("app", name).unwrap();
+            agent.read(&key, &Query::MapKeys).unwrap().value
+        };
+        assert_eq!(
+            keys("home/a"),
+            Value::Strings(vec!["k1".into(), "k2".into()])
+        );
+        assert_eq!(keys("home/b"), Value::Strings(vec!["k1".into()]));
+
+        let too_many = vec![set("home/c", "k"); MAX_BATCH + 1];
+        let results = guest.apply_all(too_many).await;
+        assert_eq!(results.len(), MAX_BATCH + 1);
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(wit::Error::TooLarge(_))))
+        );
+        let missing = ObjectKey::new("app", "home/c").unwrap();
+        assert!(agent.read(&missing, &Query::MapKeys).is_err());
     }
 }

@@ -6,7 +6,7 @@
 use crate::call::{call_passing, raw_field, read as read_reply};
 use crate::reply::{Input, Outcome, Style, TextOutcome, missing};
 use crate::store::{self, MAX_NAME};
-use baton_sdk::state::RegisterMap;
+use baton_sdk::state::{Batch, RegisterMap};
 use serde_json::{Value, json};
 use socialnet_logic::timeline;
 use socialnet_logic::{classic, fields};
@@ -69,10 +69,13 @@ pub fn write_home(input: &Input) -> Outcome {
     readers.extend(mentioned);
     readers.sort();
     readers.dedup();
+    // One call for every reader: the fan-out is one pass to the node's log.
+    let mut batch = Batch::default();
     for reader in &readers {
-        store::home_timeline(reader)
-            .set(&key, &at)
-            .map_err(|e| fail(store::describe(e)))?;
+        batch.map_set(&store::home_timeline(reader), &key, &at);
+    }
+    for result in batch.apply() {
+        result.map_err(|e| fail(store::describe(e)))?;
     }
     Ok(
         json!({"status": "success", "req_id": input["req_id"], "post_id": post_id,
