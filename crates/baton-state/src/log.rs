@@ -553,11 +553,14 @@ mod tests {
         }
     }
 
-    fn one_step_at_a_time() -> Cadence {
-        Cadence {
+    /// A log at `path` whose snapshots write one object a step.
+    fn one_step_at_a_time(path: &Path) -> (Log, Writer) {
+        let (log, _, writer) = Log::open(path, 16).unwrap();
+        let cadence = Cadence {
             step_objects: 1,
             ..Cadence::default()
-        }
+        };
+        (log, writer.with_cadence(cadence))
     }
 
     /// A node that stops after some of a snapshot's steps (its rows made durable by a later
@@ -566,8 +569,7 @@ mod tests {
     fn a_snapshot_cut_short_loses_and_doubles_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.redb");
-        let (log, _, writer) = Log::open(&path, 16).unwrap();
-        let mut writer = writer.with_cadence(one_step_at_a_time());
+        let (log, mut writer) = one_step_at_a_time(&path);
         let mut source = log_two_groups(&mut writer, &["a", "b", "c"]);
         let mut c = compaction(&writer, source.changed().unwrap());
         assert_eq!(writer.step(&mut c, &mut source).unwrap(), Some(false));
@@ -592,8 +594,7 @@ mod tests {
     fn a_finished_snapshot_cuts_only_the_groups_before_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.redb");
-        let (log, _, writer) = Log::open(&path, 16).unwrap();
-        let mut writer = writer.with_cadence(one_step_at_a_time());
+        let (log, mut writer) = one_step_at_a_time(&path);
         let mut source = log_two_groups(&mut writer, &["a", "b"]);
         let mut c = compaction(&writer, source.changed().unwrap());
         assert_eq!(writer.step(&mut c, &mut source).unwrap(), Some(false));
