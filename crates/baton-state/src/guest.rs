@@ -267,7 +267,10 @@ mod tests {
         )
         .unwrap();
         let mut guest = GuestState::new(Some(agent.clone()), "app".into());
-        guest.apply("c".into(), wit::Op::CounterAdd(1)).await.unwrap();
+        guest
+            .apply("c".into(), wit::Op::CounterAdd(1))
+            .await
+            .unwrap();
         let results = guest
             .apply_all(vec![
                 set("home/a", "k1"),

@@ -392,70 +392,49 @@ impl Object {
             (Object::Counter(c), Query::Value) => {
                 Value::Int(c.value().clamp(i64::MIN as i128, i64::MAX as i128) as i64)
             }
-            (Object::Register(r), Query::Value) => {
-                Value::Strings(r.values().into_iter().cloned().collect())
-            }
+            (Object::Register(r), Query::Value) => register_value(r),
             (Object::LwwRegister(r), Query::Value) => {
                 Value::Strings(r.get().into_iter().cloned().collect())
             }
-            (Object::Flag(f), Query::Value) => Value::Bool(f.value()),
-            (Object::Set(s), Query::Value) => Value::Strings(s.members().cloned().collect()),
+            (Object::Flag(f), Query::Value) => flag_value(f),
+            (Object::Set(s), Query::Value) => set_value(s),
             (Object::Set(s), Query::Contains { member }) => Value::Bool(s.contains(member)),
-            (Object::RegisterMap(m), Query::Value) => map_value(m, |r| {
-                Value::Strings(r.values().into_iter().cloned().collect())
-            }),
-            (Object::SetMap(m), Query::Value) => {
-                map_value(m, |s| Value::Strings(s.members().cloned().collect()))
-            }
-            (Object::FlagMap(m), Query::Value) => map_value(m, |f| Value::Bool(f.value())),
+            (Object::RegisterMap(m), Query::Value) => map_value(m, register_value),
+            (Object::SetMap(m), Query::Value) => map_value(m, set_value),
+            (Object::FlagMap(m), Query::Value) => map_value(m, flag_value),
             (Object::RegisterMap(m), Query::MapGet { key }) => {
-                m.get(key).map_or(Value::Absent, |r| {
-                    Value::Strings(r.values().into_iter().cloned().collect())
-                })
+                m.get(key).map_or(Value::Absent, |r| register_value(&r))
             }
-            (Object::SetMap(m), Query::MapGet { key }) => m.get(key).map_or(Value::Absent, |s| {
-                Value::Strings(s.members().cloned().collect())
-            }),
+            (Object::SetMap(m), Query::MapGet { key }) => {
+                m.get(key).map_or(Value::Absent, |s| set_value(&s))
+            }
             (Object::FlagMap(m), Query::MapGet { key }) => {
-                m.get(key).map_or(Value::Absent, |f| Value::Bool(f.value()))
+                m.get(key).map_or(Value::Absent, |f| flag_value(&f))
             }
             (
                 Object::RegisterMap(m),
-                &Query::MapPage {
+                Query::MapPage {
                     start,
                     stop,
                     reverse,
                 },
-            ) => {
-                let (start, stop) = page_bounds(start, stop)?;
-                page_value(m.page(start, stop, reverse), |r| {
-                    Value::Strings(r.values().into_iter().cloned().collect())
-                })
-            }
+            ) => map_page(m, *start, *stop, *reverse, register_value)?,
             (
                 Object::SetMap(m),
-                &Query::MapPage {
+                Query::MapPage {
                     start,
                     stop,
                     reverse,
                 },
-            ) => {
-                let (start, stop) = page_bounds(start, stop)?;
-                page_value(m.page(start, stop, reverse), |s| {
-                    Value::Strings(s.members().cloned().collect())
-                })
-            }
+            ) => map_page(m, *start, *stop, *reverse, set_value)?,
             (
                 Object::FlagMap(m),
-                &Query::MapPage {
+                Query::MapPage {
                     start,
                     stop,
                     reverse,
                 },
-            ) => {
-                let (start, stop) = page_bounds(start, stop)?;
-                page_value(m.page(start, stop, reverse), |f| Value::Bool(f.value()))
-            }
+            ) => map_page(m, *start, *stop, *reverse, flag_value)?,
             (Object::RegisterMap(m), Query::MapKeys) => Value::Strings(m.keys().cloned().collect()),
             (Object::SetMap(m), Query::MapKeys) => Value::Strings(m.keys().cloned().collect()),
             (Object::FlagMap(m), Query::MapKeys) => Value::Strings(m.keys().cloned().collect()),
@@ -503,12 +482,36 @@ fn page_bounds(start: u64, stop: u64) -> Result<(usize, usize), StateError> {
     Ok((index(start), index(stop)))
 }
 
-fn page_value<V>(page: Vec<(&String, V)>, each: impl Fn(&V) -> Value) -> Value {
-    Value::Map(
-        page.into_iter()
+/// Entries `start..stop` of `map` in key order (from the greatest key when `reverse`).
+fn map_page<V: baton_crdt::CausalValue>(
+    map: &OrMap<String, V>,
+    start: u64,
+    stop: u64,
+    reverse: bool,
+    each: fn(&V) -> Value,
+) -> Result<Value, StateError> {
+    let (start, stop) = page_bounds(start, stop)?;
+    Ok(Value::Map(
+        map.page(start, stop, reverse)
+            .into_iter()
             .map(|(k, v)| (k.clone(), each(&v)))
             .collect(),
-    )
+    ))
+}
+
+/// A register as read: its values (several when written concurrently).
+fn register_value(register: &MvRegister<String>) -> Value {
+    Value::Strings(register.values().into_iter().cloned().collect())
+}
+
+/// A set as read: its members.
+fn set_value(set: &AwSet<String>) -> Value {
+    Value::Strings(set.members().cloned().collect())
+}
+
+/// A flag as read.
+fn flag_value(flag: &EwFlag) -> Value {
+    Value::Bool(flag.value())
 }
 
 fn map_value<V: baton_crdt::CausalValue>(

@@ -104,9 +104,9 @@ fn read(input: &Input, map: fn(&str) -> RegisterMap, status: &str) -> TextOutcom
     let Some(posts) = raw_field(&reply.body, "posts") else {
         return Err(fail_with(status, read_reply(function, Ok(reply))));
     };
-    let post_ids = serde_json::to_string(&post_ids).unwrap_or_default();
     Ok(format!(
         r#"{{"status":"success","post_ids":{post_ids},"posts":{posts}}}"#,
+        post_ids = json!(post_ids),
         posts = posts.get()
     ))
 }
