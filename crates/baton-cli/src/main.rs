@@ -20,6 +20,13 @@ mod token;
 
 use clap::Parser;
 
+/// mimalloc rather than glibc's malloc: a request allocates and frees hundreds of small
+/// buffers on whichever worker thread polls it (headers, bodies, JSON, wasmtime's per-instance
+/// tables), and glibc's arenas spent 15 % of a loaded node's CPU in malloc and free
+/// (BENCHMARKS.md, "CPU per request").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// This binary, as the launcher of function processes: the kernel's name for the running
 /// executable, which holds even while a rebuild replaces the file.
 const LAUNCHER: &str = "/proc/self/exe";
@@ -32,6 +39,7 @@ fn main() -> std::process::ExitCode {
     {
         baton_runtime::process::launch_main(args);
     }
+    no_error_backtraces();
     let argv = match role_config::with_file(std::env::args_os().collect()) {
         Ok(argv) => argv,
         Err(error) => {
@@ -56,5 +64,17 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Errors carry no backtrace unless `RUST_LIB_BACKTRACE` asks for one. With `RUST_BACKTRACE=1`
+/// in a shell's environment (for panics), every `anyhow` error a request meets — wasmtime's
+/// among them, one per refused instance when the pool is full — would walk the stack, at a
+/// cost that made an overloaded node slower still; Baton prints errors with `Display`, so
+/// nobody would see those backtraces. Panics still print theirs.
+fn no_error_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: called first thing in `main`, before the runtime or any other thread exists.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
 }

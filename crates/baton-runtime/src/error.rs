@@ -24,6 +24,10 @@ pub enum InvokeError {
     /// The sandbox crashed, could not start, or answered something that is not HTTP.
     #[error("{0}")]
     SandboxFailed(String),
+    /// The node already runs as many wasm instances as its pool holds (`wasm.pool_instances`):
+    /// nothing ran, and the same request may succeed a moment later.
+    #[error("the node is running its most wasm instances at once ({0}); retry later")]
+    InstanceLimit(String),
 }
 
 impl InvokeError {
@@ -33,6 +37,7 @@ impl InvokeError {
             InvokeError::Timeout(_) => ErrorKind::Timeout,
             InvokeError::Trap(_) | InvokeError::ExitStatus { .. } => ErrorKind::FunctionFailed,
             InvokeError::OutputTooLarge(_) | InvokeError::SandboxFailed(_) => ErrorKind::BadGateway,
+            InvokeError::InstanceLimit(_) => ErrorKind::Overloaded,
         }
     }
 }

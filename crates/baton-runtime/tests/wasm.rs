@@ -13,11 +13,15 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_with_pool(50)
+}
+
+fn fixture_with_pool(pool_instances: u32) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let artifacts = ArtifactStore::open(dir.path().join("artifacts")).unwrap();
     let cache = CompileCache::open(dir.path().join("cache")).unwrap();
     let config = WasmConfig {
-        pool_instances: 50,
+        pool_instances,
         ..WasmConfig::default()
     };
     let runtime = WasmRuntime::new(&config, artifacts.clone(), cache, None).unwrap();
@@ -122,6 +126,51 @@ async fn a_spinning_guest_is_stopped_at_its_timeout() {
     let error = sandbox.invoke(get("/spin")).await.unwrap_err();
     assert!(matches!(error, InvokeError::Timeout(_)), "{error:?}");
     assert_eq!(sandbox.invoke(get("/ok")).await.unwrap().status(), 200);
+}
+
+/// Calls `/ok` until `done` accepts the outcome; panics after a minute.
+async fn until(
+    sandbox: &Arc<dyn Sandbox>,
+    done: impl Fn(&Result<http::Response<Bytes>, InvokeError>) -> bool,
+) -> Result<http::Response<Bytes>, InvokeError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let outcome = sandbox.invoke(get("/ok")).await;
+        if done(&outcome) {
+            return outcome;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {outcome:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_full_instance_pool_refuses_with_overloaded_and_serves_once_an_instance_ends() {
+    let f = fixture_with_pool(1);
+    let (sandbox, _) = sandbox(&f, baton_guests::MISBEHAVE, Limits::default()).await;
+    // One guest holds the pool's only instance until it is dropped (it tries again when a
+    // call of `/ok` below had the instance first).
+    let holder = tokio::spawn({
+        let sandbox = sandbox.clone();
+        async move {
+            loop {
+                match sandbox.invoke(get("/sleep?ms=120000")).await {
+                    Err(InvokeError::InstanceLimit(_)) => tokio::task::yield_now().await,
+                    other => return other,
+                }
+            }
+        }
+    });
+    let refused = until(&sandbox, |o| o.is_err()).await.unwrap_err();
+    assert!(
+        matches!(refused, InvokeError::InstanceLimit(_)),
+        "{refused:?}"
+    );
+    assert_eq!(refused.kind(), baton_api::ErrorKind::Overloaded, "a 429");
+    assert!(refused.to_string().contains("retry"), "{refused}");
+    holder.abort();
+    let served = until(&sandbox, |o| o.is_ok()).await.unwrap();
+    assert_eq!(served.body(), "ok\n");
 }
 
 #[tokio::test]

@@ -330,6 +330,10 @@ impl WasmFunction {
                 "function returned without sending a response".into(),
             )),
             (Err(None), Err(error)) => {
+                // Before any conversion to `anyhow`, which may walk the stack for a backtrace.
+                if let Some(limit) = error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+                    return Err(InvokeError::InstanceLimit(limit.to_string()));
+                }
                 let message = trap_message(&anyhow::Error::from(error));
                 if Instant::now() >= deadline && message.contains("interrupt") {
                     Err(InvokeError::Timeout(self.timeout))
