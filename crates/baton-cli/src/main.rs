@@ -22,8 +22,9 @@ use clap::Parser;
 
 /// mimalloc rather than glibc's malloc: a request allocates and frees hundreds of small
 /// buffers on whichever worker thread polls it (headers, bodies, JSON, wasmtime's per-instance
-/// tables), and glibc's arenas spent 15 % of a loaded node's CPU in malloc and free
-/// (BENCHMARKS.md, "CPU per request").
+/// tables); glibc's malloc was 13 % of a loaded node's samples, with contention on its arena
+/// locks, mimalloc 10 % (BENCHMARKS.md, "CPU per request: the allocator, backtraces, a full
+/// pool": a few per cent of CPU, under the machine's noise).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
