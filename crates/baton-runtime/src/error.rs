@@ -24,9 +24,9 @@ pub enum InvokeError {
     /// The sandbox crashed, could not start, or answered something that is not HTTP.
     #[error("{0}")]
     SandboxFailed(String),
-    /// The node already runs as many wasm instances as its pool holds (`wasm.pool_instances`):
-    /// nothing ran, and the same request may succeed a moment later.
-    #[error("the node is running its most wasm instances at once ({0}); retry later")]
+    /// No wasm instance is free for this call (`wasm.pool_instances`; requests from outside
+    /// may take half of them): nothing ran, and the same request may succeed a moment later.
+    #[error("no wasm instance is free for this call ({0}); retry later")]
     InstanceLimit(String),
 }
 

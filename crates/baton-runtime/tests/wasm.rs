@@ -128,14 +128,22 @@ async fn a_spinning_guest_is_stopped_at_its_timeout() {
     assert_eq!(sandbox.invoke(get("/ok")).await.unwrap().status(), 200);
 }
 
-/// Calls `/ok` until `done` accepts the outcome; panics after a minute.
+/// Calls `/ok` (as a function's nested call when `nested`) until `done` accepts the outcome;
+/// panics after a minute.
 async fn until(
     sandbox: &Arc<dyn Sandbox>,
+    nested: bool,
     done: impl Fn(&Result<http::Response<Bytes>, InvokeError>) -> bool,
 ) -> Result<http::Response<Bytes>, InvokeError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let outcome = sandbox.invoke(get("/ok")).await;
+        let mut request = get("/ok");
+        if nested {
+            request
+                .headers_mut()
+                .insert(baton_api::outbound::CALL_DEPTH_HEADER, 1.into());
+        }
+        let outcome = sandbox.invoke(request).await;
         if done(&outcome) {
             return outcome;
         }
@@ -145,10 +153,10 @@ async fn until(
 }
 
 #[tokio::test]
-async fn a_full_instance_pool_refuses_with_overloaded_and_serves_once_an_instance_ends() {
-    let f = fixture_with_pool(1);
+async fn outside_requests_take_half_the_instances_and_nested_calls_the_rest() {
+    let f = fixture_with_pool(2);
     let (sandbox, _) = sandbox(&f, baton_guests::MISBEHAVE, Limits::default()).await;
-    // One guest holds the pool's only instance until it is dropped (it tries again when a
+    // One request from outside holds an instance until it is dropped (it tries again when a
     // call of `/ok` below had the instance first).
     let holder = tokio::spawn({
         let sandbox = sandbox.clone();
@@ -161,15 +169,18 @@ async fn a_full_instance_pool_refuses_with_overloaded_and_serves_once_an_instanc
             }
         }
     });
-    let refused = until(&sandbox, |o| o.is_err()).await.unwrap_err();
+    let refused = until(&sandbox, false, |o| o.is_err()).await.unwrap_err();
     assert!(
         matches!(refused, InvokeError::InstanceLimit(_)),
         "{refused:?}"
     );
     assert_eq!(refused.kind(), baton_api::ErrorKind::Overloaded, "a 429");
     assert!(refused.to_string().contains("retry"), "{refused}");
+    // A function's call takes the half kept for such calls.
+    let nested = until(&sandbox, true, |_| true).await.unwrap();
+    assert_eq!(nested.body(), "ok\n");
     holder.abort();
-    let served = until(&sandbox, |o| o.is_ok()).await.unwrap();
+    let served = until(&sandbox, false, |o| o.is_ok()).await.unwrap();
     assert_eq!(served.body(), "ok\n");
 }
 

@@ -702,6 +702,13 @@ impl Source for Snapshots {
             inner.metrics.snapshots.inc();
         }
     }
+
+    fn unwritten(&mut self, keys: &[ObjectKey]) {
+        if let Some(inner) = self.0.upgrade() {
+            let mut objects = inner.objects.lock().unwrap();
+            objects.unsnapshotted.extend(keys.iter().cloned());
+        }
+    }
 }
 
 fn start_writer(writer: Writer, agent: Weak<Inner>) {
@@ -828,6 +835,54 @@ mod tests {
         assert_eq!(
             agent.read(&gone, &Query::Value).unwrap().value,
             Value::Bool(true)
+        );
+    }
+
+    /// A snapshot that fails part-way hands its unwritten objects back: the next snapshot
+    /// takes them with whatever changed since, and the written ones only if they changed.
+    #[tokio::test]
+    async fn a_failed_snapshot_leaves_its_unwritten_objects_to_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        // Thresholds out of reach: the writer never takes the changed objects itself.
+        let cadence = Cadence {
+            snapshot_every: u64::MAX,
+            snapshot_interval: Duration::from_secs(24 * 3600),
+            ..Cadence::default()
+        };
+        let agent = Agent::open_with(
+            &dir.path().join("state.redb"),
+            Limits::default(),
+            Durability::Durable,
+            StateMetrics::default(),
+            cadence,
+        )
+        .unwrap();
+        let key = |name: &str| ObjectKey::new("app", name).unwrap();
+        for name in ["a", "b", "c"] {
+            let op = Op::CounterAdd { amount: 1 };
+            agent
+                .apply(&key(name), op, Durability::Durable)
+                .await
+                .unwrap();
+        }
+        let mut source = Snapshots(Arc::downgrade(&agent.inner));
+        let sorted = |mut keys: Vec<ObjectKey>| {
+            keys.sort();
+            keys
+        };
+        let taken = sorted(source.changed().unwrap());
+        assert_eq!(taken, vec![key("a"), key("b"), key("c")]);
+        assert_eq!(source.changed().unwrap(), vec![], "taken means forgotten");
+        // "a" was written before the failure; "b" and "c" were not. "d" changes meanwhile.
+        source.unwritten(&taken[1..]);
+        let op = Op::CounterAdd { amount: 1 };
+        agent
+            .apply(&key("d"), op, Durability::Durable)
+            .await
+            .unwrap();
+        assert_eq!(
+            sorted(source.changed().unwrap()),
+            vec![key("b"), key("c"), key("d")]
         );
     }
 

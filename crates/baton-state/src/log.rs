@@ -79,6 +79,9 @@ pub(crate) trait Source: Send {
     fn rows(&mut self, keys: &[ObjectKey]) -> Option<Vec<(Vec<u8>, Vec<u8>)>>;
     /// A snapshot of `objects` objects is complete and the log cut before it.
     fn written(&mut self, objects: usize);
+    /// A snapshot failed before writing `keys`: they are changed still, for the next one
+    /// (what peers sent for them reaches disk only through a snapshot).
+    fn unwritten(&mut self, keys: &[ObjectKey]);
 }
 
 /// What the writer acknowledges: the commit's error, if it failed.
@@ -312,6 +315,7 @@ impl Writer {
                 Ok(None) => break,
                 Err(error) => {
                     tracing::error!(%error, "state snapshot failed; the log keeps growing");
+                    source.unwritten(&c.keys[c.written..]);
                     compaction = None;
                 }
             }
@@ -520,6 +524,7 @@ mod tests {
             )
         }
         fn written(&mut self, _: usize) {}
+        fn unwritten(&mut self, _: &[ObjectKey]) {}
     }
 
     /// Logs 2 increments to each of `names` as two groups; returns the source holding them.

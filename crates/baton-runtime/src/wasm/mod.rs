@@ -5,6 +5,7 @@
 //! share nothing and instantiation costs microseconds. Guests are stopped at their deadline by
 //! epoch interruption; memory is bounded per store.
 
+mod admission;
 mod blobstore;
 mod cache;
 mod config;
@@ -82,6 +83,8 @@ struct Compiler {
     /// Maps an image of the initial memory copy-on-write (absent when the policy copies all).
     mapping: Option<Linked>,
     copy_on_write: CopyOnWrite,
+    /// Who may take the next instance (outside requests half the pool, nested calls all).
+    admission: Arc<admission::Admission>,
     cache: CompileCache,
     state: Option<baton_state::Agent>,
     objects: Option<baton_cache::Objects>,
@@ -137,6 +140,7 @@ impl WasmRuntime {
                 copying,
                 mapping,
                 copy_on_write: config.copy_on_write,
+                admission: Arc::new(admission::Admission::new(config.pool_instances)),
                 cache,
                 state,
                 objects: None,
@@ -224,6 +228,7 @@ impl Compiler {
             self.objects.clone(),
             outbound,
             config,
+            self.admission.clone(),
         )))
     }
 }

@@ -1,3 +1,4 @@
+use super::admission::Admission;
 use super::blobstore::BlobstoreView;
 use super::config::{ConfigValues, ConfigView};
 use super::keyvalue::KeyValueView;
@@ -54,6 +55,8 @@ pub struct WasmFunction {
     env: Vec<(String, String)>,
     /// What `wasi:config/store` reads: its environment and its secrets.
     config: ConfigValues,
+    /// The node's instances, shared by every function: who may take the next.
+    admission: Arc<Admission>,
     memory_bytes: usize,
     timeout: Duration,
     max_output: u64,
@@ -176,6 +179,7 @@ impl WasmFunction {
         objects: Option<baton_cache::Objects>,
         outbound: Arc<FunctionOutbound>,
         config: ConfigValues,
+        admission: Arc<Admission>,
     ) -> Self {
         let namespace = state_namespace(spec);
         if let (Some(objects), Some(buckets)) = (&objects, spec.labels.get(WRITE_BACK_LABEL)) {
@@ -192,6 +196,7 @@ impl WasmFunction {
             memory_model,
             outbound,
             config,
+            admission,
             namespace: namespace.into(),
             env: spec
                 .env
@@ -227,6 +232,18 @@ impl WasmFunction {
         let started = Instant::now();
         let deadline = started + self.timeout;
         let depth = baton_api::outbound::call_depth(request.headers());
+        let nested = depth > 0;
+        let Some(_instance) = self.admission.admit(nested) else {
+            let all = self.admission.limit(true);
+            return Err(InvokeError::InstanceLimit(if nested {
+                format!("all {all} in use")
+            } else {
+                format!(
+                    "{} of {all} in use, as many as requests from outside may take; the rest is kept for the calls functions make",
+                    self.admission.limit(false)
+                )
+            }));
+        };
         let mut wasi = WasiCtx::builder();
         wasi.envs(&self.env).stdout(stdout).stderr(stderr.clone());
         let state = HostState {
